@@ -1,0 +1,501 @@
+//! Schemas (Appwrite "databases") and collections: their stored records, the
+//! public views of them, and create / get / list / update / delete.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::DbInner;
+use crate::error::{Error, ResourceKind, Result};
+use crate::id::{check_id, quote};
+use crate::perm::{Action, Permission, RoleSet, Scope, normalize};
+use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
+use crate::timefmt;
+
+/// Longest schema or collection name, in characters.
+pub const MAX_NAME_LEN: usize = 128;
+/// How many keys one purge step deletes in a single atomic batch.
+const PURGE_STEP: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SchemaRecord {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) enabled: bool,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CollectionRecord {
+    /// Internal collection number, never reused: the prefix of the collection's data keys.
+    pub(crate) cid: u32,
+    pub(crate) schema_id: String,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    /// Canonical collection permission strings (see `perm::normalize`).
+    pub(crate) permissions: Vec<String>,
+    pub(crate) document_security: bool,
+    pub(crate) enabled: bool,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
+}
+
+impl CollectionRecord {
+    /// Whether the collection grants `action` to one of `roles`.
+    pub(crate) fn grants(&self, action: Action, roles: &RoleSet) -> bool {
+        self.permissions.iter().any(|p| {
+            p.parse::<Permission>()
+                .is_ok_and(|p| p.action() == action && roles.contains(p.role()))
+        })
+    }
+}
+
+/// A schema, as returned by the schema calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaInfo {
+    /// `$id`
+    #[serde(rename = "$id")]
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether clients may use it.
+    pub enabled: bool,
+    /// `$createdAt`, Appwrite's format.
+    #[serde(rename = "$createdAt")]
+    pub created_at: String,
+    /// `$updatedAt`, Appwrite's format.
+    #[serde(rename = "$updatedAt")]
+    pub updated_at: String,
+}
+
+/// A collection, as returned by the collection calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionInfo {
+    /// `$id`
+    #[serde(rename = "$id")]
+    pub id: String,
+    /// The schema it is in.
+    pub database_id: String,
+    /// Display name.
+    pub name: String,
+    /// Collection-level permissions, `write` expanded.
+    #[serde(rename = "$permissions")]
+    pub permissions: Vec<Permission>,
+    /// Whether document permissions are honoured.
+    pub document_security: bool,
+    /// Whether clients other than root may use it.
+    pub enabled: bool,
+    /// `$createdAt`, Appwrite's format.
+    #[serde(rename = "$createdAt")]
+    pub created_at: String,
+    /// `$updatedAt`, Appwrite's format.
+    #[serde(rename = "$updatedAt")]
+    pub updated_at: String,
+}
+
+/// What a collection should be: used to create one and to update one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionSpec {
+    id: String,
+    name: String,
+    permissions: Vec<Permission>,
+    document_security: bool,
+    enabled: bool,
+}
+
+impl CollectionSpec {
+    /// A collection `id` named `name`, with no permissions, document security off, enabled.
+    #[must_use]
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> CollectionSpec {
+        CollectionSpec {
+            id: id.into(),
+            name: name.into(),
+            permissions: Vec::new(),
+            document_security: false,
+            enabled: true,
+        }
+    }
+
+    /// Collection-level permissions (read, create, update, delete, write). Default none:
+    /// only root sees or changes anything.
+    #[must_use]
+    pub fn permissions(
+        mut self,
+        permissions: impl IntoIterator<Item = Permission>,
+    ) -> CollectionSpec {
+        self.permissions = permissions.into_iter().collect();
+        self
+    }
+
+    /// Whether each document's own permissions also grant access. Default `false`.
+    #[must_use]
+    pub fn document_security(mut self, on: bool) -> CollectionSpec {
+        self.document_security = on;
+        self
+    }
+
+    /// Whether clients other than root may use the collection. Default `true`.
+    #[must_use]
+    pub fn enabled(mut self, on: bool) -> CollectionSpec {
+        self.enabled = on;
+        self
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(Error::InvalidId(format!(
+            "{what} name {}: must be 1 to {MAX_NAME_LEN} characters",
+            quote(name)
+        )));
+    }
+    Ok(())
+}
+
+fn schema_info(r: &SchemaRecord) -> Result<SchemaInfo> {
+    Ok(SchemaInfo {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        enabled: r.enabled,
+        created_at: timefmt::format(
+            timefmt::from_millis(r.created_ms).map_err(|e| Error::corrupt("schema", e))?,
+        ),
+        updated_at: timefmt::format(
+            timefmt::from_millis(r.updated_ms).map_err(|e| Error::corrupt("schema", e))?,
+        ),
+    })
+}
+
+pub(crate) fn collection_info(r: &CollectionRecord) -> Result<CollectionInfo> {
+    let where_ = || format!("collection {}/{}", r.schema_id, r.id);
+    let ts = |ms| {
+        timefmt::from_millis(ms)
+            .map(timefmt::format)
+            .map_err(|e| Error::corrupt(where_(), e))
+    };
+    Ok(CollectionInfo {
+        id: r.id.clone(),
+        database_id: r.schema_id.clone(),
+        name: r.name.clone(),
+        permissions: r
+            .permissions
+            .iter()
+            .map(|p| p.parse().map_err(|e| Error::corrupt(where_(), e)))
+            .collect::<Result<_>>()?,
+        document_security: r.document_security,
+        enabled: r.enabled,
+        created_at: ts(r.created_ms)?,
+        updated_at: ts(r.updated_ms)?,
+    })
+}
+
+pub(crate) fn load_schema(store: &Store, id: &str) -> Result<Option<SchemaRecord>> {
+    match store.get(Tree::Meta, &keys::schema(id))? {
+        Some(b) => Ok(Some(codec::decode(&b, || {
+            format!("schema record {}", quote(id))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+fn require_schema(store: &Store, id: &str) -> Result<SchemaRecord> {
+    load_schema(store, id)?.ok_or_else(|| Error::not_found(ResourceKind::Schema, id))
+}
+
+pub(crate) fn load_collection(
+    store: &Store,
+    schema_id: &str,
+    id: &str,
+) -> Result<Option<CollectionRecord>> {
+    match store.get(Tree::Meta, &keys::collection(schema_id, id))? {
+        Some(b) => Ok(Some(codec::decode(&b, || {
+            format!("collection record {}/{}", quote(schema_id), quote(id))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// The collection, or `NotFound` for a missing schema or collection.
+pub(crate) fn require_collection(
+    store: &Store,
+    schema_id: &str,
+    id: &str,
+) -> Result<CollectionRecord> {
+    require_schema(store, schema_id)?;
+    load_collection(store, schema_id, id)?
+        .ok_or_else(|| Error::not_found(ResourceKind::Collection, id))
+}
+
+pub(crate) fn create_schema(db: &DbInner, id: &str, name: &str) -> Result<SchemaInfo> {
+    check_id("schema id", id)?;
+    check_name("schema", name)?;
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        if load_schema(store, id)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "schema {} already exists",
+                quote(id)
+            )));
+        }
+        let r = SchemaRecord {
+            id: id.into(),
+            name: name.into(),
+            enabled: true,
+            created_ms: now,
+            updated_ms: now,
+        };
+        batch.put(Tree::Meta, keys::schema(id), codec::encode(&r)?);
+        schema_info(&r)
+    })
+}
+
+pub(crate) fn get_schema(db: &DbInner, id: &str) -> Result<SchemaInfo> {
+    schema_info(&require_schema(&db.store, id)?)
+}
+
+pub(crate) fn list_schemas(db: &DbInner) -> Result<Vec<SchemaInfo>> {
+    let mut out = Vec::new();
+    for entry in db
+        .store
+        .scan_prefix(Tree::Meta, keys::SCHEMA_PREFIX, Direction::Forward)
+    {
+        let (k, v) = entry?;
+        let r: SchemaRecord = codec::decode(&v, || format!("schema record at {:02x?}", &*k))?;
+        out.push(schema_info(&r)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn update_schema(
+    db: &DbInner,
+    id: &str,
+    name: &str,
+    enabled: bool,
+) -> Result<SchemaInfo> {
+    check_name("schema", name)?;
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        let mut r = require_schema(store, id)?;
+        r.name = name.into();
+        r.enabled = enabled;
+        r.updated_ms = now;
+        batch.put(Tree::Meta, keys::schema(id), codec::encode(&r)?);
+        schema_info(&r)
+    })
+}
+
+/// Deletes a schema and every collection in it (their documents and indexes are purged).
+pub(crate) fn delete_schema(db: &DbInner, id: &str) -> Result<()> {
+    let cids = db.write(|store, batch| {
+        require_schema(store, id)?;
+        batch.remove(Tree::Meta, keys::schema(id));
+        let mut cids = Vec::new();
+        for entry in store.scan_prefix(Tree::Meta, &keys::collection_prefix(id), Direction::Forward)
+        {
+            let (k, v) = entry?;
+            let r: CollectionRecord =
+                codec::decode(&v, || format!("collection record at {:02x?}", &*k))?;
+            unlink_collection(batch, &r);
+            cids.push(r.cid);
+        }
+        Ok(cids)
+    })?;
+    cids.into_iter().try_for_each(|cid| purge(db, cid))
+}
+
+fn next_cid(store: &Store) -> Result<u32> {
+    match store.get(Tree::Meta, keys::NEXT_COLLECTION)? {
+        None => Ok(1),
+        Some(b) => <[u8; 4]>::try_from(&*b)
+            .map(u32::from_le_bytes)
+            .map_err(|_| Error::corrupt("collection counter", "not 4 bytes")),
+    }
+}
+
+pub(crate) fn create_collection(
+    db: &DbInner,
+    schema_id: &str,
+    spec: &CollectionSpec,
+) -> Result<CollectionInfo> {
+    check_id("collection id", &spec.id)?;
+    check_name("collection", &spec.name)?;
+    let permissions = normalize(&spec.permissions, Scope::Collection)?;
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        require_schema(store, schema_id)?;
+        if load_collection(store, schema_id, &spec.id)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "collection {} already exists in schema {}",
+                quote(&spec.id),
+                quote(schema_id)
+            )));
+        }
+        let cid = next_cid(store)?;
+        let next = cid
+            .checked_add(1)
+            .ok_or_else(|| Error::LimitExceeded("collection numbers exhausted".into()))?;
+        batch.put(
+            Tree::Meta,
+            keys::NEXT_COLLECTION.to_vec(),
+            next.to_le_bytes().to_vec(),
+        );
+        let r = CollectionRecord {
+            cid,
+            schema_id: schema_id.into(),
+            id: spec.id.clone(),
+            name: spec.name.clone(),
+            permissions: permissions.iter().map(ToString::to_string).collect(),
+            document_security: spec.document_security,
+            enabled: spec.enabled,
+            created_ms: now,
+            updated_ms: now,
+        };
+        batch.put(
+            Tree::Meta,
+            keys::collection(schema_id, &spec.id),
+            codec::encode(&r)?,
+        );
+        collection_info(&r)
+    })
+}
+
+pub(crate) fn get_collection(db: &DbInner, schema_id: &str, id: &str) -> Result<CollectionInfo> {
+    collection_info(&require_collection(&db.store, schema_id, id)?)
+}
+
+pub(crate) fn list_collections(db: &DbInner, schema_id: &str) -> Result<Vec<CollectionInfo>> {
+    require_schema(&db.store, schema_id)?;
+    let mut out = Vec::new();
+    for entry in db.store.scan_prefix(
+        Tree::Meta,
+        &keys::collection_prefix(schema_id),
+        Direction::Forward,
+    ) {
+        let (k, v) = entry?;
+        let r: CollectionRecord =
+            codec::decode(&v, || format!("collection record at {:02x?}", &*k))?;
+        out.push(collection_info(&r)?);
+    }
+    Ok(out)
+}
+
+/// Replaces name, permissions, document security and enabled; documents are untouched.
+pub(crate) fn update_collection(
+    db: &DbInner,
+    schema_id: &str,
+    spec: &CollectionSpec,
+) -> Result<CollectionInfo> {
+    check_name("collection", &spec.name)?;
+    let permissions = normalize(&spec.permissions, Scope::Collection)?;
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        let mut r = require_collection(store, schema_id, &spec.id)?;
+        r.name = spec.name.clone();
+        r.permissions = permissions.iter().map(ToString::to_string).collect();
+        r.document_security = spec.document_security;
+        r.enabled = spec.enabled;
+        r.updated_ms = now;
+        batch.put(
+            Tree::Meta,
+            keys::collection(schema_id, &spec.id),
+            codec::encode(&r)?,
+        );
+        collection_info(&r)
+    })
+}
+
+pub(crate) fn delete_collection(db: &DbInner, schema_id: &str, id: &str) -> Result<()> {
+    let cid = db.write(|store, batch| {
+        let r = require_collection(store, schema_id, id)?;
+        unlink_collection(batch, &r);
+        Ok(r.cid)
+    })?;
+    purge(db, cid)
+}
+
+/// Makes a collection unreachable at once and marks its data for purging.
+fn unlink_collection(batch: &mut WriteBatch, r: &CollectionRecord) {
+    batch.remove(Tree::Meta, keys::collection(&r.schema_id, &r.id));
+    batch.remove(Tree::Meta, keys::counters(r.cid));
+    batch.put(Tree::Meta, keys::purge(r.cid), Vec::new());
+}
+
+/// Deletes an unlinked collection's documents and indexes in bounded steps, then its purge mark.
+/// Safe to interrupt: the data is unreachable (collection numbers are never reused) and
+/// `resume_purges` finishes the job on the next open.
+fn purge(db: &DbInner, cid: u32) -> Result<()> {
+    loop {
+        let done = db.write(|store, batch| {
+            let mut n = 0;
+            for tree in [Tree::PermIndex, Tree::Docs, Tree::DocIds] {
+                for entry in
+                    store.scan_prefix(tree, &keys::collection_data(cid), Direction::Forward)
+                {
+                    if n >= PURGE_STEP {
+                        return Ok(false);
+                    }
+                    batch.remove(tree, entry?.0.to_vec());
+                    n += 1;
+                }
+            }
+            batch.remove(Tree::Meta, keys::purge(cid));
+            Ok(true)
+        })?;
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Finishes purges interrupted by a crash. Reads only the purge marks, not the data.
+pub(crate) fn resume_purges(db: &DbInner) -> Result<()> {
+    let mut cids = Vec::new();
+    for entry in db
+        .store
+        .scan_prefix(Tree::Meta, keys::PURGE_PREFIX, Direction::Forward)
+    {
+        let (k, _) = entry?;
+        let cid = k
+            .get(1..5)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| Error::corrupt(format!("purge mark {:02x?}", &*k), "bad key length"))?;
+        cids.push(cid);
+    }
+    cids.into_iter().try_for_each(|cid| purge(db, cid))
+}
+
+/// Per-collection counters: the next sequence to assign and the number of live documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) next_seq: u32,
+    pub(crate) live: u64,
+}
+
+impl Counters {
+    pub(crate) fn load(store: &Store, cid: u32) -> Result<Counters> {
+        match store.get(Tree::Meta, &keys::counters(cid))? {
+            None => Ok(Counters {
+                next_seq: 1,
+                live: 0,
+            }),
+            Some(b) => {
+                let bytes: [u8; 12] = (*b).try_into().map_err(|_| {
+                    Error::corrupt(format!("counters of collection {cid}"), "not 12 bytes")
+                })?;
+                let (seq, live) = bytes.split_at(4);
+                Ok(Counters {
+                    next_seq: u32::from_le_bytes(seq.try_into().unwrap_or_default()),
+                    live: u64::from_le_bytes(live.try_into().unwrap_or_default()),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn put(self, batch: &mut WriteBatch, cid: u32) {
+        let mut v = Vec::with_capacity(12);
+        v.extend_from_slice(&self.next_seq.to_le_bytes());
+        v.extend_from_slice(&self.live.to_le_bytes());
+        batch.put(Tree::Meta, keys::counters(cid), v);
+    }
+}

@@ -1,0 +1,428 @@
+//! `Collection`: the handle through which documents are read and written, every
+//! call checked against the client's roles by the rules in `access`.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::access::{Access, access, check_document, check_grantable};
+use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
+use crate::client::Client;
+use crate::document::{
+    DocRecord, Document, DocumentList, StoredPermission, action_code, load_record, seq_of,
+};
+use crate::error::{Error, ResourceKind, Result};
+use crate::id::{check_id, quote};
+use crate::index::{IndexEdits, IndexKind};
+use crate::options::Limits;
+use crate::perm::{Action, Permission, Principal, Role, Scope, normalize};
+use crate::query::exec::find;
+use crate::query::{Explain, Query};
+use crate::store::{Store, Tree, WriteBatch, codec, keys};
+use crate::value::{self, flatten};
+
+/// Longest attribute name, in bytes.
+pub const MAX_FIELD_NAME_LEN: usize = 255;
+
+/// A collection of one schema, as seen by one client. Cheap to clone; holds no lock.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub(crate) client: Client,
+    pub(crate) schema_id: String,
+    pub(crate) id: String,
+}
+
+impl Collection {
+    /// The collection's record; `NotFound` when it, or its schema, is missing,
+    /// or disabled for a client other than root.
+    fn resolve(&self, store: &Store) -> Result<CollectionRecord> {
+        let missing = || Error::not_found(ResourceKind::Collection, &self.id);
+        let schema = load_schema(store, &self.schema_id)?
+            .ok_or_else(|| Error::not_found(ResourceKind::Schema, &self.schema_id))?;
+        let coll = load_collection(store, &self.schema_id, &self.id)?.ok_or_else(missing)?;
+        let root = self.principal().roles().is_none();
+        let visible = root || (schema.enabled && coll.enabled);
+        if !visible {
+            return Err(missing());
+        }
+        Ok(coll)
+    }
+
+    fn principal(&self) -> &Principal {
+        &self.client.principal
+    }
+
+    fn limits(&self) -> Limits {
+        self.client.db.inner.options.limits
+    }
+
+    fn to_document(&self, record: DocRecord, seq: u32) -> Result<Document> {
+        record.into_document(
+            seq,
+            &self.schema_id,
+            &self.id,
+            self.limits().max_depth,
+            || {
+                format!(
+                    "document {seq} of collection {}/{}",
+                    self.schema_id, self.id
+                )
+            },
+        )
+    }
+
+    /// The document `id`. `NotFound` also when the client may not read it.
+    pub fn get(&self, id: &str) -> Result<Document> {
+        let store = &self.client.db.inner.store;
+        let coll = self.resolve(store)?;
+        let mut seq = 0;
+        let record = check_document(self.principal(), &coll, Action::Read, id, || {
+            lookup(store, &coll, id, &mut seq)
+        })?;
+        self.to_document(record, seq)
+    }
+
+    /// The page of documents the client may read that match `queries`, and their total.
+    pub fn find(&self, queries: &[Query]) -> Result<DocumentList> {
+        self.find_explained(queries).map(|(list, _)| list)
+    }
+
+    /// As [`Collection::find`], with the plan taken and the work it did.
+    pub fn find_explained(&self, queries: &[Query]) -> Result<(DocumentList, Explain)> {
+        let db = &self.client.db.inner;
+        let coll = self.resolve(&db.store)?;
+        let found = find(db, self.principal(), &coll, queries, true)?;
+        let list = DocumentList {
+            total: found.total,
+            documents: found.documents,
+        };
+        Ok((list, found.explain))
+    }
+
+    /// How many documents the client may read match the filters in `queries`
+    /// (limit, offset and cursor are ignored).
+    pub fn count(&self, queries: &[Query]) -> Result<u64> {
+        let db = &self.client.db.inner;
+        let coll = self.resolve(&db.store)?;
+        Ok(find(db, self.principal(), &coll, queries, false)?.total)
+    }
+
+    /// Creates document `id` from `data` (a JSON object). Needs `create` on the collection.
+    /// Without `permissions`, a user's document grants read, update and delete to that user;
+    /// root's and a guest's grant nothing. A client may only name roles it holds.
+    pub fn create(
+        &self,
+        id: &str,
+        data: impl Serialize,
+        permissions: Option<Vec<Permission>>,
+    ) -> Result<Document> {
+        check_id("document id", id)?;
+        let data = to_object(data, self.limits())?;
+        let principal = self.principal();
+        let permissions = match permissions {
+            Some(p) => {
+                let p = normalize(&p, Scope::Document)?;
+                check_grantable(principal, p.iter().map(Permission::role))?;
+                p
+            }
+            None => default_permissions(principal),
+        };
+        let db = &self.client.db.inner;
+        let now = db.now_ms();
+        let (record, seq) = db.write(|store, batch| {
+            let coll = self.resolve(store)?;
+            if principal.roles().is_some()
+                && access(principal, &coll, Action::Create) != Access::All
+            {
+                return Err(Error::Unauthorized(format!(
+                    "collection {} grants no create to the client's roles",
+                    quote(&coll.id)
+                )));
+            }
+            if seq_of(store, coll.cid, id)?.is_some() {
+                return Err(Error::Conflict(format!(
+                    "document {} already exists",
+                    quote(id)
+                )));
+            }
+            let mut counters = Counters::load(store, coll.cid)?;
+            let seq = counters.next_seq;
+            counters.next_seq = seq.checked_add(1).ok_or_else(|| {
+                Error::LimitExceeded("document sequences of the collection exhausted".into())
+            })?;
+            counters.live += 1;
+            counters.put(batch, coll.cid);
+            let record = make_record(id, now, now, &permissions, &data, self.limits())?;
+            put_record(batch, &coll, seq, &record, self.limits())?;
+            batch.put(
+                Tree::DocIds,
+                keys::doc_id(coll.cid, id),
+                seq.to_be_bytes().to_vec(),
+            );
+            let mut edits = IndexEdits::default();
+            edits.add(coll.cid, IndexKind::Live, "", seq);
+            index_permissions(
+                &mut edits,
+                coll.cid,
+                seq,
+                &record.permissions,
+                IndexEdits::add,
+            );
+            edits.write(store, batch)?;
+            Ok((record, seq))
+        })?;
+        self.to_document(record, seq)
+    }
+
+    /// Updates document `id`: the top-level attributes in `data` replace those stored,
+    /// others stay; `permissions`, when given, replace the stored ones.
+    pub fn update(
+        &self,
+        id: &str,
+        data: impl Serialize,
+        permissions: Option<Vec<Permission>>,
+    ) -> Result<Document> {
+        let patch = to_object(data, self.limits())?;
+        let principal = self.principal();
+        let permissions = match permissions {
+            Some(p) => {
+                let p = normalize(&p, Scope::Document)?;
+                check_grantable(principal, p.iter().map(Permission::role))?;
+                Some(p)
+            }
+            None => None,
+        };
+        let db = &self.client.db.inner;
+        let now = db.now_ms();
+        let (record, seq) = db.write(|store, batch| {
+            let coll = self.resolve(store)?;
+            let mut seq = 0;
+            let old = check_document(principal, &coll, Action::Update, id, || {
+                lookup(store, &coll, id, &mut seq)
+            })?;
+            let mut data = match value::rebuild(old.nodes.clone(), self.limits().max_depth) {
+                Ok(Value::Object(map)) => map,
+                _ => {
+                    return Err(Error::corrupt(
+                        format!("document {} of {}", quote(id), coll.id),
+                        "bad attributes",
+                    ));
+                }
+            };
+            data.extend(patch.clone());
+            check_field_count(&data, self.limits())?;
+            let permissions = match &permissions {
+                Some(p) => p.clone(),
+                None => old
+                    .permissions
+                    .iter()
+                    .map(|p| {
+                        p.to_permission()
+                            .map_err(|e| Error::corrupt(format!("document {}", quote(id)), e))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            let record = make_record(
+                id,
+                old.created_ms,
+                now.max(old.created_ms),
+                &permissions,
+                &data,
+                self.limits(),
+            )?;
+            put_record(batch, &coll, seq, &record, self.limits())?;
+            let mut edits = IndexEdits::default();
+            let removed: Vec<_> = old
+                .permissions
+                .iter()
+                .filter(|p| !record.permissions.contains(p))
+                .cloned()
+                .collect();
+            let added: Vec<_> = record
+                .permissions
+                .iter()
+                .filter(|p| !old.permissions.contains(p))
+                .cloned()
+                .collect();
+            index_permissions(&mut edits, coll.cid, seq, &removed, IndexEdits::remove);
+            index_permissions(&mut edits, coll.cid, seq, &added, IndexEdits::add);
+            edits.write(store, batch)?;
+            Ok((record, seq))
+        })?;
+        self.to_document(record, seq)
+    }
+
+    /// Deletes document `id`. Needs `delete` on the collection or on the document.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let principal = self.principal();
+        let db = &self.client.db.inner;
+        db.write(|store, batch| {
+            let coll = self.resolve(store)?;
+            let mut seq = 0;
+            let old = check_document(principal, &coll, Action::Delete, id, || {
+                lookup(store, &coll, id, &mut seq)
+            })?;
+            batch.remove(Tree::Docs, keys::doc(coll.cid, seq));
+            batch.remove(Tree::DocIds, keys::doc_id(coll.cid, id));
+            let mut counters = Counters::load(store, coll.cid)?;
+            counters.live = counters.live.saturating_sub(1);
+            counters.put(batch, coll.cid);
+            let mut edits = IndexEdits::default();
+            edits.remove(coll.cid, IndexKind::Live, "", seq);
+            index_permissions(
+                &mut edits,
+                coll.cid,
+                seq,
+                &old.permissions,
+                IndexEdits::remove,
+            );
+            edits.write(store, batch)
+        })
+    }
+}
+
+/// Finds document `id`, writing its sequence to `seq`.
+fn lookup(
+    store: &Store,
+    coll: &CollectionRecord,
+    id: &str,
+    seq: &mut u32,
+) -> Result<Option<DocRecord>> {
+    let Some(s) = seq_of(store, coll.cid, id)? else {
+        return Ok(None);
+    };
+    *seq = s;
+    let record = load_record(store, coll.cid, s)?;
+    if record.is_none() {
+        return Err(Error::corrupt(
+            format!("document id entry {} of collection {}", quote(id), coll.id),
+            format!("points at sequence {s}, which has no document"),
+        ));
+    }
+    Ok(record)
+}
+
+fn default_permissions(principal: &Principal) -> Vec<Permission> {
+    match principal.user_id() {
+        Some(user) => [Action::Read, Action::Update, Action::Delete]
+            .into_iter()
+            .map(|a| Permission::new(a, Role::user(user)))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+fn index_permissions(
+    edits: &mut IndexEdits,
+    cid: u32,
+    seq: u32,
+    permissions: &[StoredPermission],
+    op: fn(&mut IndexEdits, u32, IndexKind, &str, u32),
+) {
+    for StoredPermission(code, role) in permissions {
+        if let Some(kind) = IndexKind::for_action(*code) {
+            op(edits, cid, kind, role, seq);
+        }
+    }
+}
+
+/// Turns caller data into an attribute map, checking names and the field count.
+fn to_object(data: impl Serialize, limits: Limits) -> Result<Map<String, Value>> {
+    let map = match serde_json::to_value(data) {
+        Ok(Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(Error::InvalidDocument(format!(
+                "data must be a JSON object, got {}",
+                kind_of(&other)
+            )));
+        }
+        Err(e) => {
+            return Err(Error::InvalidDocument(format!(
+                "data cannot be serialized: {e}"
+            )));
+        }
+    };
+    for key in map.keys() {
+        if key.is_empty() || key.len() > MAX_FIELD_NAME_LEN {
+            return Err(Error::InvalidDocument(format!(
+                "attribute name {} must be 1 to {MAX_FIELD_NAME_LEN} bytes",
+                quote(key)
+            )));
+        }
+        if key.starts_with('$') {
+            return Err(Error::InvalidDocument(format!(
+                "attribute {}: names starting with '$' are reserved for system fields",
+                quote(key)
+            )));
+        }
+    }
+    check_field_count(&map, limits)?;
+    Ok(map)
+}
+
+fn check_field_count(map: &Map<String, Value>, limits: Limits) -> Result<()> {
+    if map.len() > limits.max_fields {
+        return Err(Error::LimitExceeded(format!(
+            "document has {} attributes, at most {}",
+            map.len(),
+            limits.max_fields
+        )));
+    }
+    Ok(())
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn make_record(
+    id: &str,
+    created_ms: i64,
+    updated_ms: i64,
+    permissions: &[Permission],
+    data: &Map<String, Value>,
+    limits: Limits,
+) -> Result<DocRecord> {
+    let mut nodes = Vec::new();
+    let object = Value::Object(data.clone());
+    flatten(&object, limits.max_depth, &mut nodes)
+        .map_err(|e| Error::LimitExceeded(format!("document {e}")))?;
+    let mut stored: Vec<StoredPermission> = permissions
+        .iter()
+        .filter_map(|p| action_code(p.action()).map(|c| StoredPermission(c, p.role().to_string())))
+        .collect();
+    stored.sort();
+    stored.dedup();
+    Ok(DocRecord {
+        id: id.to_owned(),
+        created_ms,
+        updated_ms,
+        permissions: stored,
+        nodes,
+    })
+}
+
+fn put_record(
+    batch: &mut WriteBatch,
+    coll: &CollectionRecord,
+    seq: u32,
+    record: &DocRecord,
+    limits: Limits,
+) -> Result<()> {
+    let bytes = codec::encode(record)?;
+    if bytes.len() > limits.max_document_bytes {
+        return Err(Error::LimitExceeded(format!(
+            "document is {} bytes encoded, at most {}",
+            bytes.len(),
+            limits.max_document_bytes
+        )));
+    }
+    batch.put(Tree::Docs, keys::doc(coll.cid, seq), bytes);
+    Ok(())
+}

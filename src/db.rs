@@ -1,0 +1,146 @@
+//! `Db`: an open store. Cheap to clone, safe to share between threads; writes are
+//! serialized by one writer lock, reads run beside them.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::catalog;
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::options::{Durability, Options};
+use crate::perm::Principal;
+use crate::store::{SledBackend, Store, Tree, WriteBatch, keys};
+
+/// An open permdb store.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct DbInner {
+    pub(crate) store: Store,
+    pub(crate) options: Options,
+    /// INVARIANT (single-writer): every write takes this lock for its whole
+    /// read-check-write, so checks and index containers read inside a write are current.
+    writer: Mutex<()>,
+}
+
+impl Db {
+    /// Opens or creates a store in directory `path` with default [`Options`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(path, Options::default())
+    }
+
+    /// Opens or creates a store in directory `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        Db::start(Some(path.as_ref()), options)
+    }
+
+    /// A store in a temporary directory, removed when the last handle drops.
+    /// Writes are not flushed on commit (nothing survives it anyway).
+    pub fn temporary() -> Result<Db> {
+        Db::start(
+            None,
+            Options::default().durability(Durability::Periodic { every_ms: 1000 }),
+        )
+    }
+
+    /// A temporary store with the given options.
+    pub fn temporary_with(options: Options) -> Result<Db> {
+        Db::start(None, options)
+    }
+
+    fn start(path: Option<&Path>, options: Options) -> Result<Db> {
+        let flush_ms = match options.durability {
+            Durability::Immediate => None,
+            Durability::Periodic { every_ms } => Some(every_ms.max(1)),
+        };
+        let backend = SledBackend::open(path, options.cache_bytes, flush_ms)?;
+        let db = Db {
+            inner: Arc::new(DbInner {
+                store: Store::new(Arc::new(backend)),
+                options,
+                writer: Mutex::new(()),
+            }),
+        };
+        db.inner.check_format()?;
+        catalog::resume_purges(&db.inner)?;
+        Ok(db)
+    }
+
+    /// The in-process, trusted client: permission checks are skipped.
+    #[must_use]
+    pub fn root(&self) -> Client {
+        Client::new(self.clone(), Principal::Root)
+    }
+
+    /// A client without credentials: roles `any` and `guests`.
+    #[must_use]
+    pub fn client(&self) -> Client {
+        Client::new(self.clone(), Principal::guest())
+    }
+
+    /// Makes every write so far durable, whatever the [`Durability`].
+    pub fn flush(&self) -> Result<()> {
+        self.inner.store.flush()
+    }
+}
+
+impl DbInner {
+    fn check_format(&self) -> Result<()> {
+        match self.store.get(Tree::Meta, keys::VERSION)? {
+            Some(v) => {
+                let version = <[u8; 4]>::try_from(&*v)
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| Error::corrupt("format version", "not 4 bytes"))?;
+                if version != keys::FORMAT_VERSION {
+                    return Err(Error::Storage(format!(
+                        "store has format version {version}, this build reads {}",
+                        keys::FORMAT_VERSION
+                    )));
+                }
+                Ok(())
+            }
+            None => self.write(|_, batch| {
+                batch.put(
+                    Tree::Meta,
+                    keys::VERSION.to_vec(),
+                    keys::FORMAT_VERSION.to_le_bytes().to_vec(),
+                );
+                Ok(())
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` under the writer lock and applies the batch it fills atomically,
+    /// flushing first when durability is immediate. Nothing is written if `f` fails.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Store, &mut WriteBatch) -> Result<T>,
+    ) -> Result<T> {
+        let _guard = self.lock();
+        let mut batch = WriteBatch::default();
+        let out = f(&self.store, &mut batch)?;
+        self.store.apply(&batch)?;
+        if self.options.durability == Durability::Immediate && !batch.is_empty() {
+            self.store.flush()?;
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        crate::timefmt::to_millis(self.options.clock.now())
+    }
+}

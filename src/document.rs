@@ -1,0 +1,277 @@
+//! `Document`: what callers get back, with Appwrite's JSON shape; and `DocRecord`,
+//! what is stored for it (the sequence, collection and schema live in the key).
+
+use std::fmt;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::id::quote;
+use crate::perm::{Action, Permission, Role};
+use crate::store::{Store, Tree, codec, keys};
+use crate::timefmt;
+use crate::value::{self, Node};
+
+/// A stored document, as a client sees it.
+#[derive(Clone, PartialEq)]
+pub struct Document {
+    pub(crate) id: String,
+    pub(crate) sequence: u64,
+    pub(crate) collection_id: String,
+    pub(crate) database_id: String,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+    pub(crate) permissions: Vec<Permission>,
+    pub(crate) data: Map<String, Value>,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("id", &self.id)
+            .field("sequence", &self.sequence)
+            .field("permissions", &self.permissions)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Document {
+    /// `$id`
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// `$sequence`: dense per collection, in creation order, never reused.
+    #[must_use]
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+    /// `$collectionId`
+    #[must_use]
+    pub fn collection_id(&self) -> &str {
+        &self.collection_id
+    }
+    /// `$databaseId`: the schema the collection is in.
+    #[must_use]
+    pub fn database_id(&self) -> &str {
+        &self.database_id
+    }
+    /// `$permissions`, with `write` expanded into update and delete.
+    #[must_use]
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+    /// `$createdAt`
+    #[must_use]
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+    /// `$updatedAt`
+    #[must_use]
+    pub fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+    /// An attribute's value; `None` when the document does not have it.
+    #[must_use]
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.data.get(field)
+    }
+    /// All attributes (system fields excluded).
+    #[must_use]
+    pub fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+}
+
+const SYSTEM_FIELDS: [&str; 7] = [
+    "$id",
+    "$sequence",
+    "$collectionId",
+    "$databaseId",
+    "$createdAt",
+    "$updatedAt",
+    "$permissions",
+];
+
+impl Serialize for Document {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(SYSTEM_FIELDS.len() + self.data.len()))?;
+        map.serialize_entry("$id", &self.id)?;
+        map.serialize_entry("$sequence", &self.sequence)?;
+        map.serialize_entry("$collectionId", &self.collection_id)?;
+        map.serialize_entry("$databaseId", &self.database_id)?;
+        map.serialize_entry("$createdAt", &timefmt::format(self.created_at))?;
+        map.serialize_entry("$updatedAt", &timefmt::format(self.updated_at))?;
+        map.serialize_entry("$permissions", &self.permissions)?;
+        for (k, v) in &self.data {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let mut map = Map::<String, Value>::deserialize(deserializer)?;
+        let mut take = |field: &str| {
+            map.remove(field)
+                .ok_or_else(|| D::Error::custom(format!("missing field {field}")))
+        };
+        let string = |v: Value, field: &str| match v {
+            Value::String(s) => Ok(s),
+            _ => Err(D::Error::custom(format!("{field} must be a string"))),
+        };
+        let id = string(take("$id")?, "$id")?;
+        let sequence = take("$sequence")?
+            .as_u64()
+            .ok_or_else(|| D::Error::custom("$sequence must be an unsigned integer"))?;
+        let collection_id = string(take("$collectionId")?, "$collectionId")?;
+        let database_id = string(take("$databaseId")?, "$databaseId")?;
+        let created_at = timefmt::parse(&string(take("$createdAt")?, "$createdAt")?)
+            .map_err(D::Error::custom)?;
+        let updated_at = timefmt::parse(&string(take("$updatedAt")?, "$updatedAt")?)
+            .map_err(D::Error::custom)?;
+        let permissions =
+            Vec::<Permission>::deserialize(take("$permissions")?).map_err(D::Error::custom)?;
+        Ok(Document {
+            id,
+            sequence,
+            collection_id,
+            database_id,
+            created_at,
+            updated_at,
+            permissions,
+            data: map,
+        })
+    }
+}
+
+/// The page a `find` returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocumentList {
+    /// How many documents match the filters, ignoring limit, offset and cursor.
+    pub total: u64,
+    /// The page of documents.
+    pub documents: Vec<Document>,
+}
+
+/// A document permission as stored: action code and role string.
+/// Action codes: 1 read, 2 update, 3 delete (documents hold no create or write).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct StoredPermission(pub(crate) u8, pub(crate) String);
+
+pub(crate) const ACTION_READ: u8 = 1;
+pub(crate) const ACTION_UPDATE: u8 = 2;
+pub(crate) const ACTION_DELETE: u8 = 3;
+
+pub(crate) fn action_code(action: Action) -> Option<u8> {
+    match action {
+        Action::Read => Some(ACTION_READ),
+        Action::Update => Some(ACTION_UPDATE),
+        Action::Delete => Some(ACTION_DELETE),
+        Action::Create | Action::Write => None,
+    }
+}
+
+impl StoredPermission {
+    /// The permission this stands for; an error names an unknown action or a malformed role.
+    pub(crate) fn to_permission(&self) -> std::result::Result<Permission, String> {
+        let action =
+            code_action(self.0).ok_or_else(|| format!("unknown action code {}", self.0))?;
+        let role: Role = self.1.parse().map_err(|e: Error| e.to_string())?;
+        Ok(Permission::new(action, role))
+    }
+}
+
+fn code_action(code: u8) -> Option<Action> {
+    match code {
+        ACTION_READ => Some(Action::Read),
+        ACTION_UPDATE => Some(Action::Update),
+        ACTION_DELETE => Some(Action::Delete),
+        _ => None,
+    }
+}
+
+/// What the docs tree stores for one document (encoded by `store::codec`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DocRecord {
+    pub(crate) id: String,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
+    /// Normalized: sorted, no duplicates, no create or write.
+    pub(crate) permissions: Vec<StoredPermission>,
+    /// The attributes object, flattened (see `value`).
+    pub(crate) nodes: Vec<Node>,
+}
+
+impl DocRecord {
+    /// Whether the record grants `action` to one of `roles`.
+    pub(crate) fn grants(&self, action: u8, has_role: impl Fn(&str) -> bool) -> bool {
+        self.permissions
+            .iter()
+            .any(|StoredPermission(a, role)| *a == action && has_role(role))
+    }
+
+    /// Converts to the public form; `seq`, collection and schema come from the key and context.
+    pub(crate) fn into_document(
+        self,
+        sequence: u32,
+        database_id: &str,
+        collection_id: &str,
+        max_depth: usize,
+        where_: impl Fn() -> String,
+    ) -> Result<Document> {
+        let permissions = self
+            .permissions
+            .iter()
+            .map(|p| p.to_permission().map_err(|e| Error::corrupt(where_(), e)))
+            .collect::<Result<Vec<_>>>()?;
+        let data =
+            match value::rebuild(self.nodes, max_depth).map_err(|e| Error::corrupt(where_(), e))? {
+                Value::Object(map) => map,
+                _ => return Err(Error::corrupt(where_(), "attributes are not an object")),
+            };
+        Ok(Document {
+            id: self.id,
+            sequence: u64::from(sequence),
+            collection_id: collection_id.to_owned(),
+            database_id: database_id.to_owned(),
+            created_at: timefmt::from_millis(self.created_ms)
+                .map_err(|e| Error::corrupt(where_(), e))?,
+            updated_at: timefmt::from_millis(self.updated_ms)
+                .map_err(|e| Error::corrupt(where_(), e))?,
+            permissions,
+            data,
+        })
+    }
+}
+
+/// Reads and decodes the record of document `seq` in collection `cid`.
+pub(crate) fn load_record(store: &Store, cid: u32, seq: u32) -> Result<Option<DocRecord>> {
+    match store.get(Tree::Docs, &keys::doc(cid, seq))? {
+        Some(bytes) => Ok(Some(codec::decode(&bytes, || {
+            format!("document record {seq} of collection {cid}")
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// The sequence of document `id` in collection `cid`.
+pub(crate) fn seq_of(store: &Store, cid: u32, id: &str) -> Result<Option<u32>> {
+    match store.get(Tree::DocIds, &keys::doc_id(cid, id))? {
+        Some(bytes) => <[u8; 4]>::try_from(&*bytes)
+            .map(|b| Some(u32::from_be_bytes(b)))
+            .map_err(|_| {
+                Error::corrupt(
+                    format!("document id entry {} of collection {cid}", quote(id)),
+                    "not 4 bytes",
+                )
+            }),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,94 @@
+//! The one error type of permdb and its typed families.
+//! Messages are lowercase, name what was wrong and where, and never carry secrets.
+
+use std::fmt;
+
+/// What kind of thing was not found, for [`Error::NotFound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResourceKind {
+    /// A schema (Appwrite "database").
+    Schema,
+    /// A collection inside a schema.
+    Collection,
+    /// A document inside a collection.
+    Document,
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResourceKind::Schema => "schema",
+            ResourceKind::Collection => "collection",
+            ResourceKind::Document => "document",
+        })
+    }
+}
+
+/// Every error permdb returns. Match on the variant; the message is for people.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The thing does not exist, or the client may not know that it exists.
+    #[error("{kind} \"{id}\" not found")]
+    NotFound {
+        /// What was looked up.
+        kind: ResourceKind,
+        /// The id that was asked for.
+        id: String,
+    },
+    /// The client's roles do not allow the operation.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A permission string or value is malformed.
+    #[error("invalid permission {0}")]
+    InvalidPermission(String),
+    /// A role string is malformed.
+    #[error("invalid role {0}")]
+    InvalidRole(String),
+    /// A query is malformed or not supported.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A document body is malformed or breaks a limit.
+    #[error("invalid document: {0}")]
+    InvalidDocument(String),
+    /// An id (schema, collection, document, user) is malformed.
+    #[error("invalid id {0}")]
+    InvalidId(String),
+    /// The thing already exists.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A configured or built-in limit would be exceeded.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// Stored bytes could not be decoded: names what and where.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt {
+        /// The record or index entry that failed to decode, with its location.
+        what: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The storage engine failed (I/O, lock, ...).
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// The result type of every fallible permdb call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn not_found(kind: ResourceKind, id: &str) -> Self {
+        Error::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
+
+    pub(crate) fn corrupt(what: impl Into<String>, detail: impl fmt::Display) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}

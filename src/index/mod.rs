@@ -1,0 +1,144 @@
+//! Bitmap indexes over document sequences: per collection, the live set and, per
+//! action and role, the documents granting it. One stored key per Roaring container.
+//!
+//! INVARIANT (index-matches-docs): for every collection, `Live` holds exactly the
+//! sequences in the docs tree, and `(action, role)` holds exactly the sequences whose
+//! stored permissions grant `action` to `role`. Upheld by `IndexEdits`, always applied
+//! in the same `WriteBatch` as the document change.
+
+mod container;
+mod stream;
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+
+use crate::error::{Error, Result};
+use crate::store::{Direction, Store, Tree, WriteBatch, keys};
+
+pub(crate) use stream::{BitmapStream, Counters};
+
+/// Which bitmap of a collection. The byte is part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum IndexKind {
+    /// Every live document (role is empty).
+    Live = 0,
+    Read = 1,
+    Update = 2,
+    Delete = 3,
+}
+
+impl IndexKind {
+    /// The kind for a stored permission action code (see `document`).
+    pub(crate) fn for_action(code: u8) -> Option<IndexKind> {
+        match code {
+            1 => Some(IndexKind::Read),
+            2 => Some(IndexKind::Update),
+            3 => Some(IndexKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// Prefix of every container key of one bitmap: `cid kind len role`.
+pub(crate) fn bitmap_prefix(cid: u32, kind: IndexKind, role: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + role.len());
+    k.extend_from_slice(&keys::collection_data(cid));
+    k.push(kind as u8);
+    // Roles are at most 5 + 36 + 1 + 81 bytes, so the length fits one byte.
+    k.push(u8::try_from(role.len()).unwrap_or(u8::MAX));
+    k.extend_from_slice(role.as_bytes());
+    k
+}
+
+fn container_key(prefix: &[u8], high: u16) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 2);
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(&high.to_be_bytes());
+    k
+}
+
+fn split(seq: u32) -> (u16, u32) {
+    ((seq >> 16) as u16, seq & 0xffff)
+}
+
+fn decode_container(key: &[u8], bytes: &[u8]) -> Result<RoaringBitmap> {
+    container::decode(bytes).map_err(|e| Error::corrupt(format!("index container {key:02x?}"), e))
+}
+
+/// The high 16 bits stored at the end of a container key.
+fn container_high(key: &[u8], prefix_len: usize) -> Result<u16> {
+    match key.get(prefix_len..) {
+        Some([a, b]) => Ok(u16::from_be_bytes([*a, *b])),
+        _ => Err(Error::corrupt(
+            format!("index key {key:02x?}"),
+            "bad container key length",
+        )),
+    }
+}
+
+/// Index changes gathered for one write, grouped by container.
+#[derive(Debug, Default)]
+pub(crate) struct IndexEdits {
+    /// container key -> (lows to add, lows to remove)
+    edits: BTreeMap<Vec<u8>, (Vec<u32>, Vec<u32>)>,
+}
+
+impl IndexEdits {
+    pub(crate) fn add(&mut self, cid: u32, kind: IndexKind, role: &str, seq: u32) {
+        let (high, low) = split(seq);
+        let key = container_key(&bitmap_prefix(cid, kind, role), high);
+        self.edits.entry(key).or_default().0.push(low);
+    }
+
+    pub(crate) fn remove(&mut self, cid: u32, kind: IndexKind, role: &str, seq: u32) {
+        let (high, low) = split(seq);
+        let key = container_key(&bitmap_prefix(cid, kind, role), high);
+        self.edits.entry(key).or_default().1.push(low);
+    }
+
+    /// Reads each touched container, applies the edits and puts the result in `batch`.
+    /// Must run under the store's write lock, so no other write changes the containers meanwhile.
+    pub(crate) fn write(self, store: &Store, batch: &mut WriteBatch) -> Result<()> {
+        for (key, (add, remove)) in self.edits {
+            let mut lows = match store.get(Tree::PermIndex, &key)? {
+                Some(bytes) => decode_container(&key, &bytes)?,
+                None => RoaringBitmap::new(),
+            };
+            for low in remove {
+                lows.remove(low);
+            }
+            for low in add {
+                lows.insert(low);
+            }
+            if lows.is_empty() {
+                batch.remove(Tree::PermIndex, key);
+            } else {
+                batch.put(Tree::PermIndex, key, container::encode(&lows));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads a whole bitmap (every container), counting the work in `counters`.
+pub(crate) fn load_bitmap(
+    store: &Store,
+    cid: u32,
+    kind: IndexKind,
+    role: &str,
+    counters: &Counters,
+) -> Result<RoaringBitmap> {
+    counters.bitmap_opened();
+    let prefix = bitmap_prefix(cid, kind, role);
+    let mut out = RoaringBitmap::new();
+    for entry in store.scan_prefix(Tree::PermIndex, &prefix, Direction::Forward) {
+        let (key, bytes) = entry?;
+        counters.container_read();
+        let high = u32::from(container_high(&key, prefix.len())?) << 16;
+        let lows = decode_container(&key, &bytes)?;
+        out.append(lows.iter().map(|low| high | low))
+            .map_err(|e| Error::corrupt(format!("index key {:02x?}", &*key), e))?;
+    }
+    Ok(out)
+}

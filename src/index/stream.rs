@@ -1,0 +1,132 @@
+//! Lazy iteration over one stored bitmap: containers are fetched one at a time,
+//! in either direction, from a starting sequence, so a page reads only what it shows.
+
+use std::cell::Cell;
+
+use roaring::RoaringBitmap;
+
+use super::{IndexKind, bitmap_prefix, container_high, container_key, decode_container, split};
+use crate::error::Result;
+use crate::store::{Direction, Scan, Store, Tree, keys};
+
+/// Work done by one query, for `explain` and the cost tests.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) bitmaps: Cell<u64>,
+    pub(crate) containers: Cell<u64>,
+    pub(crate) decoded: Cell<u64>,
+    pub(crate) candidates: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get().saturating_add(1));
+}
+
+impl Counters {
+    pub(crate) fn bitmap_opened(&self) {
+        bump(&self.bitmaps);
+    }
+    pub(crate) fn container_read(&self) {
+        bump(&self.containers);
+    }
+    pub(crate) fn document_decoded(&self) {
+        bump(&self.decoded);
+    }
+    pub(crate) fn candidate(&self) {
+        bump(&self.candidates);
+    }
+}
+
+/// The sequences of one stored bitmap, in `direction` order, starting at `start`
+/// (inclusive), reading each container only when iteration reaches it.
+pub(crate) struct BitmapStream<'a> {
+    scan: Scan<'a>,
+    prefix_len: usize,
+    direction: Direction,
+    /// First container only: skip lows before this one.
+    first_low: Option<(u16, u32)>,
+    current: Option<(u32, roaring::bitmap::IntoIter)>,
+    counters: &'a Counters,
+}
+
+impl<'a> BitmapStream<'a> {
+    pub(crate) fn open(
+        store: &'a Store,
+        cid: u32,
+        kind: IndexKind,
+        role: &str,
+        direction: Direction,
+        start: Option<u32>,
+        counters: &'a Counters,
+    ) -> BitmapStream<'a> {
+        counters.bitmap_opened();
+        let prefix = bitmap_prefix(cid, kind, role);
+        let prefix_len = prefix.len();
+        let end = keys::prefix_end(&prefix).unwrap_or_default();
+        let scan = match (start.map(split), direction) {
+            (None, _) => store.scan_prefix(Tree::PermIndex, &prefix, direction),
+            (Some((high, _)), Direction::Forward) => store.scan_range(
+                Tree::PermIndex,
+                &container_key(&prefix, high),
+                &end,
+                direction,
+            ),
+            (Some((high, _)), Direction::Reverse) => {
+                let upto = keys::prefix_end(&container_key(&prefix, high)).unwrap_or_default();
+                store.scan_range(Tree::PermIndex, &prefix, &upto, direction)
+            }
+        };
+        BitmapStream {
+            scan,
+            prefix_len,
+            direction,
+            first_low: start.map(split),
+            current: None,
+            counters,
+        }
+    }
+
+    fn next_container(&mut self) -> Result<bool> {
+        let Some(entry) = self.scan.next() else {
+            return Ok(false);
+        };
+        let (key, bytes) = entry?;
+        self.counters.container_read();
+        let high = container_high(&key, self.prefix_len)?;
+        let lows: RoaringBitmap = decode_container(&key, &bytes)?;
+        let mut iter = lows.into_iter();
+        if let Some((start_high, start_low)) = self.first_low.take() {
+            if start_high == high {
+                match self.direction {
+                    Direction::Forward => iter.advance_to(start_low),
+                    Direction::Reverse => iter.advance_back_to(start_low),
+                }
+            }
+        }
+        self.current = Some((u32::from(high) << 16, iter));
+        Ok(true)
+    }
+}
+
+impl Iterator for BitmapStream<'_> {
+    type Item = Result<u32>;
+
+    fn next(&mut self) -> Option<Result<u32>> {
+        loop {
+            if let Some((high, iter)) = &mut self.current {
+                let low = match self.direction {
+                    Direction::Forward => iter.next(),
+                    Direction::Reverse => iter.next_back(),
+                };
+                if let Some(low) = low {
+                    return Some(Ok(*high | low));
+                }
+            }
+            match self.next_container() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! permdb: an embedded document store in which every read and write is checked
+//! against Appwrite-style permissions such as `read("user:user-a")`.
+//!
+//! Permissions compile into Roaring bitmap indexes stored beside the documents,
+//! so a `find` made as a user costs in proportion to what that user may see, not
+//! to the size of the collection. The root client skips the permission filter.
+//!
+//! # Example: the seed scenario
+//!
+//! ```
+//! use permdb::{CollectionSpec, Db, Permission, Query, Role};
+//! use serde_json::json;
+//!
+//! # fn main() -> permdb::Result<()> {
+//! let db = Db::temporary()?;
+//! let root = db.root();
+//! root.schemas().create("db", "Database")?;
+//! root.schema("db").collections().create(
+//!     CollectionSpec::new("birthdays", "Birthdays")
+//!         .permissions([Permission::create(Role::users())])
+//!         .document_security(true),
+//! )?;
+//! let birthdays = root.schema("db").collection("birthdays");
+//! for (id, name, day, user) in [
+//!     ("doc1", "Kevin", "2012-02-03", "user-a"),
+//!     ("doc2", "Laura", "1999-09-22", "user-b"),
+//!     ("doc3", "Bob", "1982-05-11", "user-c"),
+//! ] {
+//!     let perms = vec![Permission::read(Role::user(user))];
+//!     birthdays.create(id, json!({"name": name, "birthday": day}), Some(perms))?;
+//! }
+//!
+//! // As user-a: only Kevin.
+//! let alice = root.impersonate("user-a")?;
+//! let page = alice.schema("db").collection("birthdays").find(&[Query::limit(25)])?;
+//! assert_eq!(page.total, 1);
+//! assert_eq!(page.documents[0].get("name"), Some(&json!("Kevin")));
+//!
+//! // As root: all three.
+//! assert_eq!(birthdays.find(&[])?.total, 3);
+//! # Ok(())
+//! # }
+//! ```
+
+mod access;
+mod catalog;
+mod client;
+mod collection;
+mod db;
+mod document;
+mod error;
+mod id;
+mod index;
+mod options;
+mod perm;
+mod query;
+mod store;
+mod timefmt;
+mod value;
+
+pub use catalog::{CollectionInfo, CollectionSpec, MAX_NAME_LEN, SchemaInfo};
+pub use client::{Client, Collections, Schema, Schemas};
+pub use collection::{Collection, MAX_FIELD_NAME_LEN};
+pub use db::Db;
+pub use document::{Document, DocumentList};
+pub use error::{Error, ResourceKind, Result};
+pub use id::{ID, MAX_ID_LEN};
+pub use options::{Clock, Durability, Limits, ManualClock, Options, SystemClock};
+pub use perm::{
+    Action, MAX_LABEL_LEN, MAX_PERMISSIONS, MAX_TEAM_ROLE_LEN, Permission, Role, Verification,
+};
+pub use query::{DEFAULT_LIMIT, Explain, MAX_LIMIT, MAX_QUERIES, MAX_QUERY_VALUES, Plan, Query};

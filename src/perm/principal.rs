@@ -1,0 +1,160 @@
+//! Who is acting, and the roles they act with. The role computation lives here
+//! and only here, so sessions, tokens, teams and labels all feed the same function.
+
+use std::collections::BTreeSet;
+
+use crate::perm::{Role, Verification};
+
+/// Facts about a user from which their roles follow.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UserFacts {
+    pub(crate) id: String,
+    pub(crate) email_verified: bool,
+    /// Confirmed memberships: (membership id, team id, team roles).
+    pub(crate) memberships: Vec<(String, String, Vec<String>)>,
+    pub(crate) labels: Vec<String>,
+}
+
+/// The roles a principal holds, as role values and as the strings the index is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoleSet {
+    roles: BTreeSet<Role>,
+    keys: BTreeSet<String>,
+}
+
+impl RoleSet {
+    fn from_roles(roles: impl IntoIterator<Item = Role>) -> RoleSet {
+        let roles: BTreeSet<Role> = roles.into_iter().collect();
+        let keys = roles.iter().map(Role::to_string).collect();
+        RoleSet { roles, keys }
+    }
+
+    /// Guests: `any` and `guests`.
+    pub(crate) fn guest() -> RoleSet {
+        RoleSet::from_roles([Role::Any, Role::Guests])
+    }
+
+    /// A signed-in user: `any`, `users`, `user:ID`, their verification forms,
+    /// `team:T` and `team:T/R` per membership, `member:M`, `label:L`. Never `guests`.
+    pub(crate) fn user(facts: &UserFacts) -> RoleSet {
+        let v = if facts.email_verified {
+            Verification::Verified
+        } else {
+            Verification::Unverified
+        };
+        let mut roles = vec![
+            Role::Any,
+            Role::users(),
+            Role::users_with(v),
+            Role::user(facts.id.clone()),
+            Role::user_with(facts.id.clone(), v),
+        ];
+        for (membership, team, team_roles) in &facts.memberships {
+            roles.push(Role::team(team.clone()));
+            roles.push(Role::member(membership.clone()));
+            roles.extend(
+                team_roles
+                    .iter()
+                    .map(|r| Role::team_role(team.clone(), r.clone())),
+            );
+        }
+        roles.extend(facts.labels.iter().map(|l| Role::label(l.clone())));
+        RoleSet::from_roles(roles)
+    }
+
+    pub(crate) fn contains(&self, role: &Role) -> bool {
+        self.roles.contains(role)
+    }
+
+    pub(crate) fn contains_key(&self, role: &str) -> bool {
+        self.keys.contains(role)
+    }
+
+    /// The role strings, sorted: the keys of the permission index.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(String::as_str)
+    }
+
+    pub(crate) fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.iter()
+    }
+}
+
+/// The identity behind a client.
+#[derive(Debug, Clone)]
+pub(crate) enum Principal {
+    /// In-process and trusted: permission checks are skipped.
+    Root,
+    /// No credentials.
+    Guest(RoleSet),
+    /// A user, by impersonation (and later by session or token).
+    User { id: String, roles: RoleSet },
+}
+
+impl Principal {
+    pub(crate) fn guest() -> Principal {
+        Principal::Guest(RoleSet::guest())
+    }
+
+    pub(crate) fn user(facts: &UserFacts) -> Principal {
+        Principal::User {
+            id: facts.id.clone(),
+            roles: RoleSet::user(facts),
+        }
+    }
+
+    /// The roles to check against, or `None` when checks are skipped.
+    pub(crate) fn roles(&self) -> Option<&RoleSet> {
+        match self {
+            Principal::Root => None,
+            Principal::Guest(roles) | Principal::User { roles, .. } => Some(roles),
+        }
+    }
+
+    pub(crate) fn user_id(&self) -> Option<&str> {
+        match self {
+            Principal::User { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_roles() {
+        let guest = RoleSet::guest();
+        let keys: Vec<&str> = guest.keys().collect();
+        assert_eq!(keys, ["any", "guests"]);
+    }
+
+    #[test]
+    fn user_roles_include_teams_members_and_labels_but_not_guests() {
+        let facts = UserFacts {
+            id: "u1".into(),
+            email_verified: true,
+            memberships: vec![("m1".into(), "t1".into(), vec!["admin".into()])],
+            labels: vec!["vip".into()],
+        };
+        let set = RoleSet::user(&facts);
+        let keys: Vec<&str> = set.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "any",
+                "label:vip",
+                "member:m1",
+                "team:t1",
+                "team:t1/admin",
+                "user:u1",
+                "user:u1/verified",
+                "users",
+                "users/verified"
+            ]
+        );
+        assert!(!set.contains(&Role::Guests));
+        assert!(set.contains(&Role::user("u1")));
+    }
+}

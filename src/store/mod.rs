@@ -1,0 +1,167 @@
+//! Storage: ordered key-value trees, atomic multi-tree writes and range scans.
+//! Every call into sled lives below this module; the rest of permdb sees only [`Store`].
+
+pub(crate) mod codec;
+pub(crate) mod keys;
+mod sled_backend;
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, Deref};
+use std::sync::Arc;
+
+use crate::error::Result;
+
+pub(crate) use sled_backend::SledBackend;
+
+/// The trees of a store. Their byte layouts are in [`keys`] and docs/ARCHITECTURE.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Tree {
+    /// Format version, counters, schemas, collections.
+    Meta,
+    /// Documents by (collection number, sequence).
+    Docs,
+    /// Document sequence by (collection number, document id).
+    DocIds,
+    /// Permission and live-set bitmap containers.
+    PermIndex,
+}
+
+impl Tree {
+    pub(crate) const ALL: [Tree; 4] = [Tree::Meta, Tree::Docs, Tree::DocIds, Tree::PermIndex];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Docs => "docs",
+            Tree::DocIds => "doc_ids",
+            Tree::PermIndex => "perm_index",
+        }
+    }
+}
+
+/// Bytes read from the store, borrowed from the engine's buffer without a copy.
+#[derive(Debug, Clone)]
+pub(crate) struct Bytes(sled::IVec);
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Iteration order of a range scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Forward,
+    Reverse,
+}
+
+/// A key-value pair yielded by a range scan.
+pub(crate) type Entry = (Bytes, Bytes);
+/// A range scan over one tree.
+pub(crate) type Scan<'a> = Box<dyn Iterator<Item = Result<Entry>> + Send + 'a>;
+
+/// Writes to several trees that are applied all together or not at all.
+/// A later write to the same key replaces an earlier one.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBatch {
+    ops: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl WriteBatch {
+    pub(crate) fn put(&mut self, tree: Tree, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.insert((tree, key), Some(value));
+    }
+
+    pub(crate) fn remove(&mut self, tree: Tree, key: Vec<u8>) {
+        self.ops.insert((tree, key), None);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The writes, grouped by tree in key order.
+    pub(crate) fn ops(&self) -> impl Iterator<Item = (Tree, &[u8], Option<&[u8]>)> {
+        self.ops
+            .iter()
+            .map(|((t, k), v)| (*t, k.as_slice(), v.as_deref()))
+    }
+}
+
+/// What a storage engine must offer permdb.
+pub(crate) trait Backend: Send + Sync {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Bytes>>;
+    fn range<'a>(
+        &'a self,
+        tree: Tree,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        direction: Direction,
+    ) -> Scan<'a>;
+    /// Applies every write of the batch atomically, also across a crash.
+    fn apply(&self, batch: &WriteBatch) -> Result<()>;
+    /// Makes every applied write durable.
+    fn flush(&self) -> Result<()>;
+}
+
+/// The store handle the rest of the crate uses.
+#[derive(Clone)]
+pub(crate) struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    pub(crate) fn new(backend: Arc<dyn Backend>) -> Store {
+        Store { backend }
+    }
+
+    pub(crate) fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Bytes>> {
+        self.backend.get(tree, key)
+    }
+
+    /// Every entry whose key starts with `prefix`, in `direction` order.
+    pub(crate) fn scan_prefix(&self, tree: Tree, prefix: &[u8], direction: Direction) -> Scan<'_> {
+        match keys::prefix_end(prefix) {
+            Some(end) => self.backend.range(
+                tree,
+                Bound::Included(prefix),
+                Bound::Excluded(&end),
+                direction,
+            ),
+            None => self
+                .backend
+                .range(tree, Bound::Included(prefix), Bound::Unbounded, direction),
+        }
+    }
+
+    /// Entries with keys in `[from, to)`, in `direction` order.
+    pub(crate) fn scan_range(
+        &self,
+        tree: Tree,
+        from: &[u8],
+        to: &[u8],
+        direction: Direction,
+    ) -> Scan<'_> {
+        self.backend
+            .range(tree, Bound::Included(from), Bound::Excluded(to), direction)
+    }
+
+    pub(crate) fn apply(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.backend.apply(batch)
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.backend.flush()
+    }
+}
