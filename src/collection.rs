@@ -1,6 +1,8 @@
 //! `Collection`: the handle through which documents are read and written, every
 //! call checked against the client's roles by the rules in `access`.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -115,6 +117,88 @@ impl Collection {
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
     ) -> Result<Document> {
+        let mut created = self.create_many([(id, data, permissions)])?;
+        created
+            .pop()
+            .ok_or_else(|| Error::Storage("create returned no document".into()))
+    }
+
+    /// Creates many documents in one atomic write: all of them, or none when any
+    /// fails a check (the error names it). Each follows the rules of [`Collection::create`];
+    /// index containers shared by the batch are read and written once, so this is
+    /// the fast way to load data. Keep batches to some thousands: the whole batch is
+    /// one transaction held in memory.
+    pub fn create_many<S: AsRef<str>, T: Serialize>(
+        &self,
+        documents: impl IntoIterator<Item = (S, T, Option<Vec<Permission>>)>,
+    ) -> Result<Vec<Document>> {
+        let principal = self.principal();
+        let prepared = documents
+            .into_iter()
+            .map(|(id, data, permissions)| self.prepare(id.as_ref(), data, permissions))
+            .collect::<Result<Vec<_>>>()?;
+        let db = &self.client.db.inner;
+        let now = db.now_ms();
+        let created = db.write(|store, batch| {
+            let coll = self.resolve(store)?;
+            if principal.roles().is_some()
+                && access(principal, &coll, Action::Create) != Access::All
+            {
+                return Err(Error::Unauthorized(format!(
+                    "collection {} grants no create to the client's roles",
+                    quote(&coll.id)
+                )));
+            }
+            let mut counters = Counters::load(store, coll.cid)?;
+            let mut edits = IndexEdits::default();
+            let mut ids = HashSet::new();
+            let mut created = Vec::with_capacity(prepared.len());
+            for (id, data, permissions) in &prepared {
+                if !ids.insert(id.as_str()) || seq_of(store, coll.cid, id)?.is_some() {
+                    return Err(Error::Conflict(format!(
+                        "document {} already exists",
+                        quote(id)
+                    )));
+                }
+                let seq = counters.next_seq;
+                counters.next_seq = seq.checked_add(1).ok_or_else(|| {
+                    Error::LimitExceeded("document sequences of the collection exhausted".into())
+                })?;
+                counters.live += 1;
+                let record = make_record(id, now, now, permissions, data, self.limits())?;
+                put_record(batch, &coll, seq, &record, self.limits())?;
+                batch.put(
+                    Tree::DocIds,
+                    keys::doc_id(coll.cid, id),
+                    seq.to_be_bytes().to_vec(),
+                );
+                edits.add(coll.cid, IndexKind::Live, "", seq);
+                index_permissions(
+                    &mut edits,
+                    coll.cid,
+                    seq,
+                    &record.permissions,
+                    IndexEdits::add,
+                );
+                created.push((record, seq));
+            }
+            counters.put(batch, coll.cid);
+            edits.write(store, batch)?;
+            Ok(created)
+        })?;
+        created
+            .into_iter()
+            .map(|(record, seq)| self.to_document(record, seq))
+            .collect()
+    }
+
+    /// Checks one new document's id, data and permissions before the write lock is taken.
+    fn prepare(
+        &self,
+        id: &str,
+        data: impl Serialize,
+        permissions: Option<Vec<Permission>>,
+    ) -> Result<(String, Map<String, Value>, Vec<Permission>)> {
         check_id("document id", id)?;
         let data = to_object(data, self.limits())?;
         let principal = self.principal();
@@ -126,51 +210,7 @@ impl Collection {
             }
             None => default_permissions(principal),
         };
-        let db = &self.client.db.inner;
-        let now = db.now_ms();
-        let (record, seq) = db.write(|store, batch| {
-            let coll = self.resolve(store)?;
-            if principal.roles().is_some()
-                && access(principal, &coll, Action::Create) != Access::All
-            {
-                return Err(Error::Unauthorized(format!(
-                    "collection {} grants no create to the client's roles",
-                    quote(&coll.id)
-                )));
-            }
-            if seq_of(store, coll.cid, id)?.is_some() {
-                return Err(Error::Conflict(format!(
-                    "document {} already exists",
-                    quote(id)
-                )));
-            }
-            let mut counters = Counters::load(store, coll.cid)?;
-            let seq = counters.next_seq;
-            counters.next_seq = seq.checked_add(1).ok_or_else(|| {
-                Error::LimitExceeded("document sequences of the collection exhausted".into())
-            })?;
-            counters.live += 1;
-            counters.put(batch, coll.cid);
-            let record = make_record(id, now, now, &permissions, &data, self.limits())?;
-            put_record(batch, &coll, seq, &record, self.limits())?;
-            batch.put(
-                Tree::DocIds,
-                keys::doc_id(coll.cid, id),
-                seq.to_be_bytes().to_vec(),
-            );
-            let mut edits = IndexEdits::default();
-            edits.add(coll.cid, IndexKind::Live, "", seq);
-            index_permissions(
-                &mut edits,
-                coll.cid,
-                seq,
-                &record.permissions,
-                IndexEdits::add,
-            );
-            edits.write(store, batch)?;
-            Ok((record, seq))
-        })?;
-        self.to_document(record, seq)
+        Ok((id.to_owned(), data, permissions))
     }
 
     /// Updates document `id`: the top-level attributes in `data` replace those stored,

@@ -89,9 +89,7 @@ impl<'a> Run<'a> {
 
     fn page(&self, source: &Source<'_>, plan: &QueryPlan) -> Result<Vec<Document>> {
         let mut page = Vec::new();
-        if plan.limit == 0 {
-            return Ok(page);
-        }
+        // The cursor is resolved even for an empty page: a bad cursor is always an error.
         let (dir, start) = match &plan.cursor {
             None => (plan.order, None),
             Some(cursor) => {
@@ -107,6 +105,9 @@ impl<'a> Run<'a> {
                 }
             }
         };
+        if plan.limit == 0 {
+            return Ok(page);
+        }
         let mut skipped = 0u64;
         for seq in self.candidates(source, dir, start) {
             let seq = seq?;

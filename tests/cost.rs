@@ -1,0 +1,123 @@
+//! Cost tests: the work counters of `find_explained` prove that a user's page costs
+//! what the user sees and the page size, not the size of the collection. No timings.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+use permdb::{Collection, CollectionSpec, Db, Explain, Permission, Plan, Query, Role};
+use serde_json::json;
+
+/// A collection of `n` documents of which user u1 may read exactly 100, spread evenly;
+/// the rest are readable by 500 other users.
+fn collection(n: u32) -> (Db, Collection) {
+    let db = Db::temporary().unwrap();
+    let root = db.root();
+    root.schemas().create("s", "S").unwrap();
+    root.schema("s")
+        .collections()
+        .create(CollectionSpec::new("c", "C").document_security(true))
+        .unwrap();
+    let coll = root.schema("s").collection("c");
+    let every = n / 100;
+    let ids: Vec<u32> = (0..n).collect();
+    for chunk in ids.chunks(10_000) {
+        coll.create_many(chunk.iter().map(|&i| {
+            let reader = if i % every == 0 {
+                "u1".to_string()
+            } else {
+                format!("other{}", i % 500)
+            };
+            (
+                format!("d{i}"),
+                json!({"i": i, "even": i % 2 == 0}),
+                Some(vec![Permission::read(Role::user(reader))]),
+            )
+        }))
+        .unwrap();
+    }
+    (db, coll)
+}
+
+fn as_u1(db: &Db) -> Collection {
+    db.root()
+        .impersonate("u1")
+        .unwrap()
+        .schema("s")
+        .collection("c")
+}
+
+fn explain(coll: &Collection, queries: &[Query]) -> (u64, usize, Explain) {
+    let (list, explain) = coll.find_explained(queries).unwrap();
+    (list.total, list.documents.len(), explain)
+}
+
+#[test]
+fn a_users_page_costs_the_same_at_1_000_and_100_000_documents() {
+    let (small_db, _) = collection(1_000);
+    let (big_db, _) = collection(100_000);
+    let u1_roles = big_db.root().impersonate("u1").unwrap().roles().len() as u64;
+    let mut work = Vec::new();
+    for db in [&small_db, &big_db] {
+        let (total, shown, e) = explain(&as_u1(db), &[Query::limit(25)]);
+        assert_eq!((total, shown), (100, 25));
+        assert_eq!(
+            e.plan,
+            Plan::RoleUnion {
+                roles: u1_roles as usize
+            }
+        );
+        assert!(e.documents_decoded <= 25, "{e:?}");
+        assert!(e.bitmaps_read <= u1_roles, "{e:?}");
+        // u1's 100 documents span at most two 65,536-wide containers per role.
+        assert!(e.containers_read <= 2 * u1_roles, "{e:?}");
+        work.push((e.documents_decoded, e.bitmaps_read, e.candidates_considered));
+    }
+    assert_eq!(work[0], work[1], "same work at 1,000 and 100,000 documents");
+}
+
+#[test]
+fn offsets_cursors_and_descending_order_decode_only_the_page() {
+    let (db, _) = collection(100_000);
+    let coll = as_u1(&db);
+    let page1 = coll.find(&[Query::limit(25)]).unwrap();
+    let last = page1.documents.last().unwrap().id().to_string();
+    for queries in [
+        vec![Query::offset(50), Query::limit(25)],
+        vec![Query::cursor_after(&last), Query::limit(25)],
+        vec![Query::cursor_before(&last), Query::limit(10)],
+        vec![Query::order_desc("$sequence"), Query::limit(25)],
+    ] {
+        let (total, _, e) = explain(&coll, &queries);
+        assert_eq!(total, 100);
+        assert!(e.documents_decoded <= 25, "{queries:?}: {e:?}");
+    }
+    // A filter on an attribute without an index decodes at most what u1 can see.
+    let (total, _, e) = explain(&coll, &[Query::equal("even", [true]), Query::limit(25)]);
+    assert_eq!(total, 100, "every 1,000th index is even");
+    assert!(e.documents_decoded <= 2 * 100, "{e:?}");
+}
+
+#[test]
+fn root_pages_read_one_container_and_decode_the_page() {
+    let (db, coll) = collection(100_000);
+    let (total, shown, e) = explain(&coll, &[Query::limit(25)]);
+    assert_eq!((total, shown), (100_000, 25));
+    assert_eq!(e.plan, Plan::AllDocuments);
+    assert_eq!(e.documents_decoded, 25);
+    assert_eq!((e.bitmaps_read, e.containers_read), (1, 1));
+    let (_, _, e) = explain(
+        &coll,
+        &[
+            Query::order_desc("$sequence"),
+            Query::offset(1000),
+            Query::limit(25),
+        ],
+    );
+    assert_eq!(e.documents_decoded, 25);
+    drop(db);
+}
