@@ -1,0 +1,847 @@
+//! The permission rules of DESIGN.md section 3 and the input checks, one test each:
+//! the typed error, a message naming the fault, and the store unchanged afterwards.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+use permdb::{
+    Client, Collection, CollectionSpec, Db, Error, Limits, Options, Permission, Query,
+    ResourceKind, Role,
+};
+use serde_json::json;
+
+/// Schema `s`, collection `c` with the given collection permissions and document security.
+fn setup(perms: Vec<Permission>, document_security: bool) -> Db {
+    let db = Db::temporary().unwrap();
+    let root = db.root();
+    root.schemas().create("s", "S").unwrap();
+    root.schema("s")
+        .collections()
+        .create(
+            CollectionSpec::new("c", "C")
+                .permissions(perms)
+                .document_security(document_security),
+        )
+        .unwrap();
+    db
+}
+
+fn coll(client: &Client) -> Collection {
+    client.schema("s").collection("c")
+}
+
+fn user(db: &Db, id: &str) -> Collection {
+    coll(&db.root().impersonate(id).unwrap())
+}
+
+/// Everything a root client can see, as text: compared before and after a refused call.
+fn snapshot(db: &Db) -> String {
+    let root = db.root();
+    let mut out = String::new();
+    for schema in root.schemas().list().unwrap() {
+        out += &format!("schema {} {}\n", schema.id, schema.name);
+        for c in root.schema(&schema.id).collections().list().unwrap() {
+            out += &format!(
+                "collection {} {:?} {}\n",
+                c.id, c.permissions, c.document_security
+            );
+            let docs = root
+                .schema(&schema.id)
+                .collection(&c.id)
+                .find(&[Query::limit(5000)])
+                .unwrap();
+            out += &serde_json::to_string(&docs.documents).unwrap();
+            out += "\n";
+        }
+    }
+    out
+}
+
+/// Runs `f`, asserts it failed as `check` says, and that the store did not change.
+fn refused<T: std::fmt::Debug>(
+    db: &Db,
+    f: impl FnOnce() -> permdb::Result<T>,
+    check: impl FnOnce(&Error) -> bool,
+    fault: &str,
+) {
+    let before = snapshot(db);
+    match f() {
+        Ok(v) => panic!("expected an error naming {fault:?}, got {v:?}"),
+        Err(e) => {
+            assert!(check(&e), "wrong variant: {e:?}");
+            assert!(e.to_string().contains(fault), "{e} lacks {fault:?}");
+        }
+    }
+    assert_eq!(snapshot(db), before, "store changed by a refused call");
+}
+
+fn unauthorized(e: &Error) -> bool {
+    matches!(e, Error::Unauthorized(_))
+}
+
+fn doc_not_found(id: &'static str) -> impl FnOnce(&Error) -> bool {
+    move |e| matches!(e, Error::NotFound { kind: ResourceKind::Document, id: got } if got == id)
+}
+
+fn seed(db: &Db) {
+    let c = coll(&db.root());
+    c.create(
+        "a1",
+        json!({"n": 1}),
+        Some(vec![Permission::read(Role::user("ua"))]),
+    )
+    .unwrap();
+    c.create(
+        "a2",
+        json!({"n": 2}),
+        Some(vec![
+            Permission::read(Role::user("ua")),
+            Permission::write(Role::user("ua")),
+        ]),
+    )
+    .unwrap();
+    c.create(
+        "b1",
+        json!({"n": 3}),
+        Some(vec![Permission::read(Role::user("ub"))]),
+    )
+    .unwrap();
+    c.create(
+        "any1",
+        json!({"n": 4}),
+        Some(vec![Permission::read(Role::any())]),
+    )
+    .unwrap();
+    c.create(
+        "guest1",
+        json!({"n": 5}),
+        Some(vec![Permission::read(Role::guests())]),
+    )
+    .unwrap();
+}
+
+fn ids(c: &Collection) -> Vec<String> {
+    c.find(&[])
+        .unwrap()
+        .documents
+        .iter()
+        .map(|d| d.id().to_string())
+        .collect()
+}
+
+#[test]
+fn collection_level_read_grants_every_document() {
+    let db = setup(vec![Permission::read(Role::users())], true);
+    seed(&db);
+    assert_eq!(ids(&user(&db, "ub")), ["a1", "a2", "b1", "any1", "guest1"]);
+    assert_eq!(user(&db, "ub").get("a1").unwrap().id(), "a1");
+    // Guests do not hold `users`: document security applies to them.
+    assert_eq!(ids(&coll(&db.client())), ["any1", "guest1"]);
+}
+
+#[test]
+fn document_security_filters_by_document_permissions() {
+    let db = setup(vec![], true);
+    seed(&db);
+    assert_eq!(ids(&user(&db, "ua")), ["a1", "a2", "any1"]);
+    assert_eq!(ids(&user(&db, "ub")), ["b1", "any1"]);
+    assert_eq!(user(&db, "ua").count(&[]).unwrap(), 3);
+    assert_eq!(ids(&coll(&db.root())), ["a1", "a2", "b1", "any1", "guest1"]);
+}
+
+#[test]
+fn without_a_grant_or_document_security_reads_are_unauthorized() {
+    let db = setup(vec![Permission::create(Role::users())], false);
+    seed(&db);
+    let ua = user(&db, "ua");
+    refused(&db, || ua.find(&[]), unauthorized, "document security off");
+    refused(&db, || ua.count(&[]), unauthorized, "document security off");
+    refused(&db, || ua.get("a1"), unauthorized, "grants no read");
+    refused(&db, || ua.get("missing"), unauthorized, "grants no read");
+}
+
+#[test]
+fn unreadable_documents_are_not_found_exactly_like_missing_ones() {
+    let db = setup(vec![], true);
+    seed(&db);
+    let ua = user(&db, "ua");
+    refused(
+        &db,
+        || ua.get("b1"),
+        doc_not_found("b1"),
+        "document \"b1\" not found",
+    );
+    refused(
+        &db,
+        || ua.get("zz"),
+        doc_not_found("zz"),
+        "document \"zz\" not found",
+    );
+    refused(
+        &db,
+        || ua.update("b1", json!({"n": 9}), None),
+        doc_not_found("b1"),
+        "not found",
+    );
+    refused(&db, || ua.delete("b1"), doc_not_found("b1"), "not found");
+    refused(
+        &db,
+        || ua.find(&[Query::cursor_after("b1")]),
+        doc_not_found("b1"),
+        "not found",
+    );
+    refused(
+        &db,
+        || ua.find(&[Query::cursor_before("zz")]),
+        doc_not_found("zz"),
+        "not found",
+    );
+}
+
+#[test]
+fn readable_but_not_changeable_is_unauthorized() {
+    let db = setup(vec![], true);
+    seed(&db);
+    let ua = user(&db, "ua");
+    refused(
+        &db,
+        || ua.update("a1", json!({"n": 9}), None),
+        unauthorized,
+        "no update permission",
+    );
+    refused(
+        &db,
+        || ua.delete("a1"),
+        unauthorized,
+        "no delete permission",
+    );
+    // `write` on a2 grants update and delete.
+    assert_eq!(
+        ua.update("a2", json!({"m": 1}), None).unwrap().get("m"),
+        Some(&json!(1))
+    );
+    ua.delete("a2").unwrap();
+    assert_eq!(ids(&ua), ["a1", "any1"]);
+}
+
+#[test]
+fn collection_level_update_and_delete_apply_to_every_document() {
+    let db = setup(
+        vec![
+            Permission::update(Role::user("ub")),
+            Permission::delete(Role::user("ub")),
+        ],
+        true,
+    );
+    seed(&db);
+    let ub = user(&db, "ub");
+    // ub cannot read a1 but the collection lets ub change it.
+    assert_eq!(
+        ub.update("a1", json!({"n": 10}), None).unwrap().get("n"),
+        Some(&json!(10))
+    );
+    ub.delete("a1").unwrap();
+    refused(&db, || ub.get("a1"), doc_not_found("a1"), "not found");
+}
+
+#[test]
+fn create_needs_a_collection_grant() {
+    let db = setup(vec![Permission::read(Role::any())], true);
+    let ua = user(&db, "ua");
+    refused(
+        &db,
+        || ua.create("x", json!({}), None),
+        unauthorized,
+        "grants no create",
+    );
+    refused(
+        &db,
+        || coll(&db.client()).create("x", json!({}), None),
+        unauthorized,
+        "grants no create",
+    );
+    let db = setup(vec![Permission::create(Role::user("ua"))], true);
+    user(&db, "ua").create("x", json!({}), None).unwrap();
+    refused(
+        &db,
+        || user(&db, "ub").create("y", json!({}), None),
+        unauthorized,
+        "grants no create",
+    );
+    // `write` at collection level includes create.
+    let db = setup(vec![Permission::write(Role::users())], false);
+    user(&db, "ub").create("y", json!({}), None).unwrap();
+}
+
+#[test]
+fn a_user_may_only_grant_roles_they_hold() {
+    let db = setup(vec![Permission::create(Role::users())], true);
+    seed(&db);
+    let ua = user(&db, "ua");
+    for role in [
+        Role::user("ub"),
+        Role::team("t1"),
+        Role::label("vip"),
+        Role::guests(),
+        Role::users_with(permdb::Verification::Verified),
+    ] {
+        let shown = role.to_string();
+        refused(
+            &db,
+            || ua.create("x", json!({}), Some(vec![Permission::read(role.clone())])),
+            unauthorized,
+            &shown,
+        );
+    }
+    refused(
+        &db,
+        || {
+            ua.update(
+                "a2",
+                json!({}),
+                Some(vec![Permission::read(Role::user("ub"))]),
+            )
+        },
+        unauthorized,
+        "user:ub",
+    );
+    // Roles the user holds are fine, and root may name any role.
+    ua.create(
+        "x",
+        json!({}),
+        Some(vec![
+            Permission::read(Role::any()),
+            Permission::read(Role::users()),
+        ]),
+    )
+    .unwrap();
+    coll(&db.root())
+        .create(
+            "y",
+            json!({}),
+            Some(vec![Permission::read(Role::team("t1"))]),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_users_documents_default_to_their_own_permissions() {
+    let db = setup(vec![Permission::create(Role::users())], true);
+    let doc = user(&db, "ua")
+        .create("mine", json!({"k": "v"}), None)
+        .unwrap();
+    let perms: Vec<String> = doc.permissions().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        perms,
+        [
+            "read(\"user:ua\")",
+            "update(\"user:ua\")",
+            "delete(\"user:ua\")"
+        ]
+    );
+    assert_eq!(ids(&user(&db, "ua")), ["mine"]);
+    assert!(ids(&user(&db, "ub")).is_empty());
+    user(&db, "ua")
+        .update("mine", json!({"k": "w"}), None)
+        .unwrap();
+    user(&db, "ua").delete("mine").unwrap();
+}
+
+#[test]
+fn update_is_partial_and_keeps_permissions_unless_given() {
+    let db = setup(vec![], true);
+    seed(&db);
+    let root = coll(&db.root());
+    let d = root.update("a1", json!({"extra": [1, 2]}), None).unwrap();
+    assert_eq!(
+        (d.get("n"), d.get("extra")),
+        (Some(&json!(1)), Some(&json!([1, 2])))
+    );
+    assert_eq!(ids(&user(&db, "ua")), ["a1", "a2", "any1"]);
+    let d = root
+        .update(
+            "a1",
+            json!({}),
+            Some(vec![Permission::read(Role::user("ub"))]),
+        )
+        .unwrap();
+    assert_eq!(d.get("extra"), Some(&json!([1, 2])));
+    assert!(d.updated_at() >= d.created_at());
+    assert_eq!(ids(&user(&db, "ua")), ["a2", "any1"]);
+    assert_eq!(ids(&user(&db, "ub")), ["a1", "b1", "any1"]);
+}
+
+#[test]
+fn management_and_impersonation_need_root() {
+    let db = setup(vec![], true);
+    let ua = db.root().impersonate("ua").unwrap();
+    refused(&db, || ua.schemas().create("x", "X"), unauthorized, "root");
+    refused(&db, || ua.schemas().list(), unauthorized, "root");
+    refused(
+        &db,
+        || ua.schema("s").collections().delete("c"),
+        unauthorized,
+        "root",
+    );
+    refused(&db, || ua.impersonate("ub"), unauthorized, "root");
+    refused(&db, || db.client().impersonate("ub"), unauthorized, "root");
+    assert!(db.client().roles().contains(&Role::guests()));
+    assert!(!ua.roles().contains(&Role::guests()));
+}
+
+#[test]
+fn disabled_collections_and_schemas_are_hidden_from_clients() {
+    let db = setup(vec![Permission::read(Role::any())], false);
+    seed(&db);
+    let root = db.root();
+    root.schema("s")
+        .collections()
+        .update(
+            CollectionSpec::new("c", "C")
+                .permissions([Permission::read(Role::any())])
+                .enabled(false),
+        )
+        .unwrap();
+    refused(
+        &db,
+        || user(&db, "ua").find(&[]),
+        |e| {
+            matches!(
+                e,
+                Error::NotFound {
+                    kind: ResourceKind::Collection,
+                    ..
+                }
+            )
+        },
+        "collection \"c\" not found",
+    );
+    assert_eq!(coll(&root).count(&[]).unwrap(), 5);
+    root.schema("s")
+        .collections()
+        .update(CollectionSpec::new("c", "C").permissions([Permission::read(Role::any())]))
+        .unwrap();
+    root.schemas().update("s", "S", false).unwrap();
+    refused(
+        &db,
+        || user(&db, "ua").get("a1"),
+        |e| matches!(e, Error::NotFound { .. }),
+        "not found",
+    );
+}
+
+#[test]
+fn unknown_schemas_collections_and_documents_are_not_found() {
+    let db = setup(vec![], true);
+    let root = db.root();
+    refused(
+        &db,
+        || root.schema("nope").collection("c").find(&[]),
+        |e| {
+            matches!(
+                e,
+                Error::NotFound {
+                    kind: ResourceKind::Schema,
+                    ..
+                }
+            )
+        },
+        "schema \"nope\" not found",
+    );
+    refused(
+        &db,
+        || root.schema("s").collection("nope").get("x"),
+        |e| {
+            matches!(
+                e,
+                Error::NotFound {
+                    kind: ResourceKind::Collection,
+                    ..
+                }
+            )
+        },
+        "collection \"nope\" not found",
+    );
+    refused(
+        &db,
+        || coll(&root).get("nope"),
+        doc_not_found("nope"),
+        "document \"nope\" not found",
+    );
+    refused(
+        &db,
+        || coll(&root).update("nope", json!({}), None),
+        doc_not_found("nope"),
+        "not found",
+    );
+    refused(
+        &db,
+        || coll(&root).delete("nope"),
+        doc_not_found("nope"),
+        "not found",
+    );
+    refused(
+        &db,
+        || root.schemas().get("nope"),
+        |e| matches!(e, Error::NotFound { .. }),
+        "not found",
+    );
+    refused(
+        &db,
+        || root.schemas().delete("nope"),
+        |e| matches!(e, Error::NotFound { .. }),
+        "not found",
+    );
+    refused(
+        &db,
+        || root.schema("s").collections().get("nope"),
+        |e| matches!(e, Error::NotFound { .. }),
+        "not found",
+    );
+    refused(
+        &db,
+        || {
+            root.schema("nope")
+                .collections()
+                .create(CollectionSpec::new("c", "C"))
+        },
+        |e| matches!(e, Error::NotFound { .. }),
+        "schema \"nope\"",
+    );
+}
+
+#[test]
+fn duplicates_conflict() {
+    let db = setup(vec![], true);
+    seed(&db);
+    let root = db.root();
+    let conflict = |e: &Error| matches!(e, Error::Conflict(_));
+    refused(
+        &db,
+        || root.schemas().create("s", "again"),
+        conflict,
+        "schema \"s\" already exists",
+    );
+    refused(
+        &db,
+        || {
+            root.schema("s")
+                .collections()
+                .create(CollectionSpec::new("c", "again"))
+        },
+        conflict,
+        "collection \"c\" already exists",
+    );
+    refused(
+        &db,
+        || coll(&root).create("a1", json!({}), None),
+        conflict,
+        "document \"a1\" already exists",
+    );
+    // A batch with one clash writes nothing at all.
+    refused(
+        &db,
+        || coll(&root).create_many([("n1", json!({}), None), ("a1", json!({}), None)]),
+        conflict,
+        "\"a1\"",
+    );
+    refused(
+        &db,
+        || coll(&root).create_many([("n1", json!({}), None), ("n1", json!({}), None)]),
+        conflict,
+        "\"n1\"",
+    );
+}
+
+#[test]
+fn malformed_ids_are_invalid() {
+    let db = setup(vec![], true);
+    let root = db.root();
+    let invalid = |e: &Error| matches!(e, Error::InvalidId(_));
+    let long = "x".repeat(37);
+    for (id, fault) in [
+        ("", "empty"),
+        ("_x", "may not start"),
+        ("a b", "not allowed"),
+        (long.as_str(), "longer than 36"),
+    ] {
+        refused(&db, || root.schemas().create(id, "X"), invalid, fault);
+        refused(
+            &db,
+            || {
+                root.schema("s")
+                    .collections()
+                    .create(CollectionSpec::new(id, "X"))
+            },
+            invalid,
+            fault,
+        );
+        refused(
+            &db,
+            || coll(&root).create(id, json!({}), None),
+            invalid,
+            fault,
+        );
+        refused(&db, || root.impersonate(id), invalid, fault);
+    }
+    refused(&db, || root.schemas().create("ok", ""), invalid, "name");
+}
+
+#[test]
+fn malformed_permissions_and_roles_are_refused() {
+    let db = setup(vec![], true);
+    let root = coll(&db.root());
+    let role = |e: &Error| matches!(e, Error::InvalidRole(_));
+    refused(
+        &db,
+        || root.create("x", json!({}), Some(vec![Permission::read(Role::user(""))])),
+        role,
+        "empty id",
+    );
+    refused(
+        &db,
+        || {
+            root.create(
+                "x",
+                json!({}),
+                Some(vec![Permission::read(Role::user("a".repeat(37)))]),
+            )
+        },
+        role,
+        "longer than 36",
+    );
+    refused(
+        &db,
+        || {
+            root.create(
+                "x",
+                json!({}),
+                Some(vec![Permission::read(Role::team_role("t", "a b"))]),
+            )
+        },
+        role,
+        "not allowed in a team role",
+    );
+    refused(
+        &db,
+        || {
+            root.create(
+                "x",
+                json!({}),
+                Some(vec![Permission::read(Role::label("v-ip"))]),
+            )
+        },
+        role,
+        "label",
+    );
+    refused(
+        &db,
+        || root.create("x", json!({}), Some(vec![Permission::create(Role::any())])),
+        |e| matches!(e, Error::InvalidPermission(_)),
+        "create is granted on the collection",
+    );
+    let many: Vec<Permission> = (0..101)
+        .map(|i| Permission::read(Role::user(format!("u{i}"))))
+        .collect();
+    refused(
+        &db,
+        || root.create("x", json!({}), Some(many.clone())),
+        |e| matches!(e, Error::LimitExceeded(_)),
+        "101 permissions",
+    );
+    root.create("x", json!({}), Some(many[..100].to_vec()))
+        .unwrap();
+    refused(
+        &db,
+        || {
+            db.root()
+                .schema("s")
+                .collections()
+                .create(CollectionSpec::new("c2", "C").permissions(many.clone()))
+        },
+        |e| matches!(e, Error::LimitExceeded(_)),
+        "at most 100",
+    );
+    // Strings: every malformed form is an error, never silently dropped.
+    for bad in [
+        "",
+        "read",
+        "read(\"\")",
+        "read(\"user:\")",
+        "read(\"any\"",
+        "read(any)",
+        "reed(\"any\")",
+        "read(\"user:a b\")",
+        "read(\"team:t/\")",
+        "read(\"x:y\")",
+    ] {
+        assert!(bad.parse::<Permission>().is_err(), "{bad:?} parsed");
+    }
+}
+
+#[test]
+fn malformed_documents_are_refused() {
+    let limits = Limits {
+        max_document_bytes: 2048,
+        max_depth: 4,
+        max_fields: 5,
+    };
+    let db = Db::temporary_with(Options::new().limits(limits)).unwrap();
+    db.root().schemas().create("s", "S").unwrap();
+    db.root()
+        .schema("s")
+        .collections()
+        .create(CollectionSpec::new("c", "C"))
+        .unwrap();
+    let root = coll(&db.root());
+    let invalid = |e: &Error| matches!(e, Error::InvalidDocument(_));
+    let limit = |e: &Error| matches!(e, Error::LimitExceeded(_));
+    refused(
+        &db,
+        || root.create("x", json!([1]), None),
+        invalid,
+        "must be a JSON object, got an array",
+    );
+    refused(
+        &db,
+        || root.create("x", "text", None),
+        invalid,
+        "got a string",
+    );
+    refused(
+        &db,
+        || root.create("x", json!({"$id": "y"}), None),
+        invalid,
+        "reserved",
+    );
+    refused(
+        &db,
+        || root.create("x", json!({"": 1}), None),
+        invalid,
+        "attribute name",
+    );
+    refused(
+        &db,
+        || root.create("x", json!({"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}), None),
+        limit,
+        "6 attributes, at most 5",
+    );
+    refused(
+        &db,
+        || root.create("x", json!({"a": [[[[1]]]]}), None),
+        limit,
+        "deeper than 4",
+    );
+    refused(
+        &db,
+        || root.create("x", json!({"a": "x".repeat(3000)}), None),
+        limit,
+        "at most 2048",
+    );
+    // One under each limit is fine.
+    root.create(
+        "x",
+        json!({"a": [[1]], "b": "x".repeat(1000), "c": 1, "d": 2, "e": 3}),
+        None,
+    )
+    .unwrap();
+    refused(
+        &db,
+        || root.update("x", json!({"f": 1}), None),
+        limit,
+        "6 attributes",
+    );
+    refused(
+        &db,
+        || root.update("x", json!({"b": "x".repeat(3000)}), None),
+        limit,
+        "at most 2048",
+    );
+}
+
+#[test]
+fn deleting_a_collection_purges_its_documents_and_indexes() {
+    let db = setup(vec![], true);
+    seed(&db);
+    let root = db.root();
+    root.schema("s").collections().delete("c").unwrap();
+    refused(
+        &db,
+        || coll(&root).find(&[]),
+        |e| matches!(e, Error::NotFound { .. }),
+        "collection \"c\" not found",
+    );
+    root.schema("s")
+        .collections()
+        .create(CollectionSpec::new("c", "C").document_security(true))
+        .unwrap();
+    assert!(ids(&coll(&root)).is_empty());
+    assert!(ids(&user(&db, "ua")).is_empty());
+    coll(&root)
+        .create(
+            "a1",
+            json!({}),
+            Some(vec![Permission::read(Role::user("ua"))]),
+        )
+        .unwrap();
+    assert_eq!(ids(&user(&db, "ua")), ["a1"]);
+    assert_eq!(coll(&root).get("a1").unwrap().sequence(), 1);
+    root.schemas().delete("s").unwrap();
+    assert!(root.schemas().list().unwrap().is_empty());
+}
+
+#[test]
+fn bad_queries_are_invalid() {
+    let db = setup(vec![], true);
+    seed(&db);
+    let ua = user(&db, "ua");
+    let invalid = |e: &Error| matches!(e, Error::InvalidQuery(_));
+    refused(
+        &db,
+        || ua.find(&[Query::limit(5001)]),
+        invalid,
+        "more than 5000",
+    );
+    refused(
+        &db,
+        || ua.find(&[Query::order_asc("n")]),
+        invalid,
+        "not supported yet",
+    );
+    refused(
+        &db,
+        || ua.find(&[Query::equal("n", [json!({"x": 1})])]),
+        invalid,
+        "must be strings",
+    );
+    refused(
+        &db,
+        || ua.count(&[Query::equal("$permissions", ["x"])]),
+        invalid,
+        "unknown system attribute",
+    );
+}
+
+#[test]
+fn filters_and_system_attributes() {
+    let db = setup(vec![Permission::read(Role::any())], false);
+    seed(&db);
+    let ua = user(&db, "ua");
+    let page = ua
+        .find(&[Query::equal("n", [1, 3]), Query::not_equal("n", 3)])
+        .unwrap();
+    assert_eq!((page.total, page.documents[0].id()), (1, "a1"));
+    assert_eq!(ua.count(&[Query::equal("$id", ["b1", "any1"])]).unwrap(), 2);
+    assert_eq!(ua.count(&[Query::equal("n", [2.0])]).unwrap(), 1);
+    assert_eq!(ua.count(&[Query::not_equal("missing", 1)]).unwrap(), 0);
+    let last = ua
+        .find(&[Query::order_desc("$sequence"), Query::limit(1)])
+        .unwrap();
+    assert_eq!(last.documents[0].id(), "guest1");
+    assert_eq!(last.total, 5);
+}
