@@ -70,3 +70,21 @@ pub use perm::{
     Action, MAX_LABEL_LEN, MAX_PERMISSIONS, MAX_TEAM_ROLE_LEN, Permission, Role, Verification,
 };
 pub use query::{DEFAULT_LIMIT, Explain, MAX_LIMIT, MAX_QUERIES, MAX_QUERY_VALUES, Plan, Query};
+
+/// Entry points for the fuzz targets under `fuzz/`: decoders of stored bytes.
+/// Enabled by the `fuzzing` feature; not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes a stored document record and converts it to a [`crate::Document`].
+    pub fn decode_document(bytes: &[u8]) -> crate::Result<crate::Document> {
+        let record: crate::document::DocRecord =
+            crate::store::codec::decode(bytes, || "document".into())?;
+        record.into_document(1, "s", "c", 32, || "document".into())
+    }
+
+    /// Decodes a stored index container.
+    pub fn decode_container(bytes: &[u8]) -> Result<u64, String> {
+        crate::index::decode_container_bytes(bytes).map(|b| b.len())
+    }
+}

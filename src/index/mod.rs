@@ -58,12 +58,21 @@ fn container_key(prefix: &[u8], high: u16) -> Vec<u8> {
     k
 }
 
-fn split(seq: u32) -> (u16, u32) {
-    ((seq >> 16) as u16, seq & 0xffff)
+/// The high 16 bits of a sequence: which container holds it.
+fn high_bits(seq: u32) -> u16 {
+    (seq >> 16) as u16
 }
 
-fn decode_container(key: &[u8], bytes: &[u8]) -> Result<RoaringBitmap> {
-    container::decode(bytes).map_err(|e| Error::corrupt(format!("index container {key:02x?}"), e))
+fn decode_container(key: &[u8], prefix_len: usize, bytes: &[u8]) -> Result<RoaringBitmap> {
+    let high = container_high(key, prefix_len)?;
+    container::decode(bytes, high)
+        .map_err(|e| Error::corrupt(format!("index container {key:02x?}"), e))
+}
+
+/// Decodes one stored container's bytes as if stored under high bits 0 (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_container_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {
+    container::decode(bytes, 0)
 }
 
 /// The high 16 bits stored at the end of a container key.
@@ -80,41 +89,52 @@ fn container_high(key: &[u8], prefix_len: usize) -> Result<u16> {
 /// Index changes gathered for one write, grouped by container.
 #[derive(Debug, Default)]
 pub(crate) struct IndexEdits {
-    /// container key -> (lows to add, lows to remove)
-    edits: BTreeMap<Vec<u8>, (Vec<u32>, Vec<u32>)>,
+    /// container key -> (prefix length, sequences to add, sequences to remove)
+    edits: BTreeMap<Vec<u8>, (usize, Vec<u32>, Vec<u32>)>,
 }
 
 impl IndexEdits {
+    fn entry(
+        &mut self,
+        cid: u32,
+        kind: IndexKind,
+        role: &str,
+        seq: u32,
+    ) -> &mut (usize, Vec<u32>, Vec<u32>) {
+        let prefix = bitmap_prefix(cid, kind, role);
+        let prefix_len = prefix.len();
+        let key = container_key(&prefix, high_bits(seq));
+        self.edits
+            .entry(key)
+            .or_insert_with(|| (prefix_len, Vec::new(), Vec::new()))
+    }
+
     pub(crate) fn add(&mut self, cid: u32, kind: IndexKind, role: &str, seq: u32) {
-        let (high, low) = split(seq);
-        let key = container_key(&bitmap_prefix(cid, kind, role), high);
-        self.edits.entry(key).or_default().0.push(low);
+        self.entry(cid, kind, role, seq).1.push(seq);
     }
 
     pub(crate) fn remove(&mut self, cid: u32, kind: IndexKind, role: &str, seq: u32) {
-        let (high, low) = split(seq);
-        let key = container_key(&bitmap_prefix(cid, kind, role), high);
-        self.edits.entry(key).or_default().1.push(low);
+        self.entry(cid, kind, role, seq).2.push(seq);
     }
 
     /// Reads each touched container, applies the edits and puts the result in `batch`.
     /// Must run under the store's write lock, so no other write changes the containers meanwhile.
     pub(crate) fn write(self, store: &Store, batch: &mut WriteBatch) -> Result<()> {
-        for (key, (add, remove)) in self.edits {
-            let mut lows = match store.get(Tree::PermIndex, &key)? {
-                Some(bytes) => decode_container(&key, &bytes)?,
+        for (key, (prefix_len, add, remove)) in self.edits {
+            let mut values = match store.get(Tree::PermIndex, &key)? {
+                Some(bytes) => decode_container(&key, prefix_len, &bytes)?,
                 None => RoaringBitmap::new(),
             };
-            for low in remove {
-                lows.remove(low);
+            for seq in remove {
+                values.remove(seq);
             }
-            for low in add {
-                lows.insert(low);
+            for seq in add {
+                values.insert(seq);
             }
-            if lows.is_empty() {
+            if values.is_empty() {
                 batch.remove(Tree::PermIndex, key);
             } else {
-                batch.put(Tree::PermIndex, key, container::encode(&lows));
+                batch.put(Tree::PermIndex, key, container::encode(&values));
             }
         }
         Ok(())
@@ -135,10 +155,8 @@ pub(crate) fn load_bitmap(
     for entry in store.scan_prefix(Tree::PermIndex, &prefix, Direction::Forward) {
         let (key, bytes) = entry?;
         counters.container_read();
-        let high = u32::from(container_high(&key, prefix.len())?) << 16;
-        let lows = decode_container(&key, &bytes)?;
-        out.append(lows.iter().map(|low| high | low))
-            .map_err(|e| Error::corrupt(format!("index key {:02x?}", &*key), e))?;
+        // Containers hold disjoint ranges, so this union only adds containers.
+        out |= decode_container(&key, prefix.len(), &bytes)?;
     }
     Ok(out)
 }

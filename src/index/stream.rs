@@ -5,7 +5,7 @@ use std::cell::Cell;
 
 use roaring::RoaringBitmap;
 
-use super::{IndexKind, bitmap_prefix, container_high, container_key, decode_container, split};
+use super::{IndexKind, bitmap_prefix, container_key, decode_container, high_bits};
 use crate::error::Result;
 use crate::store::{Direction, Scan, Store, Tree, keys};
 
@@ -43,9 +43,9 @@ pub(crate) struct BitmapStream<'a> {
     scan: Scan<'a>,
     prefix_len: usize,
     direction: Direction,
-    /// First container only: skip lows before this one.
-    first_low: Option<(u16, u32)>,
-    current: Option<(u32, roaring::bitmap::IntoIter)>,
+    /// Where iteration starts: values before it (in `direction`) are skipped.
+    start: Option<u32>,
+    current: Option<roaring::bitmap::IntoIter>,
     counters: &'a Counters,
 }
 
@@ -63,15 +63,15 @@ impl<'a> BitmapStream<'a> {
         let prefix = bitmap_prefix(cid, kind, role);
         let prefix_len = prefix.len();
         let end = keys::prefix_end(&prefix).unwrap_or_default();
-        let scan = match (start.map(split), direction) {
+        let scan = match (start.map(high_bits), direction) {
             (None, _) => store.scan_prefix(Tree::PermIndex, &prefix, direction),
-            (Some((high, _)), Direction::Forward) => store.scan_range(
+            (Some(high), Direction::Forward) => store.scan_range(
                 Tree::PermIndex,
                 &container_key(&prefix, high),
                 &end,
                 direction,
             ),
-            (Some((high, _)), Direction::Reverse) => {
+            (Some(high), Direction::Reverse) => {
                 let upto = keys::prefix_end(&container_key(&prefix, high)).unwrap_or_default();
                 store.scan_range(Tree::PermIndex, &prefix, &upto, direction)
             }
@@ -80,7 +80,7 @@ impl<'a> BitmapStream<'a> {
             scan,
             prefix_len,
             direction,
-            first_low: start.map(split),
+            start,
             current: None,
             counters,
         }
@@ -92,18 +92,15 @@ impl<'a> BitmapStream<'a> {
         };
         let (key, bytes) = entry?;
         self.counters.container_read();
-        let high = container_high(&key, self.prefix_len)?;
-        let lows: RoaringBitmap = decode_container(&key, &bytes)?;
-        let mut iter = lows.into_iter();
-        if let Some((start_high, start_low)) = self.first_low.take() {
-            if start_high == high {
-                match self.direction {
-                    Direction::Forward => iter.advance_to(start_low),
-                    Direction::Reverse => iter.advance_back_to(start_low),
-                }
+        let values: RoaringBitmap = decode_container(&key, self.prefix_len, &bytes)?;
+        let mut iter = values.into_iter();
+        if let Some(start) = self.start {
+            match self.direction {
+                Direction::Forward => iter.advance_to(start),
+                Direction::Reverse => iter.advance_back_to(start),
             }
         }
-        self.current = Some((u32::from(high) << 16, iter));
+        self.current = Some(iter);
         Ok(true)
     }
 }
@@ -113,13 +110,13 @@ impl Iterator for BitmapStream<'_> {
 
     fn next(&mut self) -> Option<Result<u32>> {
         loop {
-            if let Some((high, iter)) = &mut self.current {
-                let low = match self.direction {
+            if let Some(iter) = &mut self.current {
+                let next = match self.direction {
                     Direction::Forward => iter.next(),
                     Direction::Reverse => iter.next_back(),
                 };
-                if let Some(low) = low {
-                    return Some(Ok(*high | low));
+                if next.is_some() {
+                    return next.map(Ok);
                 }
             }
             match self.next_container() {
