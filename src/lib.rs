@@ -46,6 +46,8 @@ mod access;
 mod catalog;
 mod client;
 mod collection;
+#[cfg(test)]
+mod corpus_replay;
 mod db;
 mod document;
 mod error;

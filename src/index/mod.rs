@@ -70,7 +70,7 @@ fn decode_container(key: &[u8], prefix_len: usize, bytes: &[u8]) -> Result<Roari
 }
 
 /// Decodes one stored container's bytes as if stored under high bits 0 (for the fuzz targets).
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_container_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {
     container::decode(bytes, 0)
 }
