@@ -9,6 +9,8 @@
     reason = "a test fails by panicking"
 )]
 
+mod common;
+
 use permdb::{Collection, CollectionSpec, Db, Explain, Permission, Plan, Query, Role};
 use serde_json::json;
 
@@ -16,13 +18,11 @@ use serde_json::json;
 /// the rest are readable by 500 other users.
 fn collection(n: u32) -> (Db, Collection) {
     let db = Db::temporary().unwrap();
-    let root = db.root();
-    root.schemas().create("s", "S").unwrap();
-    root.schema("s")
-        .collections()
-        .create(CollectionSpec::new("c", "C").document_security(true))
-        .unwrap();
-    let coll = root.schema("s").collection("c");
+    let coll = common::create_collection(
+        &db,
+        "s",
+        CollectionSpec::new("c", "C").document_security(true),
+    );
     let every = n / 100;
     let ids: Vec<u32> = (0..n).collect();
     for chunk in ids.chunks(10_000) {

@@ -9,6 +9,8 @@
     reason = "a test fails by panicking"
 )]
 
+mod common;
+
 use permdb::{
     Client, Collection, CollectionSpec, Db, Error, Limits, Options, Permission, Query,
     ResourceKind, Role,
@@ -18,16 +20,10 @@ use serde_json::json;
 /// Schema `s`, collection `c` with the given collection permissions and document security.
 fn setup(perms: Vec<Permission>, document_security: bool) -> Db {
     let db = Db::temporary().unwrap();
-    let root = db.root();
-    root.schemas().create("s", "S").unwrap();
-    root.schema("s")
-        .collections()
-        .create(
-            CollectionSpec::new("c", "C")
-                .permissions(perms)
-                .document_security(document_security),
-        )
-        .unwrap();
+    let spec = CollectionSpec::new("c", "C")
+        .permissions(perms)
+        .document_security(document_security);
+    common::create_collection(&db, "s", spec);
     db
 }
 
@@ -89,40 +85,20 @@ fn doc_not_found(id: &'static str) -> impl FnOnce(&Error) -> bool {
 }
 
 fn seed(db: &Db) {
-    let c = coll(&db.root());
-    c.create(
-        "a1",
-        json!({"n": 1}),
-        Some(vec![Permission::read(Role::user("ua"))]),
-    )
-    .unwrap();
-    c.create(
-        "a2",
-        json!({"n": 2}),
-        Some(vec![
-            Permission::read(Role::user("ua")),
-            Permission::write(Role::user("ua")),
-        ]),
-    )
-    .unwrap();
-    c.create(
-        "b1",
-        json!({"n": 3}),
-        Some(vec![Permission::read(Role::user("ub"))]),
-    )
-    .unwrap();
-    c.create(
-        "any1",
-        json!({"n": 4}),
-        Some(vec![Permission::read(Role::any())]),
-    )
-    .unwrap();
-    c.create(
-        "guest1",
-        json!({"n": 5}),
-        Some(vec![Permission::read(Role::guests())]),
-    )
-    .unwrap();
+    let read = |u: &str| Permission::read(Role::user(u));
+    let docs = [
+        ("a1", 1, vec![read("ua")]),
+        (
+            "a2",
+            2,
+            vec![read("ua"), Permission::write(Role::user("ua"))],
+        ),
+        ("b1", 3, vec![read("ub")]),
+        ("any1", 4, vec![Permission::read(Role::any())]),
+        ("guest1", 5, vec![Permission::read(Role::guests())]),
+    ];
+    let docs = docs.map(|(id, n, perms)| (id, json!({ "n": n }), Some(perms)));
+    coll(&db.root()).create_many(docs).unwrap();
 }
 
 fn ids(c: &Collection) -> Vec<String> {

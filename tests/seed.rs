@@ -9,6 +9,8 @@
     reason = "a test fails by panicking"
 )]
 
+mod common;
+
 use permdb::{CollectionSpec, Db, Permission, Query, Role};
 use serde_json::json;
 
@@ -16,16 +18,10 @@ use serde_json::json;
 fn user_a_sees_kevin_and_root_sees_everyone() {
     let db = Db::temporary().unwrap();
     let root = db.root();
-    root.schemas().create("db", "Database").unwrap();
-    root.schema("db")
-        .collections()
-        .create(
-            CollectionSpec::new("birthdays", "Birthdays")
-                .permissions([Permission::create(Role::users())])
-                .document_security(true),
-        )
-        .unwrap();
-    let birthdays = root.schema("db").collection("birthdays");
+    let spec = CollectionSpec::new("birthdays", "Birthdays")
+        .permissions([Permission::create(Role::users())])
+        .document_security(true);
+    let birthdays = common::create_collection(&db, "db", spec);
     for (id, name, day, user) in [
         ("doc1", "Kevin", "2012-02-03", "user-a"),
         ("doc2", "Laura", "1999-09-22", "user-b"),
