@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::DbInner;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
-use crate::perm::{Action, Permission, RoleSet, Scope, normalize};
+use crate::perm::{Action, Permission, RoleSet, Target, normalize};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 
@@ -319,7 +319,7 @@ pub(crate) fn create_collection(
 ) -> Result<CollectionInfo> {
     check_id("collection id", &spec.id)?;
     check_name("collection", &spec.name)?;
-    let permissions = normalize(&spec.permissions, Scope::Collection)?;
+    let permissions = normalize(&spec.permissions, Target::Collection)?;
     let now = db.now_ms();
     db.write(|store, batch| {
         require_schema(store, schema_id)?;
@@ -386,7 +386,7 @@ pub(crate) fn update_collection(
     spec: &CollectionSpec,
 ) -> Result<CollectionInfo> {
     check_name("collection", &spec.name)?;
-    let permissions = normalize(&spec.permissions, Scope::Collection)?;
+    let permissions = normalize(&spec.permissions, Target::Collection)?;
     let now = db.now_ms();
     db.write(|store, batch| {
         let mut r = require_collection(store, schema_id, &spec.id)?;

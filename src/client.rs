@@ -4,14 +4,19 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::account::Account;
+use crate::admin::{Keys, Teams, TokenKeys, Users};
+use crate::auth::users::{self, load_user};
+use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
 use crate::collection::Collection;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::id::check_id;
-use crate::perm::{Principal, Role, UserFacts};
+use crate::perm::{Principal, Role, Scope, UserAuth, UserFacts};
 
-/// Acts on a store as one principal: root, a guest, or a user.
+/// Acts on a store as one principal: root, an API key, a guest, or a user.
+/// A client is a snapshot of its principal's roles: build one per request.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) db: Db,
@@ -22,6 +27,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let who = match &*self.principal {
             Principal::Root => "root".to_string(),
+            Principal::Key { id, .. } => format!("api key {id}"),
             Principal::Guest(_) => "guest".to_string(),
             Principal::User { id, .. } => format!("user {id}"),
         };
@@ -39,17 +45,95 @@ impl Client {
         }
     }
 
-    /// A client acting as user `user_id` with that user's roles. Root only.
-    /// The user needs no permdb account: services with their own sign-in get
-    /// `any`, `users`, `user:ID` and the unverified forms of both.
+    /// A client acting as user `user_id` with that user's roles: root, or a key with
+    /// `users.read`. A user id with no account is allowed and gets `any`, `users`,
+    /// `user:ID` and the unverified forms of both, so services with their own sign-in
+    /// can use the permission engine; a blocked account is refused.
     pub fn impersonate(&self, user_id: &str) -> Result<Client> {
-        self.require_root("impersonating a user")?;
+        self.require(Scope::UsersRead, "impersonating a user")?;
         check_id("user id", user_id)?;
-        let facts = UserFacts {
-            id: user_id.to_owned(),
-            ..UserFacts::default()
+        let facts = match load_user(&self.db.inner.store, user_id)? {
+            Some(user) if user.blocked => {
+                return Err(Error::Unauthorized("the user is blocked".into()));
+            }
+            Some(user) => users::facts(&self.db.inner.store, &user)?,
+            None => UserFacts {
+                id: user_id.to_owned(),
+                ..UserFacts::default()
+            },
         };
-        Ok(Client::new(self.db.clone(), Principal::user(&facts)))
+        Ok(self.with(Principal::user(&facts, UserAuth::Impersonated)))
+    }
+
+    /// A client for the session whose secret `create_email_password_session` returned.
+    pub fn set_session(&self, secret: &str) -> Result<Client> {
+        let (session, user) = sessions::authenticate(&self.db.inner, secret)?;
+        let facts = users::facts(&self.db.inner.store, &user)?;
+        Ok(self.with(Principal::user(&facts, UserAuth::Session(session.id))))
+    }
+
+    /// A client acting as the user a token was issued to, with the user's roles as they
+    /// are now (memberships and labels are read from the store, not from the token).
+    /// Refusals are `Error::InvalidToken` with the reason.
+    pub fn set_jwt(&self, token: &str) -> Result<Client> {
+        let (claims, user) = crate::token::issue::verify(&self.db.inner, token)?;
+        let facts = users::facts(&self.db.inner.store, &user)?;
+        Ok(self.with(Principal::user(&facts, UserAuth::Token(claims.session_id))))
+    }
+
+    /// A client for an API key: skips the permission filter, limited to the key's scopes.
+    pub fn set_key(&self, secret: &str) -> Result<Client> {
+        let key = keys::authenticate(&self.db.inner, secret)?;
+        let expires = key.expires();
+        Ok(self.with(Principal::Key {
+            id: key.id,
+            scopes: key.scopes,
+            expires,
+        }))
+    }
+
+    fn with(&self, principal: Principal) -> Client {
+        Client::new(self.db.clone(), principal)
+    }
+
+    /// The signed-in user's own account: sign-up, sessions, tokens.
+    #[must_use]
+    pub fn account(&self) -> Account {
+        Account {
+            client: self.clone(),
+        }
+    }
+
+    /// User management (root, or a key with `users.read` / `users.write`).
+    #[must_use]
+    pub fn users(&self) -> Users {
+        Users {
+            client: self.clone(),
+        }
+    }
+
+    /// Teams and memberships (root, or a key with `teams.read` / `teams.write`).
+    #[must_use]
+    pub fn teams(&self) -> Teams {
+        Teams {
+            client: self.clone(),
+        }
+    }
+
+    /// API keys (root only).
+    #[must_use]
+    pub fn keys(&self) -> Keys {
+        Keys {
+            client: self.clone(),
+        }
+    }
+
+    /// Token signing keys (root only).
+    #[must_use]
+    pub fn token_keys(&self) -> TokenKeys {
+        TokenKeys {
+            client: self.clone(),
+        }
     }
 
     /// The roles this client acts with; empty for root, which skips permission checks.
@@ -61,9 +145,9 @@ impl Client {
             .unwrap_or_default()
     }
 
-    /// Whether this client skips permission checks.
+    /// Whether this client skips the permission filter (root or an API key).
     #[must_use]
-    pub fn is_root(&self) -> bool {
+    pub fn skips_permissions(&self) -> bool {
         self.principal.roles().is_none()
     }
 
@@ -84,11 +168,44 @@ impl Client {
         }
     }
 
-    fn require_root(&self, what: &str) -> Result<()> {
-        if self.is_root() {
-            Ok(())
-        } else {
-            Err(Error::Unauthorized(format!("{what} needs the root client")))
+    /// Root passes; a key passes with `scope` until it expires; anyone else is refused.
+    pub(crate) fn require(&self, scope: Scope, what: &str) -> Result<()> {
+        match &*self.principal {
+            Principal::Root => Ok(()),
+            Principal::Key {
+                scopes, expires, ..
+            } => {
+                if expires.is_some_and(|e| self.db.inner.options.clock.now() > e) {
+                    Err(Error::Unauthorized("API key expired".into()))
+                } else if scopes.contains(&scope) {
+                    Ok(())
+                } else {
+                    Err(Error::Unauthorized(format!(
+                        "{what} needs an API key with scope {scope}"
+                    )))
+                }
+            }
+            _ => Err(Error::Unauthorized(format!(
+                "{what} needs the root client or an API key with scope {scope}"
+            ))),
+        }
+    }
+
+    /// Document calls: users and guests are checked by permissions, keys by scope.
+    pub(crate) fn require_documents(&self, write: bool) -> Result<()> {
+        match &*self.principal {
+            Principal::Key { .. } if write => {
+                self.require(Scope::DocumentsWrite, "writing documents")
+            }
+            Principal::Key { .. } => self.require(Scope::DocumentsRead, "reading documents"),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn require_root(&self, what: &str) -> Result<()> {
+        match &*self.principal {
+            Principal::Root => Ok(()),
+            _ => Err(Error::Unauthorized(format!("{what} needs the root client"))),
         }
     }
 }
@@ -102,31 +219,34 @@ pub struct Schemas {
 impl Schemas {
     /// Creates schema `id` named `name`.
     pub fn create(&self, id: &str, name: &str) -> Result<SchemaInfo> {
-        self.client.require_root("managing schemas")?;
+        self.client
+            .require(Scope::SchemasWrite, "creating schemas")?;
         catalog::create_schema(&self.client.db.inner, id, name)
     }
 
     /// Schema `id`.
     pub fn get(&self, id: &str) -> Result<SchemaInfo> {
-        self.client.require_root("managing schemas")?;
+        self.client.require(Scope::SchemasRead, "reading schemas")?;
         catalog::get_schema(&self.client.db.inner, id)
     }
 
     /// Every schema, by id.
     pub fn list(&self) -> Result<Vec<SchemaInfo>> {
-        self.client.require_root("managing schemas")?;
+        self.client.require(Scope::SchemasRead, "reading schemas")?;
         catalog::list_schemas(&self.client.db.inner)
     }
 
     /// Renames schema `id` and enables or disables it (a disabled schema is hidden from clients).
     pub fn update(&self, id: &str, name: &str, enabled: bool) -> Result<SchemaInfo> {
-        self.client.require_root("managing schemas")?;
+        self.client
+            .require(Scope::SchemasWrite, "updating schemas")?;
         catalog::update_schema(&self.client.db.inner, id, name, enabled)
     }
 
     /// Deletes schema `id` with all its collections and documents.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.client.require_root("managing schemas")?;
+        self.client
+            .require(Scope::SchemasWrite, "deleting schemas")?;
         catalog::delete_schema(&self.client.db.inner, id)
     }
 }
@@ -169,32 +289,37 @@ pub struct Collections {
 impl Collections {
     /// Creates a collection as `spec` says.
     pub fn create(&self, spec: CollectionSpec) -> Result<CollectionInfo> {
-        self.client.require_root("managing collections")?;
+        self.client
+            .require(Scope::SchemasWrite, "creating collections")?;
         catalog::create_collection(&self.client.db.inner, &self.schema_id, &spec)
     }
 
     /// Collection `id`.
     pub fn get(&self, id: &str) -> Result<CollectionInfo> {
-        self.client.require_root("managing collections")?;
+        self.client
+            .require(Scope::SchemasRead, "reading collections")?;
         catalog::get_collection(&self.client.db.inner, &self.schema_id, id)
     }
 
     /// Every collection of the schema, by id.
     pub fn list(&self) -> Result<Vec<CollectionInfo>> {
-        self.client.require_root("managing collections")?;
+        self.client
+            .require(Scope::SchemasRead, "reading collections")?;
         catalog::list_collections(&self.client.db.inner, &self.schema_id)
     }
 
     /// Replaces the name, permissions, document security and enabled flag of the
     /// collection `spec` names. Documents are untouched.
     pub fn update(&self, spec: CollectionSpec) -> Result<CollectionInfo> {
-        self.client.require_root("managing collections")?;
+        self.client
+            .require(Scope::SchemasWrite, "updating collections")?;
         catalog::update_collection(&self.client.db.inner, &self.schema_id, &spec)
     }
 
     /// Deletes collection `id` with all its documents and indexes.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.client.require_root("managing collections")?;
+        self.client
+            .require(Scope::SchemasWrite, "deleting collections")?;
         catalog::delete_collection(&self.client.db.inner, &self.schema_id, id)
     }
 }

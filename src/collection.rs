@@ -16,7 +16,7 @@ use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
 use crate::index::{IndexEdits, IndexKind};
 use crate::options::Limits;
-use crate::perm::{Action, Permission, Principal, Role, Scope, normalize};
+use crate::perm::{Action, Permission, Principal, Role, Target, normalize};
 use crate::query::exec::find;
 use crate::query::{Explain, Query};
 use crate::store::{Store, Tree, WriteBatch, codec, keys};
@@ -74,6 +74,7 @@ impl Collection {
 
     /// The document `id`. `NotFound` also when the client may not read it.
     pub fn get(&self, id: &str) -> Result<Document> {
+        self.client.require_documents(false)?;
         let store = &self.client.db.inner.store;
         let coll = self.resolve(store)?;
         let mut seq = 0;
@@ -90,6 +91,7 @@ impl Collection {
 
     /// As [`Collection::find`], with the plan taken and the work it did.
     pub fn find_explained(&self, queries: &[Query]) -> Result<(DocumentList, Explain)> {
+        self.client.require_documents(false)?;
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store)?;
         let found = find(db, self.principal(), &coll, queries, true)?;
@@ -103,6 +105,7 @@ impl Collection {
     /// How many documents the client may read match the filters in `queries`
     /// (limit, offset and cursor are ignored).
     pub fn count(&self, queries: &[Query]) -> Result<u64> {
+        self.client.require_documents(false)?;
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store)?;
         Ok(find(db, self.principal(), &coll, queries, false)?.total)
@@ -132,6 +135,7 @@ impl Collection {
         &self,
         documents: impl IntoIterator<Item = (S, T, Option<Vec<Permission>>)>,
     ) -> Result<Vec<Document>> {
+        self.client.require_documents(true)?;
         let principal = self.principal();
         let prepared = documents
             .into_iter()
@@ -204,7 +208,7 @@ impl Collection {
         let principal = self.principal();
         let permissions = match permissions {
             Some(p) => {
-                let p = normalize(&p, Scope::Document)?;
+                let p = normalize(&p, Target::Document)?;
                 check_grantable(principal, p.iter().map(Permission::role))?;
                 p
             }
@@ -221,11 +225,12 @@ impl Collection {
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
     ) -> Result<Document> {
+        self.client.require_documents(true)?;
         let patch = to_object(data, self.limits())?;
         let principal = self.principal();
         let permissions = match permissions {
             Some(p) => {
-                let p = normalize(&p, Scope::Document)?;
+                let p = normalize(&p, Target::Document)?;
                 check_grantable(principal, p.iter().map(Permission::role))?;
                 Some(p)
             }
@@ -293,6 +298,7 @@ impl Collection {
 
     /// Deletes document `id`. Needs `delete` on the collection or on the document.
     pub fn delete(&self, id: &str) -> Result<()> {
+        self.client.require_documents(true)?;
         let principal = self.principal();
         let db = &self.client.db.inner;
         db.write(|store, batch| {

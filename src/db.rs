@@ -2,14 +2,16 @@
 //! serialized by one writer lock, reads run beside them.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crate::auth::throttle::Throttle;
 use crate::catalog;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::options::{Durability, Options};
 use crate::perm::Principal;
 use crate::store::{SledBackend, Store, Tree, WriteBatch, keys};
+use crate::token::keyring::KeyRing;
 
 /// An open permdb store.
 #[derive(Clone)]
@@ -28,6 +30,11 @@ impl std::fmt::Debug for Db {
 pub(crate) struct DbInner {
     pub(crate) store: Store,
     pub(crate) options: Options,
+    pub(crate) keyring: KeyRing,
+    pub(crate) throttle: Throttle,
+    /// A password hash that no password matches, checked for unknown emails so that
+    /// they take as long as wrong passwords. Made on first use.
+    dummy_hash: OnceLock<String>,
     /// INVARIANT (single-writer): every write takes this lock for its whole
     /// read-check-write, so checks and index containers read inside a write are current.
     writer: Mutex<()>,
@@ -59,19 +66,29 @@ impl Db {
     }
 
     fn start(path: Option<&Path>, options: Options) -> Result<Db> {
+        options.validate()?;
         let flush_ms = match options.durability {
             Durability::Immediate => None,
             Durability::Periodic { every_ms } => Some(every_ms.max(1)),
         };
         let backend = SledBackend::open(path, options.cache_bytes, flush_ms)?;
+        let store = Store::new(Arc::new(backend));
+        check_format(&store)?;
+        let now_ms = crate::timefmt::to_millis(options.clock.now());
+        let (keyring, first_keys) = KeyRing::open(&store, now_ms)?;
+        store.apply(&first_keys)?;
+        store.flush()?;
+        let throttle = Throttle::new(options.sign_in_failures, options.sign_in_window);
         let db = Db {
             inner: Arc::new(DbInner {
-                store: Store::new(Arc::new(backend)),
+                store,
                 options,
+                keyring,
+                throttle,
+                dummy_hash: OnceLock::new(),
                 writer: Mutex::new(()),
             }),
         };
-        db.inner.check_format()?;
         catalog::resume_purges(&db.inner)?;
         Ok(db)
     }
@@ -94,30 +111,41 @@ impl Db {
     }
 }
 
-impl DbInner {
-    fn check_format(&self) -> Result<()> {
-        match self.store.get(Tree::Meta, keys::VERSION)? {
-            Some(v) => {
-                let version = <[u8; 4]>::try_from(&*v)
-                    .map(u32::from_le_bytes)
-                    .map_err(|_| Error::corrupt("format version", "not 4 bytes"))?;
-                if version != keys::FORMAT_VERSION {
-                    return Err(Error::Storage(format!(
-                        "store has format version {version}, this build reads {}",
-                        keys::FORMAT_VERSION
-                    )));
-                }
-                Ok(())
+/// Checks the stored format version, writing it into a new store.
+fn check_format(store: &Store) -> Result<()> {
+    match store.get(Tree::Meta, keys::VERSION)? {
+        Some(v) => {
+            let version = <[u8; 4]>::try_from(&*v)
+                .map(u32::from_le_bytes)
+                .map_err(|_| Error::corrupt("format version", "not 4 bytes"))?;
+            if version != keys::FORMAT_VERSION {
+                return Err(Error::Storage(format!(
+                    "store has format version {version}, this build reads {}",
+                    keys::FORMAT_VERSION
+                )));
             }
-            None => self.write(|_, batch| {
-                batch.put(
-                    Tree::Meta,
-                    keys::VERSION.to_vec(),
-                    keys::FORMAT_VERSION.to_le_bytes().to_vec(),
-                );
-                Ok(())
-            }),
+            Ok(())
         }
+        None => {
+            let mut batch = WriteBatch::default();
+            batch.put(
+                Tree::Meta,
+                keys::VERSION.to_vec(),
+                keys::FORMAT_VERSION.to_le_bytes().to_vec(),
+            );
+            store.apply(&batch)
+        }
+    }
+}
+
+impl DbInner {
+    pub(crate) fn dummy_hash(&self) -> Result<&str> {
+        if let Some(h) = self.dummy_hash.get() {
+            return Ok(h);
+        }
+        let random = crate::secret::b64(&crate::secret::random_bytes::<32>());
+        let h = crate::auth::password::hash(&random, self.options.password_hashing)?;
+        Ok(self.dummy_hash.get_or_init(|| h))
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {

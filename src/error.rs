@@ -13,6 +13,16 @@ pub enum ResourceKind {
     Collection,
     /// A document inside a collection.
     Document,
+    /// A user account.
+    User,
+    /// A session of a user.
+    Session,
+    /// An API key.
+    ApiKey,
+    /// A team.
+    Team,
+    /// A team membership.
+    Membership,
 }
 
 impl fmt::Display for ResourceKind {
@@ -21,6 +31,11 @@ impl fmt::Display for ResourceKind {
             ResourceKind::Schema => "schema",
             ResourceKind::Collection => "collection",
             ResourceKind::Document => "document",
+            ResourceKind::User => "user",
+            ResourceKind::Session => "session",
+            ResourceKind::ApiKey => "api key",
+            ResourceKind::Team => "team",
+            ResourceKind::Membership => "membership",
         })
     }
 }
@@ -55,6 +70,15 @@ pub enum Error {
     /// An id (schema, collection, document, user) is malformed.
     #[error("invalid id {0}")]
     InvalidId(String),
+    /// A token was refused: the variant says why.
+    #[error("invalid token: {0}")]
+    InvalidToken(#[from] crate::token::TokenError),
+    /// An argument is malformed (email, password, name, option value, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Too many failed attempts; try again later.
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
     /// The thing already exists.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -43,6 +43,9 @@
 //! ```
 
 mod access;
+mod account;
+mod admin;
+mod auth;
 mod catalog;
 mod client;
 mod collection;
@@ -56,10 +59,19 @@ mod index;
 mod options;
 mod perm;
 mod query;
+mod secret;
 mod store;
 mod timefmt;
+mod token;
 mod value;
 
+pub use account::Account;
+pub use admin::{Keys, Teams, TokenKeys, Users};
+pub use auth::keys::ApiKey;
+pub use auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordHashing};
+pub use auth::sessions::Session;
+pub use auth::teams::{MAX_MEMBERSHIP_ROLES, Membership, Team};
+pub use auth::users::{MAX_EMAIL_LEN, MAX_LABELS, User};
 pub use catalog::{CollectionInfo, CollectionSpec, MAX_NAME_LEN, SchemaInfo};
 pub use client::{Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
@@ -67,11 +79,16 @@ pub use db::Db;
 pub use document::{Document, DocumentList};
 pub use error::{Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN};
-pub use options::{Clock, Durability, Limits, ManualClock, Options, SystemClock};
+pub use options::{
+    Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, SystemClock,
+};
 pub use perm::{
     Action, MAX_LABEL_LEN, MAX_PERMISSIONS, MAX_TEAM_ROLE_LEN, Permission, Role, Verification,
 };
 pub use query::{DEFAULT_LIMIT, Explain, MAX_LIMIT, MAX_QUERIES, MAX_QUERY_VALUES, Plan, Query};
+pub use token::{
+    Jwt, MAX_TOKEN_LEN, PublicKey, PublicKeys, TokenClaims, TokenError, TokenKind, TokenVerifier,
+};
 
 /// Entry points for the fuzz targets under `fuzz/`: decoders of stored bytes.
 /// Enabled by the `fuzzing` feature; not part of the API.

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
+use crate::auth::password::PasswordHashing;
+
 /// Source of the current time. Inject a [`ManualClock`] to test expiry.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
@@ -92,6 +94,11 @@ impl Default for Limits {
     }
 }
 
+/// Longest token lifetime [`Options::jwt_ttl`] accepts.
+pub const MAX_JWT_TTL: time::Duration = time::Duration::hours(1);
+/// Largest leeway [`Options::token_leeway`] accepts.
+pub const MAX_TOKEN_LEEWAY: time::Duration = time::Duration::minutes(5);
+
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -99,6 +106,13 @@ pub struct Options {
     pub(crate) cache_bytes: u64,
     pub(crate) limits: Limits,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) project: String,
+    pub(crate) session_ttl: time::Duration,
+    pub(crate) jwt_ttl: time::Duration,
+    pub(crate) token_leeway: time::Duration,
+    pub(crate) password_hashing: PasswordHashing,
+    pub(crate) sign_in_failures: u32,
+    pub(crate) sign_in_window: time::Duration,
 }
 
 impl Default for Options {
@@ -108,6 +122,13 @@ impl Default for Options {
             cache_bytes: 256 << 20,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
+            project: "default".into(),
+            session_ttl: time::Duration::days(365),
+            jwt_ttl: time::Duration::minutes(15),
+            token_leeway: time::Duration::seconds(60),
+            password_hashing: PasswordHashing::default(),
+            sign_in_failures: 10,
+            sign_in_window: time::Duration::minutes(15),
         }
     }
 }
@@ -145,5 +166,72 @@ impl Options {
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Options {
         self.clock = clock;
         self
+    }
+
+    /// The project id tokens are issued for and checked against (an id). Default `"default"`.
+    #[must_use]
+    pub fn project(mut self, project: impl Into<String>) -> Options {
+        self.project = project.into();
+        self
+    }
+
+    /// How long a session lasts. Default one year.
+    #[must_use]
+    pub fn session_ttl(mut self, ttl: time::Duration) -> Options {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// How long a token lasts, at most [`MAX_JWT_TTL`]; opening fails above it. Default 15 minutes.
+    #[must_use]
+    pub fn jwt_ttl(mut self, ttl: time::Duration) -> Options {
+        self.jwt_ttl = ttl;
+        self
+    }
+
+    /// Clock skew tolerated on a token's issue and expiry times, at most
+    /// [`MAX_TOKEN_LEEWAY`]. Default 60 seconds.
+    #[must_use]
+    pub fn token_leeway(mut self, leeway: time::Duration) -> Options {
+        self.token_leeway = leeway;
+        self
+    }
+
+    /// Argon2id cost of new password hashes. Default [`PasswordHashing::default`].
+    #[must_use]
+    pub fn password_hashing(mut self, cost: PasswordHashing) -> Options {
+        self.password_hashing = cost;
+        self
+    }
+
+    /// After `failures` failed sign-ins for one email within `window`, further attempts
+    /// for it are refused with `TooManyRequests` until the window has passed.
+    /// Default 10 per 15 minutes.
+    #[must_use]
+    pub fn sign_in_limit(mut self, failures: u32, window: time::Duration) -> Options {
+        self.sign_in_failures = failures;
+        self.sign_in_window = window;
+        self
+    }
+
+    /// Refuses values no store should run with.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let bad = |msg: String| Err(crate::Error::InvalidArgument(msg));
+        crate::id::check_id("project", &self.project)?;
+        if self.jwt_ttl <= time::Duration::ZERO || self.jwt_ttl > MAX_JWT_TTL {
+            return bad(format!(
+                "jwt_ttl must be above zero and at most {MAX_JWT_TTL}"
+            ));
+        }
+        if self.token_leeway < time::Duration::ZERO || self.token_leeway > MAX_TOKEN_LEEWAY {
+            return bad(format!("token_leeway must be 0 to {MAX_TOKEN_LEEWAY}"));
+        }
+        if self.session_ttl <= time::Duration::ZERO {
+            return bad("session_ttl must be above zero".into());
+        }
+        if self.sign_in_failures == 0 {
+            return bad("sign_in_limit needs at least one failure".into());
+        }
+        Ok(())
     }
 }

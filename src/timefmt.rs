@@ -28,6 +28,22 @@ pub(crate) fn parse(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("invalid timestamp {s:?}: {e}"))
 }
 
+/// Serializes a time in Appwrite's format (for `#[serde(serialize_with)]`).
+pub(crate) fn serialize<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format(*t))
+}
+
+/// As [`serialize`], for an optional time (`null` when absent).
+pub(crate) fn serialize_option<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

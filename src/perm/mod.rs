@@ -4,8 +4,11 @@
 mod permission;
 mod principal;
 mod role;
+mod scope;
 
 pub use permission::{Action, MAX_PERMISSIONS, Permission};
-pub(crate) use permission::{Scope, normalize};
-pub(crate) use principal::{Principal, RoleSet, UserFacts};
+pub(crate) use permission::{Target, normalize};
+pub(crate) use principal::{Principal, RoleSet, UserAuth, UserFacts};
 pub use role::{MAX_LABEL_LEN, MAX_TEAM_ROLE_LEN, Role, Verification};
+pub(crate) use role::{label_fault, team_role_fault};
+pub use scope::Scope;

@@ -111,14 +111,14 @@ impl Permission {
 
 /// Where a permission list is used: decides which actions are allowed and what `write` means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
+pub(crate) enum Target {
     Collection,
     Document,
 }
 
-/// Validates a permission list for `scope` and expands `write`, returning the
+/// Validates a permission list for `target` and expands `write`, returning the
 /// canonical list (sorted, without duplicates) that is stored and reported.
-pub(crate) fn normalize(perms: &[Permission], scope: Scope) -> Result<Vec<Permission>> {
+pub(crate) fn normalize(perms: &[Permission], target: Target) -> Result<Vec<Permission>> {
     if perms.len() > MAX_PERMISSIONS {
         return Err(Error::LimitExceeded(format!(
             "{} permissions given, at most {MAX_PERMISSIONS} allowed",
@@ -128,19 +128,19 @@ pub(crate) fn normalize(perms: &[Permission], scope: Scope) -> Result<Vec<Permis
     let mut out = Vec::with_capacity(perms.len());
     for p in perms {
         p.role.validate()?;
-        match (p.action, scope) {
-            (Action::Create, Scope::Document) => {
+        match (p.action, target) {
+            (Action::Create, Target::Document) => {
                 return Err(Error::InvalidPermission(format!(
                     "{}: documents take read, update, delete and write; create is granted on the collection",
                     quote(&p.to_string())
                 )));
             }
-            (Action::Write, Scope::Collection) => {
+            (Action::Write, Target::Collection) => {
                 for a in [Action::Create, Action::Update, Action::Delete] {
                     out.push(Permission::new(a, p.role.clone()));
                 }
             }
-            (Action::Write, Scope::Document) => {
+            (Action::Write, Target::Document) => {
                 for a in [Action::Update, Action::Delete] {
                     out.push(Permission::new(a, p.role.clone()));
                 }

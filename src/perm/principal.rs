@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::perm::{Role, Verification};
+use time::OffsetDateTime;
+
+use crate::perm::{Role, Scope, Verification};
 
 /// Facts about a user from which their roles follow.
 #[derive(Debug, Clone, Default)]
@@ -80,15 +82,36 @@ impl RoleSet {
     }
 }
 
+/// How a user principal was established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserAuth {
+    /// By root or an API key.
+    Impersonated,
+    /// By a session secret: the session id.
+    Session(String),
+    /// By a token: the session it was created from.
+    Token(String),
+}
+
 /// The identity behind a client.
 #[derive(Debug, Clone)]
 pub(crate) enum Principal {
     /// In-process and trusted: permission checks are skipped.
     Root,
+    /// An API key: permission checks skipped, limited to its scopes until it expires.
+    Key {
+        id: String,
+        scopes: BTreeSet<Scope>,
+        expires: Option<OffsetDateTime>,
+    },
     /// No credentials.
     Guest(RoleSet),
-    /// A user, by impersonation (and later by session or token).
-    User { id: String, roles: RoleSet },
+    /// A user.
+    User {
+        id: String,
+        roles: RoleSet,
+        auth: UserAuth,
+    },
 }
 
 impl Principal {
@@ -96,17 +119,18 @@ impl Principal {
         Principal::Guest(RoleSet::guest())
     }
 
-    pub(crate) fn user(facts: &UserFacts) -> Principal {
+    pub(crate) fn user(facts: &UserFacts, auth: UserAuth) -> Principal {
         Principal::User {
             id: facts.id.clone(),
             roles: RoleSet::user(facts),
+            auth,
         }
     }
 
     /// The roles to check against, or `None` when checks are skipped.
     pub(crate) fn roles(&self) -> Option<&RoleSet> {
         match self {
-            Principal::Root => None,
+            Principal::Root | Principal::Key { .. } => None,
             Principal::Guest(roles) | Principal::User { roles, .. } => Some(roles),
         }
     }

@@ -150,7 +150,7 @@ impl Role {
     }
 }
 
-fn team_role_fault(role: &str) -> Option<String> {
+pub(crate) fn team_role_fault(role: &str) -> Option<String> {
     if role.is_empty() {
         Some("empty team role".into())
     } else if role.len() > MAX_TEAM_ROLE_LEN {
@@ -164,7 +164,7 @@ fn team_role_fault(role: &str) -> Option<String> {
     }
 }
 
-fn label_fault(name: &str) -> Option<String> {
+pub(crate) fn label_fault(name: &str) -> Option<String> {
     if name.is_empty() {
         Some("empty label".into())
     } else if name.len() > MAX_LABEL_LEN {

@@ -11,6 +11,19 @@
 //! docs       cid:u32BE seq:u32BE              -> DocRecord (codec)
 //! doc_ids    cid:u32BE document_id            -> seq u32 BE
 //! perm_index cid:u32BE kind:u8 len:u8 role hi:u16BE -> one Roaring container (see index)
+//! meta       "i"                              -> store id, 16 random bytes (signed into tokens)
+//! auth       "u" user_id                      -> UserRecord
+//! auth       "e" lowercase email              -> user id
+//! auth       "s" session_id                   -> SessionRecord
+//! auth       "S" user_id "/" session_id       -> (empty) sessions of a user
+//! auth       "k" api_key_id                   -> ApiKeyRecord
+//! auth       "t" team_id                      -> TeamRecord
+//! auth       "m" membership_id                -> MembershipRecord
+//! auth       "M" user_id "/" membership_id    -> (empty) memberships of a user
+//! auth       "T" team_id "/" membership_id    -> (empty) memberships of a team
+//! auth       "K" key_id:u64BE                 -> SigningKeyRecord
+//! auth       "o" token_id:16                  -> expires-at i64 LE: one-time token used
+//! auth       "O" expires:i64BE token_id:16    -> (empty) the same, by expiry, for cleanup
 //! ```
 //! Ids never contain `/` (see `id`), so `"c" schema_id "/"` is an exact prefix.
 
@@ -47,6 +60,27 @@ pub(crate) fn purge(cid: u32) -> Vec<u8> {
 }
 
 pub(crate) const PURGE_PREFIX: &[u8] = b"p";
+
+pub(crate) const STORE_ID: &[u8] = b"i";
+
+/// `tag` followed by `parts` joined with `/` (ids never contain `/`).
+pub(crate) fn auth(tag: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(b'/');
+        }
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+/// Prefix of every `tag parent "/" ...` key.
+pub(crate) fn auth_children(tag: u8, parent: &str) -> Vec<u8> {
+    let mut k = auth(tag, &[parent]);
+    k.push(b'/');
+    k
+}
 
 /// Key of a document in the docs tree.
 pub(crate) fn doc(cid: u32, seq: u32) -> Vec<u8> {

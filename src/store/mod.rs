@@ -24,10 +24,18 @@ pub(crate) enum Tree {
     DocIds,
     /// Permission and live-set bitmap containers.
     PermIndex,
+    /// Users, sessions, API keys, teams, memberships, token signing keys, used one-time tokens.
+    Auth,
 }
 
 impl Tree {
-    pub(crate) const ALL: [Tree; 4] = [Tree::Meta, Tree::Docs, Tree::DocIds, Tree::PermIndex];
+    pub(crate) const ALL: [Tree; 5] = [
+        Tree::Meta,
+        Tree::Docs,
+        Tree::DocIds,
+        Tree::PermIndex,
+        Tree::Auth,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -35,6 +43,7 @@ impl Tree {
             Tree::Docs => "docs",
             Tree::DocIds => "doc_ids",
             Tree::PermIndex => "perm_index",
+            Tree::Auth => "auth",
         }
     }
 }

@@ -1,0 +1,129 @@
+//! `Account`: what a client app does for its own user: sign up, sign in, list and
+//! end sessions, and trade a session for a short-lived token.
+
+use crate::auth::sessions::{self, Session};
+use crate::auth::users::{self, User};
+use crate::client::Client;
+use crate::error::{Error, ResourceKind, Result};
+use crate::perm::{Principal, UserAuth};
+use crate::token::TokenKind;
+use crate::token::issue::{self, Jwt};
+
+/// The account of the client's own user.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub(crate) client: Client,
+}
+
+impl Account {
+    fn signed_in(&self) -> Option<(&str, &UserAuth)> {
+        match &*self.client.principal {
+            Principal::User { id, auth, .. } => Some((id, auth)),
+            _ => None,
+        }
+    }
+
+    fn user_id(&self) -> Result<&str> {
+        self.signed_in()
+            .map(|(id, _)| id)
+            .ok_or_else(|| Error::Unauthorized("this call needs a signed-in user".into()))
+    }
+
+    fn current_session(&self) -> Option<&str> {
+        match self.signed_in() {
+            Some((_, UserAuth::Session(s) | UserAuth::Token(s))) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn not_signed_in(&self, what: &str) -> Result<()> {
+        match self.signed_in() {
+            Some(_) => Err(Error::Unauthorized(format!(
+                "{what}: a user is already signed in"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Signs up: creates user `id` with `email` (unique, any case) and `password`
+    /// (8 to 256 characters, stored as an Argon2id hash). Not for a signed-in client.
+    pub fn create(
+        &self,
+        id: &str,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+    ) -> Result<User> {
+        self.not_signed_in("sign-up")?;
+        users::create_user(&self.client.db.inner, id, email, password, name)
+    }
+
+    /// Signs in. A wrong email and a wrong password give the same `Unauthorized`;
+    /// repeated failures for one email give `TooManyRequests` (see `Options::sign_in_limit`).
+    /// The returned session's `secret` is shown this once.
+    pub fn create_email_password_session(&self, email: &str, password: &str) -> Result<Session> {
+        self.not_signed_in("sign-in")?;
+        sessions::create_session(&self.client.db.inner, email, password)
+    }
+
+    /// The signed-in user.
+    pub fn get(&self) -> Result<User> {
+        let id = self.user_id()?;
+        users::load_user(&self.client.db.inner.store, id)?
+            .map(|u| u.public())
+            .ok_or_else(|| Error::not_found(ResourceKind::User, id))
+    }
+
+    /// The user's sessions (without secrets); `current` marks the client's own.
+    pub fn list_sessions(&self) -> Result<Vec<Session>> {
+        sessions::list_sessions(
+            &self.client.db.inner,
+            self.user_id()?,
+            self.current_session(),
+        )
+    }
+
+    /// Ends session `id`, or the client's own with `"current"`. Tokens made from it are
+    /// refused from then on.
+    pub fn delete_session(&self, id: &str) -> Result<()> {
+        let user = self.user_id()?;
+        let id = match id {
+            "current" => self
+                .current_session()
+                .ok_or_else(|| Error::Unauthorized("this client has no current session".into()))?,
+            other => other,
+        };
+        sessions::delete_session(&self.client.db.inner, user, id)
+    }
+
+    /// Ends every session of the user.
+    pub fn delete_sessions(&self) -> Result<()> {
+        sessions::delete_sessions(&self.client.db.inner, self.user_id()?)
+    }
+
+    /// A token for a backend to act as this user (`Client::set_jwt`), valid for
+    /// `Options::jwt_ttl` (15 minutes by default) or until the session ends. Needs a
+    /// client made from a session: a token cannot mint another token.
+    pub fn create_jwt(&self) -> Result<Jwt> {
+        self.issue(TokenKind::Access)
+    }
+
+    /// As [`Account::create_jwt`], but accepted only once.
+    pub fn create_one_time_jwt(&self) -> Result<Jwt> {
+        self.issue(TokenKind::OneTime)
+    }
+
+    fn issue(&self, kind: TokenKind) -> Result<Jwt> {
+        match self.signed_in() {
+            Some((user, UserAuth::Session(session))) => {
+                issue::create(&self.client.db.inner, user, session, kind)
+            }
+            Some((_, UserAuth::Token(_))) => Err(Error::Unauthorized(
+                "a client authenticated by a token cannot create tokens".into(),
+            )),
+            _ => Err(Error::Unauthorized(
+                "creating a token needs a client made from a session".into(),
+            )),
+        }
+    }
+}

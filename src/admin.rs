@@ -1,0 +1,215 @@
+//! Server-side management: users, teams and memberships (root or scoped API keys),
+//! API keys and token signing keys (root only).
+
+use time::OffsetDateTime;
+
+use crate::auth::keys::{self as api_keys, ApiKey};
+use crate::auth::teams::{self, Membership, Team};
+use crate::auth::users::{self, User};
+use crate::client::Client;
+use crate::error::Result;
+use crate::perm::Scope;
+use crate::token::PublicKeys;
+
+/// Manages users. Reads need `users.read`, changes `users.write` (or root).
+#[derive(Debug, Clone)]
+pub struct Users {
+    pub(crate) client: Client,
+}
+
+impl Users {
+    fn db(&self) -> &crate::db::DbInner {
+        &self.client.db.inner
+    }
+
+    /// Creates a user, as sign-up does.
+    pub fn create(
+        &self,
+        id: &str,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+    ) -> Result<User> {
+        self.client.require(Scope::UsersWrite, "creating users")?;
+        users::create_user(self.db(), id, email, password, name)
+    }
+
+    /// User `id`.
+    pub fn get(&self, id: &str) -> Result<User> {
+        self.client.require(Scope::UsersRead, "reading users")?;
+        Ok(users::require_user(&self.db().store, id)?.public())
+    }
+
+    /// Every user, by id.
+    pub fn list(&self) -> Result<Vec<User>> {
+        self.client.require(Scope::UsersRead, "reading users")?;
+        users::list_users(self.db())
+    }
+
+    /// Blocks (`false`) or unblocks (`true`) a user. A blocked user's sessions and
+    /// tokens are refused at once.
+    pub fn update_status(&self, id: &str, active: bool) -> Result<User> {
+        self.client.require(Scope::UsersWrite, "updating users")?;
+        users::update_user(self.db(), id, |u| {
+            u.blocked = !active;
+            Ok(())
+        })
+    }
+
+    /// Replaces the user's labels (letters and digits, at most 36 each, 100 in all).
+    pub fn update_labels(&self, id: &str, labels: &[&str]) -> Result<User> {
+        self.client.require(Scope::UsersWrite, "updating users")?;
+        let labels = users::check_labels(labels)?;
+        users::update_user(self.db(), id, |u| {
+            u.labels = labels;
+            Ok(())
+        })
+    }
+
+    /// Marks the user's email verified or not (changes `users/verified` and friends).
+    pub fn update_email_verification(&self, id: &str, verified: bool) -> Result<User> {
+        self.client.require(Scope::UsersWrite, "updating users")?;
+        users::update_user(self.db(), id, |u| {
+            u.email_verified = verified;
+            Ok(())
+        })
+    }
+
+    /// Deletes a user with their sessions and memberships; their documents stay.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.client.require(Scope::UsersWrite, "deleting users")?;
+        users::delete_user(self.db(), id)
+    }
+}
+
+/// Manages teams and memberships. Reads need `teams.read`, changes `teams.write` (or root).
+#[derive(Debug, Clone)]
+pub struct Teams {
+    pub(crate) client: Client,
+}
+
+impl Teams {
+    fn db(&self) -> &crate::db::DbInner {
+        &self.client.db.inner
+    }
+
+    /// Creates team `id`.
+    pub fn create(&self, id: &str, name: &str) -> Result<Team> {
+        self.client.require(Scope::TeamsWrite, "creating teams")?;
+        teams::create_team(self.db(), id, name)
+    }
+
+    /// Team `id`.
+    pub fn get(&self, id: &str) -> Result<Team> {
+        self.client.require(Scope::TeamsRead, "reading teams")?;
+        teams::get_team(self.db(), id)
+    }
+
+    /// Every team, by id.
+    pub fn list(&self) -> Result<Vec<Team>> {
+        self.client.require(Scope::TeamsRead, "reading teams")?;
+        teams::list_teams(self.db())
+    }
+
+    /// Deletes a team and its memberships.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.client.require(Scope::TeamsWrite, "deleting teams")?;
+        teams::delete_team(self.db(), id)
+    }
+
+    /// Adds user `user_id` to team `team_id` with team `roles`, confirmed at once.
+    pub fn create_membership(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        roles: &[&str],
+    ) -> Result<Membership> {
+        self.client
+            .require(Scope::TeamsWrite, "creating memberships")?;
+        teams::create_membership(self.db(), team_id, user_id, roles)
+    }
+
+    /// The memberships of team `team_id`.
+    pub fn list_memberships(&self, team_id: &str) -> Result<Vec<Membership>> {
+        self.client
+            .require(Scope::TeamsRead, "reading memberships")?;
+        teams::list_memberships(self.db(), team_id)
+    }
+
+    /// Removes a membership; the next `set_jwt` or `set_session` no longer gives its roles.
+    pub fn delete_membership(&self, team_id: &str, membership_id: &str) -> Result<()> {
+        self.client
+            .require(Scope::TeamsWrite, "deleting memberships")?;
+        teams::delete_membership(self.db(), team_id, membership_id)
+    }
+}
+
+/// Manages API keys. Root only.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub(crate) client: Client,
+}
+
+impl Keys {
+    /// Creates a key with `scopes`; its `secret` is shown only in this answer.
+    pub fn create(&self, name: &str, scopes: &[Scope]) -> Result<ApiKey> {
+        self.create_expiring(name, scopes, None)
+    }
+
+    /// As [`Keys::create`], with an expiry after which the key is refused.
+    pub fn create_expiring(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        expire: Option<OffsetDateTime>,
+    ) -> Result<ApiKey> {
+        self.client.require_root("creating API keys")?;
+        api_keys::create_key(&self.client.db.inner, name, scopes, expire)
+    }
+
+    /// Every key, without secrets.
+    pub fn list(&self) -> Result<Vec<ApiKey>> {
+        self.client.require_root("listing API keys")?;
+        api_keys::list_keys(&self.client.db.inner)
+    }
+
+    /// Deletes key `id`; clients made from it before keep their snapshot, new `set_key` calls fail.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.client.require_root("deleting API keys")?;
+        api_keys::delete_key(&self.client.db.inner, id)
+    }
+}
+
+/// Manages the keys that sign tokens. Root only.
+#[derive(Debug, Clone)]
+pub struct TokenKeys {
+    pub(crate) client: Client,
+}
+
+impl TokenKeys {
+    /// Adds a new signing key; tokens signed by older keys keep verifying until retired.
+    /// Returns the new key id.
+    pub fn rotate(&self) -> Result<u64> {
+        self.client.require_root("rotating token keys")?;
+        let db = &self.client.db.inner;
+        let now = db.now_ms();
+        let key = db.write(|_, batch| db.keyring.rotate(batch, now))?;
+        Ok(db.keyring.activate(key))
+    }
+
+    /// Stops key `key_id` from verifying; its tokens are refused as `UnknownKey`.
+    pub fn retire(&self, key_id: u64) -> Result<()> {
+        self.client.require_root("retiring token keys")?;
+        let db = &self.client.db.inner;
+        db.write(|_, batch| db.keyring.retire(batch, key_id))?;
+        db.keyring.forget(key_id);
+        Ok(())
+    }
+
+    /// The public keys, store id and project, for a [`crate::TokenVerifier`] elsewhere.
+    pub fn public(&self) -> Result<PublicKeys> {
+        self.client.require_root("exporting token keys")?;
+        let db = &self.client.db.inner;
+        Ok(db.keyring.public(&db.options.project))
+    }
+}

@@ -1,0 +1,141 @@
+//! API keys: a name, scopes, an optional expiry, and a secret shown once
+//! (`pdbk_<key id>.<32 random bytes>`) of which only the SHA-256 is stored.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{load, put, scan};
+use crate::db::DbInner;
+use crate::error::{Error, ResourceKind, Result};
+use crate::id::ID;
+use crate::perm::Scope;
+use crate::secret;
+use crate::store::{Tree, keys};
+use crate::timefmt;
+
+pub(crate) const SECRET_PREFIX: &str = "pdbk_";
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct ApiKeyRecord {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) scopes: BTreeSet<Scope>,
+    pub(crate) secret_digest: [u8; 32],
+    pub(crate) expires_ms: Option<i64>,
+    pub(crate) created_ms: i64,
+}
+
+/// An API key. `secret` is set only in the answer to `create`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// `$id`
+    #[serde(rename = "$id")]
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+    /// When it stops working, if ever.
+    #[serde(serialize_with = "crate::timefmt::serialize_option")]
+    pub expire: Option<OffsetDateTime>,
+    /// The secret for `Client::set_key`: shown once, never stored.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("expire", &self.expire)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
+impl ApiKeyRecord {
+    fn public(&self, secret: String) -> ApiKey {
+        ApiKey {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            scopes: self.scopes.iter().copied().collect(),
+            expire: self.expires_ms.and_then(|ms| timefmt::from_millis(ms).ok()),
+            secret,
+        }
+    }
+
+    pub(crate) fn expires(&self) -> Option<OffsetDateTime> {
+        self.expires_ms.and_then(|ms| timefmt::from_millis(ms).ok())
+    }
+}
+
+fn key_key(id: &str) -> Vec<u8> {
+    keys::auth(b'k', &[id])
+}
+
+pub(crate) fn create_key(
+    db: &DbInner,
+    name: &str,
+    scopes: &[Scope],
+    expire: Option<OffsetDateTime>,
+) -> Result<ApiKey> {
+    if name.is_empty() || name.chars().count() > crate::catalog::MAX_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "key name must be 1 to {} characters",
+            crate::catalog::MAX_NAME_LEN
+        )));
+    }
+    let id = ID::unique();
+    let issued = secret::issue(SECRET_PREFIX, &id);
+    let record = ApiKeyRecord {
+        id: id.clone(),
+        name: name.to_owned(),
+        scopes: scopes.iter().copied().collect(),
+        secret_digest: issued.digest,
+        expires_ms: expire.map(timefmt::to_millis),
+        created_ms: db.now_ms(),
+    };
+    db.write(|_, batch| put(batch, key_key(&id), &record))?;
+    Ok(record.public(issued.text))
+}
+
+pub(crate) fn list_keys(db: &DbInner) -> Result<Vec<ApiKey>> {
+    Ok(scan::<ApiKeyRecord>(&db.store, b"k")?
+        .iter()
+        .map(|r| r.public(String::new()))
+        .collect())
+}
+
+pub(crate) fn delete_key(db: &DbInner, id: &str) -> Result<()> {
+    db.write(|store, batch| {
+        if load::<ApiKeyRecord>(store, &key_key(id))?.is_none() {
+            return Err(Error::not_found(ResourceKind::ApiKey, id));
+        }
+        batch.remove(Tree::Auth, key_key(id));
+        Ok(())
+    })
+}
+
+/// Checks a key secret: known, matching (constant time) and not expired.
+pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<ApiKeyRecord> {
+    let invalid = || Error::Unauthorized("invalid API key".into());
+    let (id, digest) = secret::split(SECRET_PREFIX, text).ok_or_else(invalid)?;
+    let key: ApiKeyRecord = load(&db.store, &key_key(&id))?.ok_or_else(invalid)?;
+    if !secret::ct_eq(&key.secret_digest, &digest) {
+        return Err(invalid());
+    }
+    if key.expires_ms.is_some_and(|ms| db.now_ms() > ms) {
+        return Err(Error::Unauthorized("API key expired".into()));
+    }
+    Ok(key)
+}

@@ -1,0 +1,54 @@
+//! Accounts: users and their passwords, sessions, API keys, teams and memberships,
+//! and the throttle on failed sign-ins. Records live in the `auth` tree (see store::keys).
+
+pub(crate) mod keys;
+pub(crate) mod password;
+pub(crate) mod sessions;
+pub(crate) mod teams;
+pub(crate) mod throttle;
+pub(crate) mod users;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Result;
+use crate::store::{Direction, Store, Tree, WriteBatch, codec};
+
+/// Reads and decodes one auth record.
+pub(crate) fn load<T: DeserializeOwned>(store: &Store, key: &[u8]) -> Result<Option<T>> {
+    match store.get(Tree::Auth, key)? {
+        Some(b) => Ok(Some(codec::decode(&b, || {
+            format!("auth record {}", String::from_utf8_lossy(key))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn put<T: Serialize>(batch: &mut WriteBatch, key: Vec<u8>, value: &T) -> Result<()> {
+    batch.put(Tree::Auth, key, codec::encode(value)?);
+    Ok(())
+}
+
+/// Every record under `prefix`, decoded.
+pub(crate) fn scan<T: DeserializeOwned>(store: &Store, prefix: &[u8]) -> Result<Vec<T>> {
+    store
+        .scan_prefix(Tree::Auth, prefix, Direction::Forward)
+        .map(|entry| {
+            let (k, v) = entry?;
+            codec::decode(&v, || {
+                format!("auth record {}", String::from_utf8_lossy(&k))
+            })
+        })
+        .collect()
+}
+
+/// The last `/`-separated part of every key under `prefix` (ids listed under a parent).
+pub(crate) fn child_ids(store: &Store, prefix: &[u8]) -> Result<Vec<String>> {
+    store
+        .scan_prefix(Tree::Auth, prefix, Direction::Forward)
+        .map(|entry| {
+            let (k, _) = entry?;
+            Ok(String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned())
+        })
+        .collect()
+}

@@ -1,0 +1,91 @@
+//! Password hashing with Argon2id. The PHC string stored records algorithm, version
+//! and parameters, so stronger parameters apply to new hashes without breaking old ones.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::error::{Error, Result};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password accepted (bytes), as Appwrite.
+pub const MAX_PASSWORD_LEN: usize = 256;
+
+/// Argon2id cost for new password hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordHashing {
+    /// Memory in KiB. Default 19,456 (19 MiB, OWASP's recommendation).
+    pub memory_kib: u32,
+    /// Passes over memory. Default 2.
+    pub iterations: u32,
+    /// Lanes. Default 1.
+    pub parallelism: u32,
+}
+
+impl Default for PasswordHashing {
+    fn default() -> PasswordHashing {
+        PasswordHashing {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+pub(crate) fn check_password(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Hashes `password` with a fresh random salt into a PHC string.
+pub(crate) fn hash(password: &str, cost: PasswordHashing) -> Result<String> {
+    let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+        .map_err(|e| Error::InvalidArgument(format!("password hashing parameters: {e}")))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let salt_bytes: [u8; 16] = crate::secret::random_bytes();
+    let salt =
+        SaltString::encode_b64(&salt_bytes).map_err(|e| Error::Storage(format!("salt: {e}")))?;
+    argon
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Storage(format!("password hashing failed: {e}")))
+}
+
+/// Whether `password` matches the stored PHC string (with the parameters it records).
+/// A malformed stored hash never matches.
+pub(crate) fn verify(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_records_parameters_and_verifies() {
+        let cost = PasswordHashing {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let h = hash("correct horse", cost).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{h}");
+        assert!(verify("correct horse", &h));
+        assert!(!verify("correct horsf", &h));
+        assert!(!verify("correct horse", "not a hash"));
+        assert_ne!(h, hash("correct horse", cost).unwrap(), "salted");
+        assert!(check_password("short").is_err());
+        assert!(check_password(&"x".repeat(257)).is_err());
+        assert!(check_password("eight ch").is_ok());
+    }
+}

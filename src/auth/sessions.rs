@@ -1,0 +1,200 @@
+//! Sessions: created by email and password, identified by a secret shown once
+//! (`pdbs_<session id>.<32 random bytes>`); only the SHA-256 of its random part is stored.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::users::{UserRecord, find_by_email, load_user};
+use super::{child_ids, load, put};
+use crate::db::DbInner;
+use crate::error::{Error, ResourceKind, Result};
+use crate::id::ID;
+use crate::secret;
+use crate::store::{Store, Tree, WriteBatch, keys};
+use crate::timefmt;
+
+pub(crate) const SECRET_PREFIX: &str = "pdbs_";
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct SessionRecord {
+    pub(crate) id: String,
+    pub(crate) user_id: String,
+    pub(crate) secret_digest: [u8; 32],
+    pub(crate) created_ms: i64,
+    pub(crate) expires_ms: i64,
+}
+
+/// A session. `secret` is set only in the answer to the call that created it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// `$id`
+    #[serde(rename = "$id")]
+    pub id: String,
+    /// The user signed in.
+    pub user_id: String,
+    /// `$createdAt`, Appwrite's format.
+    #[serde(rename = "$createdAt")]
+    pub created_at: String,
+    /// When the session expires.
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    pub expire: OffsetDateTime,
+    /// The secret for `Client::set_session`: shown once, never stored.
+    pub secret: String,
+    /// Whether this is the session the asking client uses.
+    pub current: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("expire", &self.expire)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("current", &self.current)
+            .finish()
+    }
+}
+
+impl SessionRecord {
+    pub(crate) fn public(&self, secret: String, current: Option<&str>) -> Session {
+        Session {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            created_at: timefmt::from_millis(self.created_ms)
+                .map(timefmt::format)
+                .unwrap_or_default(),
+            expire: timefmt::from_millis(self.expires_ms).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            secret,
+            current: current == Some(self.id.as_str()),
+        }
+    }
+}
+
+fn session_key(id: &str) -> Vec<u8> {
+    keys::auth(b's', &[id])
+}
+
+fn by_user_key(user_id: &str, id: &str) -> Vec<u8> {
+    keys::auth(b'S', &[user_id, id])
+}
+
+pub(crate) fn load_session(store: &Store, id: &str) -> Result<Option<SessionRecord>> {
+    load(store, &session_key(id))
+}
+
+fn refused() -> Error {
+    Error::Unauthorized("invalid email or password".into())
+}
+
+/// Signs in. A wrong email and a wrong password give the same error and take the same
+/// time (an unknown email is checked against a dummy hash). Failures are throttled per email.
+pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Result<Session> {
+    let now = db.options.clock.now();
+    let throttle_key = email.to_lowercase();
+    db.throttle.check(&throttle_key, now)?;
+    let user = find_by_email(&db.store, email)?;
+    let ok = match &user {
+        Some(u) => super::password::verify(password, &u.password_hash),
+        None => {
+            let _ = super::password::verify(password, db.dummy_hash()?);
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        db.throttle.failed(&throttle_key, now);
+        return Err(refused());
+    };
+    db.throttle.succeeded(&throttle_key);
+    if user.blocked {
+        return Err(Error::Unauthorized("the user is blocked".into()));
+    }
+    let id = ID::unique();
+    let issued = secret::issue(SECRET_PREFIX, &id);
+    let now_ms = timefmt::to_millis(now);
+    let ttl_ms = i64::try_from(db.options.session_ttl.whole_milliseconds()).unwrap_or(i64::MAX);
+    let record = SessionRecord {
+        id: id.clone(),
+        user_id: user.id.clone(),
+        secret_digest: issued.digest,
+        created_ms: now_ms,
+        expires_ms: now_ms.saturating_add(ttl_ms),
+    };
+    db.write(|store, batch| {
+        // The user may have been deleted while the password was checked.
+        if load_user(store, &user.id)?.is_none() {
+            return Err(refused());
+        }
+        put(batch, session_key(&id), &record)?;
+        batch.put(Tree::Auth, by_user_key(&user.id, &id), Vec::new());
+        Ok(())
+    })?;
+    Ok(record.public(issued.text, Some(&id)))
+}
+
+/// Checks a session secret: the session exists, the secret matches (constant time),
+/// it has not expired, and its user exists and is not blocked.
+pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<(SessionRecord, UserRecord)> {
+    let invalid = || Error::Unauthorized("invalid session secret".into());
+    let (id, digest) = secret::split(SECRET_PREFIX, text).ok_or_else(invalid)?;
+    let session = load_session(&db.store, &id)?.ok_or_else(invalid)?;
+    if !secret::ct_eq(&session.secret_digest, &digest) {
+        return Err(invalid());
+    }
+    if db.now_ms() > session.expires_ms {
+        return Err(Error::Unauthorized("session expired".into()));
+    }
+    let user = load_user(&db.store, &session.user_id)?
+        .ok_or_else(|| Error::Unauthorized("the user no longer exists".into()))?;
+    if user.blocked {
+        return Err(Error::Unauthorized("the user is blocked".into()));
+    }
+    Ok((session, user))
+}
+
+pub(crate) fn list_sessions(
+    db: &DbInner,
+    user_id: &str,
+    current: Option<&str>,
+) -> Result<Vec<Session>> {
+    let mut out = Vec::new();
+    for id in child_ids(&db.store, &keys::auth_children(b'S', user_id))? {
+        if let Some(s) = load_session(&db.store, &id)? {
+            out.push(s.public(String::new(), current));
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes session `id` of `user_id`; tokens made from it are refused from then on.
+pub(crate) fn delete_session(db: &DbInner, user_id: &str, id: &str) -> Result<()> {
+    db.write(|store, batch| {
+        match load_session(store, id)? {
+            Some(s) if s.user_id == user_id => {}
+            _ => return Err(Error::not_found(ResourceKind::Session, id)),
+        }
+        batch.remove(Tree::Auth, session_key(id));
+        batch.remove(Tree::Auth, by_user_key(user_id, id));
+        Ok(())
+    })
+}
+
+pub(crate) fn delete_sessions(db: &DbInner, user_id: &str) -> Result<()> {
+    db.write(|store, batch| remove_all(store, batch, user_id))
+}
+
+pub(crate) fn remove_all(store: &Store, batch: &mut WriteBatch, user_id: &str) -> Result<()> {
+    for id in child_ids(store, &keys::auth_children(b'S', user_id))? {
+        batch.remove(Tree::Auth, session_key(&id));
+        batch.remove(Tree::Auth, by_user_key(user_id, &id));
+    }
+    Ok(())
+}

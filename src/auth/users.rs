@@ -1,0 +1,244 @@
+//! Users: accounts with an email (unique, compared in lowercase), an Argon2id password
+//! hash that never leaves this module, status, labels and email verification.
+
+use serde::{Deserialize, Serialize};
+
+use super::{child_ids, load, put, scan};
+use crate::db::DbInner;
+use crate::error::{Error, ResourceKind, Result};
+use crate::id::{check_id, quote};
+use crate::perm::{UserFacts, label_fault};
+use crate::store::{Store, Tree, keys};
+use crate::timefmt;
+
+/// Longest email, in bytes.
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Most labels one user may carry.
+pub const MAX_LABELS: usize = 100;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct UserRecord {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    /// Argon2id PHC string.
+    pub(crate) password_hash: String,
+    pub(crate) blocked: bool,
+    pub(crate) email_verified: bool,
+    pub(crate) labels: Vec<String>,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
+}
+
+/// A user, as the account and user calls return it. Holds no password material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// `$id`
+    #[serde(rename = "$id")]
+    pub id: String,
+    /// Email address, as given at sign-up.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `true` while active, `false` once blocked (Appwrite's `status`).
+    pub status: bool,
+    /// Whether the email is verified.
+    pub email_verification: bool,
+    /// Labels: each grants the role `label:NAME`.
+    pub labels: Vec<String>,
+    /// `$createdAt`, Appwrite's format.
+    #[serde(rename = "$createdAt")]
+    pub created_at: String,
+    /// `$updatedAt`, Appwrite's format.
+    #[serde(rename = "$updatedAt")]
+    pub updated_at: String,
+}
+
+impl UserRecord {
+    pub(crate) fn public(&self) -> User {
+        let ts = |ms| {
+            timefmt::from_millis(ms)
+                .map(timefmt::format)
+                .unwrap_or_default()
+        };
+        User {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            status: !self.blocked,
+            email_verification: self.email_verified,
+            labels: self.labels.clone(),
+            created_at: ts(self.created_ms),
+            updated_at: ts(self.updated_ms),
+        }
+    }
+}
+
+fn user_key(id: &str) -> Vec<u8> {
+    keys::auth(b'u', &[id])
+}
+
+fn email_key(email: &str) -> Vec<u8> {
+    keys::auth(b'e', &[&email.to_lowercase()])
+}
+
+pub(crate) fn check_email(email: &str) -> Result<()> {
+    let ok = email.len() <= MAX_EMAIL_LEN
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid email {}",
+            quote(email)
+        )))
+    }
+}
+
+fn check_user_name(name: &str) -> Result<()> {
+    if name.chars().count() > crate::catalog::MAX_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "user name longer than {} characters",
+            crate::catalog::MAX_NAME_LEN
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn load_user(store: &Store, id: &str) -> Result<Option<UserRecord>> {
+    load(store, &user_key(id))
+}
+
+pub(crate) fn require_user(store: &Store, id: &str) -> Result<UserRecord> {
+    load_user(store, id)?.ok_or_else(|| Error::not_found(ResourceKind::User, id))
+}
+
+/// The user with this email (any case).
+pub(crate) fn find_by_email(store: &Store, email: &str) -> Result<Option<UserRecord>> {
+    let Some(id) = store.get(Tree::Auth, &email_key(email))? else {
+        return Ok(None);
+    };
+    load_user(store, &String::from_utf8_lossy(&id))
+}
+
+pub(crate) fn create_user(
+    db: &DbInner,
+    id: &str,
+    email: &str,
+    password: &str,
+    name: Option<&str>,
+) -> Result<User> {
+    check_id("user id", id)?;
+    check_email(email)?;
+    super::password::check_password(password)?;
+    let name = name.unwrap_or_default();
+    check_user_name(name)?;
+    // Hash before taking the writer lock: it is the slow part.
+    let password_hash = super::password::hash(password, db.options.password_hashing)?;
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        if load_user(store, id)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "user {} already exists",
+                quote(id)
+            )));
+        }
+        if store.get(Tree::Auth, &email_key(email))?.is_some() {
+            return Err(Error::Conflict(
+                "a user with this email already exists".into(),
+            ));
+        }
+        let r = UserRecord {
+            id: id.into(),
+            email: email.into(),
+            name: name.into(),
+            password_hash: password_hash.clone(),
+            blocked: false,
+            email_verified: false,
+            labels: Vec::new(),
+            created_ms: now,
+            updated_ms: now,
+        };
+        put(batch, user_key(id), &r)?;
+        batch.put(Tree::Auth, email_key(email), id.as_bytes().to_vec());
+        Ok(r.public())
+    })
+}
+
+pub(crate) fn list_users(db: &DbInner) -> Result<Vec<User>> {
+    Ok(scan::<UserRecord>(&db.store, b"u")?
+        .iter()
+        .map(UserRecord::public)
+        .collect())
+}
+
+/// Changes one user under the writer lock.
+pub(crate) fn update_user(
+    db: &DbInner,
+    id: &str,
+    change: impl FnOnce(&mut UserRecord) -> Result<()>,
+) -> Result<User> {
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        let mut r = require_user(store, id)?;
+        change(&mut r)?;
+        r.updated_ms = now;
+        put(batch, user_key(id), &r)?;
+        Ok(r.public())
+    })
+}
+
+pub(crate) fn check_labels(labels: &[&str]) -> Result<Vec<String>> {
+    if labels.len() > MAX_LABELS {
+        return Err(Error::LimitExceeded(format!(
+            "{} labels, at most {MAX_LABELS}",
+            labels.len()
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(labels.len());
+    for l in labels {
+        if let Some(fault) = label_fault(l) {
+            return Err(Error::InvalidArgument(format!(
+                "label {}: {fault}",
+                quote(l)
+            )));
+        }
+        out.push((*l).to_owned());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Deletes a user with their sessions and memberships. Their documents stay.
+pub(crate) fn delete_user(db: &DbInner, id: &str) -> Result<()> {
+    db.write(|store, batch| {
+        let r = require_user(store, id)?;
+        batch.remove(Tree::Auth, user_key(id));
+        batch.remove(Tree::Auth, email_key(&r.email));
+        super::sessions::remove_all(store, batch, id)?;
+        for m in child_ids(store, &keys::auth_children(b'M', id))? {
+            super::teams::remove_membership(store, batch, &m)?;
+        }
+        Ok(())
+    })
+}
+
+/// What the user's roles follow from: verification, confirmed memberships, labels.
+pub(crate) fn facts(store: &Store, user: &UserRecord) -> Result<UserFacts> {
+    let memberships = super::teams::memberships_of(store, &user.id)?
+        .into_iter()
+        .filter(|m| m.confirmed)
+        .map(|m| (m.id, m.team_id, m.roles))
+        .collect();
+    Ok(UserFacts {
+        id: user.id.clone(),
+        email_verified: user.email_verified,
+        memberships,
+        labels: user.labels.clone(),
+    })
+}

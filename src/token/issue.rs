@@ -1,0 +1,157 @@
+//! Tokens against the store: issuing one from a session, and the full verification
+//! order of DESIGN.md section 5, ending with the session, the user and one-time reuse.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::TokenError;
+use super::format::{self, TokenClaims, TokenKind};
+use crate::auth::sessions::load_session;
+use crate::auth::users::{UserRecord, load_user};
+use crate::db::DbInner;
+use crate::error::{Error, Result};
+use crate::store::{Direction, Tree};
+use crate::timefmt;
+
+/// Most expired one-time token ids removed by one use of a one-time token.
+const CLEANUP_BATCH: usize = 64;
+
+/// A token, as `create_jwt` returns it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Jwt {
+    /// The token text, for `Client::set_jwt`.
+    pub jwt: String,
+    /// When it stops being accepted (plus the leeway).
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwt")
+            .field("jwt", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+pub(crate) fn create(
+    db: &DbInner,
+    user_id: &str,
+    session_id: &str,
+    kind: TokenKind,
+) -> Result<Jwt> {
+    let now = db.options.clock.now();
+    // Whole seconds, as the format stores them.
+    let now = OffsetDateTime::from_unix_timestamp(now.unix_timestamp())
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    let expires_at = now
+        .checked_add(db.options.jwt_ttl)
+        .ok_or_else(|| Error::InvalidArgument("token expiry out of range".into()))?;
+    let claims = TokenClaims {
+        kind,
+        key_id: 0,
+        project: db.options.project.clone(),
+        user_id: user_id.to_owned(),
+        session_id: session_id.to_owned(),
+        token_id: crate::secret::random_bytes(),
+        issued_at: now,
+        not_before: now,
+        expires_at,
+    };
+    let (jwt, _) = db.keyring.sign(claims)?;
+    Ok(Jwt { jwt, expires_at })
+}
+
+fn used_key(token_id: &[u8; 16]) -> Vec<u8> {
+    let mut k = vec![b'o'];
+    k.extend_from_slice(token_id);
+    k
+}
+
+fn expiry_key(expires: i64, token_id: &[u8; 16]) -> Vec<u8> {
+    let mut k = vec![b'O'];
+    k.extend_from_slice(&expires.to_be_bytes());
+    k.extend_from_slice(token_id);
+    k
+}
+
+/// Verifies `text` in order: size, prefix and version, base64, key, signature, claims,
+/// project, time, session, user, and last, atomically, one-time reuse.
+pub(crate) fn verify(db: &DbInner, text: &str) -> Result<(TokenClaims, UserRecord)> {
+    let parts = format::split(text)?;
+    let claims = db.keyring.verify(&parts)?;
+    if claims.project != db.options.project {
+        return Err(TokenError::WrongProject.into());
+    }
+    let now = db.options.clock.now();
+    format::check_time(&claims, now, db.options.token_leeway)?;
+    let session = load_session(&db.store, &claims.session_id)?
+        .filter(|s| s.user_id == claims.user_id)
+        .ok_or(TokenError::SessionRevoked)?;
+    if timefmt::to_millis(now) > session.expires_ms {
+        return Err(TokenError::SessionExpired.into());
+    }
+    let user = load_user(&db.store, &claims.user_id)?.ok_or(TokenError::UserDeleted)?;
+    if user.blocked {
+        return Err(TokenError::UserBlocked.into());
+    }
+    if claims.kind == TokenKind::OneTime {
+        record_use(db, &claims, now)?;
+    }
+    Ok((claims, user))
+}
+
+/// Remembers a one-time token's id until it expires; refuses one seen before.
+/// Also forgets a few ids whose tokens have expired.
+fn record_use(db: &DbInner, claims: &TokenClaims, now: OffsetDateTime) -> Result<()> {
+    let forget_after = claims
+        .expires_at
+        .checked_add(db.options.token_leeway)
+        .unwrap_or(claims.expires_at);
+    let forget_after = forget_after.unix_timestamp();
+    db.write(|store, batch| {
+        if store
+            .get(Tree::Auth, &used_key(&claims.token_id))?
+            .is_some()
+        {
+            return Err(TokenError::Reused.into());
+        }
+        for entry in store
+            .scan_prefix(Tree::Auth, b"O", Direction::Forward)
+            .take(CLEANUP_BATCH)
+        {
+            let (key, _) = entry?;
+            let expires = key
+                .get(1..9)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(i64::from_be_bytes);
+            let id = key.get(9..25).and_then(|b| <[u8; 16]>::try_from(b).ok());
+            match (expires, id) {
+                (Some(e), Some(id)) if e < now.unix_timestamp() => {
+                    batch.remove(Tree::Auth, key.to_vec());
+                    batch.remove(Tree::Auth, used_key(&id));
+                }
+                (Some(_), Some(_)) => break,
+                _ => {
+                    return Err(Error::corrupt(
+                        format!("one-time token entry {:02x?}", &*key),
+                        "bad key",
+                    ));
+                }
+            }
+        }
+        batch.put(
+            Tree::Auth,
+            used_key(&claims.token_id),
+            forget_after.to_le_bytes().to_vec(),
+        );
+        batch.put(
+            Tree::Auth,
+            expiry_key(forget_after, &claims.token_id),
+            Vec::new(),
+        );
+        Ok(())
+    })
+}
