@@ -1,64 +1,143 @@
-//! The seed scenario: a `birthdays` collection with three documents, each readable
-//! by one user. user-a sees only Kevin; the root client sees all three.
-//!
-//! Sign-in and tokens come with the auth layer; until then the backend acts as
-//! user-a through `impersonate`, which gives the same roles a token will.
+//! The seed scenario (DESIGN.md section 1) on the embedded on-disk store, through the
+//! real chain: users sign up and sign in with email and password, user-a trades the
+//! session for a 15-minute token, and a backend acts as user-a with that token. An API
+//! key sees everything. Then the token is refused after logout and after 15 minutes
+//! (moved by an injectable clock, so the example does not sleep).
 
-use permdb::{CollectionSpec, Db, Document, Permission, Query, Role};
+use std::sync::Arc;
+
+use permdb::{
+    Client, CollectionSpec, Db, Document, ManualClock, Options, Permission, Query, Role, Scope,
+};
 use serde_json::json;
 
-fn names(docs: &[Document]) -> Vec<String> {
+fn names(docs: &[Document]) -> Vec<&str> {
     docs.iter()
-        .map(|d| {
-            format!(
-                "{} ({})",
-                d.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
-                d.id()
-            )
-        })
+        .filter_map(|d| d.get("name").and_then(|v| v.as_str()))
         .collect()
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("permdb-seed-{}", std::process::id()));
-    {
-        let db = Db::open(&dir)?;
-        let root = db.root();
-        root.schemas().create("db", "Database")?;
-        root.schema("db").collections().create(
-            CollectionSpec::new("birthdays", "Birthdays")
-                .permissions([Permission::create(Role::users())])
-                .document_security(true),
-        )?;
-        let birthdays = root.schema("db").collection("birthdays");
-        for (id, name, day, user) in [
-            ("doc1", "Kevin", "2012-02-03", "user-a"),
-            ("doc2", "Laura", "1999-09-22", "user-b"),
-            ("doc3", "Bob", "1982-05-11", "user-c"),
-        ] {
-            birthdays.create(
-                id,
-                json!({"name": name, "birthday": day}),
-                Some(vec![Permission::read(Role::user(user))]),
-            )?;
-        }
-    }
-    // Reopen: documents and permission indexes come back from disk, nothing is rebuilt.
-    let db = Db::open(&dir)?;
-    let root = db.root();
-    let as_user = root.impersonate("user-a")?;
-    let page = as_user
+fn show(who: &str, client: &Client) -> Result<(), permdb::Error> {
+    let page = client
         .schema("db")
         .collection("birthdays")
         .find(&[Query::limit(25)])?;
     println!(
-        "user-a sees {} of them: {:?}",
+        "{who:<22} total {}  {:?}",
         page.total,
         names(&page.documents)
     );
-    println!("{}", serde_json::to_string_pretty(&page.documents)?);
-    let all = root.schema("db").collection("birthdays").find(&[])?;
-    println!("root sees {}: {:?}", all.total, names(&all.documents));
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("permdb-seed-{}", std::process::id()));
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    let options = Options::new().clock(Arc::new(clock.clone()));
+    let db = Db::open_with(&dir, options.clone())?;
+
+    // Set-up, as the project owner (the in-process root client).
+    let root = db.root();
+    root.schemas().create("db", "Database")?;
+    root.schema("db").collections().create(
+        CollectionSpec::new("birthdays", "Birthdays")
+            .permissions([Permission::create(Role::users())])
+            .document_security(true),
+    )?;
+    let birthdays = root.schema("db").collection("birthdays");
+    for (id, name, day, user, email, password) in [
+        (
+            "doc1",
+            "Kevin",
+            "2012-02-03",
+            "user-a",
+            "a@example.com",
+            "password-a",
+        ),
+        (
+            "doc2",
+            "Laura",
+            "1999-09-22",
+            "user-b",
+            "b@example.com",
+            "password-b",
+        ),
+        (
+            "doc3",
+            "Bob",
+            "1982-05-11",
+            "user-c",
+            "c@example.com",
+            "password-c",
+        ),
+    ] {
+        db.client().account().create(user, email, password, None)?;
+        let perms = vec![Permission::read(Role::user(user))];
+        birthdays.create(id, json!({"name": name, "birthday": day}), Some(perms))?;
+    }
+    let key = root
+        .keys()
+        .create("backend", &[Scope::DocumentsRead, Scope::DocumentsWrite])?;
+
+    // The client app signs user-a in and asks for a token ...
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("a@example.com", "password-a")?;
+    let jwt = db
+        .client()
+        .set_session(&session.secret)?
+        .account()
+        .create_jwt()?;
+    println!(
+        "user-a's token ({} chars) expires at {}",
+        jwt.jwt.len(),
+        jwt.expires_at
+    );
+
+    // ... the backend acts as user-a with it; an API key sees everything.
+    show("backend with a-token", &db.client().set_jwt(&jwt.jwt)?)?;
+    let b_session = db
+        .client()
+        .account()
+        .create_email_password_session("b@example.com", "password-b")?;
+    let b_jwt = db
+        .client()
+        .set_session(&b_session.secret)?
+        .account()
+        .create_jwt()?;
+    show("backend with b-token", &db.client().set_jwt(&b_jwt.jwt)?)?;
+    show("backend with API key", &db.client().set_key(&key.secret)?)?;
+
+    // Logout kills the token at once.
+    db.client()
+        .set_session(&session.secret)?
+        .account()
+        .delete_session("current")?;
+    match db.client().set_jwt(&jwt.jwt) {
+        Err(e) => println!("after logout:          {e}"),
+        Ok(_) => println!("after logout:          token still accepted (bug)"),
+    }
+
+    // A fresh token is refused 15 minutes (plus the 60 s leeway) later.
+    drop((birthdays, root, db)); // every client holds the store open
+
+    let db = Db::open_with(&dir, options)?; // reopened from disk: nothing rebuilt
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("a@example.com", "password-a")?;
+    let jwt = db
+        .client()
+        .set_session(&session.secret)?
+        .account()
+        .create_jwt()?;
+    show("backend, new token", &db.client().set_jwt(&jwt.jwt)?)?;
+    clock.advance(time::Duration::minutes(16) + time::Duration::seconds(1));
+    match db.client().set_jwt(&jwt.jwt) {
+        Err(e) => println!("16 minutes later:      {e}"),
+        Ok(_) => println!("16 minutes later:      token still accepted (bug)"),
+    }
     drop(db);
     std::fs::remove_dir_all(&dir)?;
     Ok(())

@@ -83,7 +83,8 @@ pub use options::{
     Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, SystemClock,
 };
 pub use perm::{
-    Action, MAX_LABEL_LEN, MAX_PERMISSIONS, MAX_TEAM_ROLE_LEN, Permission, Role, Verification,
+    Action, MAX_LABEL_LEN, MAX_PERMISSIONS, MAX_TEAM_ROLE_LEN, Permission, Role, Scope,
+    Verification,
 };
 pub use query::{DEFAULT_LIMIT, Explain, MAX_LIMIT, MAX_QUERIES, MAX_QUERY_VALUES, Plan, Query};
 pub use token::{

@@ -39,6 +39,14 @@ impl ManualClock {
         }
     }
 
+    /// Sets the clock to `t` (forward or back).
+    pub fn set(&self, t: OffsetDateTime) {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = t;
+    }
+
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: time::Duration) {
         let mut now = self

@@ -1,5 +1,5 @@
 //! The seed scenario of DESIGN.md section 1, as far as the core engine goes:
-//! user-a sees exactly doc1, root sees all three. (Sign-in and tokens come later.)
+//! user-a sees exactly doc1, root and an API key see all three.
 
 #![allow(
     clippy::unwrap_used,
@@ -77,4 +77,82 @@ fn user_a_sees_kevin_and_root_sees_everyone() {
         format!("{:?}", root.impersonate("user-a").unwrap()),
         "Client { principal: \"user user-a\", .. }"
     );
+}
+
+/// DESIGN.md section 1 through the real chain: sign-up, email and password session,
+/// token, backend client from the token; an API key; logout; expiry.
+#[test]
+fn the_seed_scenario_through_sign_in_and_tokens() {
+    let (options, clock) = common::test_options();
+    let db = Db::temporary_with(options).unwrap();
+    common::seed(&db);
+    let key = db
+        .root()
+        .keys()
+        .create(
+            "backend",
+            &[permdb::Scope::DocumentsRead, permdb::Scope::DocumentsWrite],
+        )
+        .unwrap();
+
+    let guest = db.client();
+    let session = guest
+        .account()
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    let alice = db.client().set_session(&session.secret).unwrap();
+    let jwt = alice.account().create_jwt().unwrap();
+
+    let as_user = db.client().set_jwt(&jwt.jwt).unwrap();
+    let page = as_user
+        .schema("db")
+        .collection("birthdays")
+        .find(&[Query::equal("name", ["Kevin"]), Query::limit(25)])
+        .unwrap();
+    assert_eq!((page.total, page.documents[0].id()), (1, "doc1"));
+    assert_eq!(
+        as_user
+            .schema("db")
+            .collection("birthdays")
+            .find(&[])
+            .unwrap()
+            .total,
+        1
+    );
+
+    let admin = db.client().set_key(&key.secret).unwrap();
+    assert_eq!(
+        admin
+            .schema("db")
+            .collection("birthdays")
+            .find(&[])
+            .unwrap()
+            .total,
+        3
+    );
+
+    alice.account().delete_session(&session.id).unwrap();
+    assert!(matches!(
+        db.client().set_jwt(&jwt.jwt),
+        Err(permdb::Error::InvalidToken(
+            permdb::TokenError::SessionRevoked
+        ))
+    ));
+
+    let session = guest
+        .account()
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    let jwt = db
+        .client()
+        .set_session(&session.secret)
+        .unwrap()
+        .account()
+        .create_jwt()
+        .unwrap();
+    clock.advance(time::Duration::minutes(15) + time::Duration::seconds(61));
+    assert!(matches!(
+        db.client().set_jwt(&jwt.jwt),
+        Err(permdb::Error::InvalidToken(permdb::TokenError::Expired))
+    ));
 }

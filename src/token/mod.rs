@@ -4,6 +4,8 @@
 pub(crate) mod format;
 pub(crate) mod issue;
 pub(crate) mod keyring;
+#[cfg(test)]
+mod vectors;
 mod verifier;
 
 pub use format::{MAX_TOKEN_LEN, TokenClaims, TokenKind};

@@ -1,6 +1,13 @@
 //! Helpers shared by the integration tests.
 
-use permdb::{Collection, CollectionSpec, Db};
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::sync::Arc;
+
+use permdb::{
+    Client, Collection, CollectionSpec, Db, ManualClock, Options, PasswordHashing, Permission, Role,
+};
+use time::OffsetDateTime;
 
 /// Creates schema `schema` (if missing) and the collection `spec` describes in it;
 /// returns the root client's handle on the collection.
@@ -11,4 +18,63 @@ pub fn create_collection(db: &Db, schema: &str, spec: CollectionSpec) -> Collect
     }
     let id = root.schema(schema).collections().create(spec).unwrap().id;
     root.schema(schema).collection(&id)
+}
+
+/// Options with a manual clock at 2024-01-01 and cheap password hashing (tests only).
+pub fn test_options() -> (Options, ManualClock) {
+    let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap());
+    let options = Options::new()
+        .clock(Arc::new(clock.clone()))
+        .password_hashing(PasswordHashing {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        });
+    (options, clock)
+}
+
+/// The seed scenario's store: `db/birthdays`, users user-a, user-b, user-c with
+/// passwords `password-a` ..., one document each readable by its user.
+pub fn seed(db: &Db) {
+    let spec = CollectionSpec::new("birthdays", "Birthdays")
+        .permissions([Permission::create(Role::users())])
+        .document_security(true);
+    let birthdays = create_collection(db, "db", spec);
+    for (id, name, day, user) in [
+        ("doc1", "Kevin", "2012-02-03", "user-a"),
+        ("doc2", "Laura", "1999-09-22", "user-b"),
+        ("doc3", "Bob", "1982-05-11", "user-c"),
+    ] {
+        let letter = user.trim_start_matches("user-");
+        db.client()
+            .account()
+            .create(
+                user,
+                &format!("{letter}@example.com"),
+                &format!("password-{letter}"),
+                None,
+            )
+            .unwrap();
+        let perms = vec![Permission::read(Role::user(user))];
+        birthdays
+            .create(
+                id,
+                serde_json::json!({"name": name, "birthday": day}),
+                Some(perms),
+            )
+            .unwrap();
+    }
+}
+
+/// A client signed in as `user-x` through email and password.
+pub fn sign_in(db: &Db, letter: &str) -> Client {
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session(
+            &format!("{letter}@example.com"),
+            &format!("password-{letter}"),
+        )
+        .unwrap();
+    db.client().set_session(&session.secret).unwrap()
 }

@@ -1,0 +1,412 @@
+//! Sign-up, sign-in, sessions, API keys, teams and labels, written as an attacker
+//! would try them: each privilege the issue names must be refused.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+use permdb::{Db, Error, Permission, Query, Role, Scope};
+use serde_json::json;
+use time::Duration;
+
+fn setup() -> (Db, permdb::ManualClock) {
+    let (options, clock) = common::test_options();
+    let db = Db::temporary_with(options).unwrap();
+    common::seed(&db);
+    (db, clock)
+}
+
+fn unauthorized<T: std::fmt::Debug>(r: permdb::Result<T>) -> String {
+    match r {
+        Err(Error::Unauthorized(m)) => m,
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
+#[test]
+fn sign_up_rules() {
+    let (db, _) = setup();
+    let account = db.client().account();
+    let conflict = account.create("user-x", "A@Example.com", "password-x", None);
+    assert!(
+        matches!(conflict, Err(Error::Conflict(ref m)) if m.contains("email")),
+        "{conflict:?}"
+    );
+    assert!(matches!(
+        account.create("user-a", "new@example.com", "password-x", None),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        account.create("user-x", "x@example.com", "short", None),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        account.create("user-x", "not-an-email", "password-x", None),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        account.create("_x", "x@example.com", "password-x", None),
+        Err(Error::InvalidId(_))
+    ));
+    let user = account
+        .create("user-x", "x@example.com", "password-x", Some("Xavier"))
+        .unwrap();
+    assert_eq!(
+        (user.name.as_str(), user.status, user.email_verification),
+        ("Xavier", true, false)
+    );
+    let json = serde_json::to_string(&db.root().users().get("user-x").unwrap()).unwrap();
+    assert!(
+        !json.contains("argon2") && !json.contains("password"),
+        "{json}"
+    );
+    // A signed-in client cannot sign up again.
+    assert!(
+        common::sign_in(&db, "a")
+            .account()
+            .create("user-y", "y@example.com", "password-y", None)
+            .is_err()
+    );
+}
+
+#[test]
+fn wrong_email_and_wrong_password_look_the_same_and_are_throttled() {
+    let (db, clock) = setup();
+    let account = db.client().account();
+    let wrong_password =
+        unauthorized(account.create_email_password_session("a@example.com", "nope-nope"));
+    let wrong_email =
+        unauthorized(account.create_email_password_session("zz@example.com", "password-a"));
+    assert_eq!(wrong_password, wrong_email);
+    for _ in 0..9 {
+        let _ = account.create_email_password_session("A@example.com", "nope-nope");
+    }
+    // Ten failures for this email (any case): refused even with the right password.
+    let r = account.create_email_password_session("a@example.com", "password-a");
+    assert!(matches!(r, Err(Error::TooManyRequests(_))), "{r:?}");
+    account
+        .create_email_password_session("b@example.com", "password-b")
+        .unwrap();
+    clock.advance(Duration::minutes(15));
+    account
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+}
+
+#[test]
+fn sessions_are_secrets_shown_once() {
+    let (db, clock) = setup();
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    assert!(session.secret.starts_with("pdbs_") && session.secret.len() > 60);
+    assert!(
+        !format!("{session:?}").contains(&session.secret),
+        "Debug must redact the secret"
+    );
+    assert_eq!(
+        session.expire - session_created(&clock),
+        Duration::days(365)
+    );
+    let alice = db.client().set_session(&session.secret).unwrap();
+    let listed = alice.account().list_sessions().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].current && listed[0].secret.is_empty());
+    // Guessing: a wrong secret for a real session id, a malformed one, another user's id.
+    let mut wrong = session.secret.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [
+        wrong.as_str(),
+        "pdbs_x.y",
+        "",
+        &session.secret[..session.secret.len() - 4],
+    ] {
+        assert_eq!(
+            unauthorized(db.client().set_session(bad)),
+            "invalid session secret"
+        );
+    }
+    // A second session, then logout of the current one only.
+    let second = db
+        .client()
+        .account()
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    alice.account().delete_session("current").unwrap();
+    assert!(db.client().set_session(&session.secret).is_err());
+    let alice2 = db.client().set_session(&second.secret).unwrap();
+    assert_eq!(alice2.account().list_sessions().unwrap().len(), 1);
+    // Another user's session cannot be deleted by id.
+    let bob = common::sign_in(&db, "b");
+    let bobs = bob.account().list_sessions().unwrap()[0].id.clone();
+    assert!(matches!(
+        alice2.account().delete_session(&bobs),
+        Err(Error::NotFound { .. })
+    ));
+    alice2.account().delete_sessions().unwrap();
+    assert!(db.client().set_session(&second.secret).is_err());
+    // Blocked users cannot sign in or use a session.
+    let bob_session = db
+        .client()
+        .account()
+        .create_email_password_session("b@example.com", "password-b")
+        .unwrap();
+    db.root().users().update_status("user-b", false).unwrap();
+    assert!(unauthorized(db.client().set_session(&bob_session.secret)).contains("blocked"));
+    assert!(
+        unauthorized(
+            db.client()
+                .account()
+                .create_email_password_session("b@example.com", "password-b")
+        )
+        .contains("blocked")
+    );
+    // Sessions expire.
+    let s = db
+        .client()
+        .account()
+        .create_email_password_session("c@example.com", "password-c")
+        .unwrap();
+    clock.advance(Duration::days(366));
+    assert_eq!(
+        unauthorized(db.client().set_session(&s.secret)),
+        "session expired"
+    );
+}
+
+fn session_created(clock: &permdb::ManualClock) -> time::OffsetDateTime {
+    use permdb::Clock;
+    clock.now()
+}
+
+#[test]
+fn a_token_gives_exactly_the_users_permissions() {
+    let (db, _) = setup();
+    let jwt = common::sign_in(&db, "a")
+        .account()
+        .create_jwt()
+        .unwrap()
+        .jwt;
+    let as_a = db.client().set_jwt(&jwt).unwrap();
+    let birthdays = as_a.schema("db").collection("birthdays");
+    assert_eq!(birthdays.find(&[Query::limit(100)]).unwrap().total, 1);
+    assert!(matches!(birthdays.get("doc2"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        birthdays.find(&[Query::cursor_after("doc2")]),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        birthdays.update("doc2", json!({"name": "x"}), None),
+        Err(Error::NotFound { .. })
+    ));
+    let r = birthdays.create(
+        "mine",
+        json!({}),
+        Some(vec![Permission::read(Role::user("user-b"))]),
+    );
+    assert!(unauthorized(r).contains("user:user-b"));
+    birthdays.create("mine", json!({}), None).unwrap();
+    assert!(unauthorized(as_a.users().list()).contains("users.read"));
+    assert!(as_a.schemas().list().is_err());
+    assert!(as_a.keys().list().is_err());
+    assert!(as_a.impersonate("user-b").is_err());
+}
+
+#[test]
+fn api_keys_skip_permissions_within_their_scopes() {
+    let (db, clock) = setup();
+    let reader = db
+        .root()
+        .keys()
+        .create("reader", &[Scope::DocumentsRead])
+        .unwrap();
+    assert!(reader.secret.starts_with("pdbk_"));
+    assert!(!format!("{reader:?}").contains(&reader.secret));
+    let key = db.client().set_key(&reader.secret).unwrap();
+    let birthdays = key.schema("db").collection("birthdays");
+    assert_eq!(birthdays.find(&[]).unwrap().total, 3);
+    assert!(unauthorized(birthdays.create("x", json!({}), None)).contains("documents.write"));
+    assert!(unauthorized(birthdays.delete("doc1")).contains("documents.write"));
+    assert!(unauthorized(key.users().list()).contains("users.read"));
+    assert!(key.keys().list().is_err(), "keys cannot manage keys");
+    assert!(key.impersonate("user-a").is_err());
+
+    let writer = db
+        .root()
+        .keys()
+        .create("writer", &[Scope::DocumentsWrite, Scope::UsersRead])
+        .unwrap();
+    let key = db.client().set_key(&writer.secret).unwrap();
+    key.schema("db")
+        .collection("birthdays")
+        .create(
+            "x",
+            json!({}),
+            Some(vec![Permission::read(Role::team("t1"))]),
+        )
+        .unwrap();
+    assert!(
+        key.schema("db").collection("birthdays").find(&[]).is_err(),
+        "no documents.read"
+    );
+    let as_a = key.impersonate("user-a").unwrap();
+    assert_eq!(
+        as_a.schema("db")
+            .collection("birthdays")
+            .find(&[])
+            .unwrap()
+            .total,
+        1
+    );
+
+    // Expired, deleted, unknown, and malformed keys.
+    let expiring = db
+        .root()
+        .keys()
+        .create_expiring(
+            "short",
+            &[Scope::DocumentsRead],
+            Some(session_created(&clock) + Duration::hours(1)),
+        )
+        .unwrap();
+    let live = db.client().set_key(&expiring.secret).unwrap();
+    clock.advance(Duration::hours(2));
+    assert_eq!(
+        unauthorized(db.client().set_key(&expiring.secret)),
+        "API key expired"
+    );
+    assert!(unauthorized(live.schema("db").collection("birthdays").find(&[])).contains("expired"));
+    db.root().keys().delete(&reader.id).unwrap();
+    assert_eq!(
+        unauthorized(db.client().set_key(&reader.secret)),
+        "invalid API key"
+    );
+    let mut guessed = writer.secret.clone();
+    guessed.replace_range(guessed.len() - 3.., "AAA");
+    for bad in [guessed.as_str(), "pdbk_nope.AAAA", "", "pdbs_x.y"] {
+        assert_eq!(unauthorized(db.client().set_key(bad)), "invalid API key");
+    }
+    assert_eq!(
+        db.root()
+            .keys()
+            .list()
+            .unwrap()
+            .iter()
+            .filter(|k| !k.secret.is_empty())
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn teams_memberships_and_labels_become_roles_at_the_next_sign_in() {
+    let (db, _) = setup();
+    let root = db.root();
+    root.teams().create("t1", "Team one").unwrap();
+    let birthdays = root.schema("db").collection("birthdays");
+    birthdays
+        .create(
+            "team-doc",
+            json!({}),
+            Some(vec![Permission::read(Role::team_role("t1", "admin"))]),
+        )
+        .unwrap();
+    birthdays
+        .create(
+            "vip-doc",
+            json!({}),
+            Some(vec![Permission::read(Role::label("vip"))]),
+        )
+        .unwrap();
+    birthdays
+        .create(
+            "verified-doc",
+            json!({}),
+            Some(vec![Permission::read(Role::users_with(
+                permdb::Verification::Verified,
+            ))]),
+        )
+        .unwrap();
+    let membership = root
+        .teams()
+        .create_membership("t1", "user-a", &["admin"])
+        .unwrap();
+    root.users().update_labels("user-a", &["vip"]).unwrap();
+    root.users()
+        .update_email_verification("user-a", true)
+        .unwrap();
+    let jwt = common::sign_in(&db, "a")
+        .account()
+        .create_jwt()
+        .unwrap()
+        .jwt;
+    let as_a = db.client().set_jwt(&jwt).unwrap();
+    let roles: Vec<String> = as_a.roles().iter().map(ToString::to_string).collect();
+    for expected in [
+        "team:t1",
+        "team:t1/admin",
+        &format!("member:{}", membership.id()),
+        "label:vip",
+        "users/verified",
+        "user:user-a/verified",
+    ] {
+        assert!(
+            roles.iter().any(|r| r == expected),
+            "{expected} missing from {roles:?}"
+        );
+    }
+    let ids = |c: &permdb::Client| -> Vec<String> {
+        c.schema("db")
+            .collection("birthdays")
+            .find(&[])
+            .unwrap()
+            .documents
+            .iter()
+            .map(|d| d.id().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&as_a), ["doc1", "team-doc", "vip-doc", "verified-doc"]);
+    // The same token, after the membership and label are removed: roles follow the store.
+    root.teams()
+        .delete_membership("t1", membership.id())
+        .unwrap();
+    root.users().update_labels("user-a", &[]).unwrap();
+    let again = db.client().set_jwt(&jwt).unwrap();
+    assert!(
+        !again
+            .roles()
+            .iter()
+            .any(|r| r.to_string().starts_with("team:"))
+    );
+    assert_eq!(ids(&again), ["doc1", "verified-doc"]);
+    assert!(matches!(
+        root.teams().create_membership("t1", "nobody", &[]),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        root.teams()
+            .create_membership("t1", "user-b", &["bad role"]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        root.users().update_labels("user-a", &["not-alnum"]),
+        Err(Error::InvalidArgument(_))
+    ));
+    root.teams().create_membership("t1", "user-b", &[]).unwrap();
+    assert!(matches!(
+        root.teams().create_membership("t1", "user-b", &[]),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(root.teams().list_memberships("t1").unwrap().len(), 1);
+    root.teams().delete("t1").unwrap();
+    assert!(root.teams().list().unwrap().is_empty());
+}
