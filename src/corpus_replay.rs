@@ -59,3 +59,28 @@ fn index_container_corpus() {
         }
     }
 }
+
+#[test]
+fn token_corpus() {
+    use crate::token::{PublicKey, PublicKeys, TokenVerifier};
+    // The keys of docs/TOKEN.md's test vectors, as the fuzz target uses them.
+    let keys = PublicKeys {
+        store_id: "oKGio6SlpqeoqaqrrK2urw".into(),
+        project: "default".into(),
+        keys: vec![PublicKey {
+            key_id: 0x0123_4567_89ab_cdef,
+            public_key: "ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ".into(),
+        }],
+    };
+    let verifier = TokenVerifier::new(&keys).unwrap();
+    let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_100).unwrap();
+    let mut verified = 0;
+    for input in corpus("token") {
+        if let Ok(text) = std::str::from_utf8(&input) {
+            if verifier.verify(text, now).is_ok() {
+                verified += 1;
+            }
+        }
+    }
+    assert!(verified >= 2, "the two vector tokens verify");
+}
