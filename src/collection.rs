@@ -17,7 +17,7 @@ use crate::id::{check_id, quote};
 use crate::index::{IndexEdits, IndexKind};
 use crate::options::Limits;
 use crate::perm::{Action, Permission, Principal, Role, Target, normalize};
-use crate::query::exec::find;
+use crate::query::exec::{Want, find};
 use crate::query::{Explain, Query};
 use crate::store::{Store, Tree, WriteBatch, codec, keys};
 use crate::value::{self, flatten};
@@ -94,7 +94,7 @@ impl Collection {
         self.client.require_documents(false)?;
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store)?;
-        let found = find(db, self.principal(), &coll, queries, true)?;
+        let found = find(db, self.principal(), &coll, queries, Want::Page)?;
         let list = DocumentList {
             total: found.total,
             documents: found.documents,
@@ -108,7 +108,7 @@ impl Collection {
         self.client.require_documents(false)?;
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store)?;
-        Ok(find(db, self.principal(), &coll, queries, false)?.total)
+        Ok(find(db, self.principal(), &coll, queries, Want::Count)?.total)
     }
 
     /// Creates document `id` from `data` (a JSON object). Needs `create` on the collection.

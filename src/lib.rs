@@ -86,7 +86,10 @@ pub use perm::{
     Action, MAX_LABEL_LEN, MAX_PERMISSIONS, MAX_TEAM_ROLE_LEN, Permission, Role, Scope,
     Verification,
 };
-pub use query::{DEFAULT_LIMIT, Explain, MAX_LIMIT, MAX_QUERIES, MAX_QUERY_VALUES, Plan, Query};
+pub use query::{
+    DEFAULT_LIMIT, Explain, MAX_LIMIT, MAX_QUERIES, MAX_QUERY_DEPTH, MAX_QUERY_VALUES, Method,
+    OrderPlan, Plan, Query, TOTAL_CAP,
+};
 pub use token::{
     Jwt, MAX_TOKEN_LEN, PublicKey, PublicKeys, TokenClaims, TokenError, TokenKind, TokenVerifier,
 };

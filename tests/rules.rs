@@ -785,9 +785,9 @@ fn bad_queries_are_invalid() {
     );
     refused(
         &db,
-        || ua.find(&[Query::order_asc("n")]),
+        || ua.find(&[Query::order_asc("$permissions")]),
         invalid,
-        "not supported yet",
+        "unknown system attribute",
     );
     refused(
         &db,

@@ -1,10 +1,15 @@
-//! Runs a query plan: candidates from the permission bitmaps (or the live set),
-//! decoded in order until the page is full; the total from bitmap cardinality when no filter applies.
+//! Runs a query plan. Candidates come from the permission bitmaps (or the live set).
+//! With `$sequence` order they stream in order until the page is full; any other order
+//! decodes and sorts the matching candidates. `find` counts up to `TOTAL_CAP`, `count` exactly.
+
+use std::cmp::Ordering;
 
 use roaring::RoaringBitmap;
+use serde_json::Value;
 
-use super::plan::{QueryPlan, plan};
-use super::{Explain, Plan, Query};
+use super::eval::{field, sort_cmp};
+use super::plan::{QueryPlan, QuerySchema, plan};
+use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
 use crate::db::DbInner;
 use crate::document::{ACTION_READ, DocRecord, Document, load_record, seq_of};
@@ -21,6 +26,13 @@ pub(crate) struct Found {
     pub(crate) explain: Explain,
 }
 
+/// Whether the caller wants a page (with a capped total) or only an exact count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    Page,
+    Count,
+}
+
 /// Candidate documents: every live one, or those in the union of the roles' read bitmaps.
 enum Source<'r> {
     All,
@@ -32,11 +44,11 @@ type SeqIter<'a> = Box<dyn Iterator<Item = Result<u32>> + 'a>;
 struct Run<'a> {
     db: &'a DbInner,
     coll: &'a CollectionRecord,
+    plan: QueryPlan,
     counters: Counters,
-    limits_depth: usize,
 }
 
-impl<'a> Run<'a> {
+impl Run<'_> {
     fn candidates<'s>(
         &'s self,
         source: &'s Source<'_>,
@@ -79,26 +91,45 @@ impl<'a> Run<'a> {
 
     fn to_document(&self, record: DocRecord, seq: u32) -> Result<Document> {
         let coll = self.coll;
-        record.into_document(seq, &coll.schema_id, &coll.id, self.limits_depth, || {
-            format!(
-                "document {seq} of collection {}/{}",
-                coll.schema_id, coll.id
-            )
-        })
+        record.into_document(
+            seq,
+            &coll.schema_id,
+            &coll.id,
+            self.db.options.limits.max_depth,
+            || {
+                format!(
+                    "document {seq} of collection {}/{}",
+                    coll.schema_id, coll.id
+                )
+            },
+        )
     }
 
-    fn page(&self, source: &Source<'_>, plan: &QueryPlan) -> Result<Vec<Document>> {
+    fn passes(&self, doc: &Document) -> bool {
+        self.plan.filter.as_ref().is_none_or(|f| f.matches(doc))
+    }
+
+    /// The cursor document's sequence; `NotFound` unless it exists and the client may read it.
+    fn cursor_seq(&self, source: &Source<'_>, id: &str) -> Result<u32> {
+        let not_found = || Error::not_found(ResourceKind::Document, id);
+        let seq = seq_of(&self.db.store, self.coll.cid, id)?.ok_or_else(not_found)?;
+        match source {
+            Source::All => Ok(seq),
+            Source::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
+            Source::Roles(..) => Err(not_found()),
+        }
+    }
+
+    /// `$sequence` order: stream candidates from the cursor, stop when the page is full.
+    fn page_in_sequence(&self, source: &Source<'_>, order: Direction) -> Result<Vec<Document>> {
+        let plan = &self.plan;
         let mut page = Vec::new();
         // The cursor is resolved even for an empty page: a bad cursor is always an error.
         let (dir, start) = match &plan.cursor {
-            None => (plan.order, None),
+            None => (order, None),
             Some(cursor) => {
                 let seq = self.cursor_seq(source, &cursor.id)?;
-                let dir = if cursor.before {
-                    flip(plan.order)
-                } else {
-                    plan.order
-                };
+                let dir = if cursor.before { flip(order) } else { order };
                 match step(seq, dir) {
                     Some(s) => (dir, Some(s)),
                     None => return Ok(page),
@@ -112,14 +143,14 @@ impl<'a> Run<'a> {
         for seq in self.candidates(source, dir, start) {
             let seq = seq?;
             self.counters.candidate();
-            if plan.filters.is_empty() && skipped < plan.offset {
+            if plan.filter.is_none() && skipped < plan.offset {
                 skipped += 1;
                 continue;
             }
             let Some(doc) = self.load(source, seq)? else {
                 continue;
             };
-            if !plan.filters.iter().all(|f| f.matches(&doc)) {
+            if !self.passes(&doc) {
                 continue;
             }
             if skipped < plan.offset {
@@ -137,30 +168,101 @@ impl<'a> Run<'a> {
         Ok(page)
     }
 
-    /// The cursor document's sequence; `NotFound` unless it exists and the client may read it.
-    fn cursor_seq(&self, source: &Source<'_>, id: &str) -> Result<u32> {
-        let not_found = || Error::not_found(ResourceKind::Document, id);
-        let seq = seq_of(&self.db.store, self.coll.cid, id)?.ok_or_else(not_found)?;
-        match source {
-            Source::All => Ok(seq),
-            Source::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
-            Source::Roles(..) => Err(not_found()),
-        }
+    fn sort_key(&self, doc: &Document) -> Vec<Option<Value>> {
+        self.plan
+            .orders
+            .iter()
+            .map(|(a, _)| field(doc, a))
+            .collect()
     }
 
-    fn total(&self, source: &Source<'_>, plan: &QueryPlan) -> Result<u64> {
-        if plan.filters.is_empty() {
-            return match source {
-                Source::All => Ok(CollectionCounters::load(&self.db.store, self.coll.cid)?.live),
-                Source::Roles(bitmap, _) => Ok(bitmap.len()),
+    fn key_cmp(&self, a: &(Vec<Option<Value>>, u64), b: &(Vec<Option<Value>>, u64)) -> Ordering {
+        for ((x, y), (_, dir)) in a.0.iter().zip(&b.0).zip(&self.plan.orders) {
+            let o = sort_cmp(x, y);
+            let o = if *dir == Direction::Reverse {
+                o.reverse()
+            } else {
+                o
             };
+            if o != Ordering::Equal {
+                return o;
+            }
         }
-        let mut total = 0u64;
+        a.1.cmp(&b.1)
+    }
+
+    /// Any other order: decode every matching candidate, sort, then cursor, offset, limit.
+    /// Returns the page and the exact number of matches.
+    fn page_sorted(&self, source: &Source<'_>) -> Result<(Vec<Document>, u64)> {
+        let plan = &self.plan;
+        let cursor = match &plan.cursor {
+            Some(c) => {
+                let seq = self.cursor_seq(source, &c.id)?;
+                let doc = self
+                    .load(source, seq)?
+                    .ok_or_else(|| Error::not_found(ResourceKind::Document, &c.id))?;
+                Some(((self.sort_key(&doc), doc.sequence()), c.before))
+            }
+            None => None,
+        };
+        let mut all = Vec::new();
         for seq in self.candidates(source, Direction::Forward, None) {
             let seq = seq?;
             self.counters.candidate();
             if let Some(doc) = self.load(source, seq)? {
-                if plan.filters.iter().all(|f| f.matches(&doc)) {
+                if self.passes(&doc) {
+                    all.push(((self.sort_key(&doc), doc.sequence()), doc));
+                }
+            }
+        }
+        let total = all.len() as u64;
+        all.sort_by(|a, b| self.key_cmp(&a.0, &b.0));
+        let take = |it: &mut dyn Iterator<Item = Document>| -> Vec<Document> {
+            it.skip(usize::try_from(plan.offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(plan.limit).unwrap_or(usize::MAX))
+                .collect()
+        };
+        let page = match cursor {
+            None => take(&mut all.into_iter().map(|(_, d)| d)),
+            Some((key, false)) => take(
+                &mut all
+                    .into_iter()
+                    .filter(|(k, _)| self.key_cmp(k, &key) == Ordering::Greater)
+                    .map(|(_, d)| d),
+            ),
+            Some((key, true)) => {
+                let mut before = take(
+                    &mut all
+                        .into_iter()
+                        .rev()
+                        .filter(|(k, _)| self.key_cmp(k, &key) == Ordering::Less)
+                        .map(|(_, d)| d),
+                );
+                before.reverse();
+                before
+            }
+        };
+        Ok((page, total))
+    }
+
+    /// Matches among the candidates, stopping at `cap`.
+    fn total(&self, source: &Source<'_>, cap: u64) -> Result<u64> {
+        if self.plan.filter.is_none() {
+            let n = match source {
+                Source::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
+                Source::Roles(bitmap, _) => bitmap.len(),
+            };
+            return Ok(n.min(cap));
+        }
+        let mut total = 0u64;
+        for seq in self.candidates(source, Direction::Forward, None) {
+            if total >= cap {
+                break;
+            }
+            let seq = seq?;
+            self.counters.candidate();
+            if let Some(doc) = self.load(source, seq)? {
+                if self.passes(&doc) {
                     total += 1;
                 }
             }
@@ -184,20 +286,25 @@ fn step(seq: u32, dir: Direction) -> Option<u32> {
     }
 }
 
-/// Runs `queries` on `coll` as `principal`. With `want_page` false only the total is computed.
+/// Keeps only the selected attributes (system fields always stay).
+fn project(doc: &mut Document, select: &[String]) {
+    doc.data.retain(|k, _| select.iter().any(|s| s == k));
+}
+
+/// Runs `queries` on `coll` as `principal`.
 pub(crate) fn find(
     db: &DbInner,
     principal: &Principal,
     coll: &CollectionRecord,
     queries: &[Query],
-    want_page: bool,
+    want: Want,
 ) -> Result<Found> {
-    let plan = plan(queries)?;
+    let schema = QuerySchema::default();
     let run = Run {
         db,
         coll,
+        plan: plan(queries, &schema)?,
         counters: Counters::default(),
-        limits_depth: db.options.limits.max_depth,
     };
     let source = match principal.roles() {
         None => Source::All,
@@ -216,12 +323,24 @@ pub(crate) fn find(
             )));
         }
     };
-    let documents = if want_page {
-        run.page(&source, &plan)?
-    } else {
-        Vec::new()
+    let (mut documents, total, order) = match (want, run.plan.sequence_order()) {
+        (Want::Count, _) => (
+            Vec::new(),
+            run.total(&source, u64::MAX)?,
+            OrderPlan::Sequence,
+        ),
+        (Want::Page, Some(dir)) => {
+            let page = run.page_in_sequence(&source, dir)?;
+            (page, run.total(&source, TOTAL_CAP)?, OrderPlan::Sequence)
+        }
+        (Want::Page, None) => {
+            let (page, total) = run.page_sorted(&source)?;
+            (page, total.min(TOTAL_CAP), OrderPlan::Sort)
+        }
     };
-    let total = run.total(&source, &plan)?;
+    if let Some(select) = &run.plan.select {
+        documents.iter_mut().for_each(|d| project(d, select));
+    }
     let explain = Explain {
         plan: match &source {
             Source::All => Plan::AllDocuments,
@@ -229,6 +348,8 @@ pub(crate) fn find(
                 roles: roles.keys().count(),
             },
         },
+        indexes_used: Vec::new(),
+        order,
         documents_decoded: run.counters.decoded.get(),
         bitmaps_read: run.counters.bitmaps.get(),
         containers_read: run.counters.containers.get(),
