@@ -1,0 +1,436 @@
+//! Property test for the query language: random documents, permissions and query trees
+//! (every filter method, and/or nesting, multi-key orders, cursors, offsets, select) as
+//! random principals, against a plain evaluator over all documents written here from the
+//! documented semantics: same documents, same order, same total.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+use std::cmp::Ordering;
+
+use permdb::{CollectionSpec, Db, Error, Permission, Query, Role};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+const USERS: [&str; 3] = ["u1", "u2", "u3"];
+const STRINGS: [&str; 6] = ["apple", "Apple pie", "banana", "band", "cherry tart", ""];
+const TAGS: [&str; 3] = ["x", "y", "z"];
+const ATTRS: [&str; 5] = ["n", "s", "tags", "flag", "missing"];
+
+#[derive(Debug, Clone)]
+struct Doc {
+    data: Map<String, Value>,
+    readers: Vec<usize>, // indexes into USERS; 3 = any
+}
+
+fn field_value() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(Value::Null)),
+        3 => (0..5i64).prop_map(|n| Some(json!(n))),
+        1 => (0..5i64).prop_map(|n| Some(json!(n as f64 + 0.5))),
+    ]
+}
+
+fn doc() -> impl Strategy<Value = Doc> {
+    (
+        field_value(),
+        proptest::option::of(proptest::sample::select(&STRINGS[..])),
+        proptest::option::of(proptest::sample::subsequence(&TAGS[..], 0..3)),
+        proptest::option::of(any::<bool>()),
+        proptest::collection::vec(0..4usize, 0..3),
+    )
+        .prop_map(|(n, s, tags, flag, readers)| {
+            let mut data = Map::new();
+            if let Some(n) = n {
+                data.insert("n".into(), n);
+            }
+            if let Some(s) = s {
+                data.insert("s".into(), json!(s));
+            }
+            if let Some(t) = tags {
+                data.insert("tags".into(), json!(t));
+            }
+            if let Some(f) = flag {
+                data.insert("flag".into(), json!(f));
+            }
+            Doc { data, readers }
+        })
+}
+
+fn scalar_for(attr: &'static str) -> BoxedStrategy<Value> {
+    match attr {
+        "n" => prop_oneof![
+            (0..5i64).prop_map(|n| json!(n)),
+            (0..5i64).prop_map(|n| json!(n as f64 + 0.5))
+        ]
+        .boxed(),
+        "s" => {
+            proptest::sample::select(&["apple", "b", "band", "c", "Apple pie", "an", "t", ""][..])
+                .prop_map(|s| json!(s))
+                .boxed()
+        }
+        "tags" => proptest::sample::select(&TAGS[..])
+            .prop_map(|s| json!(s))
+            .boxed(),
+        "flag" => any::<bool>().prop_map(|b| json!(b)).boxed(),
+        _ => (0..3i64).prop_map(|n| json!(n)).boxed(),
+    }
+}
+
+fn leaf() -> impl Strategy<Value = Query> {
+    (proptest::sample::select(&ATTRS[..]), 0..13u8).prop_flat_map(|(attr, m)| {
+        let v = scalar_for(attr);
+        let vs = proptest::collection::vec(scalar_for(attr), 1..3);
+        let text = proptest::sample::select(&["a", "b", "ap", "an", "t", "pie", "x"][..]);
+        match m {
+            0 => vs.prop_map(move |v| Query::equal(attr, v)).boxed(),
+            1 => v.prop_map(move |v| Query::not_equal(attr, v)).boxed(),
+            2 => v.prop_map(move |v| Query::less_than(attr, v)).boxed(),
+            3 => v.prop_map(move |v| Query::less_than_equal(attr, v)).boxed(),
+            4 => v.prop_map(move |v| Query::greater_than(attr, v)).boxed(),
+            5 => v
+                .prop_map(move |v| Query::greater_than_equal(attr, v))
+                .boxed(),
+            6 => (v.clone(), v)
+                .prop_map(move |(a, b)| Query::between(attr, a, b))
+                .boxed(),
+            7 => (scalar_for(attr), scalar_for(attr))
+                .prop_map(move |(a, b)| Query::not_between(attr, a, b))
+                .boxed(),
+            8 => (text, any::<bool>())
+                .prop_map(move |(t, not)| {
+                    if not {
+                        Query::not_starts_with(attr, t)
+                    } else {
+                        Query::starts_with(attr, t)
+                    }
+                })
+                .boxed(),
+            9 => (text, any::<bool>())
+                .prop_map(move |(t, not)| {
+                    if not {
+                        Query::not_ends_with(attr, t)
+                    } else {
+                        Query::ends_with(attr, t)
+                    }
+                })
+                .boxed(),
+            10 => (vs, any::<bool>())
+                .prop_map(move |(v, not)| {
+                    if not {
+                        Query::not_contains(attr, v)
+                    } else {
+                        Query::contains(attr, v)
+                    }
+                })
+                .boxed(),
+            11 => Just(Query::is_null(attr)).boxed(),
+            _ => Just(Query::is_not_null(attr)).boxed(),
+        }
+    })
+}
+
+fn filter_tree() -> impl Strategy<Value = Query> {
+    leaf().prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 1..3).prop_map(Query::and),
+            proptest::collection::vec(inner, 1..3).prop_map(Query::or),
+        ]
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Shape {
+    filters: Vec<Query>,
+    orders: Vec<(&'static str, bool)>,
+    limit: u64,
+    offset: u64,
+    cursor: Option<(usize, bool)>,
+    select: bool,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        proptest::collection::vec(filter_tree(), 0..3),
+        proptest::collection::vec(
+            (
+                proptest::sample::select(&["n", "s", "flag", "tags", "$sequence", "$id"][..]),
+                any::<bool>(),
+            ),
+            0..3,
+        ),
+        0..6u64,
+        prop_oneof![3 => Just(0u64), 1 => 1..3u64],
+        proptest::option::of((0..12usize, any::<bool>())),
+        proptest::bool::weighted(0.2),
+    )
+        .prop_map(|(filters, orders, limit, offset, cursor, select)| Shape {
+            filters,
+            orders,
+            limit,
+            offset,
+            cursor,
+            select,
+        })
+}
+
+// ---- the plain evaluator -------------------------------------------------
+
+fn get(data: &Map<String, Value>, id: &str, seq: u64, attr: &str) -> Option<Value> {
+    let v = match attr {
+        "$id" => json!(id),
+        "$sequence" => json!(seq),
+        _ => data.get(attr)?.clone(),
+    };
+    if v.is_null() { None } else { Some(v) }
+}
+
+fn cmp(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().unwrap().partial_cmp(&y.as_f64().unwrap())
+        }
+        (Value::String(x), Value::String(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn positive(method: &str, v: &Value, values: &[Value]) -> bool {
+    let first = || &values[0];
+    match method {
+        "equal" => values.iter().any(|w| cmp(v, w) == Some(Ordering::Equal)),
+        "lessThan" => cmp(v, first()) == Some(Ordering::Less),
+        "lessThanEqual" => matches!(cmp(v, first()), Some(Ordering::Less | Ordering::Equal)),
+        "greaterThan" => cmp(v, first()) == Some(Ordering::Greater),
+        "greaterThanEqual" => matches!(cmp(v, first()), Some(Ordering::Greater | Ordering::Equal)),
+        "between" => {
+            matches!(
+                cmp(v, &values[0]),
+                Some(Ordering::Greater | Ordering::Equal)
+            ) && matches!(cmp(v, &values[1]), Some(Ordering::Less | Ordering::Equal))
+        }
+        "startsWith" => {
+            matches!((v, first()), (Value::String(s), Value::String(p)) if s.starts_with(p.as_str()))
+        }
+        "endsWith" => {
+            matches!((v, first()), (Value::String(s), Value::String(p)) if s.ends_with(p.as_str()))
+        }
+        "contains" => match v {
+            Value::Array(items) => items
+                .iter()
+                .any(|i| values.iter().any(|w| cmp(i, w) == Some(Ordering::Equal))),
+            Value::String(s) => values
+                .iter()
+                .any(|w| w.as_str().is_some_and(|w| s.contains(w))),
+            _ => false,
+        },
+        other => panic!("no positive form {other}"),
+    }
+}
+
+fn eval(q: &Value, data: &Map<String, Value>, id: &str, seq: u64) -> bool {
+    let method = q["method"].as_str().unwrap();
+    let values: Vec<Value> = q
+        .get("values")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match method {
+        "and" => values.iter().all(|n| eval(n, data, id, seq)),
+        "or" => values.iter().any(|n| eval(n, data, id, seq)),
+        _ => {
+            let v = get(data, id, seq, q["attribute"].as_str().unwrap());
+            match (method, v) {
+                ("isNull", v) => v.is_none(),
+                (_, None) => false,
+                ("isNotNull", Some(_)) => true,
+                (m, Some(v)) if m.starts_with("not") => {
+                    let p = format!("{}{}", m[3..4].to_lowercase(), &m[4..]);
+                    !positive(&p, &v, &values)
+                }
+                (m, Some(v)) => positive(m, &v, &values),
+            }
+        }
+    }
+}
+
+fn rank(v: &Option<Value>) -> u8 {
+    match v {
+        None => 0,
+        Some(Value::Bool(_)) => 1,
+        Some(Value::Number(_)) => 2,
+        Some(Value::String(_)) => 3,
+        _ => 4,
+    }
+}
+
+fn order_cmp(a: &Option<Value>, b: &Option<Value>) -> Ordering {
+    rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
+        (Some(x), Some(y)) => cmp(x, y).unwrap_or(Ordering::Equal),
+        _ => Ordering::Equal,
+    })
+}
+
+/// (total, page ids) from the model, or the error it expects.
+fn model(
+    docs: &[(String, u64, Doc)],
+    who: Option<usize>,
+    collection_read: bool,
+    shape: &Shape,
+) -> Result<(u64, Vec<String>), &'static str> {
+    let visible: Vec<&(String, u64, Doc)> = docs
+        .iter()
+        .filter(|(_, _, d)| match who {
+            None => true,
+            Some(_) if collection_read => true,
+            Some(u) => d.readers.contains(&3) || (u < 3 && d.readers.contains(&u)),
+        })
+        .collect();
+    let filters: Vec<Value> = shape
+        .filters
+        .iter()
+        .map(|q| serde_json::from_str(&q.to_json()).unwrap())
+        .collect();
+    let mut matching: Vec<&(String, u64, Doc)> = visible
+        .iter()
+        .copied()
+        .filter(|(id, seq, d)| filters.iter().all(|f| eval(f, &d.data, id, *seq)))
+        .collect();
+    let key = |(id, seq, d): &(String, u64, Doc)| -> Vec<Option<Value>> {
+        shape
+            .orders
+            .iter()
+            .map(|(a, _)| get(&d.data, id, *seq, a))
+            .collect()
+    };
+    let full_cmp = |a: &(String, u64, Doc), b: &(String, u64, Doc)| -> Ordering {
+        for ((x, y), (_, desc)) in key(a).iter().zip(key(b).iter()).zip(&shape.orders) {
+            let o = order_cmp(x, y);
+            let o = if *desc { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        a.1.cmp(&b.1)
+    };
+    matching.sort_by(|a, b| full_cmp(a, b));
+    let total = matching.len() as u64;
+    let page: Vec<&(String, u64, Doc)> = match shape.cursor {
+        None => matching
+            .iter()
+            .copied()
+            .skip(shape.offset as usize)
+            .take(shape.limit as usize)
+            .collect(),
+        Some((i, before)) => {
+            let Some(c) = docs.iter().find(|(id, _, _)| *id == format!("d{i}")) else {
+                return Err("not found");
+            };
+            if !visible.iter().any(|v| v.0 == c.0) {
+                return Err("not found");
+            }
+            if before {
+                let mut p: Vec<_> = matching
+                    .iter()
+                    .rev()
+                    .copied()
+                    .filter(|d| full_cmp(d, c) == Ordering::Less)
+                    .skip(shape.offset as usize)
+                    .take(shape.limit as usize)
+                    .collect();
+                p.reverse();
+                p
+            } else {
+                matching
+                    .iter()
+                    .copied()
+                    .filter(|d| full_cmp(d, c) == Ordering::Greater)
+                    .skip(shape.offset as usize)
+                    .take(shape.limit as usize)
+                    .collect()
+            }
+        }
+    };
+    Ok((total, page.iter().map(|(id, _, _)| id.clone()).collect()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn queries_agree_with_the_plain_evaluator(
+        docs in proptest::collection::vec(doc(), 0..12),
+        collection_read in proptest::bool::weighted(0.2),
+        shapes in proptest::collection::vec(shape(), 1..6),
+    ) {
+        let db = Db::temporary().unwrap();
+        let mut spec = CollectionSpec::new("c", "C").document_security(true);
+        if collection_read {
+            spec = spec.permissions([Permission::read(Role::user("u2"))]);
+        }
+        let coll = common::create_collection(&db, "s", spec);
+        let mut stored = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            let perms = d.readers.iter().map(|&r| Permission::read(if r == 3 { Role::any() } else { Role::user(USERS[r]) })).collect();
+            let created = coll.create(&format!("d{i}"), Value::Object(d.data.clone()), Some(perms)).unwrap();
+            stored.push((format!("d{i}"), created.sequence(), d.clone()));
+        }
+        for shape in &shapes {
+            let mut queries = shape.filters.clone();
+            for (a, desc) in &shape.orders {
+                queries.push(if *desc { Query::order_desc(a) } else { Query::order_asc(a) });
+            }
+            queries.push(Query::limit(shape.limit));
+            queries.push(Query::offset(shape.offset));
+            match shape.cursor {
+                Some((i, false)) => queries.push(Query::cursor_after(&format!("d{i}"))),
+                Some((i, true)) => queries.push(Query::cursor_before(&format!("d{i}"))),
+                None => {}
+            }
+            if shape.select {
+                queries.push(Query::select(["n"]));
+            }
+            for who in [None, Some(0usize), Some(1), Some(2), Some(3)] {
+                let client = match who {
+                    None => db.root(),
+                    Some(3) => db.client(),
+                    Some(u) => db.root().impersonate(USERS[u]).unwrap(),
+                };
+                // The guest holds only `any` of the readers (index 3 means `any`).
+                let model_who = match who { Some(3) => Some(usize::MAX), w => w };
+                let c = client.schema("s").collection("c");
+                let got = c.find(&queries);
+                // The plain evaluator treats guests as holding only `any`.
+                let want = model(&stored, model_who.map(|w| if w == usize::MAX { 99 } else { w }), collection_read && who == Some(1), shape);
+                match (&got, &want) {
+                    (Ok(list), Ok((total, ids))) => {
+                        let got_ids: Vec<&str> = list.documents.iter().map(|d| d.id()).collect();
+                        prop_assert_eq!(&got_ids, ids, "{:?} as {:?}", queries, who);
+                        prop_assert_eq!(list.total, *total, "total of {:?} as {:?}", queries, who);
+                        if shape.select {
+                            prop_assert!(list.documents.iter().all(|d| d.data().keys().all(|k| k == "n")));
+                        }
+                    }
+                    (Err(Error::NotFound { .. }), Err("not found")) => {}
+                    _ => prop_assert!(false, "{:?} as {:?}: permdb {:?}, model {:?}", queries, who, got, want),
+                }
+                let count = c.count(&shape.filters).unwrap();
+                let expected = model(&stored, model_who.map(|w| if w == usize::MAX { 99 } else { w }), collection_read && who == Some(1), &Shape { cursor: None, limit: 5000, offset: 0, ..shape.clone() }).unwrap().0;
+                prop_assert_eq!(count, expected, "count {:?} as {:?}", shape.filters, who);
+            }
+        }
+    }
+}
