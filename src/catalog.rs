@@ -3,10 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::attribute::{AttributeRecord, AttributeSpec, MAX_ATTRIBUTES};
 use crate::db::DbInner;
+use crate::document::DocRecord;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
 use crate::perm::{Action, Permission, RoleSet, Target, normalize};
+use crate::query::plan::QuerySchema;
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 
@@ -37,9 +40,33 @@ pub(crate) struct CollectionRecord {
     pub(crate) enabled: bool,
     pub(crate) created_ms: i64,
     pub(crate) updated_ms: i64,
+    /// Declared attributes; empty means schemaless.
+    pub(crate) attributes: Vec<AttributeRecord>,
 }
 
 impl CollectionRecord {
+    /// What the query planner needs to know of this collection.
+    pub(crate) fn query_schema(&self, max_depth: usize) -> Result<QuerySchema> {
+        let specs = self.attribute_specs(max_depth)?;
+        Ok(QuerySchema {
+            attributes: (!specs.is_empty()).then(|| {
+                specs
+                    .iter()
+                    .map(|a| (a.key.clone(), a.value_kind()))
+                    .collect()
+            }),
+            fulltext: Default::default(),
+        })
+    }
+
+    /// The declared attributes in their public form.
+    pub(crate) fn attribute_specs(&self, max_depth: usize) -> Result<Vec<AttributeSpec>> {
+        self.attributes
+            .iter()
+            .map(|a| a.to_spec(max_depth))
+            .collect()
+    }
+
     /// Whether the collection grants `action` to one of `roles`.
     pub(crate) fn grants(&self, action: Action, roles: &RoleSet) -> bool {
         self.permissions.iter().any(|p| {
@@ -91,6 +118,8 @@ pub struct CollectionInfo {
     /// `$updatedAt`, Appwrite's format.
     #[serde(rename = "$updatedAt")]
     pub updated_at: String,
+    /// Declared attributes (none: schemaless).
+    pub attributes: Vec<AttributeSpec>,
 }
 
 /// What a collection should be: used to create one and to update one.
@@ -186,6 +215,7 @@ pub(crate) fn collection_info(r: &CollectionRecord) -> Result<CollectionInfo> {
         enabled: r.enabled,
         created_at: ts(r.created_ms)?,
         updated_at: ts(r.updated_ms)?,
+        attributes: r.attribute_specs(64)?,
     })
 }
 
@@ -349,6 +379,7 @@ pub(crate) fn create_collection(
             enabled: spec.enabled,
             created_ms: now,
             updated_ms: now,
+            attributes: Vec::new(),
         };
         batch.put(
             Tree::Meta,
@@ -401,6 +432,75 @@ pub(crate) fn update_collection(
             codec::encode(&r)?,
         );
         collection_info(&r)
+    })
+}
+
+/// Declares a new attribute. Existing documents are not rewritten: they lack it.
+pub(crate) fn create_attribute(
+    db: &DbInner,
+    schema_id: &str,
+    id: &str,
+    spec: &AttributeSpec,
+) -> Result<CollectionInfo> {
+    spec.validate()?;
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        let mut r = require_collection(store, schema_id, id)?;
+        if r.attributes.iter().any(|a| a.key() == spec.key) {
+            return Err(Error::Conflict(format!(
+                "attribute {} already exists",
+                quote(&spec.key)
+            )));
+        }
+        if r.attributes.len() >= MAX_ATTRIBUTES {
+            return Err(Error::LimitExceeded(format!(
+                "at most {MAX_ATTRIBUTES} attributes"
+            )));
+        }
+        r.attributes.push(AttributeRecord::from_spec(
+            spec,
+            db.options.limits.max_depth,
+        )?);
+        r.updated_ms = now;
+        batch.put(
+            Tree::Meta,
+            keys::collection(schema_id, id),
+            codec::encode(&r)?,
+        );
+        collection_info(&r)
+    })
+}
+
+/// Removes an attribute and its values from every document, in one atomic write.
+pub(crate) fn delete_attribute(db: &DbInner, schema_id: &str, id: &str, key: &str) -> Result<()> {
+    let now = db.now_ms();
+    let max_depth = db.options.limits.max_depth;
+    db.write(|store, batch| {
+        let mut r = require_collection(store, schema_id, id)?;
+        let before = r.attributes.len();
+        r.attributes.retain(|a| a.key() != key);
+        if r.attributes.len() == before {
+            return Err(Error::not_found(ResourceKind::Attribute, key));
+        }
+        r.updated_ms = now;
+        batch.put(
+            Tree::Meta,
+            keys::collection(schema_id, id),
+            codec::encode(&r)?,
+        );
+        for entry in store.scan_prefix(
+            Tree::Docs,
+            &keys::collection_data(r.cid),
+            Direction::Forward,
+        ) {
+            let (k, v) = entry?;
+            let mut doc: DocRecord = codec::decode(&v, || format!("document at {:02x?}", &*k))?;
+            if let Some(stripped) = doc.without_field(key, max_depth)? {
+                doc.nodes = stripped;
+                batch.put(Tree::Docs, k.to_vec(), codec::encode(&doc)?);
+            }
+        }
+        Ok(())
     })
 }
 

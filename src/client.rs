@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::account::Account;
 use crate::admin::{Keys, Teams, TokenKeys, Users};
+use crate::attribute::AttributeSpec;
 use crate::auth::users::{self, load_user};
 use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
@@ -314,6 +315,21 @@ impl Collections {
         self.client
             .require(Scope::SchemasWrite, "updating collections")?;
         catalog::update_collection(&self.client.db.inner, &self.schema_id, &spec)
+    }
+
+    /// Declares attribute `spec` on collection `id`. Existing documents are not rewritten.
+    pub fn create_attribute(&self, id: &str, spec: AttributeSpec) -> Result<CollectionInfo> {
+        self.client
+            .require(Scope::SchemasWrite, "creating attributes")?;
+        catalog::create_attribute(&self.client.db.inner, &self.schema_id, id, &spec)
+    }
+
+    /// Removes attribute `key` of collection `id`, its values from every document (one
+    /// atomic write over the whole collection) and the indexes that use it.
+    pub fn delete_attribute(&self, id: &str, key: &str) -> Result<()> {
+        self.client
+            .require(Scope::SchemasWrite, "deleting attributes")?;
+        catalog::delete_attribute(&self.client.db.inner, &self.schema_id, id, key)
     }
 
     /// Deletes collection `id` with all its documents and indexes.

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::access::{Access, access, check_document, check_grantable};
+use crate::attribute;
 use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
 use crate::client::Client;
 use crate::document::{
@@ -153,6 +154,7 @@ impl Collection {
                     quote(&coll.id)
                 )));
             }
+            let specs = coll.attribute_specs(self.limits().max_depth)?;
             let mut counters = Counters::load(store, coll.cid)?;
             let mut edits = IndexEdits::default();
             let mut ids = HashSet::new();
@@ -169,7 +171,10 @@ impl Collection {
                     Error::LimitExceeded("document sequences of the collection exhausted".into())
                 })?;
                 counters.live += 1;
-                let record = make_record(id, now, now, permissions, data, self.limits())?;
+                let mut data = data.clone();
+                attribute::validate(&specs, &mut data, &Map::new(), true)?;
+                check_field_count(&data, self.limits())?;
+                let record = make_record(id, now, now, permissions, &data, self.limits())?;
                 put_record(batch, &coll, seq, &record, self.limits())?;
                 batch.put(
                     Tree::DocIds,
@@ -254,6 +259,8 @@ impl Collection {
                 }
             };
             data.extend(patch.clone());
+            let specs = coll.attribute_specs(self.limits().max_depth)?;
+            attribute::validate(&specs, &mut data, &patch, false)?;
             check_field_count(&data, self.limits())?;
             let permissions = match &permissions {
                 Some(p) => p.clone(),

@@ -217,6 +217,24 @@ impl DocRecord {
             .any(|StoredPermission(a, role)| *a == action && has_role(role))
     }
 
+    /// The node list without top-level field `key`, or `None` when the document lacks it.
+    pub(crate) fn without_field(&self, key: &str, max_depth: usize) -> Result<Option<Vec<Node>>> {
+        let where_ = || format!("document {}", quote(&self.id));
+        let mut data = match value::rebuild(self.nodes.clone(), max_depth)
+            .map_err(|e| Error::corrupt(where_(), e))?
+        {
+            Value::Object(map) => map,
+            _ => return Err(Error::corrupt(where_(), "attributes are not an object")),
+        };
+        if data.remove(key).is_none() {
+            return Ok(None);
+        }
+        let mut nodes = Vec::new();
+        value::flatten(&Value::Object(data), max_depth, &mut nodes)
+            .map_err(|e| Error::corrupt(where_(), e))?;
+        Ok(Some(nodes))
+    }
+
     /// Converts to the public form; `seq`, collection and schema come from the key and context.
     pub(crate) fn into_document(
         self,

@@ -23,6 +23,10 @@ pub enum ResourceKind {
     Team,
     /// A team membership.
     Membership,
+    /// An attribute of a collection.
+    Attribute,
+    /// An index of a collection.
+    Index,
 }
 
 impl fmt::Display for ResourceKind {
@@ -36,6 +40,8 @@ impl fmt::Display for ResourceKind {
             ResourceKind::ApiKey => "api key",
             ResourceKind::Team => "team",
             ResourceKind::Membership => "membership",
+            ResourceKind::Attribute => "attribute",
+            ResourceKind::Index => "index",
         })
     }
 }

@@ -45,6 +45,7 @@
 mod access;
 mod account;
 mod admin;
+mod attribute;
 mod auth;
 mod catalog;
 mod client;
@@ -67,6 +68,7 @@ mod value;
 
 pub use account::Account;
 pub use admin::{Keys, Teams, TokenKeys, Users};
+pub use attribute::{AttributeSpec, AttributeType, MAX_ATTRIBUTES, MAX_STRING_SIZE};
 pub use auth::keys::ApiKey;
 pub use auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordHashing};
 pub use auth::sessions::Session;

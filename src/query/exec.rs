@@ -8,7 +8,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use super::eval::{field, sort_cmp};
-use super::plan::{QueryPlan, QuerySchema, plan};
+use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
 use crate::db::DbInner;
@@ -299,7 +299,7 @@ pub(crate) fn find(
     queries: &[Query],
     want: Want,
 ) -> Result<Found> {
-    let schema = QuerySchema::default();
+    let schema = coll.query_schema(db.options.limits.max_depth)?;
     let run = Run {
         db,
         coll,

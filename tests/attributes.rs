@@ -1,0 +1,226 @@
+//! Typed attributes: validation on create and update (a typed error naming the field,
+//! the store unchanged), defaults, adding and removing attributes on a collection with
+//! documents, and queries checked against the schema.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+use permdb::{AttributeSpec, Collection, CollectionSpec, Db, Error, Query};
+use serde_json::{Value, json};
+
+fn setup() -> (Db, Collection) {
+    let db = Db::temporary().unwrap();
+    let coll = common::create_collection(&db, "s", CollectionSpec::new("people", "People"));
+    let collections = db.root().schema("s").collections();
+    for spec in [
+        AttributeSpec::string("name", 10).required(true),
+        AttributeSpec::integer("age"),
+        AttributeSpec::float("score").default(0.5),
+        AttributeSpec::boolean("active").default(true),
+        AttributeSpec::datetime("born"),
+        AttributeSpec::email("email"),
+        AttributeSpec::enumeration("level", ["low", "high"]),
+        AttributeSpec::string("tags", 5).array(true),
+    ] {
+        collections.create_attribute("people", spec).unwrap();
+    }
+    (db, coll)
+}
+
+fn dump(coll: &Collection) -> String {
+    serde_json::to_string(&coll.find(&[Query::limit(5000)]).unwrap().documents).unwrap()
+}
+
+fn refused(coll: &Collection, f: impl FnOnce() -> permdb::Result<permdb::Document>, fault: &str) {
+    let before = dump(coll);
+    match f() {
+        Err(Error::InvalidDocument(m)) => assert!(m.contains(fault), "{m:?} lacks {fault:?}"),
+        other => panic!("expected InvalidDocument naming {fault:?}, got {other:?}"),
+    }
+    assert_eq!(dump(coll), before, "store changed");
+}
+
+#[test]
+fn documents_are_validated_against_the_attributes() {
+    let (_db, people) = setup();
+    let ok = people.create("p1", json!({"name": "Ann", "age": 30, "tags": ["a", "b"], "born": "1994-05-11T10:00:00.000+00:00"}), None).unwrap();
+    assert_eq!(ok.get("score"), Some(&json!(0.5)), "default applied");
+    assert_eq!(ok.get("active"), Some(&json!(true)));
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"age": 1}), "\"name\": required"),
+        (json!({"name": null}), "\"name\": required"),
+        (
+            json!({"name": "Ann", "nick": "x"}),
+            "\"nick\": not in the collection's schema",
+        ),
+        (json!({"name": "Ann Elizabeth"}), "longer than 10"),
+        (json!({"name": 5}), "\"name\": 5 is not a valid string"),
+        (
+            json!({"name": "A", "age": 1.5}),
+            "\"age\": 1.5 is not a valid integer",
+        ),
+        (json!({"name": "A", "age": "1"}), "not a valid integer"),
+        (json!({"name": "A", "score": "high"}), "not a valid float"),
+        (json!({"name": "A", "active": "yes"}), "not a valid boolean"),
+        (
+            json!({"name": "A", "born": "yesterday"}),
+            "not a valid datetime",
+        ),
+        (
+            json!({"name": "A", "email": "not-an-email"}),
+            "not a valid email",
+        ),
+        (
+            json!({"name": "A", "level": "medium"}),
+            "\"medium\" is not one of",
+        ),
+        (json!({"name": "A", "tags": "a"}), "is not an array"),
+        (json!({"name": "A", "tags": ["toolong"]}), "longer than 5"),
+        (json!({"name": "A", "tags": [1]}), "not a valid string"),
+    ];
+    for (i, (data, fault)) in cases.into_iter().enumerate() {
+        refused(
+            &people,
+            || people.create(&format!("bad{i}"), data, None),
+            fault,
+        );
+    }
+    refused(
+        &people,
+        || people.update("p1", json!({"age": "old"}), None),
+        "not a valid integer",
+    );
+    refused(
+        &people,
+        || people.update("p1", json!({"name": null}), None),
+        "required",
+    );
+    refused(
+        &people,
+        || people.update("p1", json!({"nick": 1}), None),
+        "not in the collection's schema",
+    );
+    let updated = people
+        .update("p1", json!({"age": 31, "level": "high"}), None)
+        .unwrap();
+    assert_eq!(
+        (updated.get("age"), updated.get("name")),
+        (Some(&json!(31)), Some(&json!("Ann")))
+    );
+}
+
+#[test]
+fn attribute_declarations_are_checked() {
+    let (db, _) = setup();
+    let collections = db.root().schema("s").collections();
+    let conflict = collections.create_attribute("people", AttributeSpec::integer("age"));
+    assert!(matches!(conflict, Err(Error::Conflict(_))), "{conflict:?}");
+    for bad in [
+        AttributeSpec::string("x", 0),
+        AttributeSpec::integer("y").required(true).default(1),
+        AttributeSpec::integer("z").default("one"),
+        AttributeSpec::enumeration("e", []),
+    ] {
+        assert!(matches!(
+            collections.create_attribute("people", bad),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+    assert!(matches!(
+        collections.create_attribute("people", AttributeSpec::integer("_bad")),
+        Err(Error::InvalidId(_))
+    ));
+    let user = db.root().impersonate("u1").unwrap();
+    assert!(matches!(
+        user.schema("s")
+            .collections()
+            .create_attribute("people", AttributeSpec::integer("w")),
+        Err(Error::Unauthorized(_))
+    ));
+}
+
+#[test]
+fn adding_and_removing_attributes_on_a_collection_with_documents() {
+    let (db, people) = setup();
+    people
+        .create(
+            "p1",
+            json!({"name": "Ann", "age": 30, "email": "ann@example.com"}),
+            None,
+        )
+        .unwrap();
+    people
+        .create("p2", json!({"name": "Bob", "age": 40}), None)
+        .unwrap();
+    let collections = db.root().schema("s").collections();
+    collections
+        .create_attribute("people", AttributeSpec::string("city", 20))
+        .unwrap();
+    assert_eq!(
+        people.get("p1").unwrap().get("city"),
+        None,
+        "existing documents lack it"
+    );
+    people.update("p2", json!({"city": "Oslo"}), None).unwrap();
+    collections.delete_attribute("people", "email").unwrap();
+    assert_eq!(
+        people.get("p1").unwrap().get("email"),
+        None,
+        "its values are gone"
+    );
+    assert_eq!(people.get("p1").unwrap().get("age"), Some(&json!(30)));
+    assert!(matches!(
+        people.create("p3", json!({"name": "C", "email": "c@example.com"}), None),
+        Err(Error::InvalidDocument(_))
+    ));
+    assert!(matches!(
+        collections.delete_attribute("people", "email"),
+        Err(Error::NotFound { .. })
+    ));
+    let info = collections.get("people").unwrap();
+    assert!(
+        info.attributes.iter().any(|a| a.key == "city")
+            && !info.attributes.iter().any(|a| a.key == "email")
+    );
+}
+
+#[test]
+fn queries_are_checked_against_the_schema() {
+    let (_db, people) = setup();
+    people
+        .create("p1", json!({"name": "Ann", "age": 30}), None)
+        .unwrap();
+    people
+        .create("p2", json!({"name": "Bob", "age": 40}), None)
+        .unwrap();
+    let invalid = |q: Query, fault: &str| match people.find(&[q]) {
+        Err(Error::InvalidQuery(m)) => assert!(m.contains(fault), "{m:?} lacks {fault:?}"),
+        other => panic!("{other:?}"),
+    };
+    invalid(
+        Query::equal("nick", ["x"]),
+        "not in the collection's schema",
+    );
+    invalid(Query::less_than("age", "old"), "wrong type");
+    invalid(Query::starts_with("age", "3"), "wrong type");
+    invalid(Query::equal("active", ["true"]), "wrong type");
+    invalid(Query::search("name", "ann"), "needs a fulltext index");
+    invalid(Query::order_asc("nick"), "not in the collection's schema");
+    let page = people.find(&[Query::greater_than("age", 35)]).unwrap();
+    assert_eq!(
+        page.documents.iter().map(|d| d.id()).collect::<Vec<_>>(),
+        ["p2"]
+    );
+    let page = people.find(&[Query::order_desc("name")]).unwrap();
+    assert_eq!(
+        page.documents.iter().map(|d| d.id()).collect::<Vec<_>>(),
+        ["p2", "p1"]
+    );
+}
