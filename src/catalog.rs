@@ -8,8 +8,10 @@ use crate::db::DbInner;
 use crate::document::DocRecord;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
+use crate::index::IndexEdits;
+use crate::index::attr::{self, IndexRecord, IndexSpec, IndexType};
 use crate::perm::{Action, Permission, RoleSet, Target, normalize};
-use crate::query::plan::QuerySchema;
+use crate::query::plan::{QuerySchema, ValueKind};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 
@@ -42,6 +44,10 @@ pub(crate) struct CollectionRecord {
     pub(crate) updated_ms: i64,
     /// Declared attributes; empty means schemaless.
     pub(crate) attributes: Vec<AttributeRecord>,
+    /// Declared indexes.
+    pub(crate) indexes: Vec<IndexRecord>,
+    /// The number the next index gets (its key prefix); never reused.
+    pub(crate) next_index: u16,
 }
 
 impl CollectionRecord {
@@ -55,7 +61,12 @@ impl CollectionRecord {
                     .map(|a| (a.key.clone(), a.value_kind()))
                     .collect()
             }),
-            fulltext: Default::default(),
+            fulltext: self
+                .indexes
+                .iter()
+                .filter(|i| i.kind == IndexType::Fulltext)
+                .filter_map(|i| i.attributes.first().cloned())
+                .collect(),
         })
     }
 
@@ -120,6 +131,8 @@ pub struct CollectionInfo {
     pub updated_at: String,
     /// Declared attributes (none: schemaless).
     pub attributes: Vec<AttributeSpec>,
+    /// Declared indexes.
+    pub indexes: Vec<IndexSpec>,
 }
 
 /// What a collection should be: used to create one and to update one.
@@ -216,6 +229,7 @@ pub(crate) fn collection_info(r: &CollectionRecord) -> Result<CollectionInfo> {
         created_at: ts(r.created_ms)?,
         updated_at: ts(r.updated_ms)?,
         attributes: r.attribute_specs(64)?,
+        indexes: r.indexes.iter().map(IndexRecord::public).collect(),
     })
 }
 
@@ -380,6 +394,8 @@ pub(crate) fn create_collection(
             created_ms: now,
             updated_ms: now,
             attributes: Vec::new(),
+            indexes: Vec::new(),
+            next_index: 1,
         };
         batch.put(
             Tree::Meta,
@@ -504,6 +520,126 @@ pub(crate) fn delete_attribute(db: &DbInner, schema_id: &str, id: &str, key: &st
     })
 }
 
+/// Creates an index and fills it from the collection's documents, in one atomic write.
+pub(crate) fn create_index(
+    db: &DbInner,
+    schema_id: &str,
+    id: &str,
+    spec: &IndexSpec,
+) -> Result<CollectionInfo> {
+    check_id("index key", &spec.key)?;
+    let max_depth = db.options.limits.max_depth;
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        let mut r = require_collection(store, schema_id, id)?;
+        if r.indexes.iter().any(|i| i.key == spec.key) {
+            return Err(Error::Conflict(format!(
+                "index {} already exists",
+                quote(&spec.key)
+            )));
+        }
+        let specs = r.attribute_specs(max_depth)?;
+        check_index(spec, &specs)?;
+        let number = r.next_index;
+        r.next_index = number.checked_add(1).ok_or_else(|| {
+            Error::LimitExceeded("index numbers of the collection exhausted".into())
+        })?;
+        let index = IndexRecord {
+            key: spec.key.clone(),
+            kind: spec.kind,
+            attributes: spec.attributes.clone(),
+            number,
+        };
+        let mut edits = IndexEdits::default();
+        for entry in store.scan_prefix(
+            Tree::Docs,
+            &keys::collection_data(r.cid),
+            Direction::Forward,
+        ) {
+            let (k, v) = entry?;
+            let seq = keys::doc_seq(&k).ok_or_else(|| {
+                Error::corrupt(format!("document key {:02x?}", &*k), "bad length")
+            })?;
+            let doc: DocRecord = codec::decode(&v, || format!("document at {:02x?}", &*k))?;
+            let data = doc.data(max_depth)?;
+            attr::update_entries(
+                store,
+                batch,
+                &mut edits,
+                r.cid,
+                std::slice::from_ref(&index),
+                seq,
+                None,
+                Some(&data),
+            )?;
+        }
+        edits.write(store, batch)?;
+        r.indexes.push(index);
+        r.updated_ms = now;
+        batch.put(
+            Tree::Meta,
+            keys::collection(schema_id, id),
+            codec::encode(&r)?,
+        );
+        collection_info(&r)
+    })
+}
+
+fn check_index(spec: &IndexSpec, attributes: &[AttributeSpec]) -> Result<()> {
+    let bad = |m: String| {
+        Err(Error::InvalidArgument(format!(
+            "index {}: {m}",
+            quote(&spec.key)
+        )))
+    };
+    if spec.attributes.is_empty() || spec.attributes.len() > 8 {
+        return bad("needs 1 to 8 attributes".into());
+    }
+    if spec.kind == IndexType::Fulltext && spec.attributes.len() != 1 {
+        return bad("a fulltext index covers exactly one attribute".into());
+    }
+    for a in &spec.attributes {
+        let Some(attr) = attributes.iter().find(|x| &x.key == a) else {
+            return bad(format!(
+                "attribute {} is not in the collection's schema",
+                quote(a)
+            ));
+        };
+        if attr.array {
+            return bad(format!(
+                "attribute {} is an array; arrays cannot be indexed",
+                quote(a)
+            ));
+        }
+        if spec.kind == IndexType::Fulltext && attr.value_kind() != ValueKind::String {
+            return bad(format!("attribute {} is not a string", quote(a)));
+        }
+    }
+    Ok(())
+}
+
+/// Drops an index and frees its entries, in one atomic write.
+pub(crate) fn delete_index(db: &DbInner, schema_id: &str, id: &str, key: &str) -> Result<()> {
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        let mut r = require_collection(store, schema_id, id)?;
+        let pos = r
+            .indexes
+            .iter()
+            .position(|i| i.key == key)
+            .ok_or_else(|| Error::not_found(ResourceKind::Index, key))?;
+        let index = r.indexes.remove(pos);
+        index.drop_entries(store, r.cid, batch)?;
+        r.updated_ms = now;
+        batch.put(
+            Tree::Meta,
+            keys::collection(schema_id, id),
+            codec::encode(&r)?,
+        );
+        Ok(())
+    })
+}
+
 pub(crate) fn delete_collection(db: &DbInner, schema_id: &str, id: &str) -> Result<()> {
     let cid = db.write(|store, batch| {
         let r = require_collection(store, schema_id, id)?;
@@ -527,7 +663,7 @@ fn purge(db: &DbInner, cid: u32) -> Result<()> {
     loop {
         let done = db.write(|store, batch| {
             let mut n = 0;
-            for tree in [Tree::PermIndex, Tree::Docs, Tree::DocIds] {
+            for tree in [Tree::PermIndex, Tree::Docs, Tree::DocIds, Tree::AttrIndex] {
                 for entry in
                     store.scan_prefix(tree, &keys::collection_data(cid), Direction::Forward)
                 {

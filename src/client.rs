@@ -14,6 +14,7 @@ use crate::collection::Collection;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::id::check_id;
+use crate::index::attr::IndexSpec;
 use crate::perm::{Principal, Role, Scope, UserAuth, UserFacts};
 
 /// Acts on a store as one principal: root, an API key, a guest, or a user.
@@ -330,6 +331,20 @@ impl Collections {
         self.client
             .require(Scope::SchemasWrite, "deleting attributes")?;
         catalog::delete_attribute(&self.client.db.inner, &self.schema_id, id, key)
+    }
+
+    /// Creates index `spec` on collection `id` and fills it from the existing documents.
+    pub fn create_index(&self, id: &str, spec: IndexSpec) -> Result<CollectionInfo> {
+        self.client
+            .require(Scope::SchemasWrite, "creating indexes")?;
+        catalog::create_index(&self.client.db.inner, &self.schema_id, id, &spec)
+    }
+
+    /// Drops index `key` of collection `id` and frees its entries.
+    pub fn delete_index(&self, id: &str, key: &str) -> Result<()> {
+        self.client
+            .require(Scope::SchemasWrite, "deleting indexes")?;
+        catalog::delete_index(&self.client.db.inner, &self.schema_id, id, key)
     }
 
     /// Deletes collection `id` with all its documents and indexes.

@@ -15,6 +15,7 @@ use crate::document::{
 };
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
+use crate::index::attr;
 use crate::index::{IndexEdits, IndexKind};
 use crate::options::Limits;
 use crate::perm::{Action, Permission, Principal, Role, Target, normalize};
@@ -189,6 +190,16 @@ impl Collection {
                     &record.permissions,
                     IndexEdits::add,
                 );
+                attr::update_entries(
+                    store,
+                    batch,
+                    &mut edits,
+                    coll.cid,
+                    &coll.indexes,
+                    seq,
+                    None,
+                    Some(&data),
+                )?;
                 created.push((record, seq));
             }
             counters.put(batch, coll.cid);
@@ -258,6 +269,7 @@ impl Collection {
                     ));
                 }
             };
+            let old_data = data.clone();
             data.extend(patch.clone());
             let specs = coll.attribute_specs(self.limits().max_depth)?;
             attribute::validate(&specs, &mut data, &patch, false)?;
@@ -297,6 +309,16 @@ impl Collection {
                 .collect();
             index_permissions(&mut edits, coll.cid, seq, &removed, IndexEdits::remove);
             index_permissions(&mut edits, coll.cid, seq, &added, IndexEdits::add);
+            attr::update_entries(
+                store,
+                batch,
+                &mut edits,
+                coll.cid,
+                &coll.indexes,
+                seq,
+                Some(&old_data),
+                Some(&data),
+            )?;
             edits.write(store, batch)?;
             Ok((record, seq))
         })?;
@@ -328,6 +350,17 @@ impl Collection {
                 &old.permissions,
                 IndexEdits::remove,
             );
+            let old_data = old.data(self.limits().max_depth)?;
+            attr::update_entries(
+                store,
+                batch,
+                &mut edits,
+                coll.cid,
+                &coll.indexes,
+                seq,
+                Some(&old_data),
+                None,
+            )?;
             edits.write(store, batch)
         })
     }

@@ -217,6 +217,17 @@ impl DocRecord {
             .any(|StoredPermission(a, role)| *a == action && has_role(role))
     }
 
+    /// The attributes as a JSON map.
+    pub(crate) fn data(&self, max_depth: usize) -> Result<Map<String, Value>> {
+        let where_ = || format!("document {}", quote(&self.id));
+        match value::rebuild(self.nodes.clone(), max_depth)
+            .map_err(|e| Error::corrupt(where_(), e))?
+        {
+            Value::Object(map) => Ok(map),
+            _ => Err(Error::corrupt(where_(), "attributes are not an object")),
+        }
+    }
+
     /// The node list without top-level field `key`, or `None` when the document lacks it.
     pub(crate) fn without_field(&self, key: &str, max_depth: usize) -> Result<Option<Vec<Node>>> {
         let where_ = || format!("document {}", quote(&self.id));

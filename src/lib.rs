@@ -81,6 +81,7 @@ pub use db::Db;
 pub use document::{Document, DocumentList};
 pub use error::{Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN};
+pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
 pub use options::{
     Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, SystemClock,
 };

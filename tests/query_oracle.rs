@@ -15,7 +15,7 @@ mod common;
 
 use std::cmp::Ordering;
 
-use permdb::{CollectionSpec, Db, Error, Permission, Query, Role};
+use permdb::{AttributeSpec, CollectionSpec, Db, Error, IndexSpec, Permission, Query, Role};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -86,7 +86,7 @@ fn scalar_for(attr: &'static str) -> BoxedStrategy<Value> {
 }
 
 fn leaf() -> impl Strategy<Value = Query> {
-    (proptest::sample::select(&ATTRS[..]), 0..13u8).prop_flat_map(|(attr, m)| {
+    (proptest::sample::select(&ATTRS[..]), 0..14u8).prop_flat_map(|(attr, m)| {
         let v = scalar_for(attr);
         let vs = proptest::collection::vec(scalar_for(attr), 1..3);
         let text = proptest::sample::select(&["a", "b", "ap", "an", "t", "pie", "x"][..]);
@@ -133,6 +133,18 @@ fn leaf() -> impl Strategy<Value = Query> {
                 })
                 .boxed(),
             11 => Just(Query::is_null(attr)).boxed(),
+            12 => (
+                proptest::sample::select(&["apple", "pie", "band", "tart x", "nope"][..]),
+                any::<bool>(),
+            )
+                .prop_map(|(t, not)| {
+                    if not {
+                        Query::not_search("s", t)
+                    } else {
+                        Query::search("s", t)
+                    }
+                })
+                .boxed(),
             _ => Just(Query::is_not_null(attr)).boxed(),
         }
     })
@@ -233,6 +245,21 @@ fn positive(method: &str, v: &Value, values: &[Value]) -> bool {
                 .any(|w| w.as_str().is_some_and(|w| s.contains(w))),
             _ => false,
         },
+        "search" => {
+            let words = |t: &str| -> Vec<String> {
+                t.split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_lowercase)
+                    .collect()
+            };
+            match (v, first()) {
+                (Value::String(text), Value::String(q)) => {
+                    let wanted = words(q);
+                    words(text).iter().any(|w| wanted.contains(w))
+                }
+                _ => false,
+            }
+        }
         other => panic!("no positive form {other}"),
     }
 }
@@ -280,13 +307,112 @@ fn order_cmp(a: &Option<Value>, b: &Option<Value>) -> Ordering {
     })
 }
 
+/// Whether permdb must refuse `q` as an invalid query, given the schema and indexes.
+fn invalid(q: &Value, schema: bool, fulltext: bool) -> bool {
+    let method = q["method"].as_str().unwrap();
+    let values: Vec<Value> = q
+        .get("values")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match method {
+        "and" | "or" => values.iter().any(|n| invalid(n, schema, fulltext)),
+        "search" | "notSearch" => !fulltext,
+        "startsWith" | "notStartsWith" | "endsWith" | "notEndsWith" => {
+            schema && !matches!(q["attribute"].as_str(), Some("s" | "tags"))
+        }
+        _ => false,
+    }
+}
+
+/// The collection's schema and indexes for one case.
+#[derive(Debug, Clone)]
+struct Setup {
+    schema: bool,
+    fulltext: bool,
+    key_n: bool,
+    key_s: bool,
+    unique_s: bool,
+    composite: bool,
+    indexes_after_docs: bool,
+}
+
+fn setup() -> impl Strategy<Value = Setup> {
+    (any::<bool>(), any::<[bool; 6]>()).prop_map(|(schema, f)| Setup {
+        schema,
+        fulltext: schema && f[0],
+        key_n: schema && f[1],
+        key_s: schema && f[2],
+        unique_s: schema && f[3] && !f[2],
+        composite: schema && f[4],
+        indexes_after_docs: f[5],
+    })
+}
+
+fn make_indexes(db: &Db, setup: &Setup, stored: &[(String, u64, Doc)]) {
+    let collections = db.root().schema("s").collections();
+    let mut specs = Vec::new();
+    if setup.fulltext {
+        specs.push(IndexSpec::fulltext("ft_s", "s"));
+    }
+    if setup.key_n {
+        specs.push(IndexSpec::key("k_n", ["n"]));
+    }
+    if setup.key_s {
+        specs.push(IndexSpec::key("k_s", ["s"]));
+    }
+    if setup.unique_s {
+        specs.push(IndexSpec::unique("u_s", ["s"]));
+    }
+    if setup.composite {
+        specs.push(IndexSpec::key("k_flag_n", ["flag", "n"]));
+    }
+    for spec in specs {
+        let unique = spec.kind == permdb::IndexType::Unique;
+        match collections.create_index("c", spec) {
+            Ok(_) => {}
+            Err(Error::Conflict(_)) if unique => {
+                assert!(has_duplicate_s(stored, None), "conflict without duplicates")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Whether two stored documents (or `extra` and one stored) share a non-null `s`.
+fn has_duplicate_s(stored: &[(String, u64, Doc)], extra: Option<&Doc>) -> bool {
+    let values: Vec<&Value> = stored
+        .iter()
+        .map(|(_, _, d)| &d.data)
+        .chain(extra.map(|d| &d.data))
+        .filter_map(|d| d.get("s"))
+        .filter(|v| !v.is_null())
+        .collect();
+    values
+        .iter()
+        .enumerate()
+        .any(|(i, v)| values[..i].contains(v))
+}
+
 /// (total, page ids) from the model, or the error it expects.
 fn model(
     docs: &[(String, u64, Doc)],
     who: Option<usize>,
     collection_read: bool,
     shape: &Shape,
+    setup: &Setup,
 ) -> Result<(u64, Vec<String>), &'static str> {
+    let json_filters: Vec<Value> = shape
+        .filters
+        .iter()
+        .map(|q| serde_json::from_str(&q.to_json()).unwrap())
+        .collect();
+    if json_filters
+        .iter()
+        .any(|f| invalid(f, setup.schema, setup.fulltext))
+    {
+        return Err("invalid");
+    }
     let visible: Vec<&(String, u64, Doc)> = docs
         .iter()
         .filter(|(_, _, d)| match who {
@@ -320,7 +446,10 @@ fn model(
                 return o;
             }
         }
-        a.1.cmp(&b.1)
+        match shape.orders.last() {
+            Some((_, true)) => b.1.cmp(&a.1),
+            _ => a.1.cmp(&b.1),
+        }
     };
     matching.sort_by(|a, b| full_cmp(a, b));
     let total = matching.len() as u64;
@@ -375,6 +504,7 @@ proptest! {
         docs in proptest::collection::vec(doc(), 0..12),
         collection_read in proptest::bool::weighted(0.2),
         shapes in proptest::collection::vec(shape(), 1..6),
+        setup in setup(),
     ) {
         let db = Db::temporary().unwrap();
         let mut spec = CollectionSpec::new("c", "C").document_security(true);
@@ -382,11 +512,33 @@ proptest! {
             spec = spec.permissions([Permission::read(Role::user("u2"))]);
         }
         let coll = common::create_collection(&db, "s", spec);
+        if setup.schema {
+            let collections = db.root().schema("s").collections();
+            for a in [
+                AttributeSpec::float("n"),
+                AttributeSpec::string("s", 20),
+                AttributeSpec::string("tags", 5).array(true),
+                AttributeSpec::boolean("flag"),
+                AttributeSpec::integer("missing"),
+            ] {
+                collections.create_attribute("c", a).unwrap();
+            }
+        }
         let mut stored = Vec::new();
+        if !setup.indexes_after_docs {
+            make_indexes(&db, &setup, &stored);
+        }
+        let unique_live = setup.unique_s && !setup.indexes_after_docs;
         for (i, d) in docs.iter().enumerate() {
             let perms = d.readers.iter().map(|&r| Permission::read(if r == 3 { Role::any() } else { Role::user(USERS[r]) })).collect();
-            let created = coll.create(&format!("d{i}"), Value::Object(d.data.clone()), Some(perms)).unwrap();
-            stored.push((format!("d{i}"), created.sequence(), d.clone()));
+            match coll.create(&format!("d{i}"), Value::Object(d.data.clone()), Some(perms)) {
+                Ok(created) => stored.push((format!("d{i}"), created.sequence(), d.clone())),
+                Err(Error::Conflict(_)) if unique_live => prop_assert!(has_duplicate_s(&stored, Some(d))),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        if setup.indexes_after_docs {
+            make_indexes(&db, &setup, &stored);
         }
         for shape in &shapes {
             let mut queries = shape.filters.clone();
@@ -414,7 +566,7 @@ proptest! {
                 let c = client.schema("s").collection("c");
                 let got = c.find(&queries);
                 // The plain evaluator treats guests as holding only `any`.
-                let want = model(&stored, model_who.map(|w| if w == usize::MAX { 99 } else { w }), collection_read && who == Some(1), shape);
+                let want = model(&stored, model_who.map(|w| if w == usize::MAX { 99 } else { w }), collection_read && who == Some(1), shape, &setup);
                 match (&got, &want) {
                     (Ok(list), Ok((total, ids))) => {
                         let got_ids: Vec<&str> = list.documents.iter().map(|d| d.id()).collect();
@@ -425,11 +577,16 @@ proptest! {
                         }
                     }
                     (Err(Error::NotFound { .. }), Err("not found")) => {}
+                    (Err(Error::InvalidQuery(_)), Err("invalid")) => {}
                     _ => prop_assert!(false, "{:?} as {:?}: permdb {:?}, model {:?}", queries, who, got, want),
                 }
-                let count = c.count(&shape.filters).unwrap();
-                let expected = model(&stored, model_who.map(|w| if w == usize::MAX { 99 } else { w }), collection_read && who == Some(1), &Shape { cursor: None, limit: 5000, offset: 0, ..shape.clone() }).unwrap().0;
-                prop_assert_eq!(count, expected, "count {:?} as {:?}", shape.filters, who);
+                let count = c.count(&shape.filters);
+                let expected = model(&stored, model_who.map(|w| if w == usize::MAX { 99 } else { w }), collection_read && who == Some(1), &Shape { cursor: None, limit: 5000, offset: 0, ..shape.clone() }, &setup);
+                match (count, expected) {
+                    (Ok(n), Ok((m, _))) => prop_assert_eq!(n, m, "count {:?} as {:?}", shape.filters, who),
+                    (Err(Error::InvalidQuery(_)), Err("invalid")) => {}
+                    (got, want) => prop_assert!(false, "count {:?} as {:?}: {:?} vs {:?}", shape.filters, who, got, want),
+                }
             }
         }
     }

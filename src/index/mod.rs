@@ -6,6 +6,7 @@
 //! stored permissions grant `action` to `role`. Upheld by `IndexEdits`, always applied
 //! in the same `WriteBatch` as the document change.
 
+pub(crate) mod attr;
 mod container;
 mod stream;
 
@@ -26,6 +27,8 @@ pub(crate) enum IndexKind {
     Read = 1,
     Update = 2,
     Delete = 3,
+    /// Words of a fulltext index (role is `index-number:word`).
+    Fulltext = 4,
 }
 
 impl IndexKind {

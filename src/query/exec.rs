@@ -8,6 +8,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use super::eval::{field, sort_cmp};
+use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
@@ -15,6 +16,7 @@ use crate::db::DbInner;
 use crate::document::{ACTION_READ, DocRecord, Document, load_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
+use crate::index::attr::IndexRecord;
 use crate::index::{BitmapStream, Counters, IndexKind, load_bitmap};
 use crate::perm::{Action, Principal, RoleSet};
 use crate::store::Direction;
@@ -33,10 +35,19 @@ pub(crate) enum Want {
     Count,
 }
 
-/// Candidate documents: every live one, or those in the union of the roles' read bitmaps.
-enum Source<'r> {
+/// What the client may read: every live document, or the union of its roles' read bitmaps.
+enum Visible<'r> {
     All,
     Roles(RoaringBitmap, &'r RoleSet),
+}
+
+/// Candidate documents: the visible ones, narrowed by indexes when the filter allows.
+struct Source<'r> {
+    visible: Visible<'r>,
+    /// Visible documents the indexed part of the filter selects (already within `visible`).
+    narrowed: Option<RoaringBitmap>,
+    /// Whether `narrowed` is exactly the documents matching the whole filter.
+    exact: bool,
 }
 
 type SeqIter<'a> = Box<dyn Iterator<Item = Result<u32>> + 'a>;
@@ -55,8 +66,11 @@ impl Run<'_> {
         dir: Direction,
         start: Option<u32>,
     ) -> SeqIter<'s> {
-        match source {
-            Source::All => Box::new(BitmapStream::open(
+        if let Some(bitmap) = &source.narrowed {
+            return iter_bitmap(bitmap, dir, start);
+        }
+        match &source.visible {
+            Visible::All => Box::new(BitmapStream::open(
                 &self.db.store,
                 self.coll.cid,
                 IndexKind::Live,
@@ -65,12 +79,15 @@ impl Run<'_> {
                 start,
                 &self.counters,
             )),
-            Source::Roles(bitmap, _) => match (dir, start) {
-                (Direction::Forward, None) => Box::new(bitmap.iter().map(Ok)),
-                (Direction::Forward, Some(s)) => Box::new(bitmap.range(s..).map(Ok)),
-                (Direction::Reverse, None) => Box::new(bitmap.iter().rev().map(Ok)),
-                (Direction::Reverse, Some(s)) => Box::new(bitmap.range(..=s).rev().map(Ok)),
-            },
+            Visible::Roles(bitmap, _) => iter_bitmap(bitmap, dir, start),
+        }
+    }
+
+    /// Whether `seq` is a candidate (for walks over an index).
+    fn is_candidate(&self, source: &Source<'_>, seq: u32) -> bool {
+        match (&source.narrowed, &source.visible) {
+            (Some(b), _) | (None, Visible::Roles(b, _)) => b.contains(seq),
+            (None, Visible::All) => true,
         }
     }
 
@@ -80,7 +97,7 @@ impl Run<'_> {
             return Ok(None); // deleted since the bitmap was read
         };
         self.counters.document_decoded();
-        if let Source::Roles(_, roles) = source {
+        if let Visible::Roles(_, roles) = &source.visible {
             // Fail closed: a document whose own permissions no longer grant read is skipped.
             if !record.grants(ACTION_READ, |r| roles.contains_key(r)) {
                 return Ok(None);
@@ -113,10 +130,10 @@ impl Run<'_> {
     fn cursor_seq(&self, source: &Source<'_>, id: &str) -> Result<u32> {
         let not_found = || Error::not_found(ResourceKind::Document, id);
         let seq = seq_of(&self.db.store, self.coll.cid, id)?.ok_or_else(not_found)?;
-        match source {
-            Source::All => Ok(seq),
-            Source::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
-            Source::Roles(..) => Err(not_found()),
+        match &source.visible {
+            Visible::All => Ok(seq),
+            Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
+            Visible::Roles(..) => Err(not_found()),
         }
     }
 
@@ -143,10 +160,64 @@ impl Run<'_> {
         for seq in self.candidates(source, dir, start) {
             let seq = seq?;
             self.counters.candidate();
-            if plan.filter.is_none() && skipped < plan.offset {
+            if (plan.filter.is_none() || source.exact) && skipped < plan.offset {
                 skipped += 1;
                 continue;
             }
+            let Some(doc) = self.load(source, seq)? else {
+                continue;
+            };
+            if !self.passes(&doc) {
+                continue;
+            }
+            if skipped < plan.offset {
+                skipped += 1;
+                continue;
+            }
+            page.push(doc);
+            if page.len() as u64 >= plan.limit {
+                break;
+            }
+        }
+        if plan.cursor.as_ref().is_some_and(|c| c.before) {
+            page.reverse();
+        }
+        Ok(page)
+    }
+
+    /// Order by a single-attribute key index: walk its entries in order from the cursor,
+    /// keep candidates, decode them, stop when the page is full.
+    fn page_by_index(
+        &self,
+        source: &Source<'_>,
+        index: &IndexRecord,
+        order: Direction,
+    ) -> Result<Vec<Document>> {
+        let plan = &self.plan;
+        let (dir, after) = match &plan.cursor {
+            None => (order, None),
+            Some(c) => {
+                let seq = self.cursor_seq(source, &c.id)?;
+                let doc = self
+                    .load(source, seq)?
+                    .ok_or_else(|| Error::not_found(ResourceKind::Document, &c.id))?;
+                (
+                    if c.before { flip(order) } else { order },
+                    Some(index.entry_of(self.coll.cid, doc.data(), seq)),
+                )
+            }
+        };
+        let mut page = Vec::new();
+        if plan.limit == 0 {
+            return Ok(page);
+        }
+        let mut skipped = 0u64;
+        for entry in index.walk(&self.db.store, self.coll.cid, dir, after.as_deref()) {
+            let seq = IndexRecord::seq(&entry?.0)?;
+            if !self.is_candidate(source, seq) {
+                continue;
+            }
+            self.counters.candidate();
             let Some(doc) = self.load(source, seq)? else {
                 continue;
             };
@@ -188,7 +259,11 @@ impl Run<'_> {
                 return o;
             }
         }
-        a.1.cmp(&b.1)
+        // Ties: `$sequence` in the direction of the last order, as an index walk yields them.
+        match self.plan.orders.last() {
+            Some((_, Direction::Reverse)) => b.1.cmp(&a.1),
+            _ => a.1.cmp(&b.1),
+        }
     }
 
     /// Any other order: decode every matching candidate, sort, then cursor, offset, limit.
@@ -248,11 +323,14 @@ impl Run<'_> {
     /// Matches among the candidates, stopping at `cap`.
     fn total(&self, source: &Source<'_>, cap: u64) -> Result<u64> {
         if self.plan.filter.is_none() {
-            let n = match source {
-                Source::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
-                Source::Roles(bitmap, _) => bitmap.len(),
+            let n = match &source.visible {
+                Visible::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
+                Visible::Roles(bitmap, _) => bitmap.len(),
             };
             return Ok(n.min(cap));
+        }
+        if let (true, Some(b)) = (source.exact, &source.narrowed) {
+            return Ok(b.len().min(cap));
         }
         let mut total = 0u64;
         for seq in self.candidates(source, Direction::Forward, None) {
@@ -268,6 +346,15 @@ impl Run<'_> {
             }
         }
         Ok(total)
+    }
+}
+
+fn iter_bitmap(bitmap: &RoaringBitmap, dir: Direction, start: Option<u32>) -> SeqIter<'_> {
+    match (dir, start) {
+        (Direction::Forward, None) => Box::new(bitmap.iter().map(Ok)),
+        (Direction::Forward, Some(s)) => Box::new(bitmap.range(s..).map(Ok)),
+        (Direction::Reverse, None) => Box::new(bitmap.iter().rev().map(Ok)),
+        (Direction::Reverse, Some(s)) => Box::new(bitmap.range(..=s).rev().map(Ok)),
     }
 }
 
@@ -306,15 +393,15 @@ pub(crate) fn find(
         plan: plan(queries, &schema)?,
         counters: Counters::default(),
     };
-    let source = match principal.roles() {
-        None => Source::All,
-        Some(roles) if coll.grants(Action::Read, roles) => Source::All,
+    let visible = match principal.roles() {
+        None => Visible::All,
+        Some(roles) if coll.grants(Action::Read, roles) => Visible::All,
         Some(roles) if coll.document_security => {
             let mut union = RoaringBitmap::new();
             for role in roles.keys() {
                 union |= load_bitmap(&db.store, coll.cid, IndexKind::Read, role, &run.counters)?;
             }
-            Source::Roles(union, roles)
+            Visible::Roles(union, roles)
         }
         Some(_) => {
             return Err(Error::Unauthorized(format!(
@@ -323,17 +410,49 @@ pub(crate) fn find(
             )));
         }
     };
-    let (mut documents, total, order) = match (want, run.plan.sequence_order()) {
-        (Want::Count, _) => (
+    let mut used = Vec::new();
+    let narrowed = match &run.plan.filter {
+        Some(f) => indexed::narrow(db, coll, f, &run.counters, &mut used)?,
+        None => None,
+    };
+    let (narrowed, exact) = match (narrowed, &visible) {
+        (None, _) => (None, false),
+        (Some((b, exact)), Visible::All) => (Some(b), exact),
+        (Some((b, exact)), Visible::Roles(r, _)) => (Some(b & r), exact),
+    };
+    let source = Source {
+        visible,
+        narrowed,
+        exact,
+    };
+    let walk = match run.plan.orders.as_slice() {
+        [(attribute, dir)] if attribute != "$sequence" => {
+            indexed::walkable(coll, attribute).map(|i| (i, *dir))
+        }
+        _ => None,
+    };
+    let (mut documents, total, order) = match (want, run.plan.sequence_order(), walk) {
+        (Want::Count, _, _) => (
             Vec::new(),
             run.total(&source, u64::MAX)?,
             OrderPlan::Sequence,
         ),
-        (Want::Page, Some(dir)) => {
+        (Want::Page, Some(dir), _) => {
             let page = run.page_in_sequence(&source, dir)?;
             (page, run.total(&source, TOTAL_CAP)?, OrderPlan::Sequence)
         }
-        (Want::Page, None) => {
+        (Want::Page, None, Some((index, dir))) => {
+            let page = run.page_by_index(&source, index, dir)?;
+            used.push(index.key.clone());
+            (
+                page,
+                run.total(&source, TOTAL_CAP)?,
+                OrderPlan::IndexWalk {
+                    index: index.key.clone(),
+                },
+            )
+        }
+        (Want::Page, None, None) => {
             let (page, total) = run.page_sorted(&source)?;
             (page, total.min(TOTAL_CAP), OrderPlan::Sort)
         }
@@ -342,13 +461,13 @@ pub(crate) fn find(
         documents.iter_mut().for_each(|d| project(d, select));
     }
     let explain = Explain {
-        plan: match &source {
-            Source::All => Plan::AllDocuments,
-            Source::Roles(_, roles) => Plan::RoleUnion {
+        plan: match &source.visible {
+            Visible::All => Plan::AllDocuments,
+            Visible::Roles(_, roles) => Plan::RoleUnion {
                 roles: roles.keys().count(),
             },
         },
-        indexes_used: Vec::new(),
+        indexes_used: used,
         order,
         documents_decoded: run.counters.decoded.get(),
         bitmaps_read: run.counters.bitmaps.get(),

@@ -3,6 +3,7 @@
 
 pub(crate) mod eval;
 pub(crate) mod exec;
+mod indexed;
 pub(crate) mod plan;
 mod wire;
 

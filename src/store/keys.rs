@@ -12,6 +12,8 @@
 //! doc_ids    cid:u32BE document_id            -> seq u32 BE
 //! perm_index cid:u32BE kind:u8 len:u8 role hi:u16BE -> one Roaring container (see index)
 //! meta       "i"                              -> store id, 16 random bytes (signed into tokens)
+//! attr_index cid:u32BE index:u16BE tuple seq:u32BE -> (empty) key/unique index entry (see index::attr)
+//! perm_index cid kind=4 len "index:word" hi     -> fulltext word bitmap container
 //! auth       "u" user_id                      -> UserRecord
 //! auth       "e" lowercase email              -> user id
 //! auth       "s" session_id                   -> SessionRecord
@@ -85,6 +87,12 @@ pub(crate) fn auth_children(tag: u8, parent: &str) -> Vec<u8> {
 /// Key of a document in the docs tree.
 pub(crate) fn doc(cid: u32, seq: u32) -> Vec<u8> {
     cat(&cid.to_be_bytes(), &seq.to_be_bytes())
+}
+
+/// The sequence in a docs-tree key.
+pub(crate) fn doc_seq(key: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = key.get(4..8)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
 }
 
 /// Key of a document id in the doc_ids tree.

@@ -26,15 +26,18 @@ pub(crate) enum Tree {
     PermIndex,
     /// Users, sessions, API keys, teams, memberships, token signing keys, used one-time tokens.
     Auth,
+    /// Key and unique index entries: ordered (values, sequence) keys.
+    AttrIndex,
 }
 
 impl Tree {
-    pub(crate) const ALL: [Tree; 5] = [
+    pub(crate) const ALL: [Tree; 6] = [
         Tree::Meta,
         Tree::Docs,
         Tree::DocIds,
         Tree::PermIndex,
         Tree::Auth,
+        Tree::AttrIndex,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Tree {
             Tree::DocIds => "doc_ids",
             Tree::PermIndex => "perm_index",
             Tree::Auth => "auth",
+            Tree::AttrIndex => "attr_index",
         }
     }
 }
@@ -85,6 +89,24 @@ impl WriteBatch {
 
     pub(crate) fn remove(&mut self, tree: Tree, key: Vec<u8>) {
         self.ops.insert((tree, key), None);
+    }
+
+    /// Whether this batch removes `key` from `tree`.
+    pub(crate) fn removes(&self, tree: Tree, key: &[u8]) -> bool {
+        matches!(self.ops.get(&(tree, key.to_vec())), Some(None))
+    }
+
+    /// Whether this batch puts a key `prefix` + 4 bytes other than `prefix` + `seq` into `tree`.
+    pub(crate) fn puts_with_prefix(&self, tree: Tree, prefix: &[u8], seq: u32) -> bool {
+        let start = (tree, prefix.to_vec());
+        self.ops
+            .range(start..)
+            .take_while(|((t, k), _)| *t == tree && k.starts_with(prefix))
+            .any(|((_, k), v)| {
+                v.is_some()
+                    && k.len() == prefix.len() + 4
+                    && k.get(prefix.len()..) != Some(&seq.to_be_bytes()[..])
+            })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
