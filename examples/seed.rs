@@ -109,6 +109,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     show("backend with b-token", &db.client().set_jwt(&b_jwt.jwt)?)?;
     show("backend with API key", &db.client().set_key(&key.secret)?)?;
 
+    // A query: born before 2000, ordered by name, as user-b and as the key.
+    let before_2000 = [
+        Query::less_than("birthday", "2000-01-01"),
+        Query::order_asc("name"),
+    ];
+    for (who, client) in [
+        ("user-b, born < 2000", db.client().set_jwt(&b_jwt.jwt)?),
+        ("API key, born < 2000", db.client().set_key(&key.secret)?),
+    ] {
+        let page = client
+            .schema("db")
+            .collection("birthdays")
+            .find(&before_2000)?;
+        println!(
+            "{who:<22} total {}  {:?}",
+            page.total,
+            names(&page.documents)
+        );
+    }
+
     // Logout kills the token at once.
     db.client()
         .set_session(&session.secret)?

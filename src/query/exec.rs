@@ -138,7 +138,14 @@ impl Run<'_> {
     }
 
     /// `$sequence` order: stream candidates from the cursor, stop when the page is full.
-    fn page_in_sequence(&self, source: &Source<'_>, order: Direction) -> Result<Vec<Document>> {
+    /// `$sequence` order: stream candidates from the cursor, stop when the page is full.
+    /// Without a cursor, a filter that needs decoding is counted in the same pass (up to
+    /// `TOTAL_CAP`), so each candidate is decoded once; that total is returned too.
+    fn page_in_sequence(
+        &self,
+        source: &Source<'_>,
+        order: Direction,
+    ) -> Result<(Vec<Document>, Option<u64>)> {
         let plan = &self.plan;
         let mut page = Vec::new();
         // The cursor is resolved even for an empty page: a bad cursor is always an error.
@@ -149,18 +156,24 @@ impl Run<'_> {
                 let dir = if cursor.before { flip(order) } else { order };
                 match step(seq, dir) {
                     Some(s) => (dir, Some(s)),
-                    None => return Ok(page),
+                    None => return Ok((page, None)),
                 }
             }
         };
         if plan.limit == 0 {
-            return Ok(page);
+            return Ok((page, None));
         }
-        let mut skipped = 0u64;
+        let decode_to_match = plan.filter.is_some() && !source.exact;
+        let counting = plan.cursor.is_none() && decode_to_match;
+        let (mut skipped, mut matched) = (0u64, 0u64);
         for seq in self.candidates(source, dir, start) {
+            let full = page.len() as u64 >= plan.limit;
+            if full && (!counting || matched >= TOTAL_CAP) {
+                break;
+            }
             let seq = seq?;
             self.counters.candidate();
-            if (plan.filter.is_none() || source.exact) && skipped < plan.offset {
+            if !decode_to_match && skipped < plan.offset {
                 skipped += 1;
                 continue;
             }
@@ -170,19 +183,19 @@ impl Run<'_> {
             if !self.passes(&doc) {
                 continue;
             }
+            matched += 1;
             if skipped < plan.offset {
                 skipped += 1;
                 continue;
             }
-            page.push(doc);
-            if page.len() as u64 >= plan.limit {
-                break;
+            if !full {
+                page.push(doc);
             }
         }
         if plan.cursor.as_ref().is_some_and(|c| c.before) {
             page.reverse();
         }
-        Ok(page)
+        Ok((page, counting.then_some(matched.min(TOTAL_CAP))))
     }
 
     /// Order by a single-attribute key index: walk its entries in order from the cursor,
@@ -438,8 +451,12 @@ pub(crate) fn find(
             OrderPlan::Sequence,
         ),
         (Want::Page, Some(dir), _) => {
-            let page = run.page_in_sequence(&source, dir)?;
-            (page, run.total(&source, TOTAL_CAP)?, OrderPlan::Sequence)
+            let (page, counted) = run.page_in_sequence(&source, dir)?;
+            let total = match counted {
+                Some(n) => n,
+                None => run.total(&source, TOTAL_CAP)?,
+            };
+            (page, total, OrderPlan::Sequence)
         }
         (Want::Page, None, Some((index, dir))) => {
             let page = run.page_by_index(&source, index, dir)?;
