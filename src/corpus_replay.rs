@@ -84,3 +84,15 @@ fn token_corpus() {
     }
     assert!(verified >= 2, "the two vector tokens verify");
 }
+
+#[test]
+fn query_json_corpus() {
+    use crate::query::Query;
+    for input in corpus("query_json") {
+        if let Ok(text) = std::str::from_utf8(&input) {
+            if let Ok(q) = Query::from_json(text) {
+                assert_eq!(Query::from_json(&q.to_json()).unwrap(), q);
+            }
+        }
+    }
+}
