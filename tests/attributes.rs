@@ -224,3 +224,92 @@ fn queries_are_checked_against_the_schema() {
         ["p2", "p1"]
     );
 }
+
+#[test]
+fn unique_indexes_name_themselves_and_dropped_indexes_are_freed() {
+    let (db, people) = setup();
+    let collections = db.root().schema("s").collections();
+    people
+        .create(
+            "p1",
+            json!({"name": "Ann", "email": "ann@example.com"}),
+            None,
+        )
+        .unwrap();
+    people
+        .create(
+            "p2",
+            json!({"name": "Bob", "email": "ann@example.com"}),
+            None,
+        )
+        .unwrap();
+    // Existing duplicates: the index is not created.
+    let r = collections.create_index("people", permdb::IndexSpec::unique("one_email", ["email"]));
+    assert!(
+        matches!(r, Err(Error::Conflict(ref m)) if m.contains("\"one_email\"")),
+        "{r:?}"
+    );
+    people
+        .update("p2", json!({"email": "bob@example.com"}), None)
+        .unwrap();
+    collections
+        .create_index("people", permdb::IndexSpec::unique("one_email", ["email"]))
+        .unwrap();
+    let before = dump(&people);
+    let r = people.create(
+        "p3",
+        json!({"name": "Cy", "email": "bob@example.com"}),
+        None,
+    );
+    assert!(
+        matches!(r, Err(Error::Conflict(ref m)) if m.contains("unique index \"one_email\"")),
+        "{r:?}"
+    );
+    let r = people.update("p1", json!({"email": "bob@example.com"}), None);
+    assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
+    assert_eq!(dump(&people), before, "store unchanged");
+    // Missing values are never duplicates; a document may keep its own value.
+    people.create("p4", json!({"name": "Di"}), None).unwrap();
+    people.create("p5", json!({"name": "Ed"}), None).unwrap();
+    people
+        .update("p1", json!({"email": "ann@example.com", "age": 3}), None)
+        .unwrap();
+
+    collections
+        .create_index("people", permdb::IndexSpec::fulltext("words", "name"))
+        .unwrap();
+    assert_eq!(
+        people.count(&[Query::search("name", "ann bob")]).unwrap(),
+        2
+    );
+    let info = collections.get("people").unwrap();
+    assert_eq!(info.indexes.len(), 2);
+    collections.delete_index("people", "words").unwrap();
+    assert!(matches!(
+        people.count(&[Query::search("name", "ann")]),
+        Err(Error::InvalidQuery(_))
+    ));
+    collections.delete_index("people", "one_email").unwrap();
+    people
+        .create(
+            "p6",
+            json!({"name": "Fi", "email": "bob@example.com"}),
+            None,
+        )
+        .unwrap();
+    assert!(matches!(
+        collections.delete_index("people", "one_email"),
+        Err(Error::NotFound { .. })
+    ));
+    for bad in [
+        permdb::IndexSpec::key("k", ["nope"]),
+        permdb::IndexSpec::key("k", ["tags"]),
+        permdb::IndexSpec::fulltext("f", "age"),
+        permdb::IndexSpec::key("k", Vec::<&str>::new()),
+    ] {
+        assert!(matches!(
+            collections.create_index("people", bad),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}
