@@ -1,0 +1,129 @@
+//! The runner's output: a markdown table per data set and profile, the figures as
+//! JSON, and an SVG chart of first-page latency against N.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+/// Systems, in column order.
+pub const SYSTEMS: [&str; 5] = ["permdb user", "permdb key", "fetch floor", "sqlite", "sled scan"];
+
+#[derive(Default)]
+pub struct Report {
+    /// (docs, profile, operation, system) -> median microseconds
+    pub cells: BTreeMap<(u32, String, String, String), f64>,
+    /// free-form figures: inserts, opens, sizes
+    pub extra: Vec<Value>,
+}
+
+impl Report {
+    pub fn put(&mut self, docs: u32, profile: &str, op: &str, system: &str, micros: f64) {
+        self.cells.insert((docs, profile.into(), op.into(), system.into()), micros);
+    }
+
+    fn get(&self, docs: u32, profile: &str, op: &str, system: &str) -> Option<f64> {
+        self.cells.get(&(docs, profile.to_string(), op.to_string(), system.to_string())).copied()
+    }
+
+    pub fn markdown(&self, docs: u32, profile: &str) -> String {
+        let ops: Vec<String> = {
+            let mut seen = Vec::new();
+            for (d, p, op, _) in self.cells.keys() {
+                if *d == docs && p == profile && !seen.contains(op) {
+                    seen.push(op.clone());
+                }
+            }
+            seen
+        };
+        let mut out = format!("\n{profile}, {docs} documents (median µs)\n\n| operation | {} | permdb / sqlite | permdb / floor |\n|---|", SYSTEMS.join(" | "));
+        out += &"---|".repeat(SYSTEMS.len() + 2);
+        out.push('\n');
+        for op in ops {
+            let _ = write!(out, "| {op} |");
+            for s in SYSTEMS {
+                match self.get(docs, profile, &op, s) {
+                    Some(v) => {
+                        let _ = write!(out, " {} |", fmt(v));
+                    }
+                    None => out += " |",
+                }
+            }
+            let user = self.get(docs, profile, &op, "permdb user");
+            let ratio = |peer: &str| match (user, self.get(docs, profile, &op, peer)) {
+                (Some(u), Some(p)) if p > 0.0 => format!("{:.3}", u / p),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, " {} | {} |", ratio("sqlite"), ratio("fetch floor"));
+        }
+        out
+    }
+
+    pub fn json(&self, command: &str) -> Value {
+        let cells: Vec<Value> = self
+            .cells
+            .iter()
+            .map(|((d, p, op, s), v)| json!({"docs": d, "profile": p, "operation": op, "system": s, "median_us": v}))
+            .collect();
+        json!({"command": command, "results": cells, "other": self.extra})
+    }
+
+    /// First-page latency against N for one profile, log-log, one line per system.
+    pub fn svg(&self, profile: &str) -> String {
+        let (w, h, pad) = (720.0, 420.0, 60.0);
+        let points: Vec<(u32, &str, f64)> = self
+            .cells
+            .iter()
+            .filter(|((_, p, op, _), _)| p == profile && op == "first page")
+            .map(|((d, _, _, s), v)| (*d, s.as_str(), *v))
+            .collect();
+        let (min_n, max_n) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), (d, _, _)| (a.min(f64::from(*d)), b.max(f64::from(*d))));
+        let (min_t, max_t) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, _, t)| (a.min(*t), b.max(*t)));
+        let lx = |n: f64| {
+            let span = (max_n.log10() - min_n.log10()).max(1e-9);
+            pad + (n.log10() - min_n.log10()) / span * (w - 2.0 * pad)
+        };
+        let ly = |t: f64| {
+            let (lo, hi) = ((min_t * 0.8).log10(), (max_t * 1.25).log10());
+            h - pad - (t.log10() - lo) / (hi - lo).max(1e-9) * (h - 2.0 * pad)
+        };
+        let colors = ["#1b9e77", "#7570b3", "#999999", "#d95f02", "#e7298a"];
+        let mut svg = format!(
+            "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\
+             <rect width='100%' height='100%' fill='white'/>\
+             <text x='{pad}' y='24' font-size='15'>{profile}: first page (limit 25) latency vs documents, log-log (median µs)</text>\
+             <line x1='{pad}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{pad}' y1='{pad}' x2='{pad}' y2='{}' stroke='black'/>",
+            h - pad, w - pad, h - pad, h - pad
+        );
+        let mut ns: Vec<u32> = points.iter().map(|p| p.0).collect();
+        ns.sort_unstable();
+        ns.dedup();
+        for n in &ns {
+            let _ = write!(svg, "<text x='{}' y='{}' text-anchor='middle'>{n}</text>", lx(f64::from(*n)), h - pad + 18.0);
+        }
+        for t in [1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0] {
+            if t >= min_t * 0.8 && t <= max_t * 1.25 {
+                let _ = write!(svg, "<text x='{}' y='{}' text-anchor='end'>{}</text><line x1='{pad}' y1='{y}' x2='{}' y2='{y}' stroke='#eee'/>", pad - 6.0, ly(t) + 4.0, fmt(t), w - pad, y = ly(t));
+            }
+        }
+        for (i, system) in SYSTEMS.iter().enumerate() {
+            let mut line: Vec<(f64, f64)> = points.iter().filter(|p| p.1 == *system).map(|p| (lx(f64::from(p.0)), ly(p.2))).collect();
+            if line.is_empty() {
+                continue;
+            }
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let path: Vec<String> = line.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            let color = colors[i % colors.len()];
+            let _ = write!(svg, "<polyline fill='none' stroke='{color}' stroke-width='2' points='{}'/>", path.join(" "));
+            for (x, y) in &line {
+                let _ = write!(svg, "<circle cx='{x:.1}' cy='{y:.1}' r='3' fill='{color}'/>");
+            }
+            let _ = write!(svg, "<text x='{}' y='{}' fill='{color}'>{system}</text>", w - pad - 110.0, pad + 16.0 * i as f64);
+        }
+        svg + "</svg>"
+    }
+}
+
+pub fn fmt(micros: f64) -> String {
+    if micros >= 100.0 { format!("{micros:.0}") } else if micros >= 10.0 { format!("{micros:.1}") } else { format!("{micros:.2}") }
+}
