@@ -67,12 +67,13 @@ fn a_users_page_costs_the_same_at_1_000_and_100_000_documents() {
         assert_eq!((total, shown), (100, 25));
         assert_eq!(
             e.plan,
-            Plan::RoleUnion {
+            Plan::RoleMerge {
                 roles: u1_roles as usize
             }
         );
         assert!(e.documents_decoded <= 25, "{e:?}");
         assert!(e.bitmaps_read <= u1_roles, "{e:?}");
+        // The page and its (capped) total come from one lazy merge of u1's role bitmaps;
         // u1's 100 documents span at most two 65,536-wide containers per role.
         assert!(e.containers_read <= 2 * u1_roles, "{e:?}");
         work.push((e.documents_decoded, e.bitmaps_read, e.candidates_considered));

@@ -102,7 +102,7 @@ fn everything_survives_close_and_reopen() {
     assert_eq!(page.documents.len(), 5);
     assert_eq!(
         e.plan,
-        Plan::RoleUnion {
+        Plan::RoleMerge {
             roles: u1.roles().len()
         }
     );

@@ -99,7 +99,13 @@ pub fn doc(profile: Profile, i: u32) -> Doc {
     let team = rng.below(TEAMS);
     let category = rng.below(100);
     let p2 = profile != Profile::P1;
-    Doc { id: format!("d{i:08}"), owner, any: p2 && any, team: p2.then_some(team), category }
+    Doc {
+        id: format!("d{i:08}"),
+        owner,
+        any: p2 && any,
+        team: p2.then_some(team),
+        category,
+    }
 }
 
 /// The teams user `u` belongs to under `profile`.

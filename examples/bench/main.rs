@@ -7,7 +7,14 @@
 //! Stores are cached under `<out>/data`, so a rerun does not rebuild them. Prints a
 //! markdown table per size and profile, writes `<out>/results.json` and `<out>/page-<P>.svg`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs, reason = "benchmark harness")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "benchmark harness"
+)]
 
 mod data;
 mod peers;
@@ -44,8 +51,18 @@ fn args() -> Args {
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
-            "--docs" => a.docs = value.split(',').map(|v| v.parse().expect("--docs takes numbers")).collect(),
-            "--profiles" => a.profiles = value.split(',').map(|v| Profile::parse(v).expect("profiles are P1..P4")).collect(),
+            "--docs" => {
+                a.docs = value
+                    .split(',')
+                    .map(|v| v.parse().expect("--docs takes numbers"))
+                    .collect()
+            }
+            "--profiles" => {
+                a.profiles = value
+                    .split(',')
+                    .map(|v| Profile::parse(v).expect("profiles are P1..P4"))
+                    .collect()
+            }
             "--peers" => {
                 a.sqlite = value.split(',').any(|p| p == "sqlite");
                 a.sled = value.split(',').any(|p| p == "sled");
@@ -79,17 +96,27 @@ fn measure<T>(asks: &[T], budget: Duration, mut f: impl FnMut(usize, &T)) -> f64
 
 fn dir_bytes(path: &Path) -> u64 {
     match std::fs::read_dir(path) {
-        Ok(entries) => entries.flatten().map(|e| {
-            let p = e.path();
-            if p.is_dir() { dir_bytes(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }
-        }).sum(),
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    dir_bytes(&p)
+                } else {
+                    e.metadata().map(|m| m.len()).unwrap_or(0)
+                }
+            })
+            .sum(),
         Err(_) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
     }
 }
 
 fn main() {
     let args = args();
-    let command = format!("cargo run --release --example bench -- {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
+    let command = format!(
+        "cargo run --release --example bench -- {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
     let data_dir = args.out.join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
     let mut report = Report::default();
@@ -99,7 +126,12 @@ fn main() {
             let stored = profile.data();
             let tag = format!("{}-{n}", stored.name());
             eprintln!("== {} at {n}: building or reusing stores", profile.name());
-            let (pdb, built) = peers::permdb_build(&data_dir.join(format!("permdb-{tag}")), stored, n, args.users);
+            let (pdb, built) = peers::permdb_build(
+                &data_dir.join(format!("permdb-{tag}")),
+                stored,
+                n,
+                args.users,
+            );
             if let Some(s) = built {
                 report.extra.push(json!({"docs": n, "profile": stored.name(), "system": "permdb", "batched_insert_docs_per_s": f64::from(n) / s, "durability": "periodic flush (500 ms), one final flush"}));
             }
@@ -129,67 +161,172 @@ fn main() {
                 .collect();
             let pages: Vec<Vec<String>> = users
                 .iter()
-                .map(|(c, a)| permdb_docs(c).find(&permdb_queries(a, None)).unwrap().documents.iter().map(|d| d.id().to_string()).collect())
+                .map(|(c, a)| {
+                    permdb_docs(c)
+                        .find(&permdb_queries(a, None))
+                        .unwrap()
+                        .documents
+                        .iter()
+                        .map(|d| d.id().to_string())
+                        .collect()
+                })
                 .collect();
             let p = profile.name();
             let key_docs = permdb_docs(&pdb.key);
-            report.put(n, p, "first page", "permdb user", measure(&users, budget, |_, (c, a)| {
-                std::hint::black_box(permdb_docs(c).find(&permdb_queries(a, None)).unwrap());
-            }));
-            report.put(n, p, "first page", "permdb key", measure(&users, budget, |_, (_, a)| {
-                std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
-            }));
-            report.put(n, p, "first page", "fetch floor", measure(&users, budget, |i, _| {
-                for id in &pages[i] {
-                    std::hint::black_box(key_docs.get(id).unwrap());
-                }
-            }));
-            report.put(n, p, "page after cursor", "permdb user", measure(&users, budget, |i, (c, a)| {
-                if let Some(last) = pages[i].last() {
-                    std::hint::black_box(permdb_docs(c).find(&permdb_queries(a, Some(last))).unwrap());
-                }
-            }));
-            report.put(n, p, "count", "permdb user", measure(&users, budget, |_, (c, a)| {
-                let q: Vec<Query> = a.category.iter().map(|cat| Query::equal("category", [cat.as_str()])).collect();
-                std::hint::black_box(permdb_docs(c).count(&q).unwrap());
-            }));
-            report.put(n, p, "get by id", "permdb user", measure(&users, budget, |i, (c, _)| {
-                if let Some(id) = pages[i].first() {
-                    std::hint::black_box(permdb_docs(c).get(id).unwrap());
-                }
-            }));
-            if let Some(c) = &sqlite {
-                report.put(n, p, "first page", "sqlite", measure(&users, budget, |_, (_, a)| {
-                    std::hint::black_box(peers::sqlite_page(c, a, None));
-                }));
-                let lasts: Vec<Option<i64>> = users.iter().map(|(_, a)| peers::sqlite_page(c, a, None).1).collect();
-                report.put(n, p, "page after cursor", "sqlite", measure(&users, budget, |i, (_, a)| {
-                    std::hint::black_box(peers::sqlite_page(c, a, lasts[i]));
-                }));
-                report.put(n, p, "count", "sqlite", measure(&users, budget, |_, (_, a)| {
-                    std::hint::black_box(peers::sqlite_count(c, a));
-                }));
-                report.put(n, p, "get by id", "sqlite", measure(&users, budget, |i, (_, a)| {
-                    if let Some(id) = pages[i].first() {
-                        std::hint::black_box(peers::sqlite_get(c, a, id));
+            report.put(
+                n,
+                p,
+                "first page",
+                "permdb user",
+                measure(&users, budget, |_, (c, a)| {
+                    std::hint::black_box(permdb_docs(c).find(&permdb_queries(a, None)).unwrap());
+                }),
+            );
+            report.put(
+                n,
+                p,
+                "first page",
+                "permdb key",
+                measure(&users, budget, |_, (_, a)| {
+                    std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
+                }),
+            );
+            report.put(
+                n,
+                p,
+                "first page",
+                "fetch floor",
+                measure(&users, budget, |i, _| {
+                    for id in &pages[i] {
+                        std::hint::black_box(key_docs.get(id).unwrap());
                     }
-                }));
+                }),
+            );
+            report.put(
+                n,
+                p,
+                "page after cursor",
+                "permdb user",
+                measure(&users, budget, |i, (c, a)| {
+                    if let Some(last) = pages[i].last() {
+                        std::hint::black_box(
+                            permdb_docs(c).find(&permdb_queries(a, Some(last))).unwrap(),
+                        );
+                    }
+                }),
+            );
+            report.put(
+                n,
+                p,
+                "count",
+                "permdb user",
+                measure(&users, budget, |_, (c, a)| {
+                    let q: Vec<Query> = a
+                        .category
+                        .iter()
+                        .map(|cat| Query::equal("category", [cat.as_str()]))
+                        .collect();
+                    std::hint::black_box(permdb_docs(c).count(&q).unwrap());
+                }),
+            );
+            report.put(
+                n,
+                p,
+                "get by id",
+                "permdb user",
+                measure(&users, budget, |i, (c, _)| {
+                    if let Some(id) = pages[i].first() {
+                        std::hint::black_box(permdb_docs(c).get(id).unwrap());
+                    }
+                }),
+            );
+            if let Some(c) = &sqlite {
+                report.put(
+                    n,
+                    p,
+                    "first page",
+                    "sqlite",
+                    measure(&users, budget, |_, (_, a)| {
+                        std::hint::black_box(peers::sqlite_page(c, a, None));
+                    }),
+                );
+                let lasts: Vec<Option<i64>> = users
+                    .iter()
+                    .map(|(_, a)| peers::sqlite_page(c, a, None).1)
+                    .collect();
+                report.put(
+                    n,
+                    p,
+                    "page after cursor",
+                    "sqlite",
+                    measure(&users, budget, |i, (_, a)| {
+                        std::hint::black_box(peers::sqlite_page(c, a, lasts[i]));
+                    }),
+                );
+                report.put(
+                    n,
+                    p,
+                    "count",
+                    "sqlite",
+                    measure(&users, budget, |_, (_, a)| {
+                        std::hint::black_box(peers::sqlite_count(c, a));
+                    }),
+                );
+                report.put(
+                    n,
+                    p,
+                    "get by id",
+                    "sqlite",
+                    measure(&users, budget, |i, (_, a)| {
+                        if let Some(id) = pages[i].first() {
+                            std::hint::black_box(peers::sqlite_get(c, a, id));
+                        }
+                    }),
+                );
             }
             if let Some(db) = &sled {
-                report.put(n, p, "first page", "sled scan", measure(&users, budget, |_, (_, a)| {
-                    std::hint::black_box(peers::sled_page(db, a, None));
-                }));
-                report.put(n, p, "page after cursor", "sled scan", measure(&users, budget, |i, (_, a)| {
-                    std::hint::black_box(peers::sled_page(db, a, pages[i].last().map(String::as_str)));
-                }));
-                report.put(n, p, "count", "sled scan", measure(&users, budget, |_, (_, a)| {
-                    std::hint::black_box(peers::sled_count(db, a));
-                }));
-                report.put(n, p, "get by id", "sled scan", measure(&users, budget, |i, (_, a)| {
-                    if let Some(id) = pages[i].first() {
-                        std::hint::black_box(peers::sled_get(db, a, id));
-                    }
-                }));
+                report.put(
+                    n,
+                    p,
+                    "first page",
+                    "sled scan",
+                    measure(&users, budget, |_, (_, a)| {
+                        std::hint::black_box(peers::sled_page(db, a, None));
+                    }),
+                );
+                report.put(
+                    n,
+                    p,
+                    "page after cursor",
+                    "sled scan",
+                    measure(&users, budget, |i, (_, a)| {
+                        std::hint::black_box(peers::sled_page(
+                            db,
+                            a,
+                            pages[i].last().map(String::as_str),
+                        ));
+                    }),
+                );
+                report.put(
+                    n,
+                    p,
+                    "count",
+                    "sled scan",
+                    measure(&users, budget, |_, (_, a)| {
+                        std::hint::black_box(peers::sled_count(db, a));
+                    }),
+                );
+                report.put(
+                    n,
+                    p,
+                    "get by id",
+                    "sled scan",
+                    measure(&users, budget, |i, (_, a)| {
+                        if let Some(id) = pages[i].first() {
+                            std::hint::black_box(peers::sled_get(db, a, id));
+                        }
+                    }),
+                );
             }
             // Open time of the existing store, and the first query after it (cold caches).
             drop((users, key_docs, sled, sqlite));
@@ -199,7 +336,10 @@ fn main() {
             let db = Db::open_with(&permdb_dir, peers::permdb_options()).unwrap();
             let open_ms = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            let first = db.root().impersonate(&format!("u{}", sample_users(1)[0])).unwrap();
+            let first = db
+                .root()
+                .impersonate(&format!("u{}", sample_users(1)[0]))
+                .unwrap();
             std::hint::black_box(permdb_docs(&first).find(&[Query::limit(25)]).unwrap());
             let cold_ms = t.elapsed().as_secs_f64() * 1e3;
             drop((first, db));
@@ -213,17 +353,26 @@ fn main() {
             }
             report.extra.push(json!({"docs": n, "profile": p, "permdb_open_ms": open_ms, "permdb_first_query_after_open_ms": cold_ms, "disk_bytes": sizes}));
             println!("{}", report.markdown(n, p));
-            println!("permdb open {open_ms:.1} ms, first query after open {cold_ms:.1} ms; disk bytes {sizes}");
+            println!(
+                "permdb open {open_ms:.1} ms, first query after open {cold_ms:.1} ms; disk bytes {sizes}"
+            );
         }
     }
     // Single inserts, each its own write, beside SQLite's.
     let tmp = args.out.join("single");
     std::fs::create_dir_all(&tmp).unwrap();
-    let periodic = peers::permdb_single_inserts(&tmp.join("permdb-periodic"), Durability::Periodic { every_ms: 500 }, 2000);
-    let immediate = peers::permdb_single_inserts(&tmp.join("permdb-immediate"), Durability::Immediate, 200);
-    let mut singles = json!({"permdb_periodic_us": periodic * 1e6, "permdb_immediate_fsync_us": immediate * 1e6});
+    let periodic = peers::permdb_single_inserts(
+        &tmp.join("permdb-periodic"),
+        Durability::Periodic { every_ms: 500 },
+        2000,
+    );
+    let immediate =
+        peers::permdb_single_inserts(&tmp.join("permdb-immediate"), Durability::Immediate, 200);
+    let mut singles =
+        json!({"permdb_periodic_us": periodic * 1e6, "permdb_immediate_fsync_us": immediate * 1e6});
     if args.sqlite {
-        singles["sqlite_normal_us"] = json!(peers::sqlite_single_inserts(&tmp.join("sqlite.db"), 2000) * 1e6);
+        singles["sqlite_normal_us"] =
+            json!(peers::sqlite_single_inserts(&tmp.join("sqlite.db"), 2000) * 1e6);
     }
     println!("\nsingle inserts (µs each): {singles}");
     report.extra.push(json!({"single_inserts": singles}));
@@ -232,9 +381,20 @@ fn main() {
             println!("batched insert: {e}");
         }
     }
-    std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&report.json(&command)).unwrap()).unwrap();
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&report.json(&command)).unwrap(),
+    )
+    .unwrap();
     for p in &args.profiles {
-        std::fs::write(args.out.join(format!("page-{}.svg", p.name())), report.svg(p.name())).unwrap();
+        std::fs::write(
+            args.out.join(format!("page-{}.svg", p.name())),
+            report.svg(p.name()),
+        )
+        .unwrap();
     }
-    println!("\nwrote {}/results.json and page-P*.svg", args.out.display());
+    println!(
+        "\nwrote {}/results.json and page-P*.svg",
+        args.out.display()
+    );
 }

@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use permdb::{Client, Collection, CollectionSpec, Db, Durability, IndexSpec, Options, PasswordHashing, Permission, Query, Role, Scope};
+use permdb::{
+    Client, Collection, CollectionSpec, Db, Durability, IndexSpec, Options, PasswordHashing,
+    Permission, Query, Role, Scope,
+};
 use rusqlite::{Connection, params_from_iter};
 use serde_json::{Value, json};
 
@@ -31,7 +34,11 @@ pub struct Permdb {
 pub fn permdb_options() -> Options {
     Options::new()
         .durability(Durability::Periodic { every_ms: 500 })
-        .password_hashing(PasswordHashing { memory_kib: 256, iterations: 1, parallelism: 1 })
+        .password_hashing(PasswordHashing {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
 }
 
 /// Builds (or, when `dir` holds a complete store, reopens) the permdb store of a data set.
@@ -48,11 +55,21 @@ pub fn permdb_build(dir: &Path, profile: Profile, n: u32, users: u32) -> (Permdb
     if fresh {
         root.schemas().create("db", "Database").unwrap();
         let collections = root.schema("db").collections();
-        collections.create(CollectionSpec::new("docs", "Docs").document_security(true)).unwrap();
-        collections.create_attribute("docs", permdb::AttributeSpec::string("name", 32)).unwrap();
-        collections.create_attribute("docs", permdb::AttributeSpec::string("category", 8)).unwrap();
-        collections.create_attribute("docs", permdb::AttributeSpec::integer("n")).unwrap();
-        collections.create_index("docs", IndexSpec::key("by_category", ["category"])).unwrap();
+        collections
+            .create(CollectionSpec::new("docs", "Docs").document_security(true))
+            .unwrap();
+        collections
+            .create_attribute("docs", permdb::AttributeSpec::string("name", 32))
+            .unwrap();
+        collections
+            .create_attribute("docs", permdb::AttributeSpec::string("category", 8))
+            .unwrap();
+        collections
+            .create_attribute("docs", permdb::AttributeSpec::integer("n"))
+            .unwrap();
+        collections
+            .create_index("docs", IndexSpec::key("by_category", ["category"]))
+            .unwrap();
         for t in 0..TEAMS {
             root.teams().create(&format!("t{t}"), "team").unwrap();
         }
@@ -61,9 +78,13 @@ pub fn permdb_build(dir: &Path, profile: Profile, n: u32, users: u32) -> (Permdb
             if root.users().get(&id).is_ok() {
                 continue;
             }
-            root.users().create(&id, &format!("{id}@example.com"), "password-x", None).unwrap();
+            root.users()
+                .create(&id, &format!("{id}@example.com"), "password-x", None)
+                .unwrap();
             for t in teams_of(profile, u) {
-                root.teams().create_membership(&format!("t{t}"), &id, &["member"]).unwrap();
+                root.teams()
+                    .create_membership(&format!("t{t}"), &id, &["member"])
+                    .unwrap();
             }
         }
         let coll = root.schema("db").collection("docs");
@@ -72,7 +93,11 @@ pub fn permdb_build(dir: &Path, profile: Profile, n: u32, users: u32) -> (Permdb
         for chunk in ids.chunks(10_000) {
             coll.create_many(chunk.iter().map(|&i| {
                 let d = doc(profile, i);
-                let perms: Vec<Permission> = d.readers().iter().map(|r| Permission::read(r.parse::<Role>().unwrap())).collect();
+                let perms: Vec<Permission> = d
+                    .readers()
+                    .iter()
+                    .map(|r| Permission::read(r.parse::<Role>().unwrap()))
+                    .collect();
                 (d.id.clone(), data_of(&d, i), Some(perms))
             }))
             .unwrap();
@@ -81,7 +106,10 @@ pub fn permdb_build(dir: &Path, profile: Profile, n: u32, users: u32) -> (Permdb
         insert_secs = Some(start.elapsed().as_secs_f64());
         std::fs::write(&done, b"").unwrap();
     }
-    let key = root.keys().create("bench", &[Scope::DocumentsRead]).unwrap();
+    let key = root
+        .keys()
+        .create("bench", &[Scope::DocumentsRead])
+        .unwrap();
     let key = db.client().set_key(&key.secret).unwrap();
     (Permdb { db, key }, insert_secs)
 }
@@ -107,12 +135,19 @@ pub fn permdb_single_inserts(dir: &Path, durability: Durability, count: u32) -> 
     let db = Db::open_with(dir, permdb_options().durability(durability)).unwrap();
     let root = db.root();
     root.schemas().create("db", "Database").unwrap();
-    root.schema("db").collections().create(CollectionSpec::new("docs", "Docs").document_security(true)).unwrap();
+    root.schema("db")
+        .collections()
+        .create(CollectionSpec::new("docs", "Docs").document_security(true))
+        .unwrap();
     let coll = root.schema("db").collection("docs");
     let start = std::time::Instant::now();
     for i in 0..count {
         let d = doc(Profile::P2, i);
-        let perms: Vec<Permission> = d.readers().iter().map(|r| Permission::read(r.parse::<Role>().unwrap())).collect();
+        let perms: Vec<Permission> = d
+            .readers()
+            .iter()
+            .map(|r| Permission::read(r.parse::<Role>().unwrap()))
+            .collect();
         coll.create(&d.id, data_of(&d, i), Some(perms)).unwrap();
     }
     let secs = start.elapsed().as_secs_f64() / f64::from(count);
@@ -155,12 +190,23 @@ pub fn sqlite_build(path: &Path, profile: Profile, n: u32) -> (Connection, Optio
         let tx = c.transaction().unwrap();
         {
             let mut ins_doc = tx.prepare_cached("INSERT INTO docs (_id, _uid, name, category, n, data) VALUES (?, ?, ?, ?, ?, ?)").unwrap();
-            let mut ins_perm = tx.prepare_cached("INSERT INTO perms (_type, _permission, _document) VALUES ('read', ?, ?)").unwrap();
+            let mut ins_perm = tx
+                .prepare_cached(
+                    "INSERT INTO perms (_type, _permission, _document) VALUES ('read', ?, ?)",
+                )
+                .unwrap();
             for &i in chunk {
                 let d = doc(profile, i);
                 let data = data_of(&d, i);
                 ins_doc
-                    .execute(rusqlite::params![i64::from(i) + 1, d.id, data["name"].as_str(), data["category"].as_str(), i, data.to_string()])
+                    .execute(rusqlite::params![
+                        i64::from(i) + 1,
+                        d.id,
+                        data["name"].as_str(),
+                        data["category"].as_str(),
+                        i,
+                        data.to_string()
+                    ])
                     .unwrap();
                 for r in d.readers() {
                     ins_perm.execute(rusqlite::params![r, d.id]).unwrap();
@@ -170,20 +216,27 @@ pub fn sqlite_build(path: &Path, profile: Profile, n: u32) -> (Connection, Optio
         tx.commit().unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;").unwrap();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
+        .unwrap();
     std::fs::write(&done, b"").unwrap();
     (c, Some(secs))
 }
 
 fn sqlite_perm_clause(ask: &Ask) -> String {
     let marks = vec!["?"; ask.roles.len()].join(", ");
-    format!("_uid IN (SELECT _document FROM perms WHERE _permission IN ({marks}) AND _type = 'read')")
+    format!(
+        "_uid IN (SELECT _document FROM perms WHERE _permission IN ({marks}) AND _type = 'read')"
+    )
 }
 
 /// The first page (or the page after `after`, an `_id`): ids and the last `_id`.
 pub fn sqlite_page(c: &Connection, ask: &Ask, after: Option<i64>) -> (usize, Option<i64>) {
-    let mut sql = format!("SELECT _id, _uid, data FROM docs WHERE {}", sqlite_perm_clause(ask));
-    let mut args: Vec<rusqlite::types::Value> = ask.roles.iter().map(|r| r.clone().into()).collect();
+    let mut sql = format!(
+        "SELECT _id, _uid, data FROM docs WHERE {}",
+        sqlite_perm_clause(ask)
+    );
+    let mut args: Vec<rusqlite::types::Value> =
+        ask.roles.iter().map(|r| r.clone().into()).collect();
     if let Some(cat) = &ask.category {
         sql += " AND category = ?";
         args.push(cat.clone().into());
@@ -207,18 +260,26 @@ pub fn sqlite_page(c: &Connection, ask: &Ask, after: Option<i64>) -> (usize, Opt
 }
 
 pub fn sqlite_count(c: &Connection, ask: &Ask) -> u64 {
-    let mut sql = format!("SELECT COUNT(*) FROM docs WHERE {}", sqlite_perm_clause(ask));
-    let mut args: Vec<rusqlite::types::Value> = ask.roles.iter().map(|r| r.clone().into()).collect();
+    let mut sql = format!(
+        "SELECT COUNT(*) FROM docs WHERE {}",
+        sqlite_perm_clause(ask)
+    );
+    let mut args: Vec<rusqlite::types::Value> =
+        ask.roles.iter().map(|r| r.clone().into()).collect();
     if let Some(cat) = &ask.category {
         sql += " AND category = ?";
         args.push(cat.clone().into());
     }
     let mut stmt = c.prepare_cached(&sql).unwrap();
-    stmt.query_row(params_from_iter(args), |r| r.get::<_, i64>(0)).unwrap() as u64
+    stmt.query_row(params_from_iter(args), |r| r.get::<_, i64>(0))
+        .unwrap() as u64
 }
 
 pub fn sqlite_get(c: &Connection, ask: &Ask, id: &str) -> bool {
-    let sql = format!("SELECT data FROM docs WHERE _uid = ? AND {}", sqlite_perm_clause(ask));
+    let sql = format!(
+        "SELECT data FROM docs WHERE _uid = ? AND {}",
+        sqlite_perm_clause(ask)
+    );
     let mut args: Vec<rusqlite::types::Value> = vec![id.to_owned().into()];
     args.extend(ask.roles.iter().map(|r| r.clone().into()));
     let mut stmt = c.prepare_cached(&sql).unwrap();
@@ -254,11 +315,21 @@ pub fn sqlite_single_inserts(path: &Path, count: u32) -> f64 {
         let tx = c.transaction().unwrap();
         tx.execute(
             "INSERT INTO docs (_uid, name, category, n, data) VALUES (?, ?, ?, ?, ?)",
-            rusqlite::params![d.id, data["name"].as_str(), data["category"].as_str(), i, data.to_string()],
+            rusqlite::params![
+                d.id,
+                data["name"].as_str(),
+                data["category"].as_str(),
+                i,
+                data.to_string()
+            ],
         )
         .unwrap();
         for r in d.readers() {
-            tx.execute("INSERT INTO perms (_type, _permission, _document) VALUES ('read', ?, ?)", rusqlite::params![r, d.id]).unwrap();
+            tx.execute(
+                "INSERT INTO perms (_type, _permission, _document) VALUES ('read', ?, ?)",
+                rusqlite::params![r, d.id],
+            )
+            .unwrap();
         }
         tx.commit().unwrap();
     }
@@ -299,13 +370,24 @@ pub fn sled_build(dir: &Path, profile: Profile, n: u32) -> (sled::Db, Option<f64
 fn sled_visible(v: &[u8], ask: &Ask) -> bool {
     let value: Value = serde_json::from_slice(v).unwrap();
     let readers = value["readers"].as_array().unwrap();
-    let allowed = readers.iter().any(|r| ask.roles.iter().any(|role| Some(role.as_str()) == r.as_str()));
-    allowed && ask.category.as_ref().is_none_or(|c| value["data"]["category"].as_str() == Some(c))
+    let allowed = readers.iter().any(|r| {
+        ask.roles
+            .iter()
+            .any(|role| Some(role.as_str()) == r.as_str())
+    });
+    allowed
+        && ask
+            .category
+            .as_ref()
+            .is_none_or(|c| value["data"]["category"].as_str() == Some(c))
 }
 
 pub fn sled_page(db: &sled::Db, ask: &Ask, after: Option<&str>) -> (usize, Option<String>) {
     let iter = match after {
-        Some(a) => db.range::<&[u8], _>((std::ops::Bound::Excluded(a.as_bytes()), std::ops::Bound::Unbounded)),
+        Some(a) => db.range::<&[u8], _>((
+            std::ops::Bound::Excluded(a.as_bytes()),
+            std::ops::Bound::Unbounded,
+        )),
         None => db.iter(),
     };
     let mut out = Vec::new();
@@ -322,7 +404,9 @@ pub fn sled_page(db: &sled::Db, ask: &Ask, after: Option<&str>) -> (usize, Optio
 }
 
 pub fn sled_count(db: &sled::Db, ask: &Ask) -> u64 {
-    db.iter().filter(|kv| sled_visible(&kv.as_ref().unwrap().1, ask)).count() as u64
+    db.iter()
+        .filter(|kv| sled_visible(&kv.as_ref().unwrap().1, ask))
+        .count() as u64
 }
 
 pub fn sled_get(db: &sled::Db, ask: &Ask, id: &str) -> bool {

@@ -7,7 +7,13 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 /// Systems, in column order.
-pub const SYSTEMS: [&str; 5] = ["permdb user", "permdb key", "fetch floor", "sqlite", "sled scan"];
+pub const SYSTEMS: [&str; 5] = [
+    "permdb user",
+    "permdb key",
+    "fetch floor",
+    "sqlite",
+    "sled scan",
+];
 
 #[derive(Default)]
 pub struct Report {
@@ -19,11 +25,19 @@ pub struct Report {
 
 impl Report {
     pub fn put(&mut self, docs: u32, profile: &str, op: &str, system: &str, micros: f64) {
-        self.cells.insert((docs, profile.into(), op.into(), system.into()), micros);
+        self.cells
+            .insert((docs, profile.into(), op.into(), system.into()), micros);
     }
 
     fn get(&self, docs: u32, profile: &str, op: &str, system: &str) -> Option<f64> {
-        self.cells.get(&(docs, profile.to_string(), op.to_string(), system.to_string())).copied()
+        self.cells
+            .get(&(
+                docs,
+                profile.to_string(),
+                op.to_string(),
+                system.to_string(),
+            ))
+            .copied()
     }
 
     pub fn markdown(&self, docs: u32, profile: &str) -> String {
@@ -36,7 +50,10 @@ impl Report {
             }
             seen
         };
-        let mut out = format!("\n{profile}, {docs} documents (median µs)\n\n| operation | {} | permdb / sqlite | permdb / floor |\n|---|", SYSTEMS.join(" | "));
+        let mut out = format!(
+            "\n{profile}, {docs} documents (median µs)\n\n| operation | {} | permdb / sqlite | permdb / floor |\n|---|",
+            SYSTEMS.join(" | ")
+        );
         out += &"---|".repeat(SYSTEMS.len() + 2);
         out.push('\n');
         for op in ops {
@@ -77,8 +94,16 @@ impl Report {
             .filter(|((_, p, op, _), _)| p == profile && op == "first page")
             .map(|((d, _, _, s), v)| (*d, s.as_str(), *v))
             .collect();
-        let (min_n, max_n) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), (d, _, _)| (a.min(f64::from(*d)), b.max(f64::from(*d))));
-        let (min_t, max_t) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, _, t)| (a.min(*t), b.max(*t)));
+        let (min_n, max_n) = points
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), (d, _, _)| {
+                (a.min(f64::from(*d)), b.max(f64::from(*d)))
+            });
+        let (min_t, max_t) = points
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), (_, _, t)| {
+                (a.min(*t), b.max(*t))
+            });
         let lx = |n: f64| {
             let span = (max_n.log10() - min_n.log10()).max(1e-9);
             pad + (n.log10() - min_n.log10()) / span * (w - 2.0 * pad)
@@ -93,37 +118,75 @@ impl Report {
              <rect width='100%' height='100%' fill='white'/>\
              <text x='{pad}' y='24' font-size='15'>{profile}: first page (limit 25) latency vs documents, log-log (median µs)</text>\
              <line x1='{pad}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{pad}' y1='{pad}' x2='{pad}' y2='{}' stroke='black'/>",
-            h - pad, w - pad, h - pad, h - pad
+            h - pad,
+            w - pad,
+            h - pad,
+            h - pad
         );
         let mut ns: Vec<u32> = points.iter().map(|p| p.0).collect();
         ns.sort_unstable();
         ns.dedup();
         for n in &ns {
-            let _ = write!(svg, "<text x='{}' y='{}' text-anchor='middle'>{n}</text>", lx(f64::from(*n)), h - pad + 18.0);
+            let _ = write!(
+                svg,
+                "<text x='{}' y='{}' text-anchor='middle'>{n}</text>",
+                lx(f64::from(*n)),
+                h - pad + 18.0
+            );
         }
         for t in [1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0] {
             if t >= min_t * 0.8 && t <= max_t * 1.25 {
-                let _ = write!(svg, "<text x='{}' y='{}' text-anchor='end'>{}</text><line x1='{pad}' y1='{y}' x2='{}' y2='{y}' stroke='#eee'/>", pad - 6.0, ly(t) + 4.0, fmt(t), w - pad, y = ly(t));
+                let _ = write!(
+                    svg,
+                    "<text x='{}' y='{}' text-anchor='end'>{}</text><line x1='{pad}' y1='{y}' x2='{}' y2='{y}' stroke='#eee'/>",
+                    pad - 6.0,
+                    ly(t) + 4.0,
+                    fmt(t),
+                    w - pad,
+                    y = ly(t)
+                );
             }
         }
         for (i, system) in SYSTEMS.iter().enumerate() {
-            let mut line: Vec<(f64, f64)> = points.iter().filter(|p| p.1 == *system).map(|p| (lx(f64::from(p.0)), ly(p.2))).collect();
+            let mut line: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| p.1 == *system)
+                .map(|p| (lx(f64::from(p.0)), ly(p.2)))
+                .collect();
             if line.is_empty() {
                 continue;
             }
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
             let path: Vec<String> = line.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let color = colors[i % colors.len()];
-            let _ = write!(svg, "<polyline fill='none' stroke='{color}' stroke-width='2' points='{}'/>", path.join(" "));
+            let _ = write!(
+                svg,
+                "<polyline fill='none' stroke='{color}' stroke-width='2' points='{}'/>",
+                path.join(" ")
+            );
             for (x, y) in &line {
-                let _ = write!(svg, "<circle cx='{x:.1}' cy='{y:.1}' r='3' fill='{color}'/>");
+                let _ = write!(
+                    svg,
+                    "<circle cx='{x:.1}' cy='{y:.1}' r='3' fill='{color}'/>"
+                );
             }
-            let _ = write!(svg, "<text x='{}' y='{}' fill='{color}'>{system}</text>", w - pad - 110.0, pad + 16.0 * i as f64);
+            let _ = write!(
+                svg,
+                "<text x='{}' y='{}' fill='{color}'>{system}</text>",
+                w - pad - 110.0,
+                pad + 16.0 * i as f64
+            );
         }
         svg + "</svg>"
     }
 }
 
 pub fn fmt(micros: f64) -> String {
-    if micros >= 100.0 { format!("{micros:.0}") } else if micros >= 10.0 { format!("{micros:.1}") } else { format!("{micros:.2}") }
+    if micros >= 100.0 {
+        format!("{micros:.0}")
+    } else if micros >= 10.0 {
+        format!("{micros:.1}")
+    } else {
+        format!("{micros:.2}")
+    }
 }

@@ -17,7 +17,7 @@ use roaring::RoaringBitmap;
 use crate::error::{Error, Result};
 use crate::store::{Direction, Store, Tree, WriteBatch, keys};
 
-pub(crate) use stream::{BitmapStream, Counters};
+pub(crate) use stream::{BitmapStream, Counters, MergedStream};
 
 /// Which bitmap of a collection. The byte is part of the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -2,11 +2,13 @@
 //! in either direction, from a starting sequence, so a page reads only what it shows.
 
 use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use roaring::RoaringBitmap;
 
 use super::{IndexKind, bitmap_prefix, container_key, decode_container, high_bits};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Direction, Scan, Store, Tree, keys};
 
 /// Work done by one query, for `explain` and the cost tests.
@@ -123,6 +125,74 @@ impl Iterator for BitmapStream<'_> {
                 Ok(true) => {}
                 Ok(false) => return None,
                 Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// The union of several stored bitmaps, in `direction` order, without duplicates,
+/// merged lazily: each bitmap is read one container at a time, so a page costs the
+/// containers it reaches, not the union of every bitmap (DESIGN §4, many roles).
+pub(crate) struct MergedStream<'a> {
+    streams: Vec<BitmapStream<'a>>,
+    /// Min-heap of (key, stream): the key orders sequences in `direction`.
+    heap: BinaryHeap<Reverse<(u32, usize)>>,
+    direction: Direction,
+    last: Option<u32>,
+    failed: Option<Error>,
+}
+
+impl<'a> MergedStream<'a> {
+    pub(crate) fn new(streams: Vec<BitmapStream<'a>>, direction: Direction) -> MergedStream<'a> {
+        let mut merged = MergedStream {
+            streams,
+            heap: BinaryHeap::new(),
+            direction,
+            last: None,
+            failed: None,
+        };
+        for i in 0..merged.streams.len() {
+            merged.refill(i);
+        }
+        merged
+    }
+
+    fn key(&self, seq: u32) -> u32 {
+        match self.direction {
+            Direction::Forward => seq,
+            Direction::Reverse => u32::MAX - seq,
+        }
+    }
+
+    fn refill(&mut self, i: usize) {
+        match self.streams.get_mut(i).and_then(Iterator::next) {
+            Some(Ok(seq)) => {
+                let key = self.key(seq);
+                self.heap.push(Reverse((key, i)));
+            }
+            Some(Err(e)) => self.failed = Some(e),
+            None => {}
+        }
+    }
+}
+
+impl Iterator for MergedStream<'_> {
+    type Item = Result<u32>;
+
+    fn next(&mut self) -> Option<Result<u32>> {
+        loop {
+            if let Some(e) = self.failed.take() {
+                return Some(Err(e));
+            }
+            let Reverse((key, i)) = self.heap.pop()?;
+            self.refill(i);
+            let seq = match self.direction {
+                Direction::Forward => key,
+                Direction::Reverse => u32::MAX - key,
+            };
+            if self.last != Some(seq) {
+                self.last = Some(seq);
+                return Some(Ok(seq));
             }
         }
     }

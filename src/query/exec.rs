@@ -17,7 +17,7 @@ use crate::document::{ACTION_READ, DocRecord, Document, load_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::index::attr::IndexRecord;
-use crate::index::{BitmapStream, Counters, IndexKind, load_bitmap};
+use crate::index::{BitmapStream, Counters, IndexKind, MergedStream, load_bitmap};
 use crate::perm::{Action, Principal, RoleSet};
 use crate::store::Direction;
 
@@ -39,6 +39,9 @@ pub(crate) enum Want {
 enum Visible<'r> {
     All,
     Roles(RoaringBitmap, &'r RoleSet),
+    /// The roles' read bitmaps merged lazily in order: pages by `$sequence` without
+    /// index narrowing, so many roles cost what the page reaches, not their union.
+    Lazy(&'r RoleSet),
 }
 
 /// Candidate documents: the visible ones, narrowed by indexes when the filter allows.
@@ -80,6 +83,23 @@ impl Run<'_> {
                 &self.counters,
             )),
             Visible::Roles(bitmap, _) => iter_bitmap(bitmap, dir, start),
+            Visible::Lazy(roles) => {
+                let streams = roles
+                    .keys()
+                    .map(|role| {
+                        BitmapStream::open(
+                            &self.db.store,
+                            self.coll.cid,
+                            IndexKind::Read,
+                            role,
+                            dir,
+                            start,
+                            &self.counters,
+                        )
+                    })
+                    .collect();
+                Box::new(MergedStream::new(streams, dir))
+            }
         }
     }
 
@@ -87,7 +107,7 @@ impl Run<'_> {
     fn is_candidate(&self, source: &Source<'_>, seq: u32) -> bool {
         match (&source.narrowed, &source.visible) {
             (Some(b), _) | (None, Visible::Roles(b, _)) => b.contains(seq),
-            (None, Visible::All) => true,
+            (None, Visible::All | Visible::Lazy(_)) => true,
         }
     }
 
@@ -97,7 +117,7 @@ impl Run<'_> {
             return Ok(None); // deleted since the bitmap was read
         };
         self.counters.document_decoded();
-        if let Visible::Roles(_, roles) = &source.visible {
+        if let Visible::Roles(_, roles) | Visible::Lazy(roles) = &source.visible {
             // Fail closed: a document whose own permissions no longer grant read is skipped.
             if !record.grants(ACTION_READ, |r| roles.contains_key(r)) {
                 return Ok(None);
@@ -134,6 +154,10 @@ impl Run<'_> {
             Visible::All => Ok(seq),
             Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
             Visible::Roles(..) => Err(not_found()),
+            Visible::Lazy(roles) => match load_record(&self.db.store, self.coll.cid, seq)? {
+                Some(r) if r.grants(ACTION_READ, |role| roles.contains_key(role)) => Ok(seq),
+                _ => Err(not_found()),
+            },
         }
     }
 
@@ -164,7 +188,8 @@ impl Run<'_> {
             return Ok((page, None));
         }
         let decode_to_match = plan.filter.is_some() && !source.exact;
-        let counting = plan.cursor.is_none() && decode_to_match;
+        let lazy = matches!(source.visible, Visible::Lazy(_));
+        let counting = plan.cursor.is_none() && (decode_to_match || lazy);
         let (mut skipped, mut matched) = (0u64, 0u64);
         for seq in self.candidates(source, dir, start) {
             let full = page.len() as u64 >= plan.limit;
@@ -173,8 +198,16 @@ impl Run<'_> {
             }
             let seq = seq?;
             self.counters.candidate();
-            if !decode_to_match && skipped < plan.offset {
-                skipped += 1;
+            if !decode_to_match {
+                // Every candidate matches: count it, skip the offset, decode only the page.
+                matched += 1;
+                if skipped < plan.offset {
+                    skipped += 1;
+                } else if !full {
+                    if let Some(doc) = self.load(source, seq)? {
+                        page.push(doc);
+                    }
+                }
                 continue;
             }
             let Some(doc) = self.load(source, seq)? else {
@@ -339,6 +372,17 @@ impl Run<'_> {
             let n = match &source.visible {
                 Visible::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
                 Visible::Roles(bitmap, _) => bitmap.len(),
+                Visible::Lazy(_) => {
+                    let mut n = 0u64;
+                    for seq in self.candidates(source, Direction::Forward, None) {
+                        seq?;
+                        n += 1;
+                        if n >= cap {
+                            break;
+                        }
+                    }
+                    n
+                }
             };
             return Ok(n.min(cap));
         }
@@ -406,9 +450,16 @@ pub(crate) fn find(
         plan: plan(queries, &schema)?,
         counters: Counters::default(),
     };
+    let mut used = Vec::new();
+    let hit = match &run.plan.filter {
+        Some(f) => indexed::narrow(db, coll, f, &run.counters, &mut used)?,
+        None => None,
+    };
+    let lazy_ok = want == Want::Page && run.plan.sequence_order().is_some() && hit.is_none();
     let visible = match principal.roles() {
         None => Visible::All,
         Some(roles) if coll.grants(Action::Read, roles) => Visible::All,
+        Some(roles) if coll.document_security && lazy_ok => Visible::Lazy(roles),
         Some(roles) if coll.document_security => {
             let mut union = RoaringBitmap::new();
             for role in roles.keys() {
@@ -423,14 +474,9 @@ pub(crate) fn find(
             )));
         }
     };
-    let mut used = Vec::new();
-    let narrowed = match &run.plan.filter {
-        Some(f) => indexed::narrow(db, coll, f, &run.counters, &mut used)?,
-        None => None,
-    };
-    let (narrowed, exact) = match (narrowed, &visible) {
+    let (narrowed, exact) = match (hit, &visible) {
         (None, _) => (None, false),
-        (Some((b, exact)), Visible::All) => (Some(b), exact),
+        (Some((b, exact)), Visible::All | Visible::Lazy(_)) => (Some(b), exact),
         (Some((b, exact)), Visible::Roles(r, _)) => (Some(b & r), exact),
     };
     let source = Source {
@@ -481,6 +527,9 @@ pub(crate) fn find(
         plan: match &source.visible {
             Visible::All => Plan::AllDocuments,
             Visible::Roles(_, roles) => Plan::RoleUnion {
+                roles: roles.keys().count(),
+            },
+            Visible::Lazy(roles) => Plan::RoleMerge {
                 roles: roles.keys().count(),
             },
         },

@@ -380,9 +380,16 @@ pub struct Explain {
 pub enum Plan {
     /// Every live document: root, an API key, or a collection that grants read to the client.
     AllDocuments,
-    /// The union of the read bitmaps of the client's roles (document security).
+    /// The union of the read bitmaps of the client's roles (document security),
+    /// materialised: for counts, index intersections and orders other than `$sequence`.
     RoleUnion {
         /// How many roles were unioned.
+        roles: usize,
+    },
+    /// The read bitmaps of the client's roles merged lazily in `$sequence` order,
+    /// one container at a time: for pages.
+    RoleMerge {
+        /// How many roles were merged.
         roles: usize,
     },
 }
