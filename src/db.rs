@@ -8,6 +8,7 @@ use crate::auth::throttle::Throttle;
 use crate::catalog;
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::index::BitmapCache;
 use crate::options::{Durability, Options};
 use crate::perm::Principal;
 use crate::store::{SledBackend, Store, Tree, WriteBatch, keys};
@@ -31,6 +32,8 @@ pub(crate) struct DbInner {
     pub(crate) store: Store,
     pub(crate) options: Options,
     pub(crate) keyring: KeyRing,
+    /// Role and word bitmaps in memory; see `index::cache`.
+    pub(crate) bitmaps: BitmapCache,
     pub(crate) throttle: Throttle,
     /// A password hash that no password matches, checked for unknown emails so that
     /// they take as long as wrong passwords. Made on first use.
@@ -84,6 +87,7 @@ impl Db {
                 store,
                 options,
                 keyring,
+                bitmaps: BitmapCache::default(),
                 throttle,
                 dummy_hash: OnceLock::new(),
                 writer: Mutex::new(()),
@@ -161,7 +165,10 @@ impl DbInner {
         let _guard = self.lock();
         let mut batch = WriteBatch::default();
         let out = f(&self.store, &mut batch)?;
-        self.store.apply(&batch)?;
+        let applied = self.store.apply(&batch);
+        // Whatever happened to the batch, cached bitmaps it touched may be stale now.
+        self.bitmaps.invalidate(&batch);
+        applied?;
         if self.options.durability == Durability::Immediate && !batch.is_empty() {
             self.store.flush()?;
         }

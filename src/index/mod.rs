@@ -7,6 +7,7 @@
 //! in the same `WriteBatch` as the document change.
 
 pub(crate) mod attr;
+mod cache;
 mod container;
 mod stream;
 
@@ -17,6 +18,7 @@ use roaring::RoaringBitmap;
 use crate::error::{Error, Result};
 use crate::store::{Direction, Store, Tree, WriteBatch, keys};
 
+pub(crate) use cache::BitmapCache;
 pub(crate) use stream::{BitmapStream, Counters, MergedStream};
 
 /// Which bitmap of a collection. The byte is part of the key.

@@ -130,11 +130,11 @@ impl Iterator for BitmapStream<'_> {
     }
 }
 
-/// The union of several stored bitmaps, in `direction` order, without duplicates,
-/// merged lazily: each bitmap is read one container at a time, so a page costs the
-/// containers it reaches, not the union of every bitmap (DESIGN §4, many roles).
+/// The union of several bitmaps, in `direction` order, without duplicates, merged
+/// lazily with a min-heap: a page costs the entries it reaches, not the union of
+/// every bitmap (DESIGN §4, many roles).
 pub(crate) struct MergedStream<'a> {
-    streams: Vec<BitmapStream<'a>>,
+    streams: Vec<Box<dyn Iterator<Item = Result<u32>> + 'a>>,
     /// Min-heap of (key, stream): the key orders sequences in `direction`.
     heap: BinaryHeap<Reverse<(u32, usize)>>,
     direction: Direction,
@@ -143,7 +143,11 @@ pub(crate) struct MergedStream<'a> {
 }
 
 impl<'a> MergedStream<'a> {
-    pub(crate) fn new(streams: Vec<BitmapStream<'a>>, direction: Direction) -> MergedStream<'a> {
+    /// Merges `streams`, each already in `direction` order.
+    pub(crate) fn new(
+        streams: Vec<Box<dyn Iterator<Item = Result<u32>> + 'a>>,
+        direction: Direction,
+    ) -> MergedStream<'a> {
         let mut merged = MergedStream {
             streams,
             heap: BinaryHeap::new(),

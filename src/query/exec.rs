@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 
+use std::sync::Arc;
+
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
@@ -17,7 +19,7 @@ use crate::document::{ACTION_READ, DocRecord, Document, load_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::index::attr::IndexRecord;
-use crate::index::{BitmapStream, Counters, IndexKind, MergedStream, load_bitmap};
+use crate::index::{BitmapStream, Counters, IndexKind, MergedStream};
 use crate::perm::{Action, Principal, RoleSet};
 use crate::store::Direction;
 
@@ -41,7 +43,7 @@ enum Visible<'r> {
     Roles(RoaringBitmap, &'r RoleSet),
     /// The roles' read bitmaps merged lazily in order: pages by `$sequence` without
     /// index narrowing, so many roles cost what the page reaches, not their union.
-    Lazy(&'r RoleSet),
+    Lazy(Vec<Arc<RoaringBitmap>>, &'r RoleSet),
 }
 
 /// Candidate documents: the visible ones, narrowed by indexes when the filter allows.
@@ -83,21 +85,8 @@ impl Run<'_> {
                 &self.counters,
             )),
             Visible::Roles(bitmap, _) => iter_bitmap(bitmap, dir, start),
-            Visible::Lazy(roles) => {
-                let streams = roles
-                    .keys()
-                    .map(|role| {
-                        BitmapStream::open(
-                            &self.db.store,
-                            self.coll.cid,
-                            IndexKind::Read,
-                            role,
-                            dir,
-                            start,
-                            &self.counters,
-                        )
-                    })
-                    .collect();
+            Visible::Lazy(bitmaps, _) => {
+                let streams = bitmaps.iter().map(|b| iter_bitmap(b, dir, start)).collect();
                 Box::new(MergedStream::new(streams, dir))
             }
         }
@@ -107,7 +96,7 @@ impl Run<'_> {
     fn is_candidate(&self, source: &Source<'_>, seq: u32) -> bool {
         match (&source.narrowed, &source.visible) {
             (Some(b), _) | (None, Visible::Roles(b, _)) => b.contains(seq),
-            (None, Visible::All | Visible::Lazy(_)) => true,
+            (None, Visible::All | Visible::Lazy(..)) => true,
         }
     }
 
@@ -117,7 +106,7 @@ impl Run<'_> {
             return Ok(None); // deleted since the bitmap was read
         };
         self.counters.document_decoded();
-        if let Visible::Roles(_, roles) | Visible::Lazy(roles) = &source.visible {
+        if let Visible::Roles(_, roles) | Visible::Lazy(_, roles) = &source.visible {
             // Fail closed: a document whose own permissions no longer grant read is skipped.
             if !record.grants(ACTION_READ, |r| roles.contains_key(r)) {
                 return Ok(None);
@@ -154,7 +143,7 @@ impl Run<'_> {
             Visible::All => Ok(seq),
             Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
             Visible::Roles(..) => Err(not_found()),
-            Visible::Lazy(roles) => match load_record(&self.db.store, self.coll.cid, seq)? {
+            Visible::Lazy(_, roles) => match load_record(&self.db.store, self.coll.cid, seq)? {
                 Some(r) if r.grants(ACTION_READ, |role| roles.contains_key(role)) => Ok(seq),
                 _ => Err(not_found()),
             },
@@ -188,7 +177,7 @@ impl Run<'_> {
             return Ok((page, None));
         }
         let decode_to_match = plan.filter.is_some() && !source.exact;
-        let lazy = matches!(source.visible, Visible::Lazy(_));
+        let lazy = matches!(source.visible, Visible::Lazy(..));
         let counting = plan.cursor.is_none() && (decode_to_match || lazy);
         let (mut skipped, mut matched) = (0u64, 0u64);
         for seq in self.candidates(source, dir, start) {
@@ -372,7 +361,7 @@ impl Run<'_> {
             let n = match &source.visible {
                 Visible::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
                 Visible::Roles(bitmap, _) => bitmap.len(),
-                Visible::Lazy(_) => {
+                Visible::Lazy(..) => {
                     let mut n = 0u64;
                     for seq in self.candidates(source, Direction::Forward, None) {
                         seq?;
@@ -459,13 +448,23 @@ pub(crate) fn find(
     let visible = match principal.roles() {
         None => Visible::All,
         Some(roles) if coll.grants(Action::Read, roles) => Visible::All,
-        Some(roles) if coll.document_security && lazy_ok => Visible::Lazy(roles),
         Some(roles) if coll.document_security => {
-            let mut union = RoaringBitmap::new();
-            for role in roles.keys() {
-                union |= load_bitmap(&db.store, coll.cid, IndexKind::Read, role, &run.counters)?;
+            let bitmaps = roles
+                .keys()
+                .map(|role| {
+                    db.bitmaps
+                        .get(&db.store, coll.cid, IndexKind::Read, role, &run.counters)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if lazy_ok {
+                Visible::Lazy(bitmaps, roles)
+            } else {
+                let mut union = RoaringBitmap::new();
+                for b in &bitmaps {
+                    union |= b.as_ref();
+                }
+                Visible::Roles(union, roles)
             }
-            Visible::Roles(union, roles)
         }
         Some(_) => {
             return Err(Error::Unauthorized(format!(
@@ -476,7 +475,7 @@ pub(crate) fn find(
     };
     let (narrowed, exact) = match (hit, &visible) {
         (None, _) => (None, false),
-        (Some((b, exact)), Visible::All | Visible::Lazy(_)) => (Some(b), exact),
+        (Some((b, exact)), Visible::All | Visible::Lazy(..)) => (Some(b), exact),
         (Some((b, exact)), Visible::Roles(r, _)) => (Some(b & r), exact),
     };
     let source = Source {
@@ -529,7 +528,7 @@ pub(crate) fn find(
             Visible::Roles(_, roles) => Plan::RoleUnion {
                 roles: roles.keys().count(),
             },
-            Visible::Lazy(roles) => Plan::RoleMerge {
+            Visible::Lazy(_, roles) => Plan::RoleMerge {
                 roles: roles.keys().count(),
             },
         },
