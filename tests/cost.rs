@@ -229,3 +229,51 @@ fn indexed_queries_decode_at_most_the_page() {
         coll.count(&[Query::starts_with("name", "n1")]).unwrap()
     );
 }
+
+/// The capped total: exact below `TOTAL_CAP`, the cap above it, whether it is counted
+/// through the merge or known because one role alone reaches the cap; `count` is exact.
+#[test]
+fn page_totals_are_exact_below_the_cap_and_capped_above() {
+    let db = Db::temporary().unwrap();
+    let coll = common::create_collection(
+        &db,
+        "s",
+        CollectionSpec::new("c", "C").document_security(true),
+    );
+    let make = |range: std::ops::Range<u32>| {
+        coll.create_many(range.map(|i| {
+            let mut perms = Vec::new();
+            if i % 2 == 0 {
+                perms.push(Permission::read(Role::any()));
+            }
+            if i % 3 == 0 {
+                perms.push(Permission::read(Role::user("u1")));
+            }
+            (format!("d{i}"), json!({"i": i}), Some(perms))
+        }))
+        .unwrap();
+    };
+    make(0..6_000); // u1 sees 3,000 + 2,000 - 1,000 = 4,000: below the cap
+    let u1 = as_u1(&db);
+    let (list, e) = u1.find_explained(&[Query::limit(25)]).unwrap();
+    assert_eq!((list.total, e.plan), (4_000, Plan::RoleMerge { roles: 5 }));
+    assert_eq!(
+        u1.find(&[Query::cursor_after("d6"), Query::limit(5)])
+            .unwrap()
+            .total,
+        4_000
+    );
+    make(6_000..12_000); // `any` alone now holds 6,000: above the cap
+    let (list, e) = u1.find_explained(&[Query::limit(25)]).unwrap();
+    assert_eq!(list.total, permdb::TOTAL_CAP);
+    assert!(e.documents_decoded <= 25, "{e:?}");
+    assert_eq!(
+        u1.find(&[Query::cursor_after("d6"), Query::limit(5)])
+            .unwrap()
+            .total,
+        permdb::TOTAL_CAP
+    );
+    assert_eq!(u1.count(&[]).unwrap(), 8_000);
+    let ids: Vec<&str> = list.documents.iter().map(|d| d.id()).collect();
+    assert_eq!(ids[..4], ["d0", "d2", "d3", "d4"]);
+}

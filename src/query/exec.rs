@@ -178,7 +178,9 @@ impl Run<'_> {
         }
         let decode_to_match = plan.filter.is_some() && !source.exact;
         let lazy = matches!(source.visible, Visible::Lazy(..));
-        let counting = plan.cursor.is_none() && (decode_to_match || lazy);
+        // A capped total needs no counting when one role alone reaches the cap.
+        let capped = !decode_to_match && lazy_reaches_cap(source);
+        let counting = plan.cursor.is_none() && (decode_to_match || (lazy && !capped));
         let (mut skipped, mut matched) = (0u64, 0u64);
         for seq in self.candidates(source, dir, start) {
             let full = page.len() as u64 >= plan.limit;
@@ -217,7 +219,12 @@ impl Run<'_> {
         if plan.cursor.as_ref().is_some_and(|c| c.before) {
             page.reverse();
         }
-        Ok((page, counting.then_some(matched.min(TOTAL_CAP))))
+        let total = if capped {
+            Some(TOTAL_CAP)
+        } else {
+            counting.then_some(matched.min(TOTAL_CAP))
+        };
+        Ok((page, total))
     }
 
     /// Order by a single-attribute key index: walk its entries in order from the cursor,
@@ -361,6 +368,7 @@ impl Run<'_> {
             let n = match &source.visible {
                 Visible::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
                 Visible::Roles(bitmap, _) => bitmap.len(),
+                Visible::Lazy(..) if cap <= TOTAL_CAP && lazy_reaches_cap(source) => cap,
                 Visible::Lazy(..) => {
                     let mut n = 0u64;
                     for seq in self.candidates(source, Direction::Forward, None) {
@@ -392,6 +400,17 @@ impl Run<'_> {
             }
         }
         Ok(total)
+    }
+}
+
+/// Whether one of a lazy source's role bitmaps alone holds `TOTAL_CAP` documents,
+/// so the union does too and a capped total is known without counting.
+fn lazy_reaches_cap(source: &Source<'_>) -> bool {
+    match &source.visible {
+        Visible::Lazy(bitmaps, _) => {
+            source.narrowed.is_none() && bitmaps.iter().any(|b| b.len() >= TOTAL_CAP)
+        }
+        _ => false,
     }
 }
 
