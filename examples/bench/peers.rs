@@ -158,6 +158,13 @@ pub fn permdb_single_inserts(dir: &Path, durability: Durability, count: u32) -> 
 
 // ---- SQLite, Appwrite's design ---------------------------------------------
 
+/// Appwrite's layout: documents, and `perms` with the two indexes its SQL adapters create.
+const SCHEMA: &str = "CREATE TABLE docs (_id INTEGER PRIMARY KEY, _uid TEXT NOT NULL UNIQUE, name TEXT, category TEXT, n INTEGER, data TEXT);
+     CREATE INDEX docs_category ON docs (category);
+     CREATE TABLE perms (_id INTEGER PRIMARY KEY, _type TEXT NOT NULL, _permission TEXT NOT NULL, _document TEXT NOT NULL);
+     CREATE UNIQUE INDEX perms_doc ON perms (_document, _type, _permission);
+     CREATE INDEX perms_perm ON perms (_permission, _type);";
+
 pub fn sqlite_open(path: &Path) -> Connection {
     let c = Connection::open(path).unwrap();
     c.pragma_update(None, "journal_mode", "WAL").unwrap();
@@ -176,14 +183,7 @@ pub fn sqlite_build(path: &Path, profile: Profile, n: u32) -> (Connection, Optio
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let mut c = sqlite_open(path);
-    c.execute_batch(
-        "CREATE TABLE docs (_id INTEGER PRIMARY KEY, _uid TEXT NOT NULL UNIQUE, name TEXT, category TEXT, n INTEGER, data TEXT);
-         CREATE INDEX docs_category ON docs (category);
-         CREATE TABLE perms (_id INTEGER PRIMARY KEY, _type TEXT NOT NULL, _permission TEXT NOT NULL, _document TEXT NOT NULL);
-         CREATE UNIQUE INDEX perms_doc ON perms (_document, _type, _permission);
-         CREATE INDEX perms_perm ON perms (_permission, _type);",
-    )
-    .unwrap();
+    c.execute_batch(SCHEMA).unwrap();
     let start = std::time::Instant::now();
     let ids: Vec<u32> = (0..n).collect();
     for chunk in ids.chunks(10_000) {
@@ -300,14 +300,7 @@ pub fn sqlite_single_inserts(path: &Path, count: u32) -> f64 {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let mut c = sqlite_open(path);
-    c.execute_batch(
-        "CREATE TABLE docs (_id INTEGER PRIMARY KEY, _uid TEXT NOT NULL UNIQUE, name TEXT, category TEXT, n INTEGER, data TEXT);
-         CREATE INDEX docs_category ON docs (category);
-         CREATE TABLE perms (_id INTEGER PRIMARY KEY, _type TEXT NOT NULL, _permission TEXT NOT NULL, _document TEXT NOT NULL);
-         CREATE UNIQUE INDEX perms_doc ON perms (_document, _type, _permission);
-         CREATE INDEX perms_perm ON perms (_permission, _type);",
-    )
-    .unwrap();
+    c.execute_batch(SCHEMA).unwrap();
     let start = std::time::Instant::now();
     for i in 0..count {
         let d = doc(Profile::P2, i);
