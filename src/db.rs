@@ -28,6 +28,30 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// What [`Db::stats`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbStats {
+    /// One entry per tree (`meta`, `docs`, `doc_ids`, `perm_index`, `auth`, `attr_index`).
+    pub trees: Vec<TreeStats>,
+    /// Bytes of role bitmaps held in memory (their serialized size).
+    pub cached_bitmap_bytes: u64,
+}
+
+/// Sizes of one tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TreeStats {
+    /// The tree's name.
+    pub tree: &'static str,
+    /// How many keys it holds.
+    pub keys: u64,
+    /// Sum of key lengths.
+    pub key_bytes: u64,
+    /// Sum of value lengths.
+    pub value_bytes: u64,
+}
+
 pub(crate) struct DbInner {
     pub(crate) store: Store,
     pub(crate) options: Options,
@@ -107,6 +131,36 @@ impl Db {
     #[must_use]
     pub fn client(&self) -> Client {
         Client::new(self.clone(), Principal::guest())
+    }
+
+    /// Sizes of the store: per tree, its keys and logical bytes (key and value bytes,
+    /// not the engine's file size), and the bytes of bitmaps cached in memory.
+    /// Reads every key: for tools and benchmarks, not for hot paths.
+    pub fn stats(&self) -> Result<DbStats> {
+        let mut trees = Vec::new();
+        for tree in Tree::ALL {
+            let mut t = TreeStats {
+                tree: tree.name(),
+                keys: 0,
+                key_bytes: 0,
+                value_bytes: 0,
+            };
+            for entry in self
+                .inner
+                .store
+                .scan_prefix(tree, &[], crate::store::Direction::Forward)
+            {
+                let (k, v) = entry?;
+                t.keys += 1;
+                t.key_bytes += k.len() as u64;
+                t.value_bytes += v.len() as u64;
+            }
+            trees.push(t);
+        }
+        Ok(DbStats {
+            trees,
+            cached_bitmap_bytes: self.inner.bitmaps.bytes() as u64,
+        })
     }
 
     /// Makes every write so far durable, whatever the [`Durability`].

@@ -77,7 +77,7 @@ pub use auth::users::{MAX_EMAIL_LEN, MAX_LABELS, User};
 pub use catalog::{CollectionInfo, CollectionSpec, MAX_NAME_LEN, SchemaInfo};
 pub use client::{Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
-pub use db::Db;
+pub use db::{Db, DbStats, TreeStats};
 pub use document::{Document, DocumentList};
 pub use error::{Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN};

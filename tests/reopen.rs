@@ -153,3 +153,46 @@ fn documents_round_trip_through_appwrite_json() {
     assert_eq!(back, doc);
     assert!(serde_json::from_value::<Document>(json!({"$id": "x"})).is_err());
 }
+
+#[test]
+fn stats_report_trees_and_cached_bitmaps() {
+    let db = Db::temporary().unwrap();
+    let root = db.root();
+    root.schemas().create("s", "S").unwrap();
+    root.schema("s")
+        .collections()
+        .create(CollectionSpec::new("c", "C").document_security(true))
+        .unwrap();
+    let c = root.schema("s").collection("c");
+    c.create_many((0..100u32).map(|i| {
+        (
+            format!("d{i}"),
+            json!({"i": i}),
+            Some(vec![Permission::read(Role::user("u1"))]),
+        )
+    }))
+    .unwrap();
+    let before = db.stats().unwrap();
+    let docs = before.trees.iter().find(|t| t.tree == "docs").unwrap();
+    assert_eq!(docs.keys, 100);
+    assert!(
+        before
+            .trees
+            .iter()
+            .any(|t| t.tree == "perm_index" && t.keys > 0 && t.value_bytes > 0)
+    );
+    assert_eq!(before.cached_bitmap_bytes, 0);
+    root.impersonate("u1")
+        .unwrap()
+        .schema("s")
+        .collection("c")
+        .find(&[])
+        .unwrap();
+    let cached = db.stats().unwrap().cached_bitmap_bytes;
+    assert!(cached > 100, "u1's role bitmaps are cached: {cached}");
+    c.delete("d0").unwrap();
+    // The write touched `read("user:u1")`: that bitmap is dropped; the empty bitmaps of
+    // u1's other roles (8 bytes each) were not touched and stay.
+    let after = db.stats().unwrap().cached_bitmap_bytes;
+    assert!(after < cached && after <= 8 * 4, "{after}");
+}

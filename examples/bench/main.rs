@@ -111,7 +111,35 @@ fn dir_bytes(path: &Path) -> u64 {
     }
 }
 
+/// VmRSS of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Child mode: open a permdb store, query as the sampled users, print RSS before and after.
+fn rss_probe(dir: &str, users: u32) {
+    let before = rss_bytes();
+    let db = Db::open_with(dir, peers::permdb_options()).unwrap();
+    for u in sample_users(users) {
+        let c = db.root().impersonate(&format!("u{u}")).unwrap();
+        std::hint::black_box(permdb_docs(&c).find(&[Query::limit(25)]).unwrap());
+        std::hint::black_box(permdb_docs(&c).count(&[]).unwrap());
+    }
+    println!("{before} {}", rss_bytes());
+}
+
 fn main() {
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("--rss-probe") {
+        rss_probe(&raw[2], raw[3].parse().unwrap());
+        return;
+    }
     let args = args();
     let command = format!(
         "cargo run --release --example bench -- {}",
@@ -328,6 +356,19 @@ fn main() {
                     }),
                 );
             }
+            // Permission index size: logical bytes on disk, and its values (its size in memory
+            // when fully cached), per document; what the sampled users' queries cached.
+            let stats = pdb.db.stats().unwrap();
+            let perm = stats.trees.iter().find(|t| t.tree == "perm_index").unwrap();
+            let per_doc = |b: u64| b as f64 / f64::from(n);
+            let index_sizes = json!({
+                "docs": n, "profile": p,
+                "perm_index_disk_bytes_per_doc": per_doc(perm.key_bytes + perm.value_bytes),
+                "perm_index_value_bytes_per_doc": per_doc(perm.value_bytes),
+                "cached_bitmap_bytes_per_doc": per_doc(stats.cached_bitmap_bytes),
+            });
+            println!("permission index: {index_sizes}");
+            report.extra.push(index_sizes);
             // Open time of the existing store, and the first query after it (cold caches).
             drop((users, key_docs, sled, sqlite));
             let permdb_dir = data_dir.join(format!("permdb-{tag}"));
@@ -343,6 +384,23 @@ fn main() {
             std::hint::black_box(permdb_docs(&first).find(&[Query::limit(25)]).unwrap());
             let cold_ms = t.elapsed().as_secs_f64() * 1e3;
             drop((first, db));
+            // Resident memory of a fresh process that opens the store and queries as the users.
+            let probe = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--rss-probe",
+                    &permdb_dir.display().to_string(),
+                    &args.users.to_string(),
+                ])
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&probe.stdout);
+            let mut parts = out
+                .split_whitespace()
+                .map(|v| v.parse::<u64>().unwrap_or(0));
+            let (rss0, rss1) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            let rss = json!({"docs": n, "profile": p, "rss_growth_bytes_per_doc": rss1.saturating_sub(rss0) as f64 / f64::from(n), "rss_after_bytes": rss1});
+            println!("resident memory: {rss}");
+            report.extra.push(rss);
             let bytes = dir_bytes(&permdb_dir);
             let mut sizes = json!({"permdb": bytes});
             if args.sqlite {

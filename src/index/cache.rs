@@ -77,6 +77,11 @@ impl BitmapCache {
         Ok(loaded)
     }
 
+    /// Bytes of bitmaps held (their serialized size).
+    pub(crate) fn bytes(&self) -> usize {
+        self.read().bytes
+    }
+
     /// Drops every cached bitmap a just-applied batch touched.
     pub(crate) fn invalidate(&self, batch: &WriteBatch) {
         let mut touched = batch
