@@ -208,7 +208,9 @@ fn schema_info(r: &SchemaRecord) -> Result<SchemaInfo> {
     })
 }
 
-pub(crate) fn collection_info(r: &CollectionRecord) -> Result<CollectionInfo> {
+/// The public view of a collection record; `max_depth` is the store's nesting limit,
+/// with which attribute defaults were stored.
+pub(crate) fn collection_info(r: &CollectionRecord, max_depth: usize) -> Result<CollectionInfo> {
     let where_ = || format!("collection {}/{}", r.schema_id, r.id);
     let ts = |ms| {
         timefmt::from_millis(ms)
@@ -228,7 +230,7 @@ pub(crate) fn collection_info(r: &CollectionRecord) -> Result<CollectionInfo> {
         enabled: r.enabled,
         created_at: ts(r.created_ms)?,
         updated_at: ts(r.updated_ms)?,
-        attributes: r.attribute_specs(64)?,
+        attributes: r.attribute_specs(max_depth)?,
         indexes: r.indexes.iter().map(IndexRecord::public).collect(),
     })
 }
@@ -402,12 +404,15 @@ pub(crate) fn create_collection(
             keys::collection(schema_id, &spec.id),
             codec::encode(&r)?,
         );
-        collection_info(&r)
+        collection_info(&r, db.options.limits.max_depth)
     })
 }
 
 pub(crate) fn get_collection(db: &DbInner, schema_id: &str, id: &str) -> Result<CollectionInfo> {
-    collection_info(&require_collection(&db.store, schema_id, id)?)
+    collection_info(
+        &require_collection(&db.store, schema_id, id)?,
+        db.options.limits.max_depth,
+    )
 }
 
 pub(crate) fn list_collections(db: &DbInner, schema_id: &str) -> Result<Vec<CollectionInfo>> {
@@ -421,7 +426,7 @@ pub(crate) fn list_collections(db: &DbInner, schema_id: &str) -> Result<Vec<Coll
         let (k, v) = entry?;
         let r: CollectionRecord =
             codec::decode(&v, || format!("collection record at {:02x?}", &*k))?;
-        out.push(collection_info(&r)?);
+        out.push(collection_info(&r, db.options.limits.max_depth)?);
     }
     Ok(out)
 }
@@ -447,7 +452,7 @@ pub(crate) fn update_collection(
             keys::collection(schema_id, &spec.id),
             codec::encode(&r)?,
         );
-        collection_info(&r)
+        collection_info(&r, db.options.limits.max_depth)
     })
 }
 
@@ -483,7 +488,7 @@ pub(crate) fn create_attribute(
             keys::collection(schema_id, id),
             codec::encode(&r)?,
         );
-        collection_info(&r)
+        collection_info(&r, db.options.limits.max_depth)
     })
 }
 
@@ -581,7 +586,7 @@ pub(crate) fn create_index(
             keys::collection(schema_id, id),
             codec::encode(&r)?,
         );
-        collection_info(&r)
+        collection_info(&r, db.options.limits.max_depth)
     })
 }
 

@@ -51,14 +51,7 @@ impl std::fmt::Debug for ApiKey {
             .field("name", &self.name)
             .field("scopes", &self.scopes)
             .field("expire", &self.expire)
-            .field(
-                "secret",
-                &if self.secret.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("secret", &crate::secret::redacted(&self.secret))
             .finish()
     }
 }

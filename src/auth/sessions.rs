@@ -51,14 +51,7 @@ impl std::fmt::Debug for Session {
             .field("id", &self.id)
             .field("user_id", &self.user_id)
             .field("expire", &self.expire)
-            .field(
-                "secret",
-                &if self.secret.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("secret", &crate::secret::redacted(&self.secret))
             .field("current", &self.current)
             .finish()
     }
