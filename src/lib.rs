@@ -57,6 +57,7 @@ mod document;
 mod error;
 mod id;
 mod index;
+mod integrity;
 mod options;
 mod perm;
 mod query;
@@ -82,6 +83,7 @@ pub use document::{Document, DocumentList};
 pub use error::{Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN};
 pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
+pub use integrity::IntegrityReport;
 pub use options::{
     Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, SystemClock,
 };

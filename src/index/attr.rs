@@ -98,7 +98,7 @@ impl IndexRecord {
         }
     }
 
-    fn prefix(&self, cid: u32) -> Vec<u8> {
+    pub(crate) fn prefix(&self, cid: u32) -> Vec<u8> {
         let mut k = keys::collection_data(cid).to_vec();
         k.extend_from_slice(&self.number.to_be_bytes());
         k
@@ -117,11 +117,11 @@ impl IndexRecord {
         Some(k)
     }
 
-    fn word_role(&self, word: &str) -> String {
+    pub(crate) fn word_role(&self, word: &str) -> String {
         format!("{}:{word}", self.number)
     }
 
-    fn words(&self, data: &Map<String, Value>) -> BTreeSet<String> {
+    pub(crate) fn words(&self, data: &Map<String, Value>) -> BTreeSet<String> {
         match self
             .attributes
             .first()

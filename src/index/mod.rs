@@ -91,6 +91,33 @@ fn container_high(key: &[u8], prefix_len: usize) -> Result<u16> {
     }
 }
 
+/// The container key holding `seq` in bitmap `(cid, kind, role)`.
+pub(crate) fn container_key_of(cid: u32, kind: IndexKind, role: &str, seq: u32) -> Vec<u8> {
+    container_key(&bitmap_prefix(cid, kind, role), high_bits(seq))
+}
+
+/// Every stored container of collection `cid` (live set, permissions, fulltext words), decoded.
+pub(crate) fn stored_containers(
+    store: &Store,
+    cid: u32,
+) -> Result<BTreeMap<Vec<u8>, std::result::Result<RoaringBitmap, String>>> {
+    let mut out = BTreeMap::new();
+    for entry in store.scan_prefix(
+        Tree::PermIndex,
+        &keys::collection_data(cid),
+        Direction::Forward,
+    ) {
+        let (k, v) = entry?;
+        // The high bits are the key's last two bytes; the prefix length follows from that.
+        let decoded = match k.len().checked_sub(2) {
+            Some(prefix_len) => decode_container(&k, prefix_len, &v).map_err(|e| e.to_string()),
+            None => Err("key too short".into()),
+        };
+        out.insert(k.to_vec(), decoded);
+    }
+    Ok(out)
+}
+
 /// Index changes gathered for one write, grouped by container.
 #[derive(Debug, Default)]
 pub(crate) struct IndexEdits {
