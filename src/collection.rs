@@ -22,7 +22,7 @@ use crate::perm::{Action, Permission, Principal, Role, Target, normalize};
 use crate::query::exec::{Want, find};
 use crate::query::{Explain, Query};
 use crate::store::{Store, Tree, WriteBatch, codec, keys};
-use crate::value::{self, flatten};
+use crate::value::flatten;
 
 /// Longest attribute name, in bytes.
 pub const MAX_FIELD_NAME_LEN: usize = 255;
@@ -260,15 +260,7 @@ impl Collection {
             let old = check_document(principal, &coll, Action::Update, id, || {
                 lookup(store, &coll, id, &mut seq)
             })?;
-            let mut data = match value::rebuild(old.nodes.clone(), self.limits().max_depth) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(Error::corrupt(
-                        format!("document {} of {}", quote(id), coll.id),
-                        "bad attributes",
-                    ));
-                }
-            };
+            let mut data = old.data(self.limits().max_depth)?;
             let old_data = data.clone();
             data.extend(patch.clone());
             let specs = coll.attribute_specs(self.limits().max_depth)?;

@@ -231,12 +231,7 @@ impl DocRecord {
     /// The node list without top-level field `key`, or `None` when the document lacks it.
     pub(crate) fn without_field(&self, key: &str, max_depth: usize) -> Result<Option<Vec<Node>>> {
         let where_ = || format!("document {}", quote(&self.id));
-        let mut data = match value::rebuild(self.nodes.clone(), max_depth)
-            .map_err(|e| Error::corrupt(where_(), e))?
-        {
-            Value::Object(map) => map,
-            _ => return Err(Error::corrupt(where_(), "attributes are not an object")),
-        };
+        let mut data = self.data(max_depth)?;
         if data.remove(key).is_none() {
             return Ok(None);
         }

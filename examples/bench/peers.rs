@@ -229,18 +229,21 @@ fn sqlite_perm_clause(ask: &Ask) -> String {
     )
 }
 
-/// The first page (or the page after `after`, an `_id`): ids and the last `_id`.
-pub fn sqlite_page(c: &Connection, ask: &Ask, after: Option<i64>) -> (usize, Option<i64>) {
-    let mut sql = format!(
-        "SELECT _id, _uid, data FROM docs WHERE {}",
-        sqlite_perm_clause(ask)
-    );
+/// `select ... WHERE <permission clause> [AND category = ?]` and its arguments.
+fn sqlite_filtered(select: &str, ask: &Ask) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = format!("{select} FROM docs WHERE {}", sqlite_perm_clause(ask));
     let mut args: Vec<rusqlite::types::Value> =
         ask.roles.iter().map(|r| r.clone().into()).collect();
     if let Some(cat) = &ask.category {
         sql += " AND category = ?";
         args.push(cat.clone().into());
     }
+    (sql, args)
+}
+
+/// The first page (or the page after `after`, an `_id`): ids and the last `_id`.
+pub fn sqlite_page(c: &Connection, ask: &Ask, after: Option<i64>) -> (usize, Option<i64>) {
+    let (mut sql, mut args) = sqlite_filtered("SELECT _id, _uid, data", ask);
     if let Some(a) = after {
         sql += " AND _id > ?";
         args.push(a.into());
@@ -260,16 +263,7 @@ pub fn sqlite_page(c: &Connection, ask: &Ask, after: Option<i64>) -> (usize, Opt
 }
 
 pub fn sqlite_count(c: &Connection, ask: &Ask) -> u64 {
-    let mut sql = format!(
-        "SELECT COUNT(*) FROM docs WHERE {}",
-        sqlite_perm_clause(ask)
-    );
-    let mut args: Vec<rusqlite::types::Value> =
-        ask.roles.iter().map(|r| r.clone().into()).collect();
-    if let Some(cat) = &ask.category {
-        sql += " AND category = ?";
-        args.push(cat.clone().into());
-    }
+    let (sql, args) = sqlite_filtered("SELECT COUNT(*)", ask);
     let mut stmt = c.prepare_cached(&sql).unwrap();
     stmt.query_row(params_from_iter(args), |r| r.get::<_, i64>(0))
         .unwrap() as u64
