@@ -163,9 +163,22 @@ fn check(
         .iter()
         .filter(|i| i.kind != IndexType::Fulltext)
     {
-        for entry in store.scan_prefix(Tree::AttrIndex, &index.prefix(coll.cid), Direction::Forward)
+        for entry in
+            store.scan_prefix_keyed(Tree::AttrIndex, &index.prefix(coll.cid), Direction::Forward)
         {
-            have_entries.insert(entry?.0.to_vec());
+            let (k, v) = entry?;
+            match v {
+                Ok(_) => {
+                    have_entries.insert(k.to_vec());
+                }
+                Err(e) => {
+                    // Left out of `have_entries`: repaired below like a missing or stray entry.
+                    report.problem(format!("{name}: {e}"));
+                    if let Some(b) = batch.as_deref_mut() {
+                        b.remove(Tree::AttrIndex, k.to_vec());
+                    }
+                }
+            }
         }
     }
     for k in have_entries.symmetric_difference(&want.entries) {
@@ -197,13 +210,16 @@ fn check(
             .put(b, coll.cid);
         }
     }
-    for entry in store.scan_prefix(
+    for entry in store.scan_prefix_keyed(
         Tree::DocIds,
         &keys::collection_data(coll.cid),
         Direction::Forward,
     ) {
         let (k, v) = entry?;
-        let seq = <[u8; 4]>::try_from(&*v).map(u32::from_be_bytes).ok();
+        let seq = v
+            .ok()
+            .and_then(|v| <[u8; 4]>::try_from(&*v).ok())
+            .map(u32::from_be_bytes);
         if seq.is_none() || want.ids.get(&k.to_vec()) != seq.as_ref() {
             report.problem(format!(
                 "{name}: document id entry {:02x?} does not match a document",

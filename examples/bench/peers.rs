@@ -45,11 +45,19 @@ pub fn permdb_options() -> Options {
 /// Returns the store and the seconds spent inserting (batched) when it was built.
 pub fn permdb_build(dir: &Path, profile: Profile, n: u32, users: u32) -> (Permdb, Option<f64>) {
     let done = dir.join("complete");
-    let fresh = !done.exists();
+    // A cached store of an older format does not open: it is rebuilt.
+    let cached = done
+        .exists()
+        .then(|| Db::open_with(dir, permdb_options()).ok())
+        .flatten();
+    let fresh = cached.is_none();
     if fresh {
         let _ = std::fs::remove_dir_all(dir);
     }
-    let db = Db::open_with(dir, permdb_options()).expect("open permdb");
+    let db = match cached {
+        Some(db) => db,
+        None => Db::open_with(dir, permdb_options()).expect("open permdb"),
+    };
     let root = db.root();
     let mut insert_secs = None;
     if fresh {

@@ -102,16 +102,19 @@ pub(crate) fn stored_containers(
     cid: u32,
 ) -> Result<BTreeMap<Vec<u8>, std::result::Result<RoaringBitmap, String>>> {
     let mut out = BTreeMap::new();
-    for entry in store.scan_prefix(
+    for entry in store.scan_prefix_keyed(
         Tree::PermIndex,
         &keys::collection_data(cid),
         Direction::Forward,
     ) {
         let (k, v) = entry?;
         // The high bits are the key's last two bytes; the prefix length follows from that.
-        let decoded = match k.len().checked_sub(2) {
-            Some(prefix_len) => decode_container(&k, prefix_len, &v).map_err(|e| e.to_string()),
-            None => Err("key too short".into()),
+        let decoded = match (k.len().checked_sub(2), v) {
+            (_, Err(e)) => Err(e.to_string()),
+            (Some(prefix_len), Ok(v)) => {
+                decode_container(&k, prefix_len, &v).map_err(|e| e.to_string())
+            }
+            (None, Ok(_)) => Err("key too short".into()),
         };
         out.insert(k.to_vec(), decoded);
     }

@@ -28,9 +28,12 @@
 //! auth       "O" expires:i64BE token_id:16    -> (empty) the same, by expiry, for cleanup
 //! ```
 //! Ids never contain `/` (see `id`), so `"c" schema_id "/"` is an exact prefix.
+//!
+//! Every value above is stored followed by a 4-byte CRC-32 of (tree, key, value) (format 2;
+//! see `frame`), checked on every read.
 
 /// Version of the on-disk format written by this build.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 pub(crate) const VERSION: &[u8] = b"v";
 pub(crate) const NEXT_COLLECTION: &[u8] = b"g";

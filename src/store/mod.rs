@@ -2,6 +2,7 @@
 //! Every call into sled lives below this module; the rest of permdb sees only [`Store`].
 
 pub(crate) mod codec;
+mod frame;
 pub(crate) mod keys;
 mod sled_backend;
 
@@ -53,13 +54,33 @@ impl Tree {
 }
 
 /// Bytes read from the store, borrowed from the engine's buffer without a copy.
+/// Past the backend, `len` excludes the value's checksum (see [`frame`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Bytes(sled::IVec);
+pub(crate) struct Bytes {
+    buf: sled::IVec,
+    // INVARIANT (bytes-len): `len <= buf.len()`; set by `new` and only lowered by `truncated`.
+    len: usize,
+}
+
+impl Bytes {
+    fn new(buf: sled::IVec) -> Bytes {
+        let len = buf.len();
+        Bytes { buf, len }
+    }
+
+    /// The first `len` bytes (no more than there are).
+    fn truncated(self, len: usize) -> Bytes {
+        Bytes {
+            len: len.min(self.len),
+            buf: self.buf,
+        }
+    }
+}
 
 impl Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.buf.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -83,7 +104,9 @@ pub(crate) struct WriteBatch {
 }
 
 impl WriteBatch {
-    pub(crate) fn put(&mut self, tree: Tree, key: Vec<u8>, value: Vec<u8>) {
+    /// Puts `value` at `key`, sealed with its checksum.
+    pub(crate) fn put(&mut self, tree: Tree, key: Vec<u8>, mut value: Vec<u8>) {
+        frame::seal(tree, &key, &mut value);
         self.ops.insert((tree, key), Some(value));
     }
 
@@ -137,6 +160,15 @@ pub(crate) trait Backend: Send + Sync {
     fn flush(&self) -> Result<()>;
 }
 
+/// A scan whose values have their checksums verified and stripped.
+fn unseal_scan(tree: Tree, scan: Scan<'_>) -> Scan<'_> {
+    Box::new(scan.map(move |entry| {
+        let (key, raw) = entry?;
+        let value = frame::unseal(tree, &key, raw)?;
+        Ok((key, value))
+    }))
+}
+
 /// The store handle the rest of the crate uses.
 #[derive(Clone)]
 pub(crate) struct Store {
@@ -154,12 +186,42 @@ impl Store {
         Store { backend }
     }
 
+    /// The value at `key`, its checksum verified.
     pub(crate) fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Bytes>> {
+        self.backend
+            .get(tree, key)?
+            .map(|raw| frame::unseal(tree, key, raw))
+            .transpose()
+    }
+
+    /// The value at `key` with its checksum unchecked and kept. Only for the format
+    /// version, whose first four bytes every build must be able to read.
+    pub(crate) fn get_unverified(&self, tree: Tree, key: &[u8]) -> Result<Option<Bytes>> {
         self.backend.get(tree, key)
     }
 
     /// Every entry whose key starts with `prefix`, in `direction` order.
     pub(crate) fn scan_prefix(&self, tree: Tree, prefix: &[u8], direction: Direction) -> Scan<'_> {
+        unseal_scan(tree, self.raw_scan_prefix(tree, prefix, direction))
+    }
+
+    /// Like [`Store::scan_prefix`], but a value that fails its checksum comes back beside its
+    /// key instead of ending the scan: the integrity check repairs such derived records.
+    pub(crate) fn scan_prefix_keyed(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        direction: Direction,
+    ) -> impl Iterator<Item = Result<(Bytes, Result<Bytes>)>> + '_ {
+        self.raw_scan_prefix(tree, prefix, direction)
+            .map(move |entry| {
+                let (key, raw) = entry?;
+                let value = frame::unseal(tree, &key, raw);
+                Ok((key, value))
+            })
+    }
+
+    fn raw_scan_prefix(&self, tree: Tree, prefix: &[u8], direction: Direction) -> Scan<'_> {
         match keys::prefix_end(prefix) {
             Some(end) => self.backend.range(
                 tree,
@@ -181,8 +243,10 @@ impl Store {
         to: &[u8],
         direction: Direction,
     ) -> Scan<'_> {
-        self.backend
-            .range(tree, Bound::Included(from), Bound::Excluded(to), direction)
+        let scan = self
+            .backend
+            .range(tree, Bound::Included(from), Bound::Excluded(to), direction);
+        unseal_scan(tree, scan)
     }
 
     pub(crate) fn apply(&self, batch: &WriteBatch) -> Result<()> {

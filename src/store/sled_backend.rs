@@ -52,7 +52,7 @@ impl SledBackend {
 
 impl Backend for SledBackend {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Bytes>> {
-        Ok(self.tree(tree)?.get(key).map_err(storage)?.map(Bytes))
+        Ok(self.tree(tree)?.get(key).map_err(storage)?.map(Bytes::new))
     }
 
     fn range<'a>(
@@ -69,7 +69,8 @@ impl Backend for SledBackend {
         let own = |b: Bound<&[u8]>| b.map(sled::IVec::from);
         let iter = t.range::<sled::IVec, _>((own(from), own(to)));
         let map = |r: sled::Result<(sled::IVec, sled::IVec)>| {
-            r.map(|(k, v)| (Bytes(k), Bytes(v))).map_err(storage)
+            r.map(|(k, v)| (Bytes::new(k), Bytes::new(v)))
+                .map_err(storage)
         };
         match direction {
             Direction::Forward => Box::new(iter.map(map)),
