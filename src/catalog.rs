@@ -186,7 +186,7 @@ impl CollectionSpec {
 
 fn check_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(Error::InvalidId(format!(
+        return Err(Error::InvalidArgument(format!(
             "{what} name {}: must be 1 to {MAX_NAME_LEN} characters",
             quote(name)
         )));

@@ -84,8 +84,13 @@ fn email_key(email: &str) -> Vec<u8> {
 }
 
 pub(crate) fn check_email(email: &str) -> Result<()> {
-    let ok = email.len() <= MAX_EMAIL_LEN
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "invalid email {}: longer than {MAX_EMAIL_LEN} bytes",
+            quote(email)
+        )));
+    }
+    let ok = !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')
         });
