@@ -16,28 +16,33 @@ pub struct Account {
 }
 
 impl Account {
-    fn signed_in(&self) -> Option<(&str, &UserAuth)> {
-        match &*self.client.principal {
-            Principal::User { id, auth, .. } => Some((id, auth)),
+    /// The signed-in user and how they signed in; `None` for root, keys and guests.
+    fn signed_in(&self) -> Result<Option<(String, UserAuth)>> {
+        Ok(match &*self.client.principal()? {
+            Principal::User { id, auth, .. } => Some((id.clone(), auth.clone())),
             _ => None,
-        }
+        })
     }
 
-    fn user_id(&self) -> Result<&str> {
-        self.signed_in()
+    fn user_id(&self) -> Result<String> {
+        self.signed_in()?
             .map(|(id, _)| id)
             .ok_or_else(|| Error::Unauthorized("this call needs a signed-in user".into()))
     }
 
-    fn current_session(&self) -> Option<&str> {
-        match self.signed_in() {
-            Some((_, UserAuth::Session(s) | UserAuth::Token(s))) => Some(s),
-            _ => None,
+    /// The signed-in user and the session behind the client, if any.
+    fn user_and_session(&self) -> Result<(String, Option<String>)> {
+        match self.signed_in()? {
+            Some((id, UserAuth::Session(s) | UserAuth::Token(s))) => Ok((id, Some(s))),
+            Some((id, UserAuth::Impersonated)) => Ok((id, None)),
+            None => Err(Error::Unauthorized(
+                "this call needs a signed-in user".into(),
+            )),
         }
     }
 
     fn not_signed_in(&self, what: &str) -> Result<()> {
-        match self.signed_in() {
+        match self.signed_in()? {
             Some(_) => Err(Error::Unauthorized(format!(
                 "{what}: a user is already signed in"
             ))),
@@ -69,36 +74,32 @@ impl Account {
     /// The signed-in user.
     pub fn get(&self) -> Result<User> {
         let id = self.user_id()?;
-        users::load_user(&self.client.db.inner.store, id)?
+        users::load_user(&self.client.db.inner.store, &id)?
             .map(|u| u.public())
-            .ok_or_else(|| Error::not_found(ResourceKind::User, id))
+            .ok_or_else(|| Error::not_found(ResourceKind::User, &id))
     }
 
     /// The user's sessions (without secrets); `current` marks the client's own.
     pub fn list_sessions(&self) -> Result<Vec<Session>> {
-        sessions::list_sessions(
-            &self.client.db.inner,
-            self.user_id()?,
-            self.current_session(),
-        )
+        let (user, current) = self.user_and_session()?;
+        sessions::list_sessions(&self.client.db.inner, &user, current.as_deref())
     }
 
     /// Ends session `id`, or the client's own with `"current"`. Tokens made from it are
     /// refused from then on.
     pub fn delete_session(&self, id: &str) -> Result<()> {
-        let user = self.user_id()?;
+        let (user, current) = self.user_and_session()?;
         let id = match id {
-            "current" => self
-                .current_session()
+            "current" => current
                 .ok_or_else(|| Error::Unauthorized("this client has no current session".into()))?,
-            other => other,
+            other => other.to_owned(),
         };
-        sessions::delete_session(&self.client.db.inner, user, id)
+        sessions::delete_session(&self.client.db.inner, &user, &id)
     }
 
     /// Ends every session of the user.
     pub fn delete_sessions(&self) -> Result<()> {
-        sessions::delete_sessions(&self.client.db.inner, self.user_id()?)
+        sessions::delete_sessions(&self.client.db.inner, &self.user_id()?)
     }
 
     /// A token for a backend to act as this user (`Client::set_jwt`), valid for
@@ -114,9 +115,9 @@ impl Account {
     }
 
     fn issue(&self, kind: TokenKind) -> Result<Jwt> {
-        match self.signed_in() {
+        match self.signed_in()? {
             Some((user, UserAuth::Session(session))) => {
-                issue::create(&self.client.db.inner, user, session, kind)
+                issue::create(&self.client.db.inner, &user, &session, kind)
             }
             Some((_, UserAuth::Token(_))) => Err(Error::Unauthorized(
                 "a client authenticated by a token cannot create tokens".into(),

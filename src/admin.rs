@@ -173,7 +173,7 @@ impl Keys {
         api_keys::list_keys(&self.client.db.inner)
     }
 
-    /// Deletes key `id`; clients made from it before keep their snapshot, new `set_key` calls fail.
+    /// Deletes key `id`; clients made from it are refused from their next call on.
     pub fn delete(&self, id: &str) -> Result<()> {
         self.client.require_root("deleting API keys")?;
         api_keys::delete_key(&self.client.db.inner, id)

@@ -2,7 +2,9 @@
 //! `Schemas`, `Schema`, `Collections` and `Collection`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+use time::OffsetDateTime;
 
 use crate::account::Account;
 use crate::admin::{Keys, Teams, TokenKeys, Users};
@@ -11,23 +13,57 @@ use crate::auth::users::{self, load_user};
 use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
 use crate::collection::Collection;
-use crate::db::Db;
+use crate::db::{Db, DbInner};
 use crate::error::{Error, Result};
 use crate::id::check_id;
 use crate::index::attr::IndexSpec;
 use crate::perm::{Principal, Role, Scope, UserAuth, UserFacts};
+use crate::token::{TokenClaims, TokenError};
 
 /// Acts on a store as one principal: root, an API key, a guest, or a user.
-/// A client is a snapshot of its principal's roles: build one per request.
+///
+/// A client made from a session, a token or a key stays bound to it: every call checks
+/// that the credential is still good (a token or session not expired), and after any
+/// change to users, sessions, keys or memberships the next call re-reads the user's
+/// roles and refuses a session that was deleted, a blocked or deleted user or a deleted
+/// key. Holding a client is therefore as safe as building one per request.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) db: Db,
-    pub(crate) principal: Arc<Principal>,
+    state: Arc<ClientState>,
+}
+
+/// What a client was made from, so that its principal can be derived again.
+#[derive(Debug)]
+enum Credential {
+    /// Root or a guest: nothing to re-check.
+    Fixed,
+    Impersonated {
+        user_id: String,
+    },
+    Session {
+        id: String,
+        expires_ms: i64,
+    },
+    Token {
+        claims: TokenClaims,
+        usable_until: OffsetDateTime,
+    },
+    Key {
+        id: String,
+    },
+}
+
+struct ClientState {
+    credential: Credential,
+    /// INVARIANT (auth-epoch): the principal was derived when the store's auth epoch was
+    /// the number beside it; a client derives it again before acting under a newer epoch.
+    current: RwLock<(u64, Arc<Principal>)>,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = match &*self.principal {
+        let who = match &*self.cached() {
             Principal::Root => "root".to_string(),
             Principal::Key { id, .. } => format!("api key {id}"),
             Principal::Guest(_) => "guest".to_string(),
@@ -41,9 +77,84 @@ impl fmt::Debug for Client {
 
 impl Client {
     pub(crate) fn new(db: Db, principal: Principal) -> Client {
+        Client::bound(db, principal, Credential::Fixed)
+    }
+
+    fn bound(db: Db, principal: Principal, credential: Credential) -> Client {
+        // The epoch is read after the principal was derived: a change in between is
+        // then seen as newer and the principal derived again (never older than its epoch).
+        let epoch = db.inner.auth_epoch();
         Client {
+            state: Arc::new(ClientState {
+                credential,
+                current: RwLock::new((epoch, Arc::new(principal))),
+            }),
             db,
-            principal: Arc::new(principal),
+        }
+    }
+
+    /// The principal as last derived, without checks: for `Debug` and `roles`.
+    fn cached(&self) -> Arc<Principal> {
+        match self.state.current.read() {
+            Ok(guard) => Arc::clone(&guard.1),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner().1),
+        }
+    }
+
+    /// The principal to act as now: the credential checked for expiry, and derived again
+    /// from the store when users, sessions, keys or memberships changed since.
+    pub(crate) fn principal(&self) -> Result<Arc<Principal>> {
+        let db = &self.db.inner;
+        let now = db.options.clock.now();
+        match &self.state.credential {
+            Credential::Session { expires_ms, .. } if db.now_ms() > *expires_ms => {
+                return Err(Error::Unauthorized("session expired".into()));
+            }
+            Credential::Token { usable_until, .. } if now > *usable_until => {
+                return Err(TokenError::Expired.into());
+            }
+            _ => {}
+        }
+        let epoch = db.auth_epoch();
+        let (seen, principal) = match self.state.current.read() {
+            Ok(guard) => (guard.0, Arc::clone(&guard.1)),
+            Err(poisoned) => {
+                let guard = poisoned.into_inner();
+                (guard.0, Arc::clone(&guard.1))
+            }
+        };
+        if seen == epoch {
+            return Ok(principal);
+        }
+        let fresh = Arc::new(self.derive()?);
+        if let Ok(mut guard) = self.state.current.write()
+            && guard.0 < epoch
+        {
+            *guard = (epoch, Arc::clone(&fresh));
+        }
+        Ok(fresh)
+    }
+
+    /// Derives the principal again from the credential, as the call that made it would.
+    fn derive(&self) -> Result<Principal> {
+        let db = &self.db.inner;
+        match &self.state.credential {
+            Credential::Fixed => Ok((*self.cached()).clone()),
+            Credential::Impersonated { user_id } => impersonated(db, user_id),
+            Credential::Session { id, .. } => {
+                let (session, user) = sessions::reload(db, id)?;
+                let facts = users::facts(&db.store, &user)?;
+                Ok(Principal::user(&facts, UserAuth::Session(session.id)))
+            }
+            Credential::Token { claims, .. } => {
+                let user = crate::token::issue::live_user(db, claims)?;
+                let facts = users::facts(&db.store, &user)?;
+                Ok(Principal::user(
+                    &facts,
+                    UserAuth::Token(claims.session_id.clone()),
+                ))
+            }
+            Credential::Key { id } => Ok(key_principal(keys::reload(db, id)?)),
         }
     }
 
@@ -54,48 +165,59 @@ impl Client {
     pub fn impersonate(&self, user_id: &str) -> Result<Client> {
         self.require(Scope::UsersRead, "impersonating a user")?;
         check_id("user id", user_id)?;
-        let facts = match load_user(&self.db.inner.store, user_id)? {
-            Some(user) if user.blocked => {
-                return Err(Error::Unauthorized("the user is blocked".into()));
-            }
-            Some(user) => users::facts(&self.db.inner.store, &user)?,
-            None => UserFacts {
-                id: user_id.to_owned(),
-                ..UserFacts::default()
+        let principal = impersonated(&self.db.inner, user_id)?;
+        Ok(self.with(
+            principal,
+            Credential::Impersonated {
+                user_id: user_id.to_owned(),
             },
-        };
-        Ok(self.with(Principal::user(&facts, UserAuth::Impersonated)))
+        ))
     }
 
     /// A client for the session whose secret `create_email_password_session` returned.
     pub fn set_session(&self, secret: &str) -> Result<Client> {
         let (session, user) = sessions::authenticate(&self.db.inner, secret)?;
         let facts = users::facts(&self.db.inner.store, &user)?;
-        Ok(self.with(Principal::user(&facts, UserAuth::Session(session.id))))
+        let credential = Credential::Session {
+            id: session.id.clone(),
+            expires_ms: session.expires_ms,
+        };
+        Ok(self.with(
+            Principal::user(&facts, UserAuth::Session(session.id)),
+            credential,
+        ))
     }
 
     /// A client acting as the user a token was issued to, with the user's roles as they
     /// are now (memberships and labels are read from the store, not from the token).
     /// Refusals are `Error::InvalidToken` with the reason.
     pub fn set_jwt(&self, token: &str) -> Result<Client> {
-        let (claims, user) = crate::token::issue::verify(&self.db.inner, token)?;
-        let facts = users::facts(&self.db.inner.store, &user)?;
-        Ok(self.with(Principal::user(&facts, UserAuth::Token(claims.session_id))))
+        let db = &self.db.inner;
+        let (claims, user) = crate::token::issue::verify(db, token)?;
+        let facts = users::facts(&db.store, &user)?;
+        let usable_until = claims
+            .expires_at
+            .checked_add(db.options.token_leeway)
+            .unwrap_or(claims.expires_at);
+        let principal = Principal::user(&facts, UserAuth::Token(claims.session_id.clone()));
+        Ok(self.with(
+            principal,
+            Credential::Token {
+                claims,
+                usable_until,
+            },
+        ))
     }
 
     /// A client for an API key: skips the permission filter, limited to the key's scopes.
     pub fn set_key(&self, secret: &str) -> Result<Client> {
         let key = keys::authenticate(&self.db.inner, secret)?;
-        let expires = key.expires();
-        Ok(self.with(Principal::Key {
-            id: key.id,
-            scopes: key.scopes,
-            expires,
-        }))
+        let id = key.id.clone();
+        Ok(self.with(key_principal(key), Credential::Key { id }))
     }
 
-    fn with(&self, principal: Principal) -> Client {
-        Client::new(self.db.clone(), principal)
+    fn with(&self, principal: Principal, credential: Credential) -> Client {
+        Client::bound(self.db.clone(), principal, credential)
     }
 
     /// The signed-in user's own account: sign-up, sessions, tokens.
@@ -141,7 +263,7 @@ impl Client {
     /// The roles this client acts with; empty for root, which skips permission checks.
     #[must_use]
     pub fn roles(&self) -> Vec<Role> {
-        self.principal
+        self.cached()
             .roles()
             .map(|r| r.roles().cloned().collect())
             .unwrap_or_default()
@@ -150,7 +272,7 @@ impl Client {
     /// Whether this client skips the permission filter (root or an API key).
     #[must_use]
     pub fn skips_permissions(&self) -> bool {
-        self.principal.roles().is_none()
+        self.cached().roles().is_none()
     }
 
     /// Schema management (root only).
@@ -172,7 +294,8 @@ impl Client {
 
     /// Root passes; a key passes with `scope` until it expires; anyone else is refused.
     pub(crate) fn require(&self, scope: Scope, what: &str) -> Result<()> {
-        match &*self.principal {
+        let principal = self.principal()?;
+        match &*principal {
             Principal::Root => Ok(()),
             Principal::Key {
                 scopes, expires, ..
@@ -194,21 +317,48 @@ impl Client {
     }
 
     /// Document calls: users and guests are checked by permissions, keys by scope.
-    pub(crate) fn require_documents(&self, write: bool) -> Result<()> {
-        match &*self.principal {
+    /// Returns the principal to act as for the rest of the call.
+    pub(crate) fn require_documents(&self, write: bool) -> Result<Arc<Principal>> {
+        let principal = self.principal()?;
+        match &*principal {
             Principal::Key { .. } if write => {
-                self.require(Scope::DocumentsWrite, "writing documents")
+                self.require(Scope::DocumentsWrite, "writing documents")?;
             }
-            Principal::Key { .. } => self.require(Scope::DocumentsRead, "reading documents"),
-            _ => Ok(()),
+            Principal::Key { .. } => self.require(Scope::DocumentsRead, "reading documents")?,
+            _ => {}
         }
+        Ok(principal)
     }
 
     pub(crate) fn require_root(&self, what: &str) -> Result<()> {
-        match &*self.principal {
+        match &*self.principal()? {
             Principal::Root => Ok(()),
             _ => Err(Error::Unauthorized(format!("{what} needs the root client"))),
         }
+    }
+}
+
+/// The principal of user `user_id` as root or a key acts for it; a blocked user is refused.
+fn impersonated(db: &DbInner, user_id: &str) -> Result<Principal> {
+    let facts = match load_user(&db.store, user_id)? {
+        Some(user) if user.blocked => {
+            return Err(Error::Unauthorized("the user is blocked".into()));
+        }
+        Some(user) => users::facts(&db.store, &user)?,
+        None => UserFacts {
+            id: user_id.to_owned(),
+            ..UserFacts::default()
+        },
+    };
+    Ok(Principal::user(&facts, UserAuth::Impersonated))
+}
+
+fn key_principal(key: keys::ApiKeyRecord) -> Principal {
+    let expires = key.expires();
+    Principal::Key {
+        id: key.id,
+        scopes: key.scopes,
+        expires,
     }
 }
 

@@ -38,21 +38,17 @@ pub struct Collection {
 impl Collection {
     /// The collection's record; `NotFound` when it, or its schema, is missing,
     /// or disabled for a client other than root.
-    fn resolve(&self, store: &Store) -> Result<CollectionRecord> {
+    fn resolve(&self, store: &Store, principal: &Principal) -> Result<CollectionRecord> {
         let missing = || Error::not_found(ResourceKind::Collection, &self.id);
         let schema = load_schema(store, &self.schema_id)?
             .ok_or_else(|| Error::not_found(ResourceKind::Schema, &self.schema_id))?;
         let coll = load_collection(store, &self.schema_id, &self.id)?.ok_or_else(missing)?;
-        let root = self.principal().roles().is_none();
+        let root = principal.roles().is_none();
         let visible = root || (schema.enabled && coll.enabled);
         if !visible {
             return Err(missing());
         }
         Ok(coll)
-    }
-
-    fn principal(&self) -> &Principal {
-        &self.client.principal
     }
 
     fn limits(&self) -> Limits {
@@ -76,11 +72,11 @@ impl Collection {
 
     /// The document `id`. `NotFound` also when the client may not read it.
     pub fn get(&self, id: &str) -> Result<Document> {
-        self.client.require_documents(false)?;
+        let principal = self.client.require_documents(false)?;
         let store = &self.client.db.inner.store;
-        let coll = self.resolve(store)?;
+        let coll = self.resolve(store, &principal)?;
         let mut seq = 0;
-        let record = check_document(self.principal(), &coll, Action::Read, id, || {
+        let record = check_document(&principal, &coll, Action::Read, id, || {
             lookup(store, &coll, id, &mut seq)
         })?;
         self.to_document(record, seq)
@@ -93,10 +89,10 @@ impl Collection {
 
     /// As [`Collection::find`], with the plan taken and the work it did.
     pub fn find_explained(&self, queries: &[Query]) -> Result<(DocumentList, Explain)> {
-        self.client.require_documents(false)?;
+        let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
-        let coll = self.resolve(&db.store)?;
-        let found = find(db, self.principal(), &coll, queries, Want::Page)?;
+        let coll = self.resolve(&db.store, &principal)?;
+        let found = find(db, &principal, &coll, queries, Want::Page)?;
         let list = DocumentList {
             total: found.total,
             documents: found.documents,
@@ -107,10 +103,10 @@ impl Collection {
     /// How many documents the client may read match the filters in `queries`
     /// (limit, offset and cursor are ignored).
     pub fn count(&self, queries: &[Query]) -> Result<u64> {
-        self.client.require_documents(false)?;
+        let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
-        let coll = self.resolve(&db.store)?;
-        Ok(find(db, self.principal(), &coll, queries, Want::Count)?.total)
+        let coll = self.resolve(&db.store, &principal)?;
+        Ok(find(db, &principal, &coll, queries, Want::Count)?.total)
     }
 
     /// Creates document `id` from `data` (a JSON object). Needs `create` on the collection.
@@ -137,16 +133,16 @@ impl Collection {
         &self,
         documents: impl IntoIterator<Item = (S, T, Option<Vec<Permission>>)>,
     ) -> Result<Vec<Document>> {
-        self.client.require_documents(true)?;
-        let principal = self.principal();
+        let principal = self.client.require_documents(true)?;
+        let principal = &*principal;
         let prepared = documents
             .into_iter()
-            .map(|(id, data, permissions)| self.prepare(id.as_ref(), data, permissions))
+            .map(|(id, data, permissions)| self.prepare(principal, id.as_ref(), data, permissions))
             .collect::<Result<Vec<_>>>()?;
         let db = &self.client.db.inner;
         let now = db.now_ms();
         let created = db.write(|store, batch| {
-            let coll = self.resolve(store)?;
+            let coll = self.resolve(store, principal)?;
             if principal.roles().is_some()
                 && access(principal, &coll, Action::Create) != Access::All
             {
@@ -215,13 +211,13 @@ impl Collection {
     /// Checks one new document's id, data and permissions before the write lock is taken.
     fn prepare(
         &self,
+        principal: &Principal,
         id: &str,
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
     ) -> Result<(String, Map<String, Value>, Vec<Permission>)> {
         check_id("document id", id)?;
         let data = to_object(data, self.limits())?;
-        let principal = self.principal();
         let permissions = match permissions {
             Some(p) => {
                 let p = normalize(&p, Target::Document)?;
@@ -241,9 +237,9 @@ impl Collection {
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
     ) -> Result<Document> {
-        self.client.require_documents(true)?;
+        let principal = self.client.require_documents(true)?;
+        let principal = &*principal;
         let patch = to_object(data, self.limits())?;
-        let principal = self.principal();
         let permissions = match permissions {
             Some(p) => {
                 let p = normalize(&p, Target::Document)?;
@@ -255,7 +251,7 @@ impl Collection {
         let db = &self.client.db.inner;
         let now = db.now_ms();
         let (record, seq) = db.write(|store, batch| {
-            let coll = self.resolve(store)?;
+            let coll = self.resolve(store, principal)?;
             let mut seq = 0;
             let old = check_document(principal, &coll, Action::Update, id, || {
                 lookup(store, &coll, id, &mut seq)
@@ -319,11 +315,11 @@ impl Collection {
 
     /// Deletes document `id`. Needs `delete` on the collection or on the document.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.client.require_documents(true)?;
-        let principal = self.principal();
+        let principal = self.client.require_documents(true)?;
+        let principal = &*principal;
         let db = &self.client.db.inner;
         db.write(|store, batch| {
-            let coll = self.resolve(store)?;
+            let coll = self.resolve(store, principal)?;
             let mut seq = 0;
             let old = check_document(principal, &coll, Action::Delete, id, || {
                 lookup(store, &coll, id, &mut seq)

@@ -2,6 +2,7 @@
 //! serialized by one writer lock, reads run beside them.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::auth::throttle::Throttle;
@@ -65,6 +66,9 @@ pub(crate) struct DbInner {
     /// INVARIANT (single-writer): every write takes this lock for its whole
     /// read-check-write, so checks and index containers read inside a write are current.
     writer: Mutex<()>,
+    /// Moves past every committed write that can change or revoke a client's principal
+    /// (see `changes_principals`); clients derive their principal again when it moved.
+    auth_epoch: AtomicU64,
 }
 
 impl Db {
@@ -115,6 +119,7 @@ impl Db {
                 throttle,
                 dummy_hash: OnceLock::new(),
                 writer: Mutex::new(()),
+                auth_epoch: AtomicU64::new(0),
             }),
         };
         catalog::resume_purges(&db.inner)?;
@@ -167,6 +172,20 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         self.inner.store.flush()
     }
+}
+
+/// Whether a batch may change or revoke a principal: any write to users, API keys, teams,
+/// memberships or signing keys, and the removal of a session. New sessions and
+/// one-time token bookkeeping change no existing principal.
+fn changes_principals(batch: &WriteBatch) -> bool {
+    batch.ops().any(|(tree, key, value)| {
+        tree == Tree::Auth
+            && match key.first() {
+                Some(b's' | b'S') => value.is_none(),
+                Some(b'e' | b'o' | b'O') => false,
+                _ => true,
+            }
+    })
 }
 
 /// Checks the stored format version, writing it into a new store.
@@ -229,13 +248,22 @@ impl DbInner {
         let mut batch = WriteBatch::default();
         let out = f(&self.store, &mut batch)?;
         let applied = self.store.apply(&batch);
-        // Whatever happened to the batch, cached bitmaps it touched may be stale now.
+        // Whatever happened to the batch, cached bitmaps it touched may be stale now,
+        // and clients must not keep a principal it may have changed.
         self.bitmaps.invalidate(&batch);
+        if changes_principals(&batch) {
+            self.auth_epoch.fetch_add(1, Ordering::AcqRel);
+        }
         applied?;
         if self.options.durability == Durability::Immediate && !batch.is_empty() {
             self.store.flush()?;
         }
         Ok(out)
+    }
+
+    /// The count of committed writes that may have changed a principal.
+    pub(crate) fn auth_epoch(&self) -> u64 {
+        self.auth_epoch.load(Ordering::Acquire)
     }
 
     pub(crate) fn now_ms(&self) -> i64 {

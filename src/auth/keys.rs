@@ -127,6 +127,17 @@ pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<ApiKeyRecord> {
     if !secret::ct_eq(&key.secret_digest, &digest) {
         return Err(invalid());
     }
+    unexpired(db, key)
+}
+
+/// Key `id` again, for a client made from it: it still exists and has not expired.
+pub(crate) fn reload(db: &DbInner, id: &str) -> Result<ApiKeyRecord> {
+    let key: ApiKeyRecord = load(&db.store, &key_key(id))?
+        .ok_or_else(|| Error::Unauthorized("the API key no longer exists".into()))?;
+    unexpired(db, key)
+}
+
+fn unexpired(db: &DbInner, key: ApiKeyRecord) -> Result<ApiKeyRecord> {
     if key.expires_ms.is_some_and(|ms| db.now_ms() > ms) {
         return Err(Error::Unauthorized("API key expired".into()));
     }

@@ -142,6 +142,18 @@ pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<(SessionRecord, U
     if !secret::ct_eq(&session.secret_digest, &digest) {
         return Err(invalid());
     }
+    live(db, session)
+}
+
+/// Session `id` again, for a client made from it: it still exists and is live.
+pub(crate) fn reload(db: &DbInner, id: &str) -> Result<(SessionRecord, UserRecord)> {
+    let session = load_session(&db.store, id)?
+        .ok_or_else(|| Error::Unauthorized("the session no longer exists".into()))?;
+    live(db, session)
+}
+
+/// A session is live while it has not expired and its user exists and is not blocked.
+fn live(db: &DbInner, session: SessionRecord) -> Result<(SessionRecord, UserRecord)> {
     if db.now_ms() > session.expires_ms {
         return Err(Error::Unauthorized("session expired".into()));
     }

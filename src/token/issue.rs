@@ -11,7 +11,6 @@ use crate::auth::users::{UserRecord, load_user};
 use crate::db::DbInner;
 use crate::error::{Error, Result};
 use crate::store::{Direction, Tree};
-use crate::timefmt;
 
 /// Most expired one-time token ids removed by one use of a one-time token.
 const CLEANUP_BATCH: usize = 64;
@@ -87,20 +86,28 @@ pub(crate) fn verify(db: &DbInner, text: &str) -> Result<(TokenClaims, UserRecor
     }
     let now = db.options.clock.now();
     format::check_time(&claims, now, db.options.token_leeway)?;
+    let user = live_user(db, &claims)?;
+    if claims.kind == TokenKind::OneTime {
+        record_use(db, &claims, now)?;
+    }
+    Ok((claims, user))
+}
+
+/// The token's session still exists for its user and has not expired, and the user
+/// exists and is not blocked: checked by `verify`, and again by a client made from the
+/// token whenever users or sessions change.
+pub(crate) fn live_user(db: &DbInner, claims: &TokenClaims) -> Result<UserRecord> {
     let session = load_session(&db.store, &claims.session_id)?
         .filter(|s| s.user_id == claims.user_id)
         .ok_or(TokenError::SessionRevoked)?;
-    if timefmt::to_millis(now) > session.expires_ms {
+    if db.now_ms() > session.expires_ms {
         return Err(TokenError::SessionExpired.into());
     }
     let user = load_user(&db.store, &claims.user_id)?.ok_or(TokenError::UserDeleted)?;
     if user.blocked {
         return Err(TokenError::UserBlocked.into());
     }
-    if claims.kind == TokenKind::OneTime {
-        record_use(db, &claims, now)?;
-    }
-    Ok((claims, user))
+    Ok(user)
 }
 
 /// Remembers a one-time token's id until it expires; refuses one seen before.
