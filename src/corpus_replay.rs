@@ -96,3 +96,11 @@ fn query_json_corpus() {
         }
     }
 }
+
+#[test]
+fn document_json_corpus() {
+    let target = crate::fuzzing::DocumentTarget::new().unwrap();
+    for input in corpus("document_json") {
+        target.check(&input);
+    }
+}

@@ -55,6 +55,8 @@ mod corpus_replay;
 mod db;
 mod document;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+mod fuzz_document;
 mod id;
 mod index;
 mod integrity;
@@ -99,11 +101,13 @@ pub use token::{
     Jwt, MAX_TOKEN_LEN, PublicKey, PublicKeys, TokenClaims, TokenError, TokenKind, TokenVerifier,
 };
 
-/// Entry points for the fuzz targets under `fuzz/`: decoders of stored bytes.
-/// Enabled by the `fuzzing` feature; not part of the API.
-#[cfg(feature = "fuzzing")]
+/// Entry points for the fuzz targets under `fuzz/`: decoders of stored bytes, and the
+/// document check. Enabled by the `fuzzing` feature (and in tests); not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::fuzz_document::DocumentTarget;
+
     /// Decodes a stored document record and converts it to a [`crate::Document`].
     pub fn decode_document(bytes: &[u8]) -> crate::Result<crate::Document> {
         let record: crate::document::DocRecord =
