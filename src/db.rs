@@ -168,6 +168,21 @@ impl Db {
         })
     }
 
+    /// The project this store serves (`Options::project`): tokens name it.
+    #[must_use]
+    pub fn project(&self) -> &str {
+        &self.inner.options.project
+    }
+
+    /// The store's clock reading (`Options::clock`).
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "used by the server")
+    )]
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.inner.options.clock.now()
+    }
+
     /// Makes every write so far durable, whatever the [`Durability`].
     pub fn flush(&self) -> Result<()> {
         self.inner.store.flush()

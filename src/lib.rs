@@ -53,6 +53,7 @@ mod collection;
 #[cfg(test)]
 mod corpus_replay;
 mod db;
+pub mod demo;
 mod document;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -64,6 +65,8 @@ mod options;
 mod perm;
 mod query;
 mod secret;
+#[cfg(feature = "server")]
+pub mod server;
 mod store;
 mod timefmt;
 mod token;

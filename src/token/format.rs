@@ -123,6 +123,15 @@ pub(crate) struct Parts {
     pub(crate) signature: [u8; SIGNATURE_LEN],
 }
 
+impl TokenClaims {
+    /// Reads the claims of a token **without verifying it**: no signature, project, time
+    /// or session check. For inspecting a token (`permdb token inspect`); never act on it.
+    pub fn decode_unverified(text: &str) -> Result<TokenClaims, TokenError> {
+        let parts = split(text)?;
+        decode_body(parts.header, &parts.body)
+    }
+}
+
 /// Steps 1 to 3 of the verification order: size, prefix and version, strict base64,
 /// then the fixed header. The body is not looked at.
 pub(crate) fn split(text: &str) -> Result<Parts, TokenError> {

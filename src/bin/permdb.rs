@@ -1,0 +1,225 @@
+//! `permdb`: serve a store over Appwrite's REST API, run the seed scenario, inspect a
+//! token, create an API key, or run the benchmark runner.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use permdb::{Db, Options, PublicKeys, Scope, TokenClaims, TokenVerifier};
+
+#[derive(Parser)]
+#[command(
+    name = "permdb",
+    version,
+    about = "An embedded permission engine: tools and server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a store over HTTP with Appwrite's REST paths under /v1.
+    Serve {
+        /// The store's directory (created when missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on; port 0 picks a free one (printed on start).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// The project id tokens are issued for (X-Appwrite-Project).
+        #[arg(long, default_value = "default")]
+        project: String,
+    },
+    /// Run the seed scenario (sign-up, sign-in, token, key, logout, expiry) on a new store.
+    Demo {
+        /// Where to build the store; a temporary directory when not given.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Run the benchmark runner (`cargo run --release --example bench`); needs the source
+    /// tree, as the peers it measures against are development dependencies.
+    Bench {
+        /// Arguments for the runner, such as `--docs 10000,100000`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a token's claims without trusting them; with --public-key, verify it too.
+    Inspect {
+        /// The token text (`pdb1.…`).
+        token: String,
+        /// A JSON file of the store's public keys (`TokenKeys::public`); verifies the
+        /// signature, project and times when given.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key in a store and print its secret (shown once).
+    Create {
+        /// The store's directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// A name for the key.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, such as `documents.read,documents.write`, or `all`.
+        #[arg(long, default_value = "documents.read")]
+        scopes: String,
+        /// The store's project id.
+        #[arg(long, default_value = "default")]
+        project: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("permdb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Serve {
+            data,
+            addr,
+            project,
+        } => serve(data, addr, project),
+        Command::Demo { data } => match data {
+            Some(dir) => {
+                permdb::demo::seed_scenario(&dir, &mut std::io::stdout())?;
+                println!("store left in {}", dir.display());
+                Ok(())
+            }
+            None => {
+                let dir = std::env::temp_dir().join(format!("permdb-demo-{}", std::process::id()));
+                let result = permdb::demo::seed_scenario(&dir, &mut std::io::stdout());
+                let _ = std::fs::remove_dir_all(&dir);
+                result
+            }
+        },
+        Command::Token {
+            command: TokenCommand::Inspect { token, public_key },
+        } => inspect(&token, public_key),
+        Command::Keys {
+            command:
+                KeysCommand::Create {
+                    data,
+                    name,
+                    scopes,
+                    project,
+                },
+        } => {
+            let scopes = parse_scopes(&scopes)?;
+            let db = Db::open_with(&data, Options::new().project(project))?;
+            let key = db.root().keys().create(&name, &scopes)?;
+            println!("{}", key.secret);
+            eprintln!(
+                "key {} created with scopes {scopes:?}; the secret above is shown once",
+                key.id
+            );
+            Ok(())
+        }
+        Command::Bench { args } => {
+            let status = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            )
+            .args(["run", "--release", "--example", "bench", "--"])
+            .args(&args)
+            .status()?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("the benchmark runner failed: {status}").into())
+            }
+        }
+    }
+}
+
+fn parse_scopes(text: &str) -> Result<Vec<Scope>, Failure> {
+    if text == "all" {
+        return Ok(Scope::ALL.to_vec());
+    }
+    text.split(',')
+        .map(|s| {
+            Scope::ALL
+                .iter()
+                .copied()
+                .find(|scope| scope.to_string() == s.trim())
+                .ok_or_else(|| format!("unknown scope {s:?}").into())
+        })
+        .collect()
+}
+
+fn inspect(token: &str, public_key: Option<PathBuf>) -> Result<(), Failure> {
+    let claims = TokenClaims::decode_unverified(token)?;
+    println!("claims (not verified):");
+    println!("  kind        {:?}", claims.kind);
+    println!("  key id      {:#018x}", claims.key_id);
+    println!("  project     {}", claims.project);
+    println!("  user        {}", claims.user_id);
+    println!("  session     {}", claims.session_id);
+    println!("  issued at   {}", claims.issued_at);
+    println!("  not before  {}", claims.not_before);
+    println!("  expires at  {}", claims.expires_at);
+    if let Some(path) = public_key {
+        let keys: PublicKeys = serde_json::from_slice(&std::fs::read(&path)?)?;
+        let verifier = TokenVerifier::new(&keys)?;
+        let now = time::OffsetDateTime::now_utc();
+        match verifier.verify(token, now) {
+            Ok(_) => println!(
+                "verified: signature, project and times are good (session liveness is not known offline)"
+            ),
+            Err(e) => return Err(format!("not verified: {e}").into()),
+        }
+    }
+    Ok(())
+}
+
+fn serve(data: PathBuf, addr: SocketAddr, project: String) -> Result<(), Failure> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let db = Db::open_with(&data, Options::new().project(project))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("listening on http://{}", listener.local_addr()?);
+        axum::serve(listener, permdb::server::router(db))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok::<(), Failure>(())
+    })
+}

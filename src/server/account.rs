@@ -1,0 +1,168 @@
+//! `/v1/account`: sign-up, the signed-in user, email sessions (with Appwrite's session
+//! cookie), and JWTs.
+
+use axum::extract::{Path, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Via, caller, cookie_name};
+use super::blocking;
+use super::error::ApiError;
+use super::extract::Body;
+use crate::Db;
+
+pub(super) fn routes() -> Router<Db> {
+    Router::new()
+        .route("/account", post(create).get(get_account))
+        .route("/account/sessions/email", post(create_session))
+        .route(
+            "/account/sessions",
+            get(list_sessions).delete(delete_sessions),
+        )
+        .route(
+            "/account/sessions/{id}",
+            get(get_session).delete(delete_session),
+        )
+        .route("/account/jwts", post(create_jwt))
+        .route("/account/jwt", post(create_jwt))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SignUp {
+    user_id: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn create(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<SignUp>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let c = caller(&db, &headers)?.client;
+        let user = c
+            .account()
+            .create(&b.user_id, &b.email, &b.password, b.name.as_deref())?;
+        Ok((StatusCode::CREATED, Json(user)).into_response())
+    })
+    .await
+}
+
+async fn get_account(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+    blocking(move || {
+        let user = caller(&db, &headers)?.client.account().get()?;
+        Ok(Json(user).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    email: String,
+    password: String,
+}
+
+async fn create_session(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<SignIn>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let c = caller(&db, &headers)?.client;
+        let session = c
+            .account()
+            .create_email_password_session(&b.email, &b.password)?;
+        // The web SDK keeps the session in this cookie; other clients use `secret`.
+        let cookie = format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+            cookie_name(db.project()),
+            session.secret,
+            (session.expire - db.now()).whole_seconds().max(0)
+        );
+        let mut response = (StatusCode::CREATED, Json(&session)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(SET_COOKIE, v);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+async fn list_sessions(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+    blocking(move || {
+        let sessions = caller(&db, &headers)?.client.account().list_sessions()?;
+        Ok(Json(json!({"total": sessions.len(), "sessions": sessions})).into_response())
+    })
+    .await
+}
+
+async fn get_session(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let sessions = caller(&db, &headers)?.client.account().list_sessions()?;
+        sessions
+            .into_iter()
+            .find(|s| {
+                if id == "current" {
+                    s.current
+                } else {
+                    s.id == id
+                }
+            })
+            .map(|s| Json(s).into_response())
+            .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Session, &id).into())
+    })
+    .await
+}
+
+async fn delete_session(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        caller(&db, &headers)?
+            .client
+            .account()
+            .delete_session(&id)?;
+        Ok(super::no_content())
+    })
+    .await
+}
+
+async fn delete_sessions(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+    blocking(move || {
+        caller(&db, &headers)?.client.account().delete_sessions()?;
+        Ok(super::no_content())
+    })
+    .await
+}
+
+async fn create_jwt(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+    blocking(move || {
+        let caller = caller(&db, &headers)?;
+        if caller.via == Via::Jwt {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "user_jwt_creation_denied",
+                "a request authenticated by a JWT cannot create another JWT",
+            ));
+        }
+        let jwt = caller.client.account().create_jwt()?;
+        Ok((StatusCode::CREATED, Json(json!({"jwt": jwt.jwt}))).into_response())
+    })
+    .await
+}

@@ -1,0 +1,241 @@
+//! `/v1/users` and `/v1/teams`: user and team management for API keys with the
+//! `users.*` and `teams.*` scopes.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::caller;
+use super::blocking;
+use super::error::ApiError;
+use super::extract::Body;
+use crate::Db;
+
+pub(super) fn routes() -> Router<Db> {
+    Router::new()
+        .route("/users", post(create_user).get(list_users))
+        .route("/users/{id}", get(get_user).delete(delete_user))
+        .route("/users/{id}/status", patch(update_status))
+        .route("/users/{id}/labels", put(update_labels))
+        .route("/teams", post(create_team).get(list_teams))
+        .route("/teams/{id}", get(get_team).delete(delete_team))
+        .route(
+            "/teams/{id}/memberships",
+            post(create_membership).get(list_memberships),
+        )
+        .route("/teams/{id}/memberships/{mid}", delete(delete_membership))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewUser {
+    user_id: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn create_user(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<NewUser>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let users = caller(&db, &headers)?.client.users();
+        let user = users.create(&b.user_id, &b.email, &b.password, b.name.as_deref())?;
+        Ok((StatusCode::CREATED, Json(user)).into_response())
+    })
+    .await
+}
+
+async fn list_users(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+    blocking(move || {
+        let list = caller(&db, &headers)?.client.users().list()?;
+        Ok(Json(json!({"total": list.len(), "users": list})).into_response())
+    })
+    .await
+}
+
+async fn get_user(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || Ok(Json(caller(&db, &headers)?.client.users().get(&id)?).into_response()))
+        .await
+}
+
+async fn delete_user(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        caller(&db, &headers)?.client.users().delete(&id)?;
+        Ok(super::no_content())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Status {
+    status: bool,
+}
+
+async fn update_status(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<Status>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let user = caller(&db, &headers)?
+            .client
+            .users()
+            .update_status(&id, b.status)?;
+        Ok(Json(user).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Labels {
+    labels: Vec<String>,
+}
+
+async fn update_labels(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<Labels>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let labels: Vec<&str> = b.labels.iter().map(String::as_str).collect();
+        let user = caller(&db, &headers)?
+            .client
+            .users()
+            .update_labels(&id, &labels)?;
+        Ok(Json(user).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewTeam {
+    team_id: String,
+    name: String,
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+}
+
+async fn create_team(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<NewTeam>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        if b.roles.as_ref().is_some_and(|r| !r.is_empty()) {
+            return Err(ApiError::bad_request(
+                "team roles for the creator are not supported: create memberships instead",
+            ));
+        }
+        let team = caller(&db, &headers)?
+            .client
+            .teams()
+            .create(&b.team_id, &b.name)?;
+        Ok((StatusCode::CREATED, Json(team)).into_response())
+    })
+    .await
+}
+
+async fn list_teams(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+    blocking(move || {
+        let list = caller(&db, &headers)?.client.teams().list()?;
+        Ok(Json(json!({"total": list.len(), "teams": list})).into_response())
+    })
+    .await
+}
+
+async fn get_team(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || Ok(Json(caller(&db, &headers)?.client.teams().get(&id)?).into_response()))
+        .await
+}
+
+async fn delete_team(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        caller(&db, &headers)?.client.teams().delete(&id)?;
+        Ok(super::no_content())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewMembership {
+    user_id: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+async fn create_membership(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(team): Path<String>,
+    Body(b): Body<NewMembership>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let roles: Vec<&str> = b.roles.iter().map(String::as_str).collect();
+        let m = caller(&db, &headers)?
+            .client
+            .teams()
+            .create_membership(&team, &b.user_id, &roles)?;
+        Ok((StatusCode::CREATED, Json(m)).into_response())
+    })
+    .await
+}
+
+async fn list_memberships(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(team): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let list = caller(&db, &headers)?
+            .client
+            .teams()
+            .list_memberships(&team)?;
+        Ok(Json(json!({"total": list.len(), "memberships": list})).into_response())
+    })
+    .await
+}
+
+async fn delete_membership(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path((team, mid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        caller(&db, &headers)?
+            .client
+            .teams()
+            .delete_membership(&team, &mid)?;
+        Ok(super::no_content())
+    })
+    .await
+}
