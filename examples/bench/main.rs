@@ -363,7 +363,7 @@ fn main() {
             let per_doc = |b: u64| b as f64 / f64::from(n);
             let index_sizes = json!({
                 "docs": n, "profile": p,
-                "perm_index_disk_bytes_per_doc": per_doc(perm.key_bytes + perm.value_bytes),
+                "perm_index_disk_bytes_per_doc": per_doc(perm.key_bytes + perm.value_bytes + perm.checksum_bytes),
                 "perm_index_value_bytes_per_doc": per_doc(perm.value_bytes),
                 "cached_bitmap_bytes_per_doc": per_doc(stats.cached_bitmap_bytes),
             });

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 
+pub(crate) use frame::CHECKSUM_LEN;
 pub(crate) use sled_backend::SledBackend;
 
 /// The trees of a store. Their byte layouts are in [`keys`] and docs/ARCHITECTURE.md.
