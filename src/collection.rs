@@ -82,6 +82,22 @@ impl Collection {
         self.to_document(record, seq)
     }
 
+    /// The document whose `$sequence` is `sequence`, under the rules of
+    /// [`Collection::get`] (`NotFound` also when the client may not read it). One storage
+    /// read, no id lookup: for clients that keep sequences, and the benchmarks' floor.
+    pub fn get_by_sequence(&self, sequence: u64) -> Result<Document> {
+        let principal = self.client.require_documents(false)?;
+        let store = &self.client.db.inner.store;
+        let coll = self.resolve(store, &principal)?;
+        let name = format!("$sequence {sequence}");
+        let seq = u32::try_from(sequence).ok();
+        let record = check_document(&principal, &coll, Action::Read, &name, || match seq {
+            Some(seq) => load_record(store, coll.cid, seq),
+            None => Ok(None),
+        })?;
+        self.to_document(record, seq.unwrap_or_default())
+    }
+
     /// The page of documents the client may read that match `queries`, and their total.
     pub fn find(&self, queries: &[Query]) -> Result<DocumentList> {
         self.find_explained(queries).map(|(list, _)| list)

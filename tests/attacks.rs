@@ -147,6 +147,21 @@ fn another_users_document_is_absent_to_every_read_path() {
         let c = docs(att);
         same_as_absent(c.get("v1"), "v1", c.get("v9"), "v9");
         same_as_absent(c.get("t1doc"), "t1doc", c.get("t9doc"), "t9doc");
+        // By `$sequence`: the victim's document is absent too; the attacker's own is there.
+        let root = docs(&w.db.root());
+        let v1 = root.get("v1").unwrap().sequence();
+        same_as_absent(
+            c.get_by_sequence(v1),
+            &format!("$sequence {v1}"),
+            c.get_by_sequence(99_999),
+            "$sequence 99999",
+        );
+        let a1 = root.get("a1").unwrap();
+        assert_eq!(c.get_by_sequence(a1.sequence()).unwrap(), a1);
+        assert!(matches!(
+            c.get_by_sequence(u64::MAX),
+            Err(Error::NotFound { .. })
+        ));
         for cursor in [
             Query::cursor_after as fn(&str) -> Query,
             Query::cursor_before,
