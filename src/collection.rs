@@ -84,18 +84,34 @@ impl Collection {
 
     /// The document whose `$sequence` is `sequence`, under the rules of
     /// [`Collection::get`] (`NotFound` also when the client may not read it). One storage
-    /// read, no id lookup: for clients that keep sequences, and the benchmarks' floor.
+    /// read, no id lookup: for clients that keep sequences.
     pub fn get_by_sequence(&self, sequence: u64) -> Result<Document> {
+        self.get_by_sequences(&[sequence])?
+            .pop()
+            .ok_or_else(|| Error::Storage("no document returned".into()))
+    }
+
+    /// The documents whose `$sequence`s are `sequences`, in that order, each under the
+    /// rules of [`Collection::get`]: the first that is missing or unreadable fails the
+    /// call with `NotFound`. The collection is resolved once, then one storage read per
+    /// document; with the root client or a key this is the benchmarks' fetch floor.
+    pub fn get_by_sequences(&self, sequences: &[u64]) -> Result<Vec<Document>> {
         let principal = self.client.require_documents(false)?;
         let store = &self.client.db.inner.store;
         let coll = self.resolve(store, &principal)?;
-        let name = format!("$sequence {sequence}");
-        let seq = u32::try_from(sequence).ok();
-        let record = check_document(&principal, &coll, Action::Read, &name, || match seq {
-            Some(seq) => load_record(store, coll.cid, seq),
-            None => Ok(None),
-        })?;
-        self.to_document(record, seq.unwrap_or_default())
+        sequences
+            .iter()
+            .map(|&sequence| {
+                let name = format!("$sequence {sequence}");
+                let seq = u32::try_from(sequence).ok();
+                let record =
+                    check_document(&principal, &coll, Action::Read, &name, || match seq {
+                        Some(seq) => load_record(store, coll.cid, seq),
+                        None => Ok(None),
+                    })?;
+                self.to_document(record, seq.unwrap_or_default())
+            })
+            .collect()
     }
 
     /// The page of documents the client may read that match `queries`, and their total.

@@ -158,6 +158,17 @@ fn another_users_document_is_absent_to_every_read_path() {
         );
         let a1 = root.get("a1").unwrap();
         assert_eq!(c.get_by_sequence(a1.sequence()).unwrap(), a1);
+        let a2 = root.get("a2").unwrap();
+        assert_eq!(
+            c.get_by_sequences(&[a2.sequence(), a1.sequence()]).unwrap(),
+            [a2.clone(), a1.clone()]
+        );
+        same_as_absent(
+            c.get_by_sequences(&[a1.sequence(), v1]),
+            &format!("$sequence {v1}"),
+            c.get_by_sequences(&[a1.sequence(), 99_999]),
+            "$sequence 99999",
+        );
         assert!(matches!(
             c.get_by_sequence(u64::MAX),
             Err(Error::NotFound { .. })

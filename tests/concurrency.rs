@@ -33,13 +33,6 @@ const READERS: usize = 4;
 const OPS_PER_WRITER: u64 = 250;
 const IDS_PER_WRITER: u64 = 25;
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn reader(r: usize) -> String {
     format!("r{r}")
 }
@@ -115,7 +108,7 @@ fn writer_thread(db: Db, w: usize, seed: u64) -> Model {
     let c = collection(&db, &me);
     let mut model = Model::new();
     for i in 0..OPS_PER_WRITER {
-        let r = mix(seed ^ ((w as u64) << 32) ^ i);
+        let r = common::mix(seed ^ ((w as u64) << 32) ^ i);
         let id = format!("{me}-{}", r % IDS_PER_WRITER);
         let mask = (r >> 8) % (1 << READERS);
         let v = i;
@@ -149,7 +142,7 @@ fn reader_thread(db: Db, r: usize, stop: Arc<AtomicBool>, rounds: Arc<AtomicU64>
     let mut i = 0u64;
     while !stop.load(Ordering::Acquire) || i < 20 {
         i += 1;
-        let pick = mix(i ^ ((r as u64) << 40));
+        let pick = common::mix(i ^ ((r as u64) << 40));
         let queries = match pick % 6 {
             0 => vec![Query::limit(5000)],
             1 => vec![Query::limit(10), Query::offset(pick % 20)],

@@ -36,14 +36,6 @@ const IDS: u64 = 40;
 /// Users whose view of the collection is checked after every round.
 const USERS: [&str; 4] = ["u0", "u1", "u2", "u3"];
 
-/// splitmix64: the op sequence must be the same in the child and the parent.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[derive(Debug, Clone)]
 enum Op {
     /// Create the document, or update its data and permissions when it exists.
@@ -88,7 +80,7 @@ fn data_for(i: u64, r: u64) -> Value {
 
 /// Op `i` of the sequence for `seed`: independent of the store's state.
 fn op(seed: u64, i: u64) -> Op {
-    let r = mix(seed ^ mix(i));
+    let r = common::mix(seed ^ common::mix(i));
     let id = format!("d{}", (r >> 16) % IDS);
     match r % 10 {
         0..=4 => Op::Put {
@@ -104,7 +96,7 @@ fn op(seed: u64, i: u64) -> Op {
         _ => Op::Batch {
             docs: (0..3u64)
                 .map(|j| {
-                    let rj = mix(r ^ j);
+                    let rj = common::mix(r ^ j);
                     (
                         format!("d{}", rj % IDS),
                         data_for(i * 4 + j + 1_000_000, rj >> 8),
@@ -345,7 +337,7 @@ fn crash_rounds(seed: u64, rounds: u64, durability: Durability) -> Tally {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let wait = Duration::from_millis(30 + mix(seed ^ round) % 170);
+        let wait = Duration::from_millis(30 + common::mix(seed ^ round) % 170);
         let start = Instant::now();
         while start.elapsed() < wait {
             if let Some(status) = child.try_wait().unwrap() {

@@ -78,3 +78,12 @@ pub fn sign_in(db: &Db, letter: &str) -> Client {
         .unwrap();
     db.client().set_session(&session.secret).unwrap()
 }
+
+/// splitmix64: a seeded generator whose sequence is the same in every process and run
+/// (crash rounds rely on the child and the parent agreeing on it).
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
