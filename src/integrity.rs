@@ -10,7 +10,7 @@ use crate::db::{Db, DbInner};
 use crate::document::DocRecord;
 use crate::error::{Error, Result};
 use crate::index::attr::IndexType;
-use crate::index::{IndexKind, container_key_of, stored_containers};
+use crate::index::{IndexKind, container_key_of, encode_container, stored_containers};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 
 /// Most problems listed in one report (the count goes on).
@@ -152,9 +152,7 @@ fn check(
             report.problem(format!("{name}: index container {key:02x?} is missing"));
         }
         if let Some(b) = batch.as_deref_mut() {
-            let mut bytes = Vec::with_capacity(bitmap.serialized_size());
-            let _ = bitmap.serialize_into(&mut bytes);
-            b.put(Tree::PermIndex, key.clone(), bytes);
+            b.put(Tree::PermIndex, key.clone(), encode_container(bitmap));
         }
     }
     let mut have_entries = BTreeSet::new();

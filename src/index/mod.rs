@@ -74,6 +74,11 @@ fn decode_container(key: &[u8], prefix_len: usize, bytes: &[u8]) -> Result<Roari
         .map_err(|e| Error::corrupt(format!("index container {key:02x?}"), e))
 }
 
+/// The stored form of one container's values (all under one container key).
+pub(crate) fn encode_container(values: &RoaringBitmap) -> Vec<u8> {
+    container::encode(values)
+}
+
 /// Decodes one stored container's bytes as if stored under high bits 0 (for the fuzz targets).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_container_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {

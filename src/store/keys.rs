@@ -29,11 +29,12 @@
 //! ```
 //! Ids never contain `/` (see `id`), so `"c" schema_id "/"` is an exact prefix.
 //!
-//! Every value above is stored followed by a 4-byte CRC-32 of (tree, key, value) (format 2;
-//! see `frame`), checked on every read.
+//! Every value above is stored followed by a 4-byte CRC-32 of (tree, key, value) (since
+//! format 2; see `frame`), checked on every read. Format 3 stores index containers in
+//! `index::container`'s compact forms instead of roaring's portable format.
 
 /// Version of the on-disk format written by this build.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 pub(crate) const VERSION: &[u8] = b"v";
 pub(crate) const NEXT_COLLECTION: &[u8] = b"g";
