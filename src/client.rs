@@ -294,8 +294,12 @@ impl Client {
 
     /// Root passes; a key passes with `scope` until it expires; anyone else is refused.
     pub(crate) fn require(&self, scope: Scope, what: &str) -> Result<()> {
-        let principal = self.principal()?;
-        match &*principal {
+        self.require_of(&*self.principal()?, scope, what)
+    }
+
+    /// [`Client::require`] for a principal already derived in this call.
+    fn require_of(&self, principal: &Principal, scope: Scope, what: &str) -> Result<()> {
+        match principal {
             Principal::Root => Ok(()),
             Principal::Key {
                 scopes, expires, ..
@@ -322,9 +326,11 @@ impl Client {
         let principal = self.principal()?;
         match &*principal {
             Principal::Key { .. } if write => {
-                self.require(Scope::DocumentsWrite, "writing documents")?;
+                self.require_of(&principal, Scope::DocumentsWrite, "writing documents")?;
             }
-            Principal::Key { .. } => self.require(Scope::DocumentsRead, "reading documents")?,
+            Principal::Key { .. } => {
+                self.require_of(&principal, Scope::DocumentsRead, "reading documents")?;
+            }
             _ => {}
         }
         Ok(principal)
