@@ -134,10 +134,43 @@ fn rss_probe(dir: &str, users: u32) {
     println!("{before} {}", rss_bytes());
 }
 
+/// Profiling mode: open a cached permdb store and ask the sampled users' first pages,
+/// then the same pages with no permission work, each for `seconds`; prints mean µs.
+/// Run under `perf record` to see where a page's time goes.
+fn page_loop(dir: &str, users: u32, seconds: f64) {
+    let db = Db::open_with(dir, peers::permdb_options()).unwrap();
+    let clients: Vec<permdb::Client> = sample_users(users)
+        .into_iter()
+        .map(|u| db.root().impersonate(&format!("u{u}")).unwrap())
+        .collect();
+    let page = [Query::limit(25)];
+    let root = permdb_docs(&db.root());
+    let run = |label: &str, f: &dyn Fn(usize)| {
+        let start = Instant::now();
+        let mut calls = 0usize;
+        while start.elapsed().as_secs_f64() < seconds {
+            f(calls % clients.len());
+            calls += 1;
+        }
+        let mean = start.elapsed().as_secs_f64() * 1e6 / calls as f64;
+        println!("{label}: {calls} calls, mean {mean:.1} µs");
+    };
+    run("user first page", &|i| {
+        std::hint::black_box(permdb_docs(&clients[i]).find(&page).unwrap());
+    });
+    run("root first page", &|_| {
+        std::hint::black_box(root.find(&page).unwrap());
+    });
+}
+
 fn main() {
     let raw: Vec<String> = std::env::args().collect();
     if raw.get(1).map(String::as_str) == Some("--rss-probe") {
         rss_probe(&raw[2], raw[3].parse().unwrap());
+        return;
+    }
+    if raw.get(1).map(String::as_str) == Some("--page-loop") {
+        page_loop(&raw[2], raw[3].parse().unwrap(), raw[4].parse().unwrap());
         return;
     }
     let args = args();

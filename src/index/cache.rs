@@ -7,24 +7,49 @@
 //! move since it began loading, checked under the same lock. A reader that still sees
 //! an old entry for a moment fails closed: every returned document's own permissions
 //! are re-checked (`query::exec`).
+//!
+//! The same rule keeps the per-role-set memo current: a memo entry lists the
+//! non-empty bitmaps of one role set in one collection, and is dropped with every
+//! write to that collection's permission index.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use roaring::RoaringBitmap;
 
-use super::{Counters, IndexKind, bitmap_prefix, load_bitmap};
+use super::{Counters, IndexKind, bitmap_prefix, load_bitmap, prefix_collection};
 use crate::error::Result;
+use crate::perm::RoleSet;
 use crate::store::{Store, Tree, WriteBatch};
 
 /// Most bytes of bitmaps kept; past it the cache starts over.
 const MAX_CACHED_BYTES: usize = 64 << 20;
+
+/// Most role-set memo entries kept; past it the memo starts over.
+const MAX_MEMOISED_SETS: usize = 4096;
+
+/// The non-empty bitmaps of one role set's roles, in one collection and kind.
+pub(crate) type RoleBitmaps = Arc<[Arc<RoaringBitmap>]>;
+
+/// (role set fingerprint, collection, kind).
+type SetKey = (u64, u32, IndexKind);
 
 #[derive(Debug, Default)]
 struct Inner {
     generation: u64,
     bytes: usize,
     map: HashMap<Vec<u8>, Arc<RoaringBitmap>>,
+    /// (role set fingerprint, collection, kind) -> the set's keys and its non-empty
+    /// bitmaps there. A hit needs equal keys too, so a fingerprint collision only misses.
+    sets: HashMap<SetKey, (Arc<BTreeSet<String>>, RoleBitmaps)>,
+}
+
+impl Inner {
+    fn clear(&mut self) {
+        self.map.clear();
+        self.sets.clear();
+        self.bytes = 0;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -68,13 +93,58 @@ impl BitmapCache {
         if inner.generation == seen {
             let size = loaded.serialized_size();
             if inner.bytes + size > MAX_CACHED_BYTES {
-                inner.map.clear();
-                inner.bytes = 0;
+                // The memo goes too: its bitmaps would outlive the bound.
+                inner.clear();
             }
             inner.bytes += size;
             inner.map.insert(prefix, Arc::clone(&loaded));
         }
         Ok(loaded)
+    }
+
+    /// The non-empty bitmaps of `roles` in `(cid, kind)`, memoised per role set, so a
+    /// client holding many roles looks them up once per write to the collection, not
+    /// once per query (and so do other clients with the same roles). Empty bitmaps are left out: they add nothing to a union or merge.
+    pub(crate) fn role_bitmaps(
+        &self,
+        store: &Store,
+        cid: u32,
+        kind: IndexKind,
+        roles: &RoleSet,
+        counters: &Counters,
+    ) -> Result<RoleBitmaps> {
+        let key = (roles.fingerprint(), cid, kind);
+        let mine = roles.shared_keys();
+        let seen = {
+            let inner = self.read();
+            match inner.sets.get(&key) {
+                // The same set, or an equal one (another client of the same user).
+                Some((keys, hit)) if Arc::ptr_eq(keys, mine) || keys == mine => {
+                    hit.iter().for_each(|_| counters.bitmap_opened());
+                    return Ok(Arc::clone(hit));
+                }
+                _ => inner.generation,
+            }
+        };
+        let mut found = Vec::new();
+        for role in roles.keys() {
+            let bitmap = self.get(store, cid, kind, role, counters)?;
+            if !bitmap.is_empty() {
+                found.push(bitmap);
+            }
+        }
+        let found: RoleBitmaps = found.into();
+        let mut inner = self.write();
+        // Same rule as `get`: only what was read with no write in between is kept.
+        if inner.generation == seen {
+            if inner.sets.len() >= MAX_MEMOISED_SETS {
+                inner.sets.clear();
+            }
+            inner
+                .sets
+                .insert(key, (Arc::clone(mine), Arc::clone(&found)));
+        }
+        Ok(found)
     }
 
     /// Bytes of bitmaps held (their serialized size).
@@ -93,11 +163,88 @@ impl BitmapCache {
             return;
         }
         let mut inner = self.write();
+        let mut collections = Vec::new();
         for prefix in touched {
             if let Some(old) = inner.map.remove(prefix) {
                 inner.bytes = inner.bytes.saturating_sub(old.serialized_size());
             }
+            if let Some(cid) = prefix_collection(prefix) {
+                if !collections.contains(&cid) {
+                    collections.push(cid);
+                }
+            }
         }
+        inner
+            .sets
+            .retain(|(_, cid, _), _| !collections.contains(cid));
         inner.generation += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexEdits;
+    use crate::perm::UserFacts;
+    use crate::store::SledBackend;
+
+    fn user(id: &str) -> RoleSet {
+        RoleSet::user(&UserFacts {
+            id: id.into(),
+            ..UserFacts::default()
+        })
+    }
+
+    /// Grants read in collection 7 on `seq` to `role`, and tells the cache.
+    fn grant(store: &Store, cache: &BitmapCache, role: &str, seq: u32) {
+        let mut edits = IndexEdits::default();
+        edits.add(7, IndexKind::Read, role, seq);
+        let mut batch = WriteBatch::default();
+        edits.write(store, &mut batch).unwrap();
+        store.apply(&batch).unwrap();
+        cache.invalidate(&batch);
+    }
+
+    fn union(bitmaps: &RoleBitmaps) -> Vec<u32> {
+        let mut all = RoaringBitmap::new();
+        for b in bitmaps.iter() {
+            all |= b.as_ref();
+        }
+        all.iter().collect()
+    }
+
+    #[test]
+    fn role_set_memo_follows_writes_and_never_mixes_up_sets() {
+        let store = Store::new(Arc::new(SledBackend::open(None, 1 << 20, None).unwrap()));
+        let cache = BitmapCache::default();
+        let counters = Counters::default();
+        let (a, b) = (user("a"), user("b"));
+        grant(&store, &cache, "user:a", 1);
+        grant(&store, &cache, "user:b", 2);
+        let seen = |set: &RoleSet| {
+            union(
+                &cache
+                    .role_bitmaps(&store, 7, IndexKind::Read, set, &counters)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(seen(&a), [1]);
+        // Memoised: only the non-empty bitmap is listed.
+        assert_eq!(
+            cache
+                .role_bitmaps(&store, 7, IndexKind::Read, &a, &counters)
+                .unwrap()
+                .len(),
+            1
+        );
+        // A role that was empty when the memo was made gains a document.
+        grant(&store, &cache, "any", 3);
+        assert_eq!(seen(&a), [1, 3]);
+        // An equal set made separately shares the memo; a different set with the same
+        // fingerprint does not get it.
+        assert_eq!(seen(&user("a")), [1, 3]);
+        let forged = b.clone().with_fingerprint(a.fingerprint());
+        assert_eq!(seen(&forged), [2, 3]);
+        assert_eq!(seen(&a), [1, 3]);
     }
 }

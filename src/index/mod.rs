@@ -18,11 +18,11 @@ use roaring::RoaringBitmap;
 use crate::error::{Error, Result};
 use crate::store::{Direction, Store, Tree, WriteBatch, keys};
 
-pub(crate) use cache::BitmapCache;
+pub(crate) use cache::{BitmapCache, RoleBitmaps};
 pub(crate) use stream::{BitmapStream, Counters, MergedStream};
 
 /// Which bitmap of a collection. The byte is part of the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum IndexKind {
     /// Every live document (role is empty).
     Live = 0,
@@ -54,6 +54,11 @@ pub(crate) fn bitmap_prefix(cid: u32, kind: IndexKind, role: &str) -> Vec<u8> {
     k.push(u8::try_from(role.len()).unwrap_or(u8::MAX));
     k.extend_from_slice(role.as_bytes());
     k
+}
+
+/// The collection a bitmap prefix (or container key) belongs to: its first four bytes.
+fn prefix_collection(prefix: &[u8]) -> Option<u32> {
+    prefix.first_chunk::<4>().map(|c| u32::from_be_bytes(*c))
 }
 
 fn container_key(prefix: &[u8], high: u16) -> Vec<u8> {

@@ -1,5 +1,5 @@
-//! Lazy iteration over one stored bitmap: containers are fetched one at a time,
-//! in either direction, from a starting sequence, so a page reads only what it shows.
+//! Lazy iteration: over one stored bitmap, fetching containers one at a time, and over
+//! the union of in-memory bitmaps, merging them; either direction, from a start sequence.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use roaring::RoaringBitmap;
 
 use super::{IndexKind, bitmap_prefix, container_key, decode_container, high_bits};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{Direction, Scan, Store, Tree, keys};
 
 /// Work done by one query, for `explain` and the cost tests.
@@ -130,74 +130,133 @@ impl Iterator for BitmapStream<'_> {
     }
 }
 
-/// The union of several bitmaps, in `direction` order, without duplicates, merged
-/// lazily with a min-heap: a page costs the entries it reaches, not the union of
+/// The union of several in-memory bitmaps, in `direction` order, without duplicates,
+/// merged lazily with a min-heap: a page costs the entries it reaches, not the union of
 /// every bitmap (DESIGN §4, many roles).
 pub(crate) struct MergedStream<'a> {
-    streams: Vec<Box<dyn Iterator<Item = Result<u32>> + 'a>>,
-    /// Min-heap of (key, stream): the key orders sequences in `direction`.
+    iters: Vec<roaring::bitmap::Iter<'a>>,
+    /// Min-heap of (key, iterator): the key orders sequences in `direction`.
     heap: BinaryHeap<Reverse<(u32, usize)>>,
     direction: Direction,
     last: Option<u32>,
-    failed: Option<Error>,
 }
 
 impl<'a> MergedStream<'a> {
-    /// Merges `streams`, each already in `direction` order.
+    /// Merges `bitmaps` from `start` (inclusive) on, in `direction` order.
     pub(crate) fn new(
-        streams: Vec<Box<dyn Iterator<Item = Result<u32>> + 'a>>,
+        bitmaps: impl IntoIterator<Item = &'a RoaringBitmap>,
         direction: Direction,
+        start: Option<u32>,
     ) -> MergedStream<'a> {
-        let mut merged = MergedStream {
-            streams,
-            heap: BinaryHeap::new(),
+        let mut iters: Vec<_> = bitmaps
+            .into_iter()
+            .map(|b| {
+                let mut iter = b.iter();
+                match (start, direction) {
+                    (None, _) => {}
+                    (Some(s), Direction::Forward) => iter.advance_to(s),
+                    (Some(s), Direction::Reverse) => iter.advance_back_to(s),
+                }
+                iter
+            })
+            .collect();
+        let heads = iters
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, iter)| Some(Reverse((key(advance(iter, direction)?, direction), i))))
+            .collect::<Vec<_>>();
+        MergedStream {
+            iters,
+            heap: BinaryHeap::from(heads),
             direction,
             last: None,
-            failed: None,
-        };
-        for i in 0..merged.streams.len() {
-            merged.refill(i);
-        }
-        merged
-    }
-
-    fn key(&self, seq: u32) -> u32 {
-        match self.direction {
-            Direction::Forward => seq,
-            Direction::Reverse => u32::MAX - seq,
         }
     }
+}
 
-    fn refill(&mut self, i: usize) {
-        match self.streams.get_mut(i).and_then(Iterator::next) {
-            Some(Ok(seq)) => {
-                let key = self.key(seq);
-                self.heap.push(Reverse((key, i)));
-            }
-            Some(Err(e)) => self.failed = Some(e),
-            None => {}
-        }
+/// The next sequence of `iter` in `direction`.
+fn advance(iter: &mut roaring::bitmap::Iter<'_>, direction: Direction) -> Option<u32> {
+    match direction {
+        Direction::Forward => iter.next(),
+        Direction::Reverse => iter.next_back(),
+    }
+}
+
+/// The heap key of `seq`: smaller comes first in `direction`. Its own inverse.
+fn key(seq: u32, direction: Direction) -> u32 {
+    match direction {
+        Direction::Forward => seq,
+        Direction::Reverse => u32::MAX - seq,
     }
 }
 
 impl Iterator for MergedStream<'_> {
-    type Item = Result<u32>;
+    type Item = u32;
 
-    fn next(&mut self) -> Option<Result<u32>> {
+    fn next(&mut self) -> Option<u32> {
         loop {
-            if let Some(e) = self.failed.take() {
-                return Some(Err(e));
+            let Reverse((head, i)) = self.heap.pop()?;
+            if let Some(next) = self
+                .iters
+                .get_mut(i)
+                .and_then(|it| advance(it, self.direction))
+            {
+                self.heap.push(Reverse((key(next, self.direction), i)));
             }
-            let Reverse((key, i)) = self.heap.pop()?;
-            self.refill(i);
-            let seq = match self.direction {
-                Direction::Forward => key,
-                Direction::Reverse => u32::MAX - key,
-            };
+            let seq = key(head, self.direction);
             if self.last != Some(seq) {
                 self.last = Some(seq);
-                return Some(Ok(seq));
+                return Some(seq);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(bitmaps: &[RoaringBitmap], direction: Direction, start: Option<u32>) -> Vec<u32> {
+        MergedStream::new(bitmaps, direction, start).collect()
+    }
+
+    #[test]
+    fn merge_is_the_union_in_order_from_start() {
+        let bitmaps: Vec<RoaringBitmap> = vec![
+            [1, 5, 9, 70_000].into_iter().collect(),
+            [5, 6, 200_000].into_iter().collect(),
+            RoaringBitmap::new(),
+            [0, 9, 70_000, u32::MAX].into_iter().collect(),
+        ];
+        let union: RoaringBitmap = bitmaps.iter().fold(RoaringBitmap::new(), |a, b| a | b);
+        for start in [
+            None,
+            Some(0),
+            Some(5),
+            Some(7),
+            Some(70_000),
+            Some(u32::MAX),
+        ] {
+            let forward: Vec<u32> = union
+                .iter()
+                .filter(|s| start.is_none_or(|st| *s >= st))
+                .collect();
+            assert_eq!(
+                merged(&bitmaps, Direction::Forward, start),
+                forward,
+                "{start:?}"
+            );
+            let mut reverse: Vec<u32> = union
+                .iter()
+                .filter(|s| start.is_none_or(|st| *s <= st))
+                .collect();
+            reverse.reverse();
+            assert_eq!(
+                merged(&bitmaps, Direction::Reverse, start),
+                reverse,
+                "{start:?}"
+            );
+        }
+        assert!(merged(&[], Direction::Forward, None).is_empty());
     }
 }

@@ -2,6 +2,8 @@
 //! and only here, so sessions, tokens, teams and labels all feed the same function.
 
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -18,17 +20,47 @@ pub(crate) struct UserFacts {
 }
 
 /// The roles a principal holds, as role values and as the strings the index is keyed by.
+///
+/// INVARIANT (role-set-fingerprint): `keys` and `fingerprint` follow from `roles`, set
+/// once in `from_roles`; a set is never changed afterwards (no `&mut self` methods).
+/// The bitmap cache's per-set memo relies on it (`index::cache`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RoleSet {
     roles: BTreeSet<Role>,
-    keys: BTreeSet<String>,
+    /// Shared, so a memo can hold the set's keys without copying them.
+    keys: Arc<BTreeSet<String>>,
+    /// A hash of `keys`, to find the set's memo entries without hashing every role.
+    fingerprint: u64,
 }
 
 impl RoleSet {
     fn from_roles(roles: impl IntoIterator<Item = Role>) -> RoleSet {
         let roles: BTreeSet<Role> = roles.into_iter().collect();
-        let keys = roles.iter().map(Role::to_string).collect();
-        RoleSet { roles, keys }
+        let keys: BTreeSet<String> = roles.iter().map(Role::to_string).collect();
+        let mut hasher = std::hash::DefaultHasher::new();
+        keys.hash(&mut hasher);
+        RoleSet {
+            roles,
+            keys: Arc::new(keys),
+            fingerprint: hasher.finish(),
+        }
+    }
+
+    /// A hash of the role keys: equal sets have equal fingerprints (not conversely).
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The role keys, shared.
+    pub(crate) fn shared_keys(&self) -> &Arc<BTreeSet<String>> {
+        &self.keys
+    }
+
+    /// This set with another fingerprint, to test what a collision does.
+    #[cfg(test)]
+    pub(crate) fn with_fingerprint(mut self, fingerprint: u64) -> RoleSet {
+        self.fingerprint = fingerprint;
+        self
     }
 
     /// Guests: `any` and `guests`.

@@ -4,8 +4,6 @@
 
 use std::cmp::Ordering;
 
-use std::sync::Arc;
-
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
@@ -19,7 +17,7 @@ use crate::document::{ACTION_READ, DocRecord, Document, load_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::index::attr::IndexRecord;
-use crate::index::{BitmapStream, Counters, IndexKind, MergedStream};
+use crate::index::{BitmapStream, Counters, IndexKind, MergedStream, RoleBitmaps};
 use crate::perm::{Action, Principal, RoleSet};
 use crate::store::Direction;
 
@@ -43,7 +41,7 @@ enum Visible<'r> {
     Roles(RoaringBitmap, &'r RoleSet),
     /// The roles' read bitmaps merged lazily in order: pages by `$sequence` without
     /// index narrowing, so many roles cost what the page reaches, not their union.
-    Lazy(Vec<Arc<RoaringBitmap>>, &'r RoleSet),
+    Lazy(RoleBitmaps, &'r RoleSet),
 }
 
 /// Candidate documents: the visible ones, narrowed by indexes when the filter allows.
@@ -86,8 +84,7 @@ impl Run<'_> {
             )),
             Visible::Roles(bitmap, _) => iter_bitmap(bitmap, dir, start),
             Visible::Lazy(bitmaps, _) => {
-                let streams = bitmaps.iter().map(|b| iter_bitmap(b, dir, start)).collect();
-                Box::new(MergedStream::new(streams, dir))
+                Box::new(MergedStream::new(bitmaps.iter().map(AsRef::as_ref), dir, start).map(Ok))
             }
         }
     }
@@ -468,18 +465,18 @@ pub(crate) fn find(
         None => Visible::All,
         Some(roles) if coll.grants(Action::Read, roles) => Visible::All,
         Some(roles) if coll.document_security => {
-            let bitmaps = roles
-                .keys()
-                .map(|role| {
-                    db.bitmaps
-                        .get(&db.store, coll.cid, IndexKind::Read, role, &run.counters)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let bitmaps = db.bitmaps.role_bitmaps(
+                &db.store,
+                coll.cid,
+                IndexKind::Read,
+                roles,
+                &run.counters,
+            )?;
             if lazy_ok {
                 Visible::Lazy(bitmaps, roles)
             } else {
                 let mut union = RoaringBitmap::new();
-                for b in &bitmaps {
+                for b in bitmaps.iter() {
                     union |= b.as_ref();
                 }
                 Visible::Roles(union, roles)
