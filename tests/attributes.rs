@@ -313,3 +313,62 @@ fn unique_indexes_name_themselves_and_dropped_indexes_are_freed() {
         ));
     }
 }
+
+#[test]
+fn index_answers_follow_every_write() {
+    let (db, people) = setup();
+    let collections = db.root().schema("s").collections();
+    for spec in [
+        permdb::IndexSpec::key("by_level", ["level"]),
+        permdb::IndexSpec::key("by_active_age", ["active", "age"]),
+        permdb::IndexSpec::fulltext("by_name", "name"),
+    ] {
+        collections.create_index("people", spec).unwrap();
+    }
+    let ids = |q: Query| -> Vec<String> {
+        let found = people.find(std::slice::from_ref(&q)).unwrap();
+        assert_eq!(people.count(&[q]).unwrap(), found.total);
+        found.documents.iter().map(|d| d.id().to_owned()).collect()
+    };
+    let level = |v: &str| Query::equal("level", [v]);
+    let active = Query::equal("active", [true]);
+    let ann = || Query::search("name", "ann");
+    people
+        .create(
+            "p1",
+            json!({"name": "Ann", "level": "low", "age": 30}),
+            None,
+        )
+        .unwrap();
+    people
+        .create(
+            "p2",
+            json!({"name": "Bob", "level": "high", "age": 40}),
+            None,
+        )
+        .unwrap();
+    // Each answer is asked first, so a stale one kept in memory would show below.
+    assert_eq!(ids(level("low")), ["p1"]);
+    assert_eq!(ids(level("high")), ["p2"]);
+    assert_eq!(ids(active.clone()), ["p1", "p2"]);
+    assert_eq!(ids(ann()), ["p1"]);
+
+    people.update("p1", json!({"level": "high"}), None).unwrap();
+    assert_eq!(ids(level("low")), Vec::<String>::new());
+    assert_eq!(ids(level("high")), ["p1", "p2"]);
+    people.update("p2", json!({"active": false}), None).unwrap();
+    assert_eq!(ids(active.clone()), ["p1"]);
+    people.update("p1", json!({"name": "Cat"}), None).unwrap();
+    assert_eq!(ids(ann()), Vec::<String>::new());
+    people.delete("p2").unwrap();
+    assert_eq!(ids(level("high")), ["p1"]);
+    people
+        .create("p3", json!({"name": "Ann", "level": "low"}), None)
+        .unwrap();
+    assert_eq!(ids(level("low")), ["p3"]);
+    assert_eq!(ids(active), ["p1", "p3"]);
+    assert_eq!(ids(ann()), ["p3"]);
+    // Dropping the index leaves the same answers, from the documents.
+    collections.delete_index("people", "by_level").unwrap();
+    assert_eq!(ids(level("low")), ["p3"]);
+}

@@ -1,7 +1,8 @@
 //! Property test for the query language: random documents, permissions and query trees
 //! (every filter method, and/or nesting, multi-key orders, cursors, offsets, select) as
 //! random principals, against a plain evaluator over all documents written here from the
-//! documented semantics: same documents, same order, same total.
+//! documented semantics: same documents, same order, same total. The queries run again
+//! after random updates and deletes, so nothing cached from the first run may linger.
 
 #![allow(
     clippy::unwrap_used,
@@ -505,6 +506,7 @@ proptest! {
         collection_read in proptest::bool::weighted(0.2),
         shapes in proptest::collection::vec(shape(), 1..6),
         setup in setup(),
+        edits in proptest::collection::vec((0..12usize, proptest::option::of(doc())), 0..6),
     ) {
         let db = Db::temporary().unwrap();
         let mut spec = CollectionSpec::new("c", "C").document_security(true);
@@ -539,6 +541,34 @@ proptest! {
         }
         if setup.indexes_after_docs {
             make_indexes(&db, &setup, &stored);
+        }
+        // Whether a unique index on `s` exists now.
+        let unique_now = setup.unique_s && !has_duplicate_s(&stored, None);
+        for round in 0..2 {
+        if round == 1 {
+            // Update (merging top-level attributes, replacing permissions) or delete.
+            for (i, change) in &edits {
+                let id = format!("d{i}");
+                let Some(at) = stored.iter().position(|(sid, _, _)| *sid == id) else { continue };
+                match change {
+                    None => {
+                        coll.delete(&id).unwrap();
+                        stored.remove(at);
+                    }
+                    Some(d) => {
+                        let perms = d.readers.iter().map(|&r| Permission::read(if r == 3 { Role::any() } else { Role::user(USERS[r]) })).collect();
+                        let mut merged = stored[at].2.clone();
+                        merged.data.extend(d.data.clone());
+                        merged.readers.clone_from(&d.readers);
+                        let others: Vec<_> = stored.iter().enumerate().filter(|(j, _)| *j != at).map(|(_, x)| x.clone()).collect();
+                        match coll.update(&id, Value::Object(d.data.clone()), Some(perms)) {
+                            Ok(_) => stored[at].2 = merged,
+                            Err(Error::Conflict(_)) if unique_now => prop_assert!(has_duplicate_s(&others, Some(&merged))),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            }
         }
         for shape in &shapes {
             let mut queries = shape.filters.clone();
@@ -588,6 +618,7 @@ proptest! {
                     (got, want) => prop_assert!(false, "count {:?} as {:?}: {:?} vs {:?}", shape.filters, who, got, want),
                 }
             }
+        }
         }
     }
 }

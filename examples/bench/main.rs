@@ -134,16 +134,18 @@ fn rss_probe(dir: &str, users: u32) {
     println!("{before} {}", rss_bytes());
 }
 
-/// Profiling mode: open a cached permdb store and ask the sampled users' first pages,
-/// then the same pages with no permission work, each for `seconds`; prints mean µs.
-/// Run under `perf record` to see where a page's time goes.
-fn page_loop(dir: &str, users: u32, seconds: f64) {
+/// Profiling mode: open a cached permdb store and ask the sampled users' first pages
+/// (with `equal("category", [category])` when given, as P3), then the same pages with
+/// no permission work, each for `seconds`; prints mean µs. Run under `perf record` to
+/// see where a page's time goes.
+fn page_loop(dir: &str, users: u32, seconds: f64, category: Option<&str>) {
     let db = Db::open_with(dir, peers::permdb_options()).unwrap();
     let clients: Vec<permdb::Client> = sample_users(users)
         .into_iter()
         .map(|u| db.root().impersonate(&format!("u{u}")).unwrap())
         .collect();
-    let page = [Query::limit(25)];
+    let mut page = vec![Query::limit(25)];
+    page.extend(category.map(|c| Query::equal("category", [c])));
     let root = permdb_docs(&db.root());
     let run = |label: &str, f: &dyn Fn(usize)| {
         let start = Instant::now();
@@ -170,7 +172,12 @@ fn main() {
         return;
     }
     if raw.get(1).map(String::as_str) == Some("--page-loop") {
-        page_loop(&raw[2], raw[3].parse().unwrap(), raw[4].parse().unwrap());
+        page_loop(
+            &raw[2],
+            raw[3].parse().unwrap(),
+            raw[4].parse().unwrap(),
+            raw.get(5).map(String::as_str),
+        );
         return;
     }
     let args = args();

@@ -13,12 +13,13 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Counters, IndexEdits, IndexKind, load_bitmap};
+use super::{BitmapCache, Counters, IndexEdits, IndexKind};
 use crate::error::{Error, Result};
 use crate::id::quote;
 use crate::query::eval::words;
@@ -180,6 +181,38 @@ pub(crate) fn encode_value(v: Option<&Value>, out: &mut Vec<u8>) {
     }
 }
 
+/// The length of the first encoded value at the start of `tuple` (see the module's
+/// table), or `None` when the bytes do not start with one.
+fn first_value_len(tuple: &[u8]) -> Option<usize> {
+    match tuple.first()? {
+        0x00 | 0x01 | 0x02 | 0x05 => Some(1),
+        0x03 => (tuple.len() >= 25).then_some(25),
+        0x04 => {
+            let mut at = 1;
+            loop {
+                match (tuple.get(at)?, tuple.get(at + 1)) {
+                    (0, Some(0)) => return Some(at + 2),
+                    (0, Some(0xff)) => at += 2,
+                    (0, _) => return None,
+                    _ => at += 1,
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Bytes of an entry key before its values: collection (4) and index number (2), as
+/// [`IndexRecord::prefix`] writes them.
+const ENTRY_PREFIX_LEN: usize = 6;
+
+/// The equality key of an entry: its index prefix and first value, the key under which
+/// the bitmap cache keeps the documents having that value (`IndexRecord::equal`).
+pub(crate) fn equality_key(entry: &[u8]) -> Option<&[u8]> {
+    let values = entry.get(ENTRY_PREFIX_LEN..)?;
+    entry.get(..ENTRY_PREFIX_LEN + first_value_len(values)?)
+}
+
 /// The sequence at the end of an entry key.
 fn entry_seq(key: &[u8]) -> Result<u32> {
     key.len()
@@ -317,6 +350,23 @@ impl IndexRecord {
         Ok(out)
     }
 
+    /// The documents whose first indexed value is `encoded` (one whole value, as
+    /// [`encode_value`] writes it), kept in `cache` between writes to its entries.
+    pub(crate) fn equal(
+        &self,
+        cache: &BitmapCache,
+        store: &Store,
+        cid: u32,
+        encoded: &[u8],
+    ) -> Result<Arc<RoaringBitmap>> {
+        let mut key = self.prefix(cid);
+        key.extend_from_slice(encoded);
+        debug_assert_eq!(equality_key(&key), Some(key.as_slice()));
+        cache.equality(key, || {
+            self.bitmap(store, cid, &Bound::Prefix(encoded.to_vec()))
+        })
+    }
+
     /// The entry key document `seq` with `data` has (or would have) in this index.
     pub(crate) fn entry_of(&self, cid: u32, data: &Map<String, Value>, seq: u32) -> Vec<u8> {
         self.entry(cid, data, seq).unwrap_or_default()
@@ -348,9 +398,11 @@ impl IndexRecord {
         entry_seq(key)
     }
 
-    /// Documents whose indexed text has one of the words of `text`.
+    /// Documents whose indexed text has one of the words of `text` (word bitmaps are
+    /// kept in `cache` between writes to them).
     pub(crate) fn search(
         &self,
+        cache: &BitmapCache,
         store: &Store,
         cid: u32,
         text: &str,
@@ -359,13 +411,15 @@ impl IndexRecord {
         let mut out = RoaringBitmap::new();
         let wanted: BTreeSet<String> = words(text).map(|w| cut(&w)).collect();
         for w in wanted {
-            out |= load_bitmap(
-                store,
-                cid,
-                IndexKind::Fulltext,
-                &self.word_role(&w),
-                counters,
-            )?;
+            out |= cache
+                .get(
+                    store,
+                    cid,
+                    IndexKind::Fulltext,
+                    &self.word_role(&w),
+                    counters,
+                )?
+                .as_ref();
         }
         Ok(out)
     }
@@ -439,5 +493,43 @@ mod tests {
         }
         assert_eq!(enc(json!(1)), enc(json!(1.0)));
         assert_ne!(enc(json!(i64::MAX)), enc(json!(i64::MAX - 1)));
+    }
+
+    #[test]
+    fn an_entry_names_the_equality_key_of_its_first_value() {
+        let composite = IndexRecord {
+            key: "k".into(),
+            kind: IndexType::Key,
+            attributes: vec!["a".into(), "b".into()],
+            number: 258,
+        };
+        let values = [
+            json!(null),
+            json!(true),
+            json!(-2.5),
+            json!(7),
+            json!(""),
+            json!("a\u{0}\u{0}b"),
+            json!("\u{0}"),
+            json!([1]),
+        ];
+        for first in &values {
+            for second in [json!("z\u{0}"), json!(3)] {
+                let data = json!({"a": first, "b": second});
+                let entry = composite.entry_of(9, data.as_object().unwrap(), 0x0102_0304);
+                let mut want = composite.prefix(9);
+                want.extend(enc(first.clone()));
+                assert_eq!(equality_key(&entry), Some(want.as_slice()), "{first}");
+            }
+        }
+        // Bytes that do not start with an encoded value have no key.
+        for bad in [
+            &[0u8, 0, 0, 9, 1, 2][..],
+            &[0, 0, 0, 9, 1, 2, 0x09],
+            &[0, 0, 0, 9, 1, 2, 0x03, 1],
+            &[0, 0, 0, 9, 1, 2, 0x04, b'a', 0],
+        ] {
+            assert_eq!(equality_key(bad), None, "{bad:?}");
+        }
     }
 }

@@ -1,8 +1,10 @@
-//! Role bitmaps cached in memory (DESIGN §4 layout b's cache over layout a's storage):
-//! loaded whole on first use, dropped when a write touches them, bounded in size.
+//! Bitmaps cached in memory (DESIGN §4 layout b's cache over layout a's storage): role
+//! bitmaps, and attribute indexes' value -> bitmap for equality, built from their
+//! entries. Loaded whole on first use, dropped when a write touches them, bounded in size.
 //!
-//! INVARIANT (cache-not-stale): an entry equals the stored bitmap as of its last
-//! write. Writers invalidate the prefixes their batch touched after applying it and
+//! INVARIANT (cache-not-stale): an entry equals the stored bitmap (or the bitmap of the
+//! stored entries) as of its last write. Writers invalidate the keys their batch
+//! touched after applying it and
 //! bump `generation`; a reader inserts what it loaded only if `generation` did not
 //! move since it began loading, checked under the same lock. A reader that still sees
 //! an old entry for a moment fails closed: every returned document's own permissions
@@ -17,6 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use roaring::RoaringBitmap;
 
+use super::attr::equality_key;
 use super::{Counters, IndexKind, bitmap_prefix, load_bitmap, prefix_collection};
 use crate::error::Result;
 use crate::perm::RoleSet;
@@ -38,15 +41,46 @@ type SetKey = (u64, u32, IndexKind);
 struct Inner {
     generation: u64,
     bytes: usize,
-    map: HashMap<Vec<u8>, Arc<RoaringBitmap>>,
+    /// Bitmap prefix (`bitmap_prefix`) -> a bitmap of the permission index tree.
+    roles: HashMap<Vec<u8>, Arc<RoaringBitmap>>,
+    /// Equality key (`attr::equality_key`) -> the documents with that value.
+    values: HashMap<Vec<u8>, Arc<RoaringBitmap>>,
     /// (role set fingerprint, collection, kind) -> the set's keys and its non-empty
     /// bitmaps there. A hit needs equal keys too, so a fingerprint collision only misses.
     sets: HashMap<SetKey, (Arc<BTreeSet<String>>, RoleBitmaps)>,
 }
 
+/// Which map of [`Inner`] a bitmap lives in.
+#[derive(Debug, Clone, Copy)]
+enum Space {
+    Roles,
+    Values,
+}
+
 impl Inner {
+    fn space(&self, space: Space) -> &HashMap<Vec<u8>, Arc<RoaringBitmap>> {
+        match space {
+            Space::Roles => &self.roles,
+            Space::Values => &self.values,
+        }
+    }
+
+    fn space_mut(&mut self, space: Space) -> &mut HashMap<Vec<u8>, Arc<RoaringBitmap>> {
+        match space {
+            Space::Roles => &mut self.roles,
+            Space::Values => &mut self.values,
+        }
+    }
+
+    fn forget(&mut self, space: Space, key: &[u8]) {
+        if let Some(old) = self.space_mut(space).remove(key) {
+            self.bytes = self.bytes.saturating_sub(old.serialized_size());
+        }
+    }
+
     fn clear(&mut self) {
-        self.map.clear();
+        self.roles.clear();
+        self.values.clear();
         self.sets.clear();
         self.bytes = 0;
     }
@@ -79,16 +113,42 @@ impl BitmapCache {
         role: &str,
         counters: &Counters,
     ) -> Result<Arc<RoaringBitmap>> {
-        let prefix = bitmap_prefix(cid, kind, role);
+        let key = bitmap_prefix(cid, kind, role);
+        let (bitmap, hit) = self.cached(Space::Roles, key, || {
+            load_bitmap(store, cid, kind, role, counters)
+        })?;
+        if hit {
+            counters.bitmap_opened(); // `load_bitmap` counts the misses
+        }
+        Ok(bitmap)
+    }
+
+    /// The documents whose first value in an attribute index is the one `key` ends with
+    /// (`key` = index prefix and encoded value, as `attr::equality_key`), from memory or
+    /// from `load`.
+    pub(crate) fn equality(
+        &self,
+        key: Vec<u8>,
+        load: impl FnOnce() -> Result<RoaringBitmap>,
+    ) -> Result<Arc<RoaringBitmap>> {
+        Ok(self.cached(Space::Values, key, load)?.0)
+    }
+
+    /// The bitmap at `key`, and whether it was already in memory.
+    fn cached(
+        &self,
+        space: Space,
+        key: Vec<u8>,
+        load: impl FnOnce() -> Result<RoaringBitmap>,
+    ) -> Result<(Arc<RoaringBitmap>, bool)> {
         let seen = {
             let inner = self.read();
-            if let Some(hit) = inner.map.get(&prefix) {
-                counters.bitmap_opened();
-                return Ok(Arc::clone(hit));
+            if let Some(hit) = inner.space(space).get(&key) {
+                return Ok((Arc::clone(hit), true));
             }
             inner.generation
         };
-        let loaded = Arc::new(load_bitmap(store, cid, kind, role, counters)?);
+        let loaded = Arc::new(load()?);
         let mut inner = self.write();
         if inner.generation == seen {
             let size = loaded.serialized_size();
@@ -97,14 +157,15 @@ impl BitmapCache {
                 inner.clear();
             }
             inner.bytes += size;
-            inner.map.insert(prefix, Arc::clone(&loaded));
+            inner.space_mut(space).insert(key, Arc::clone(&loaded));
         }
-        Ok(loaded)
+        Ok((loaded, false))
     }
 
     /// The non-empty bitmaps of `roles` in `(cid, kind)`, memoised per role set, so a
     /// client holding many roles looks them up once per write to the collection, not
-    /// once per query (and so do other clients with the same roles). Empty bitmaps are left out: they add nothing to a union or merge.
+    /// once per query (and so do other clients with the same roles). Empty bitmaps are
+    /// left out: they add nothing to a union or merge.
     pub(crate) fn role_bitmaps(
         &self,
         store: &Store,
@@ -156,18 +217,27 @@ impl BitmapCache {
     pub(crate) fn invalidate(&self, batch: &WriteBatch) {
         let mut touched = batch
             .ops()
-            .filter(|(tree, _, _)| *tree == Tree::PermIndex)
-            .filter_map(|(_, key, _)| key.get(..key.len().checked_sub(2)?))
+            .filter(|(tree, _, _)| matches!(tree, Tree::PermIndex | Tree::AttrIndex))
             .peekable();
         if touched.peek().is_none() {
             return;
         }
         let mut inner = self.write();
         let mut collections = Vec::new();
-        for prefix in touched {
-            if let Some(old) = inner.map.remove(prefix) {
-                inner.bytes = inner.bytes.saturating_sub(old.serialized_size());
+        for (tree, key, _) in touched {
+            if tree == Tree::AttrIndex {
+                match equality_key(key) {
+                    Some(k) => inner.forget(Space::Values, k),
+                    // Not an entry this build wrote: forget everything, to be safe.
+                    None => inner.clear(),
+                }
+                continue;
             }
+            // A container key is its bitmap's prefix and two bytes of high bits.
+            let Some(prefix) = key.get(..key.len().saturating_sub(2)) else {
+                continue;
+            };
+            inner.forget(Space::Roles, prefix);
             if let Some(cid) = prefix_collection(prefix) {
                 if !collections.contains(&cid) {
                     collections.push(cid);

@@ -141,7 +141,7 @@ fn condition(
         let text = c.values.first().and_then(Value::as_str).unwrap_or_default();
         used.push(index.key.clone());
         return Ok(Some((
-            index.search(&db.store, coll.cid, text, counters)?,
+            index.search(&db.bitmaps, &db.store, coll.cid, text, counters)?,
             false,
         )));
     }
@@ -152,8 +152,17 @@ fn condition(
         return Ok(None);
     }
     let mut out = RoaringBitmap::new();
-    for b in &bounds {
-        out |= index.bitmap(&db.store, coll.cid, b)?;
+    if c.method == Method::Equal {
+        // Whole values: each one's bitmap, cached between writes to the index.
+        for v in &c.values {
+            out |= index
+                .equal(&db.bitmaps, &db.store, coll.cid, &enc(v))?
+                .as_ref();
+        }
+    } else {
+        for b in &bounds {
+            out |= index.bitmap(&db.store, coll.cid, b)?;
+        }
     }
     used.push(index.key.clone());
     Ok(Some((out, true)))
