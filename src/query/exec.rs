@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 use serde_json::Value;
 
 use super::eval::{field, sort_cmp};
@@ -475,10 +475,7 @@ pub(crate) fn find(
             if lazy_ok {
                 Visible::Lazy(bitmaps, roles)
             } else {
-                let mut union = RoaringBitmap::new();
-                for b in bitmaps.iter() {
-                    union |= b.as_ref();
-                }
+                let union = bitmaps.iter().map(AsRef::as_ref).union();
                 Visible::Roles(union, roles)
             }
         }
