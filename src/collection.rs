@@ -387,24 +387,39 @@ impl Collection {
 }
 
 /// Finds document `id`, writing its sequence to `seq`.
+///
+/// The id entry and the document are two reads, each atomic against a write but not
+/// together: a delete (or a delete and a new create of the id) committed between them
+/// shows as an id entry whose document is gone. So the entry is read again; only an
+/// entry that still names the same missing sequence is damage. Under the writer lock
+/// nothing moves and the second read confirms the first.
 fn lookup(
     store: &Store,
     coll: &CollectionRecord,
     id: &str,
     seq: &mut u32,
 ) -> Result<Option<DocRecord>> {
-    let Some(s) = seq_of(store, coll.cid, id)? else {
-        return Ok(None);
-    };
-    *seq = s;
-    let record = load_record(store, coll.cid, s)?;
-    if record.is_none() {
-        return Err(Error::corrupt(
-            format!("document id entry {} of collection {}", quote(id), coll.id),
-            format!("points at sequence {s}, which has no document"),
-        ));
+    /// Reads before a document replaced faster than this is read counts as absent.
+    const ATTEMPTS: usize = 8;
+    let mut missing = None;
+    for _ in 0..ATTEMPTS {
+        let Some(s) = seq_of(store, coll.cid, id)? else {
+            return Ok(None);
+        };
+        if missing == Some(s) {
+            return Err(Error::corrupt(
+                format!("document id entry {} of collection {}", quote(id), coll.id),
+                format!("points at sequence {s}, which has no document"),
+            ));
+        }
+        *seq = s;
+        if let Some(record) = load_record(store, coll.cid, s)? {
+            return Ok(Some(record));
+        }
+        missing = Some(s);
     }
-    Ok(record)
+    // Deleted and created again at every look: absent at each of those moments.
+    Ok(None)
 }
 
 fn default_permissions(principal: &Principal) -> Vec<Permission> {
