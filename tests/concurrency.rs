@@ -333,3 +333,44 @@ fn writers_and_readers_at_once_never_see_what_they_may_not() {
     let report = db.verify().unwrap();
     assert_eq!(report.problems, 0, "{report:?}");
 }
+
+/// A `get` racing a delete and a new create of the same id answers with the document
+/// (old or new) or "not found", never with an error: the id entry and the document are
+/// read apart, and a delete between the two reads is not damage.
+#[test]
+fn get_during_delete_and_create_again_is_found_or_absent() {
+    let db = Db::temporary().unwrap();
+    let coll = common::create_collection(&db, "s", CollectionSpec::new("c", "C"));
+    coll.create("x", json!({"v": 0}), None).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (coll, stop) = (coll.clone(), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut v = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                v += 1;
+                coll.delete("x").unwrap();
+                coll.create("x", json!({"v": v}), None).unwrap();
+            }
+            v
+        })
+    };
+    let (mut found, mut absent) = (0u64, 0u64);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        match coll.get("x") {
+            Ok(doc) => {
+                assert_eq!(doc.id(), "x");
+                found += 1;
+            }
+            Err(Error::NotFound { .. }) => absent += 1,
+            Err(e) => panic!("get during delete and create: {e}"),
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let replaced = churn.join().unwrap();
+    assert!(
+        found > 0 && replaced > 0,
+        "found {found}, absent {absent}, replaced {replaced}"
+    );
+}
