@@ -1,6 +1,7 @@
 //! Attribute indexes. Key and unique indexes keep one entry per document in the
 //! `attr_index` tree, keyed `cid index tuple seq`, where the tuple encoding preserves
-//! order, so equality, ranges, prefixes and ordered walks are all range scans.
+//! order, so equality, ranges, prefixes and ordered walks are all range scans; the
+//! bitmap of one first value is also kept in memory between writes (`IndexRecord::equal`).
 //! Fulltext indexes keep one bitmap per word, in the container layout of the permission index.
 //!
 //! Tuple encoding, per value (type order as `query::eval::sort_cmp`):

@@ -15,9 +15,9 @@
 //! write to that collection's permission index.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 
 use super::attr::equality_key;
 use super::{Counters, IndexKind, bitmap_prefix, load_bitmap, prefix_collection};
@@ -31,8 +31,34 @@ const MAX_CACHED_BYTES: usize = 64 << 20;
 /// Most role-set memo entries kept; past it the memo starts over.
 const MAX_MEMOISED_SETS: usize = 4096;
 
-/// The non-empty bitmaps of one role set's roles, in one collection and kind.
-pub(crate) type RoleBitmaps = Arc<[Arc<RoaringBitmap>]>;
+/// The non-empty bitmaps of one role set's roles, in one collection and kind, and the
+/// size of their union once asked. Immutable but for that memo, which follows from them.
+#[derive(Debug)]
+pub(crate) struct RoleBitmaps {
+    bitmaps: Vec<Arc<RoaringBitmap>>,
+    union_len: OnceLock<u64>,
+}
+
+impl RoleBitmaps {
+    fn new(bitmaps: Vec<Arc<RoaringBitmap>>) -> RoleBitmaps {
+        RoleBitmaps {
+            bitmaps,
+            union_len: OnceLock::new(),
+        }
+    }
+
+    /// The bitmaps, none empty.
+    pub(crate) fn bitmaps(&self) -> &[Arc<RoaringBitmap>] {
+        &self.bitmaps
+    }
+
+    /// How many documents their union holds, computed once (container-level union).
+    pub(crate) fn union_len(&self) -> u64 {
+        *self
+            .union_len
+            .get_or_init(|| self.bitmaps.iter().map(AsRef::as_ref).union().len())
+    }
+}
 
 /// (role set fingerprint, collection, kind).
 type SetKey = (u64, u32, IndexKind);
@@ -47,7 +73,7 @@ struct Inner {
     values: HashMap<Vec<u8>, Arc<RoaringBitmap>>,
     /// (role set fingerprint, collection, kind) -> the set's keys and its non-empty
     /// bitmaps there. A hit needs equal keys too, so a fingerprint collision only misses.
-    sets: HashMap<SetKey, (Arc<BTreeSet<String>>, RoleBitmaps)>,
+    sets: HashMap<SetKey, (Arc<BTreeSet<String>>, Arc<RoleBitmaps>)>,
 }
 
 /// Which map of [`Inner`] a bitmap lives in.
@@ -173,7 +199,7 @@ impl BitmapCache {
         kind: IndexKind,
         roles: &RoleSet,
         counters: &Counters,
-    ) -> Result<RoleBitmaps> {
+    ) -> Result<Arc<RoleBitmaps>> {
         let key = (roles.fingerprint(), cid, kind);
         let mine = roles.shared_keys();
         let seen = {
@@ -181,7 +207,7 @@ impl BitmapCache {
             match inner.sets.get(&key) {
                 // The same set, or an equal one (another client of the same user).
                 Some((keys, hit)) if Arc::ptr_eq(keys, mine) || keys == mine => {
-                    hit.iter().for_each(|_| counters.bitmap_opened());
+                    hit.bitmaps().iter().for_each(|_| counters.bitmap_opened());
                     return Ok(Arc::clone(hit));
                 }
                 _ => inner.generation,
@@ -194,7 +220,7 @@ impl BitmapCache {
                 found.push(bitmap);
             }
         }
-        let found: RoleBitmaps = found.into();
+        let found = Arc::new(RoleBitmaps::new(found));
         let mut inner = self.write();
         // Same rule as `get`: only what was read with no write in between is kept.
         if inner.generation == seen {
@@ -277,9 +303,10 @@ mod tests {
 
     fn union(bitmaps: &RoleBitmaps) -> Vec<u32> {
         let mut all = RoaringBitmap::new();
-        for b in bitmaps.iter() {
+        for b in bitmaps.bitmaps() {
             all |= b.as_ref();
         }
+        assert_eq!(bitmaps.union_len(), all.len());
         all.iter().collect()
     }
 
@@ -304,6 +331,7 @@ mod tests {
             cache
                 .role_bitmaps(&store, 7, IndexKind::Read, &a, &counters)
                 .unwrap()
+                .bitmaps()
                 .len(),
             1
         );

@@ -3,6 +3,7 @@
 //! decodes and sorts the matching candidates. `find` counts up to `TOTAL_CAP`, `count` exactly.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use roaring::{MultiOps, RoaringBitmap};
 use serde_json::Value;
@@ -41,7 +42,7 @@ enum Visible<'r> {
     Roles(RoaringBitmap, &'r RoleSet),
     /// The roles' read bitmaps merged lazily in order: pages by `$sequence` without
     /// index narrowing, so many roles cost what the page reaches, not their union.
-    Lazy(RoleBitmaps, &'r RoleSet),
+    Lazy(Arc<RoleBitmaps>, &'r RoleSet),
 }
 
 /// Candidate documents: the visible ones, narrowed by indexes when the filter allows.
@@ -83,9 +84,9 @@ impl Run<'_> {
                 &self.counters,
             )),
             Visible::Roles(bitmap, _) => iter_bitmap(bitmap, dir, start),
-            Visible::Lazy(bitmaps, _) => {
-                Box::new(MergedStream::new(bitmaps.iter().map(AsRef::as_ref), dir, start).map(Ok))
-            }
+            Visible::Lazy(set, _) => Box::new(
+                MergedStream::new(set.bitmaps().iter().map(AsRef::as_ref), dir, start).map(Ok),
+            ),
         }
     }
 
@@ -174,10 +175,8 @@ impl Run<'_> {
             return Ok((page, None));
         }
         let decode_to_match = plan.filter.is_some() && !source.exact;
-        let lazy = matches!(source.visible, Visible::Lazy(..));
-        // A capped total needs no counting when one role alone reaches the cap.
-        let capped = !decode_to_match && lazy_reaches_cap(source);
-        let counting = plan.cursor.is_none() && (decode_to_match || (lazy && !capped));
+        // Without decoding, the total comes from the bitmaps afterwards (`total`).
+        let counting = plan.cursor.is_none() && decode_to_match;
         let (mut skipped, mut matched) = (0u64, 0u64);
         for seq in self.candidates(source, dir, start) {
             let full = page.len() as u64 >= plan.limit;
@@ -216,11 +215,7 @@ impl Run<'_> {
         if plan.cursor.as_ref().is_some_and(|c| c.before) {
             page.reverse();
         }
-        let total = if capped {
-            Some(TOTAL_CAP)
-        } else {
-            counting.then_some(matched.min(TOTAL_CAP))
-        };
+        let total = counting.then_some(matched.min(TOTAL_CAP));
         Ok((page, total))
     }
 
@@ -365,18 +360,7 @@ impl Run<'_> {
             let n = match &source.visible {
                 Visible::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
                 Visible::Roles(bitmap, _) => bitmap.len(),
-                Visible::Lazy(..) if cap <= TOTAL_CAP && lazy_reaches_cap(source) => cap,
-                Visible::Lazy(..) => {
-                    let mut n = 0u64;
-                    for seq in self.candidates(source, Direction::Forward, None) {
-                        seq?;
-                        n += 1;
-                        if n >= cap {
-                            break;
-                        }
-                    }
-                    n
-                }
+                Visible::Lazy(set, _) => union_len(set, cap),
             };
             return Ok(n.min(cap));
         }
@@ -400,15 +384,14 @@ impl Run<'_> {
     }
 }
 
-/// Whether one of a lazy source's role bitmaps alone holds `TOTAL_CAP` documents,
-/// so the union does too and a capped total is known without counting.
-fn lazy_reaches_cap(source: &Source<'_>) -> bool {
-    match &source.visible {
-        Visible::Lazy(bitmaps, _) => {
-            source.narrowed.is_none() && bitmaps.iter().any(|b| b.len() >= TOTAL_CAP)
-        }
-        _ => false,
+/// How many documents the union of a role set's bitmaps holds, up to `cap`: at once
+/// when one bitmap alone reaches it, otherwise the union's size, computed once per set
+/// until a write to the collection's permissions (`RoleBitmaps::union_len`).
+fn union_len(set: &RoleBitmaps, cap: u64) -> u64 {
+    if set.bitmaps().iter().any(|b| b.len() >= cap) {
+        return cap;
     }
+    set.union_len().min(cap)
 }
 
 fn iter_bitmap(bitmap: &RoaringBitmap, dir: Direction, start: Option<u32>) -> SeqIter<'_> {
@@ -460,7 +443,9 @@ pub(crate) fn find(
         Some(f) => indexed::narrow(db, coll, f, &run.counters, &mut used)?,
         None => None,
     };
-    let lazy_ok = want == Want::Page && run.plan.sequence_order().is_some() && hit.is_none();
+    // Counts and `$sequence` pages never need the union itself; other orders and index
+    // intersections test membership in it.
+    let lazy_ok = hit.is_none() && (want == Want::Count || run.plan.sequence_order().is_some());
     let visible = match principal.roles() {
         None => Visible::All,
         Some(roles) if coll.grants(Action::Read, roles) => Visible::All,
@@ -475,7 +460,7 @@ pub(crate) fn find(
             if lazy_ok {
                 Visible::Lazy(bitmaps, roles)
             } else {
-                let union = bitmaps.iter().map(AsRef::as_ref).union();
+                let union = bitmaps.bitmaps().iter().map(AsRef::as_ref).union();
                 Visible::Roles(union, roles)
             }
         }
