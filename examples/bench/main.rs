@@ -77,11 +77,22 @@ fn args() -> Args {
 
 /// Median of per-call times in µs, calling `f` round-robin over `asks` until `budget`
 /// is spent (at least once per ask, at most 50 rounds).
-fn measure<T>(asks: &[T], budget: Duration, mut f: impl FnMut(usize, &T)) -> f64 {
+fn measure<T>(asks: &[T], budget: Duration, f: impl FnMut(usize, &T)) -> f64 {
+    measure_prepared(asks, budget, || {}, f)
+}
+
+/// As [`measure`], calling `prepare` untimed before each call.
+fn measure_prepared<T>(
+    asks: &[T],
+    budget: Duration,
+    mut prepare: impl FnMut(),
+    mut f: impl FnMut(usize, &T),
+) -> f64 {
     let start = Instant::now();
     let mut samples = Vec::new();
     'rounds: for _ in 0..50 {
         for (i, a) in asks.iter().enumerate() {
+            prepare();
             let t = Instant::now();
             f(i, a);
             samples.push(t.elapsed().as_secs_f64() * 1e6);
@@ -161,6 +172,28 @@ fn page_loop(dir: &str, users: u32, seconds: f64, category: Option<&str>) {
         std::hint::black_box(permdb_docs(&clients[i]).find(&page).unwrap());
     });
     run("root first page", &|_| {
+        std::hint::black_box(root.find(&page).unwrap());
+    });
+    // Each page right after another user's create (untimed), deleted after it.
+    let after_write = |label: &str, f: &dyn Fn(usize)| {
+        let (start, mut timed, mut calls) = (Instant::now(), Duration::ZERO, 0usize);
+        let perms = || vec![permdb::Permission::read(permdb::Role::user("writer"))];
+        while start.elapsed().as_secs_f64() < seconds {
+            root.create("loop-w", json!({"n": 0}), Some(perms()))
+                .unwrap();
+            let t = Instant::now();
+            f(calls % clients.len());
+            timed += t.elapsed();
+            root.delete("loop-w").unwrap();
+            calls += 1;
+        }
+        let mean = timed.as_secs_f64() * 1e6 / calls as f64;
+        println!("{label} after a write: {calls} calls, mean {mean:.1} µs");
+    };
+    after_write("user first page", &|i| {
+        std::hint::black_box(permdb_docs(&clients[i]).find(&page).unwrap());
+    });
+    after_write("root first page", &|_| {
         std::hint::black_box(root.find(&page).unwrap());
     });
 }
@@ -298,6 +331,59 @@ fn main() {
                     std::hint::black_box(permdb_docs(c).count(&q).unwrap());
                 }),
             );
+            // The same two right after another user's write to the collection, which
+            // drops the memo of each role set's bitmaps (the bitmaps stay cached).
+            {
+                let writer = permdb_docs(&pdb.db.root());
+                let mut written = 0u64;
+                let mut write = || {
+                    if written > 0 {
+                        writer.delete(&format!("w{}", written - 1)).unwrap();
+                    }
+                    let perms = vec![permdb::Permission::read(permdb::Role::user("writer"))];
+                    writer
+                        .create(&format!("w{written}"), json!({"n": 0}), Some(perms))
+                        .unwrap();
+                    written += 1;
+                };
+                report.put(
+                    n,
+                    p,
+                    "first page after a write",
+                    "permdb user",
+                    measure_prepared(&users, budget, &mut write, |_, (c, a)| {
+                        std::hint::black_box(
+                            permdb_docs(c).find(&permdb_queries(a, None)).unwrap(),
+                        );
+                    }),
+                );
+                report.put(
+                    n,
+                    p,
+                    "first page after a write",
+                    "permdb key",
+                    measure_prepared(&users, budget, &mut write, |_, (_, a)| {
+                        std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
+                    }),
+                );
+                report.put(
+                    n,
+                    p,
+                    "count after a write",
+                    "permdb user",
+                    measure_prepared(&users, budget, &mut write, |_, (c, a)| {
+                        let q: Vec<Query> = a
+                            .category
+                            .iter()
+                            .map(|cat| Query::equal("category", [cat.as_str()]))
+                            .collect();
+                        std::hint::black_box(permdb_docs(c).count(&q).unwrap());
+                    }),
+                );
+                if written > 0 {
+                    writer.delete(&format!("w{}", written - 1)).unwrap();
+                }
+            } // `writer` holds the store open: dropped before the reopen below.
             report.put(
                 n,
                 p,

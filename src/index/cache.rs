@@ -12,7 +12,8 @@
 //!
 //! The same rule keeps the per-role-set memo current: a memo entry lists the
 //! non-empty bitmaps of one role set in one collection, and is dropped with every
-//! write to that collection's permission index.
+//! write to one of the set's role bitmaps there (or, for a batch touching many
+//! roles, to any of the collection's).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -20,7 +21,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use roaring::{MultiOps, RoaringBitmap};
 
 use super::attr::equality_key;
-use super::{Counters, IndexKind, bitmap_prefix, load_bitmap, prefix_collection};
+use super::{Counters, IndexKind, bitmap_prefix, load_bitmap, prefix_collection, prefix_parts};
 use crate::error::Result;
 use crate::perm::RoleSet;
 use crate::store::{Store, Tree, WriteBatch};
@@ -30,6 +31,10 @@ const MAX_CACHED_BYTES: usize = 64 << 20;
 
 /// Most role-set memo entries kept; past it the memo starts over.
 const MAX_MEMOISED_SETS: usize = 4096;
+
+/// Most touched role bitmaps for which a write drops only the memo entries of the sets
+/// holding them; a bigger batch drops its collections' entries.
+const PRECISE_INVALIDATION_ROLES: usize = 64;
 
 /// The non-empty bitmaps of one role set's roles, in one collection and kind, and the
 /// size of their union once asked. Immutable but for that memo, which follows from them.
@@ -249,7 +254,10 @@ impl BitmapCache {
             return;
         }
         let mut inner = self.write();
-        let mut collections = Vec::new();
+        // Role bitmaps the batch touched: a memo entry goes when its set holds one.
+        let mut roles: Vec<(u32, u8, &str)> = Vec::new();
+        // Collections whose memo entries all go (a prefix this build does not parse).
+        let mut collections: Vec<u32> = Vec::new();
         for (tree, key, _) in touched {
             if tree == Tree::AttrIndex {
                 match equality_key(key) {
@@ -264,15 +272,23 @@ impl BitmapCache {
                 continue;
             };
             inner.forget(Space::Roles, prefix);
-            if let Some(cid) = prefix_collection(prefix) {
-                if !collections.contains(&cid) {
-                    collections.push(cid);
-                }
+            match prefix_parts(prefix) {
+                Some(part) => roles.push(part),
+                None => collections.extend(prefix_collection(prefix)),
             }
         }
-        inner
-            .sets
-            .retain(|(_, cid, _), _| !collections.contains(cid));
+        if roles.len() > PRECISE_INVALIDATION_ROLES {
+            // A big batch: checking every set against every role would cost more than
+            // rebuilding the collection's entries.
+            collections.extend(roles.iter().map(|(cid, _, _)| *cid));
+            roles.clear();
+        }
+        inner.sets.retain(|(_, cid, kind), (keys, _)| {
+            !collections.contains(cid)
+                && !roles
+                    .iter()
+                    .any(|(c, k, role)| c == cid && *k == *kind as u8 && keys.contains(*role))
+        });
         inner.generation += 1;
     }
 }
@@ -335,6 +351,14 @@ mod tests {
                 .len(),
             1
         );
+        // A write to a role outside the set keeps its memo: a hit opens only the
+        // non-empty bitmaps, a rebuild looks up every role of the set.
+        grant(&store, &cache, "user:b", 4);
+        let fresh = Counters::default();
+        cache
+            .role_bitmaps(&store, 7, IndexKind::Read, &a, &fresh)
+            .unwrap();
+        assert_eq!(fresh.bitmaps.get(), 1);
         // A role that was empty when the memo was made gains a document.
         grant(&store, &cache, "any", 3);
         assert_eq!(seen(&a), [1, 3]);
@@ -342,7 +366,7 @@ mod tests {
         // fingerprint does not get it.
         assert_eq!(seen(&user("a")), [1, 3]);
         let forged = b.clone().with_fingerprint(a.fingerprint());
-        assert_eq!(seen(&forged), [2, 3]);
+        assert_eq!(seen(&forged), [2, 3, 4]);
         assert_eq!(seen(&a), [1, 3]);
     }
 }

@@ -61,6 +61,17 @@ fn prefix_collection(prefix: &[u8]) -> Option<u32> {
     prefix.first_chunk::<4>().map(|c| u32::from_be_bytes(*c))
 }
 
+/// The (collection, kind byte, role) a bitmap prefix names, as `bitmap_prefix` lays them out.
+fn prefix_parts(prefix: &[u8]) -> Option<(u32, u8, &str)> {
+    let cid = prefix_collection(prefix)?;
+    let (kind, rest) = prefix.get(4..)?.split_first()?;
+    let (len, role) = rest.split_first()?;
+    (role.len() == usize::from(*len))
+        .then(|| std::str::from_utf8(role).ok())
+        .flatten()
+        .map(|role| (cid, *kind, role))
+}
+
 fn container_key(prefix: &[u8], high: u16) -> Vec<u8> {
     let mut k = Vec::with_capacity(prefix.len() + 2);
     k.extend_from_slice(prefix);
