@@ -40,8 +40,9 @@ pub(crate) enum Want {
 enum Visible<'r> {
     All,
     Roles(RoaringBitmap, &'r RoleSet),
-    /// The roles' read bitmaps merged lazily in order: pages by `$sequence` without
-    /// index narrowing, so many roles cost what the page reaches, not their union.
+    /// The roles' read bitmaps, never unioned here: pages by `$sequence` merge them
+    /// lazily in order, so many roles cost what the page reaches; totals and counts take
+    /// the size of their union, memoised with the role set. Only without index narrowing.
     Lazy(Arc<RoleBitmaps>, &'r RoleSet),
 }
 
@@ -386,7 +387,7 @@ impl Run<'_> {
 
 /// How many documents the union of a role set's bitmaps holds, up to `cap`: at once
 /// when one bitmap alone reaches it, otherwise the union's size, computed once per set
-/// until a write to the collection's permissions (`RoleBitmaps::union_len`).
+/// until a write touches one of its roles (`RoleBitmaps::union_len`).
 fn union_len(set: &RoleBitmaps, cap: u64) -> u64 {
     if set.bitmaps().iter().any(|b| b.len() >= cap) {
         return cap;
