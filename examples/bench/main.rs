@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use data::{Profile, sample_users};
-use peers::{Ask, permdb_docs, permdb_queries};
+use peers::{Ask, permdb_docs, permdb_filter, permdb_queries};
 use permdb::{Db, Durability, Query};
 use report::Report;
 use serde_json::json;
@@ -323,16 +323,11 @@ fn main() {
                 "count",
                 "permdb user",
                 measure(&users, budget, |_, (c, a)| {
-                    let q: Vec<Query> = a
-                        .category
-                        .iter()
-                        .map(|cat| Query::equal("category", [cat.as_str()]))
-                        .collect();
-                    std::hint::black_box(permdb_docs(c).count(&q).unwrap());
+                    std::hint::black_box(permdb_docs(c).count(&permdb_filter(a)).unwrap());
                 }),
             );
-            // The same two right after another user's write to the collection, which
-            // drops the memo of each role set's bitmaps (the bitmaps stay cached).
+            // The same right after another user's write to the collection (to documents
+            // only that user reads, so this user's cached bitmaps and memo stay).
             {
                 let writer = permdb_docs(&pdb.db.root());
                 let mut written = 0u64;
@@ -372,12 +367,7 @@ fn main() {
                     "count after a write",
                     "permdb user",
                     measure_prepared(&users, budget, &mut write, |_, (c, a)| {
-                        let q: Vec<Query> = a
-                            .category
-                            .iter()
-                            .map(|cat| Query::equal("category", [cat.as_str()]))
-                            .collect();
-                        std::hint::black_box(permdb_docs(c).count(&q).unwrap());
+                        std::hint::black_box(permdb_docs(c).count(&permdb_filter(a)).unwrap());
                     }),
                 );
                 if written > 0 {

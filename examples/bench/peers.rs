@@ -126,11 +126,17 @@ pub fn permdb_docs(client: &Client) -> Collection {
     client.schema("db").collection("docs")
 }
 
+/// The filter of an ask (P3's category), for `count`.
+pub fn permdb_filter(ask: &Ask) -> Vec<Query> {
+    ask.category
+        .iter()
+        .map(|c| Query::equal("category", [c.as_str()]))
+        .collect()
+}
+
 pub fn permdb_queries(ask: &Ask, after: Option<&str>) -> Vec<Query> {
     let mut q = vec![Query::limit(25)];
-    if let Some(c) = &ask.category {
-        q.push(Query::equal("category", [c.as_str()]));
-    }
+    q.extend(permdb_filter(ask));
     if let Some(a) = after {
         q.push(Query::cursor_after(a));
     }
