@@ -16,6 +16,7 @@
 //! roles, to any of the collection's).
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use roaring::{MultiOps, RoaringBitmap};
@@ -78,7 +79,25 @@ struct Inner {
     values: HashMap<Vec<u8>, Arc<RoaringBitmap>>,
     /// (role set fingerprint, collection, kind) -> the set's keys and its non-empty
     /// bitmaps there. A hit needs equal keys too, so a fingerprint collision only misses.
-    sets: HashMap<SetKey, (Arc<BTreeSet<String>>, Arc<RoleBitmaps>)>,
+    sets: HashMap<SetKey, SetEntry>,
+}
+
+/// A memo entry: the set's role keys, a 64-bit summary of them for invalidation, and the
+/// set's non-empty bitmaps.
+#[derive(Debug)]
+struct SetEntry {
+    keys: Arc<BTreeSet<String>>,
+    /// The OR of `role_bit` over `keys`: a write to a role whose bit is not here cannot
+    /// touch this set, which spares most entries a lookup in `keys`.
+    role_bits: u64,
+    bitmaps: Arc<RoleBitmaps>,
+}
+
+/// One of 64 bits for a role key (a fixed hash; collisions only cost a lookup).
+fn role_bit(role: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    role.hash(&mut hasher);
+    1 << (hasher.finish() % 64)
 }
 
 /// Which map of [`Inner`] a bitmap lives in.
@@ -211,7 +230,8 @@ impl BitmapCache {
             let inner = self.read();
             match inner.sets.get(&key) {
                 // The same set, or an equal one (another client of the same user).
-                Some((keys, hit)) if Arc::ptr_eq(keys, mine) || keys == mine => {
+                Some(entry) if Arc::ptr_eq(&entry.keys, mine) || entry.keys == *mine => {
+                    let hit = &entry.bitmaps;
                     hit.bitmaps().iter().for_each(|_| counters.bitmap_opened());
                     return Ok(Arc::clone(hit));
                 }
@@ -226,15 +246,19 @@ impl BitmapCache {
             }
         }
         let found = Arc::new(RoleBitmaps::new(found));
+        let role_bits = roles.keys().fold(0, |bits, role| bits | role_bit(role));
         let mut inner = self.write();
         // Same rule as `get`: only what was read with no write in between is kept.
         if inner.generation == seen {
             if inner.sets.len() >= MAX_MEMOISED_SETS {
                 inner.sets.clear();
             }
-            inner
-                .sets
-                .insert(key, (Arc::clone(mine), Arc::clone(&found)));
+            let entry = SetEntry {
+                keys: Arc::clone(mine),
+                role_bits,
+                bitmaps: Arc::clone(&found),
+            };
+            inner.sets.insert(key, entry);
         }
         Ok(found)
     }
@@ -255,7 +279,7 @@ impl BitmapCache {
         }
         let mut inner = self.write();
         // Role bitmaps the batch touched: a memo entry goes when its set holds one.
-        let mut roles: Vec<(u32, u8, &str)> = Vec::new();
+        let mut roles: Vec<(u32, u8, &str, u64)> = Vec::new();
         // Collections whose memo entries all go (a prefix this build does not parse).
         let mut collections: Vec<u32> = Vec::new();
         for (tree, key, _) in touched {
@@ -273,21 +297,24 @@ impl BitmapCache {
             };
             inner.forget(Space::Roles, prefix);
             match prefix_parts(prefix) {
-                Some(part) => roles.push(part),
+                Some((cid, kind, role)) => roles.push((cid, kind, role, role_bit(role))),
                 None => collections.extend(prefix_collection(prefix)),
             }
         }
         if roles.len() > PRECISE_INVALIDATION_ROLES {
             // A big batch: checking every set against every role would cost more than
             // rebuilding the collection's entries.
-            collections.extend(roles.iter().map(|(cid, _, _)| *cid));
+            collections.extend(roles.iter().map(|(cid, _, _, _)| *cid));
             roles.clear();
         }
-        inner.sets.retain(|(_, cid, kind), (keys, _)| {
+        inner.sets.retain(|(_, cid, kind), entry| {
             !collections.contains(cid)
-                && !roles
-                    .iter()
-                    .any(|(c, k, role)| c == cid && *k == *kind as u8 && keys.contains(*role))
+                && !roles.iter().any(|(c, k, role, bit)| {
+                    c == cid
+                        && *k == *kind as u8
+                        && entry.role_bits & bit != 0
+                        && entry.keys.contains(*role)
+                })
         });
         inner.generation += 1;
     }
