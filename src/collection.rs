@@ -399,7 +399,8 @@ fn lookup(
     id: &str,
     seq: &mut u32,
 ) -> Result<Option<DocRecord>> {
-    /// Reads before a document replaced faster than this is read counts as absent.
+    /// Looks at the id entry before a document deleted and created again at every
+    /// look is answered as absent.
     const ATTEMPTS: usize = 8;
     let mut missing = None;
     for _ in 0..ATTEMPTS {
