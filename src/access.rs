@@ -5,7 +5,62 @@ use crate::catalog::CollectionRecord;
 use crate::document::{ACTION_DELETE, ACTION_READ, ACTION_UPDATE, DocRecord};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
-use crate::perm::{Action, Principal, Role};
+use crate::perm::{Action, Principal, Role, Scope, UserAuth};
+
+/// Who a call is open to besides root and keys holding its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Admin calls (schemas, users, teams): no user or guest, impersonated or not.
+    Admin,
+    /// Calls a user makes for themselves (documents, their account): users and guests
+    /// pass here and are checked by permissions after; a user impersonated by an API key
+    /// passes only if that key also holds the scope.
+    Users,
+}
+
+/// Whether `principal`'s credential allows work needing `scope`. Root always; an API key
+/// with the scope; for [`Audience::Users`], users and guests too, but a user impersonated
+/// by a key only within the key's scopes. Expiry is not checked here: a client refuses
+/// an expired credential before it hands out its principal.
+pub(crate) fn check_scope(
+    principal: &Principal,
+    scope: Scope,
+    what: &str,
+    audience: Audience,
+) -> Result<()> {
+    let allowed = match (principal, audience) {
+        (Principal::Root, _) => true,
+        (Principal::Key { scopes, .. }, _) => scopes.contains(&scope),
+        (_, Audience::Admin) => false,
+        (
+            Principal::User {
+                auth: UserAuth::Impersonated(Some(scopes)),
+                ..
+            },
+            Audience::Users,
+        ) => {
+            return if scopes.contains(&scope) {
+                Ok(())
+            } else {
+                Err(Error::Unauthorized(format!(
+                    "{what} as an impersonated user needs the API key to have scope {scope}"
+                )))
+            };
+        }
+        (Principal::User { .. } | Principal::Guest(_), Audience::Users) => true,
+    };
+    if allowed {
+        Ok(())
+    } else if matches!(principal, Principal::Key { .. }) {
+        Err(Error::Unauthorized(format!(
+            "{what} needs an API key with scope {scope}"
+        )))
+    } else {
+        Err(Error::Unauthorized(format!(
+            "{what} needs the root client or an API key with scope {scope}"
+        )))
+    }
+}
 
 /// How a principal may perform an action on a collection's documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,12 @@
 //! `Account`: what a client app does for its own user: sign up, sign in, list and
 //! end sessions, and trade a session for a short-lived token.
 
+use crate::access::{Audience, check_scope};
 use crate::auth::sessions::{self, Session};
 use crate::auth::users::{self, User};
 use crate::client::Client;
 use crate::error::{Error, ResourceKind, Result};
-use crate::perm::{Principal, UserAuth};
+use crate::perm::{Principal, Scope, UserAuth};
 use crate::token::TokenKind;
 use crate::token::issue::{self, Jwt};
 
@@ -17,24 +18,29 @@ pub struct Account {
 
 impl Account {
     /// The signed-in user and how they signed in; `None` for root, keys and guests.
-    fn signed_in(&self) -> Result<Option<(String, UserAuth)>> {
-        Ok(match &*self.client.principal()? {
-            Principal::User { id, auth, .. } => Some((id.clone(), auth.clone())),
+    /// `scope` is what a user impersonated by an API key needs that key to hold for the call.
+    fn signed_in(&self, scope: Scope, what: &str) -> Result<Option<(String, UserAuth)>> {
+        let principal = self.client.principal()?;
+        Ok(match &*principal {
+            Principal::User { id, auth, .. } => {
+                check_scope(&principal, scope, what, Audience::Users)?;
+                Some((id.clone(), auth.clone()))
+            }
             _ => None,
         })
     }
 
-    fn user_id(&self) -> Result<String> {
-        self.signed_in()?
+    fn user_id(&self, scope: Scope, what: &str) -> Result<String> {
+        self.signed_in(scope, what)?
             .map(|(id, _)| id)
             .ok_or_else(|| Error::Unauthorized("this call needs a signed-in user".into()))
     }
 
     /// The signed-in user and the session behind the client, if any.
-    fn user_and_session(&self) -> Result<(String, Option<String>)> {
-        match self.signed_in()? {
+    fn user_and_session(&self, scope: Scope, what: &str) -> Result<(String, Option<String>)> {
+        match self.signed_in(scope, what)? {
             Some((id, UserAuth::Session(s) | UserAuth::Token(s))) => Ok((id, Some(s))),
-            Some((id, UserAuth::Impersonated)) => Ok((id, None)),
+            Some((id, UserAuth::Impersonated(_))) => Ok((id, None)),
             None => Err(Error::Unauthorized(
                 "this call needs a signed-in user".into(),
             )),
@@ -42,7 +48,7 @@ impl Account {
     }
 
     fn not_signed_in(&self, what: &str) -> Result<()> {
-        match self.signed_in()? {
+        match self.signed_in(Scope::UsersWrite, what)? {
             Some(_) => Err(Error::Unauthorized(format!(
                 "{what}: a user is already signed in"
             ))),
@@ -73,7 +79,7 @@ impl Account {
 
     /// The signed-in user.
     pub fn get(&self) -> Result<User> {
-        let id = self.user_id()?;
+        let id = self.user_id(Scope::UsersRead, "reading the account")?;
         users::load_user(&self.client.db.inner.store, &id)?
             .map(|u| u.public())
             .ok_or_else(|| Error::not_found(ResourceKind::User, &id))
@@ -81,14 +87,14 @@ impl Account {
 
     /// The user's sessions (without secrets); `current` marks the client's own.
     pub fn list_sessions(&self) -> Result<Vec<Session>> {
-        let (user, current) = self.user_and_session()?;
+        let (user, current) = self.user_and_session(Scope::UsersRead, "listing sessions")?;
         sessions::list_sessions(&self.client.db.inner, &user, current.as_deref())
     }
 
     /// Ends session `id`, or the client's own with `"current"`. Tokens made from it are
     /// refused from then on.
     pub fn delete_session(&self, id: &str) -> Result<()> {
-        let (user, current) = self.user_and_session()?;
+        let (user, current) = self.user_and_session(Scope::UsersWrite, "ending a session")?;
         let id = match id {
             "current" => current
                 .ok_or_else(|| Error::Unauthorized("this client has no current session".into()))?,
@@ -99,7 +105,8 @@ impl Account {
 
     /// Ends every session of the user.
     pub fn delete_sessions(&self) -> Result<()> {
-        sessions::delete_sessions(&self.client.db.inner, &self.user_id()?)
+        let user = self.user_id(Scope::UsersWrite, "ending sessions")?;
+        sessions::delete_sessions(&self.client.db.inner, &user)
     }
 
     /// A token for a backend to act as this user (`Client::set_jwt`), valid for
@@ -115,7 +122,7 @@ impl Account {
     }
 
     fn issue(&self, kind: TokenKind) -> Result<Jwt> {
-        match self.signed_in()? {
+        match self.signed_in(Scope::UsersWrite, "creating a token")? {
             Some((user, UserAuth::Session(session))) => {
                 issue::create(&self.client.db.inner, &user, &session, kind)
             }

@@ -201,9 +201,15 @@ impl TokenKeys {
     pub fn retire(&self, key_id: u64) -> Result<()> {
         self.client.require_root("retiring token keys")?;
         let db = &self.client.db.inner;
-        db.write(|_, batch| db.keyring.retire(batch, key_id))?;
-        db.keyring.forget(key_id);
-        Ok(())
+        // The key is forgotten inside the write, before the auth epoch moves: a client
+        // deriving its principal after the epoch moved must find the key gone
+        // (INVARIANT auth-epoch in `client`). Should the write fail, the key stays stored
+        // but stops verifying until the store is opened again: closed, not open.
+        db.write(|_, batch| {
+            db.keyring.retire(batch, key_id)?;
+            db.keyring.forget(key_id);
+            Ok(())
+        })
     }
 
     /// The public keys, store id and project, for a [`crate::TokenVerifier`] elsewhere.

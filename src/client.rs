@@ -6,10 +6,12 @@ use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 
+use crate::access::{Audience, check_scope};
 use crate::account::Account;
 use crate::admin::{Keys, Teams, TokenKeys, Users};
 use crate::attribute::AttributeSpec;
-use crate::auth::users::{self, load_user};
+use crate::auth::sessions::SessionRecord;
+use crate::auth::users::{self, UserRecord, load_user};
 use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
 use crate::collection::Collection;
@@ -23,10 +25,11 @@ use crate::token::{TokenClaims, TokenError};
 /// Acts on a store as one principal: root, an API key, a guest, or a user.
 ///
 /// A client made from a session, a token or a key stays bound to it: every call checks
-/// that the credential is still good (a token or session not expired), and after any
-/// change to users, sessions, keys or memberships the next call re-reads the user's
-/// roles and refuses a session that was deleted, a blocked or deleted user or a deleted
-/// key. Holding a client is therefore as safe as building one per request.
+/// that the credential is still good (the token, its session, the session or the key not
+/// expired), and after any change to users, sessions, keys, memberships or signing keys
+/// the next call derives the principal again from the store, refusing a deleted session,
+/// a blocked or deleted user, a deleted key or a retired signing key. Holding a client is
+/// therefore as safe as building one per request.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) db: Db,
@@ -38,27 +41,75 @@ pub struct Client {
 enum Credential {
     /// Root or a guest: nothing to re-check.
     Fixed,
+    /// A user acted for by root (`key_id` `None`) or by an API key.
     Impersonated {
         user_id: String,
+        key_id: Option<String>,
     },
     Session {
         id: String,
-        expires_ms: i64,
     },
     Token {
         claims: TokenClaims,
-        usable_until: OffsetDateTime,
     },
     Key {
         id: String,
     },
 }
 
+/// The moment a credential stops being usable, and which part of it ends then.
+#[derive(Debug, Clone, Copy)]
+struct Expiry {
+    at: OffsetDateTime,
+    ends: Ends,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ends {
+    Session,
+    Token,
+    TokenSession,
+    Key,
+}
+
+impl Expiry {
+    fn at_millis(ms: i64, ends: Ends) -> Expiry {
+        // A time out of range ends at once: fail closed.
+        let at = crate::timefmt::from_millis(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Expiry { at, ends }
+    }
+
+    /// The earlier of two expiries.
+    fn earlier(self, other: Expiry) -> Expiry {
+        if other.at < self.at { other } else { self }
+    }
+
+    fn error(self) -> Error {
+        match self.ends {
+            Ends::Session => Error::Unauthorized("session expired".into()),
+            Ends::Token => TokenError::Expired.into(),
+            Ends::TokenSession => TokenError::SessionExpired.into(),
+            Ends::Key => Error::Unauthorized("API key expired".into()),
+        }
+    }
+}
+
+/// A principal as derived from the credential.
+#[derive(Debug, Clone)]
+struct Derived {
+    /// INVARIANT (auth-epoch): the store's auth epoch read *before* the principal was
+    /// derived. A revocation committing during the derivation moves the epoch past this
+    /// number, so the next call derives again; stamping the epoch read after deriving
+    /// would let such a client keep what was revoked.
+    epoch: u64,
+    principal: Arc<Principal>,
+    /// When the credential (or any part of it) expires; every call checks it.
+    expiry: Option<Expiry>,
+}
+
 struct ClientState {
     credential: Credential,
-    /// INVARIANT (auth-epoch): the principal was derived when the store's auth epoch was
-    /// the number beside it; a client derives it again before acting under a newer epoch.
-    current: RwLock<(u64, Arc<Principal>)>,
+    current: RwLock<Derived>,
 }
 
 impl fmt::Debug for Client {
@@ -77,115 +128,103 @@ impl fmt::Debug for Client {
 
 impl Client {
     pub(crate) fn new(db: Db, principal: Principal) -> Client {
-        Client::bound(db, principal, Credential::Fixed)
+        let derived = Derived {
+            epoch: db.inner.auth_epoch(),
+            principal: Arc::new(principal),
+            expiry: None,
+        };
+        Client::bound(db, Credential::Fixed, derived)
     }
 
-    fn bound(db: Db, principal: Principal, credential: Credential) -> Client {
-        // The epoch is read after the principal was derived: a change in between is
-        // then seen as newer and the principal derived again (never older than its epoch).
-        let epoch = db.inner.auth_epoch();
+    fn bound(db: Db, credential: Credential, derived: Derived) -> Client {
         Client {
             state: Arc::new(ClientState {
                 credential,
-                current: RwLock::new((epoch, Arc::new(principal))),
+                current: RwLock::new(derived),
             }),
             db,
         }
     }
 
+    fn current(&self) -> Derived {
+        match self.state.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// The principal as last derived, without checks: for `Debug` and `roles`.
     fn cached(&self) -> Arc<Principal> {
-        match self.state.current.read() {
-            Ok(guard) => Arc::clone(&guard.1),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner().1),
-        }
+        self.current().principal
     }
 
-    /// The principal to act as now: the credential checked for expiry, and derived again
-    /// from the store when users, sessions, keys or memberships changed since.
+    /// The principal to act as now: derived again from the store when users, sessions,
+    /// keys, memberships or signing keys changed since it last was, then checked for expiry.
     pub(crate) fn principal(&self) -> Result<Arc<Principal>> {
         let db = &self.db.inner;
-        let now = db.options.clock.now();
-        match &self.state.credential {
-            Credential::Session { expires_ms, .. } if db.now_ms() > *expires_ms => {
-                return Err(Error::Unauthorized("session expired".into()));
-            }
-            Credential::Token { usable_until, .. } if now > *usable_until => {
-                return Err(TokenError::Expired.into());
-            }
-            _ => {}
+        if let Credential::Fixed = self.state.credential {
+            return Ok(self.cached());
         }
+        // INVARIANT (auth-epoch): read before deriving.
         let epoch = db.auth_epoch();
-        let (seen, principal) = match self.state.current.read() {
-            Ok(guard) => (guard.0, Arc::clone(&guard.1)),
-            Err(poisoned) => {
-                let guard = poisoned.into_inner();
-                (guard.0, Arc::clone(&guard.1))
+        let mut current = self.current();
+        if current.epoch != epoch {
+            current = derive(db, &self.state.credential, epoch)?;
+            if let Ok(mut guard) = self.state.current.write()
+                && guard.epoch < epoch
+            {
+                *guard = current.clone();
             }
-        };
-        if seen == epoch {
-            return Ok(principal);
         }
-        let fresh = Arc::new(self.derive()?);
-        if let Ok(mut guard) = self.state.current.write()
-            && guard.0 < epoch
+        if let Some(expiry) = current.expiry
+            && db.options.clock.now() > expiry.at
         {
-            *guard = (epoch, Arc::clone(&fresh));
+            return Err(expiry.error());
         }
-        Ok(fresh)
-    }
-
-    /// Derives the principal again from the credential, as the call that made it would.
-    fn derive(&self) -> Result<Principal> {
-        let db = &self.db.inner;
-        match &self.state.credential {
-            Credential::Fixed => Ok((*self.cached()).clone()),
-            Credential::Impersonated { user_id } => impersonated(db, user_id),
-            Credential::Session { id, .. } => {
-                let (session, user) = sessions::reload(db, id)?;
-                let facts = users::facts(&db.store, &user)?;
-                Ok(Principal::user(&facts, UserAuth::Session(session.id)))
-            }
-            Credential::Token { claims, .. } => {
-                let user = crate::token::issue::live_user(db, claims)?;
-                let facts = users::facts(&db.store, &user)?;
-                Ok(Principal::user(
-                    &facts,
-                    UserAuth::Token(claims.session_id.clone()),
-                ))
-            }
-            Credential::Key { id } => Ok(key_principal(keys::reload(db, id)?)),
-        }
+        Ok(current.principal)
     }
 
     /// A client acting as user `user_id` with that user's roles: root, or a key with
     /// `users.read`. A user id with no account is allowed and gets `any`, `users`,
     /// `user:ID` and the unverified forms of both, so services with their own sign-in
     /// can use the permission engine; a blocked account is refused.
+    ///
+    /// A client impersonated by a key stays bound to it: it ends when the key is deleted
+    /// or expires, and may do only what both the user's permissions and the key's scopes
+    /// allow (documents need `documents.read` or `documents.write`, account changes
+    /// `users.write`).
     pub fn impersonate(&self, user_id: &str) -> Result<Client> {
-        self.require(Scope::UsersRead, "impersonating a user")?;
+        let epoch = self.db.inner.auth_epoch();
+        let by = self.principal()?;
+        check_scope(
+            &by,
+            Scope::UsersRead,
+            "impersonating a user",
+            Audience::Admin,
+        )?;
         check_id("user id", user_id)?;
-        let principal = impersonated(&self.db.inner, user_id)?;
-        Ok(self.with(
-            principal,
-            Credential::Impersonated {
-                user_id: user_id.to_owned(),
-            },
-        ))
+        let key_id = match &*by {
+            Principal::Key { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        let credential = Credential::Impersonated {
+            user_id: user_id.to_owned(),
+            key_id,
+        };
+        let derived = derive(&self.db.inner, &credential, epoch)?;
+        Ok(Client::bound(self.db.clone(), credential, derived))
     }
 
     /// A client for the session whose secret `create_email_password_session` returned.
     pub fn set_session(&self, secret: &str) -> Result<Client> {
-        let (session, user) = sessions::authenticate(&self.db.inner, secret)?;
-        let facts = users::facts(&self.db.inner.store, &user)?;
+        let db = &self.db.inner;
+        let epoch = db.auth_epoch();
+        let (session, user) = sessions::authenticate(db, secret)?;
         let credential = Credential::Session {
             id: session.id.clone(),
-            expires_ms: session.expires_ms,
         };
-        Ok(self.with(
-            Principal::user(&facts, UserAuth::Session(session.id)),
-            credential,
-        ))
+        let derived = session_principal(db, epoch, session, &user)?;
+        Ok(Client::bound(self.db.clone(), credential, derived))
     }
 
     /// A client acting as the user a token was issued to, with the user's roles as they
@@ -193,31 +232,26 @@ impl Client {
     /// Refusals are `Error::InvalidToken` with the reason.
     pub fn set_jwt(&self, token: &str) -> Result<Client> {
         let db = &self.db.inner;
-        let (claims, user) = crate::token::issue::verify(db, token)?;
-        let facts = users::facts(&db.store, &user)?;
-        let usable_until = claims
-            .expires_at
-            .checked_add(db.options.token_leeway)
-            .unwrap_or(claims.expires_at);
-        let principal = Principal::user(&facts, UserAuth::Token(claims.session_id.clone()));
-        Ok(self.with(
-            principal,
-            Credential::Token {
-                claims,
-                usable_until,
-            },
+        let epoch = db.auth_epoch();
+        let (claims, session, user) = crate::token::issue::verify(db, token)?;
+        let derived = token_principal(db, epoch, &claims, &session, &user)?;
+        Ok(Client::bound(
+            self.db.clone(),
+            Credential::Token { claims },
+            derived,
         ))
     }
 
     /// A client for an API key: skips the permission filter, limited to the key's scopes.
     pub fn set_key(&self, secret: &str) -> Result<Client> {
+        let epoch = self.db.inner.auth_epoch();
         let key = keys::authenticate(&self.db.inner, secret)?;
-        let id = key.id.clone();
-        Ok(self.with(key_principal(key), Credential::Key { id }))
-    }
-
-    fn with(&self, principal: Principal, credential: Credential) -> Client {
-        Client::bound(self.db.clone(), principal, credential)
+        let credential = Credential::Key { id: key.id.clone() };
+        Ok(Client::bound(
+            self.db.clone(),
+            credential,
+            key_principal(epoch, key),
+        ))
     }
 
     /// The signed-in user's own account: sign-up, sessions, tokens.
@@ -292,47 +326,22 @@ impl Client {
         }
     }
 
-    /// Root passes; a key passes with `scope` until it expires; anyone else is refused.
+    /// Root passes; a key passes with `scope`; anyone else is refused.
     pub(crate) fn require(&self, scope: Scope, what: &str) -> Result<()> {
-        self.require_of(&*self.principal()?, scope, what)
+        check_scope(&*self.principal()?, scope, what, Audience::Admin)
     }
 
-    /// [`Client::require`] for a principal already derived in this call.
-    fn require_of(&self, principal: &Principal, scope: Scope, what: &str) -> Result<()> {
-        match principal {
-            Principal::Root => Ok(()),
-            Principal::Key {
-                scopes, expires, ..
-            } => {
-                if expires.is_some_and(|e| self.db.inner.options.clock.now() > e) {
-                    Err(Error::Unauthorized("API key expired".into()))
-                } else if scopes.contains(&scope) {
-                    Ok(())
-                } else {
-                    Err(Error::Unauthorized(format!(
-                        "{what} needs an API key with scope {scope}"
-                    )))
-                }
-            }
-            _ => Err(Error::Unauthorized(format!(
-                "{what} needs the root client or an API key with scope {scope}"
-            ))),
-        }
-    }
-
-    /// Document calls: users and guests are checked by permissions, keys by scope.
-    /// Returns the principal to act as for the rest of the call.
+    /// Document calls: users and guests are checked by permissions after this, keys (and
+    /// users impersonated by keys) by scope here. Returns the principal to act as for the
+    /// rest of the call.
     pub(crate) fn require_documents(&self, write: bool) -> Result<Arc<Principal>> {
         let principal = self.principal()?;
-        match &*principal {
-            Principal::Key { .. } if write => {
-                self.require_of(&principal, Scope::DocumentsWrite, "writing documents")?;
-            }
-            Principal::Key { .. } => {
-                self.require_of(&principal, Scope::DocumentsRead, "reading documents")?;
-            }
-            _ => {}
-        }
+        let (scope, what) = if write {
+            (Scope::DocumentsWrite, "writing documents")
+        } else {
+            (Scope::DocumentsRead, "reading documents")
+        };
+        check_scope(&principal, scope, what, Audience::Users)?;
         Ok(principal)
     }
 
@@ -344,8 +353,92 @@ impl Client {
     }
 }
 
-/// The principal of user `user_id` as root or a key acts for it; a blocked user is refused.
-fn impersonated(db: &DbInner, user_id: &str) -> Result<Principal> {
+/// Derives the principal of `credential` from the store as it is now; `epoch` must have
+/// been read before this is called (INVARIANT auth-epoch).
+fn derive(db: &DbInner, credential: &Credential, epoch: u64) -> Result<Derived> {
+    match credential {
+        // Root and guests never change; `principal` does not call this for them.
+        Credential::Fixed => Err(Error::Storage("a fixed principal is not derived".into())),
+        Credential::Impersonated { user_id, key_id } => {
+            let key = match key_id {
+                Some(id) => {
+                    let key = keys::reload(db, id)?;
+                    let by = key_principal(epoch, key.clone());
+                    check_scope(
+                        &by.principal,
+                        Scope::UsersRead,
+                        "impersonating a user",
+                        Audience::Admin,
+                    )?;
+                    Some(key)
+                }
+                None => None,
+            };
+            impersonated(db, epoch, user_id, key)
+        }
+        Credential::Session { id } => {
+            let (session, user) = sessions::reload(db, id)?;
+            session_principal(db, epoch, session, &user)
+        }
+        Credential::Token { claims } => {
+            // The key that signed the token must still verify: retiring it ends the client.
+            if !db.keyring.knows(claims.key_id) {
+                return Err(TokenError::UnknownKey(claims.key_id).into());
+            }
+            let (session, user) = crate::token::issue::live_user(db, claims)?;
+            token_principal(db, epoch, claims, &session, &user)
+        }
+        Credential::Key { id } => Ok(key_principal(epoch, keys::reload(db, id)?)),
+    }
+}
+
+fn session_principal(
+    db: &DbInner,
+    epoch: u64,
+    session: SessionRecord,
+    user: &UserRecord,
+) -> Result<Derived> {
+    let facts = users::facts(&db.store, user)?;
+    let expiry = Expiry::at_millis(session.expires_ms, Ends::Session);
+    Ok(Derived {
+        epoch,
+        principal: Arc::new(Principal::user(&facts, UserAuth::Session(session.id))),
+        expiry: Some(expiry),
+    })
+}
+
+fn token_principal(
+    db: &DbInner,
+    epoch: u64,
+    claims: &TokenClaims,
+    session: &SessionRecord,
+    user: &UserRecord,
+) -> Result<Derived> {
+    let facts = users::facts(&db.store, user)?;
+    let token_ends = Expiry {
+        at: claims
+            .expires_at
+            .checked_add(db.options.token_leeway)
+            .unwrap_or(claims.expires_at),
+        ends: Ends::Token,
+    };
+    let session_ends = Expiry::at_millis(session.expires_ms, Ends::TokenSession);
+    let auth = UserAuth::Token(claims.session_id.clone());
+    Ok(Derived {
+        epoch,
+        principal: Arc::new(Principal::user(&facts, auth)),
+        expiry: Some(token_ends.earlier(session_ends)),
+    })
+}
+
+/// The principal of user `user_id` as root (`key` `None`) or a key acts for it; a blocked
+/// user is refused.
+fn impersonated(
+    db: &DbInner,
+    epoch: u64,
+    user_id: &str,
+    key: Option<keys::ApiKeyRecord>,
+) -> Result<Derived> {
     let facts = match load_user(&db.store, user_id)? {
         Some(user) if user.blocked => {
             return Err(Error::Unauthorized("the user is blocked".into()));
@@ -356,15 +449,27 @@ fn impersonated(db: &DbInner, user_id: &str) -> Result<Principal> {
             ..UserFacts::default()
         },
     };
-    Ok(Principal::user(&facts, UserAuth::Impersonated))
+    let expiry = key
+        .as_ref()
+        .and_then(|k| k.expires_ms)
+        .map(|ms| Expiry::at_millis(ms, Ends::Key));
+    let auth = UserAuth::Impersonated(key.map(|k| k.scopes));
+    Ok(Derived {
+        epoch,
+        principal: Arc::new(Principal::user(&facts, auth)),
+        expiry,
+    })
 }
 
-fn key_principal(key: keys::ApiKeyRecord) -> Principal {
-    let expires = key.expires();
-    Principal::Key {
-        id: key.id,
-        scopes: key.scopes,
-        expires,
+fn key_principal(epoch: u64, key: keys::ApiKeyRecord) -> Derived {
+    let expiry = key.expires_ms.map(|ms| Expiry::at_millis(ms, Ends::Key));
+    Derived {
+        epoch,
+        principal: Arc::new(Principal::Key {
+            id: key.id,
+            scopes: key.scopes,
+        }),
+        expiry,
     }
 }
 

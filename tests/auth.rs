@@ -258,7 +258,23 @@ fn api_keys_skip_permissions_within_their_scopes() {
         key.schema("db").collection("birthdays").find(&[]).is_err(),
         "no documents.read"
     );
+    // Impersonating does not widen the key: user-a's permissions and the key's scopes both apply.
     let as_a = key.impersonate("user-a").unwrap();
+    assert!(
+        unauthorized(as_a.schema("db").collection("birthdays").find(&[]))
+            .contains("documents.read")
+    );
+    let reader_too = db
+        .root()
+        .keys()
+        .create("reader too", &[Scope::DocumentsRead, Scope::UsersRead])
+        .unwrap();
+    let as_a = db
+        .client()
+        .set_key(&reader_too.secret)
+        .unwrap()
+        .impersonate("user-a")
+        .unwrap();
     assert_eq!(
         as_a.schema("db")
             .collection("birthdays")

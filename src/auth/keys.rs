@@ -66,10 +66,6 @@ impl ApiKeyRecord {
             secret,
         }
     }
-
-    pub(crate) fn expires(&self) -> Option<OffsetDateTime> {
-        self.expires_ms.and_then(|ms| timefmt::from_millis(ms).ok())
-    }
 }
 
 fn key_key(id: &str) -> Vec<u8> {

@@ -5,8 +5,6 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use crate::perm::{Role, Scope, Verification};
 
 /// Facts about a user from which their roles follow.
@@ -117,8 +115,9 @@ impl RoleSet {
 /// How a user principal was established.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UserAuth {
-    /// By root or an API key.
-    Impersonated,
+    /// By root (`None`), or by an API key (`Some`, its scopes): then the client may do
+    /// only what both the user's permissions and the key's scopes allow (`access::check_scope`).
+    Impersonated(Option<BTreeSet<Scope>>),
     /// By a session secret: the session id.
     Session(String),
     /// By a token: the session it was created from.
@@ -130,12 +129,9 @@ pub(crate) enum UserAuth {
 pub(crate) enum Principal {
     /// In-process and trusted: permission checks are skipped.
     Root,
-    /// An API key: permission checks skipped, limited to its scopes until it expires.
-    Key {
-        id: String,
-        scopes: BTreeSet<Scope>,
-        expires: Option<OffsetDateTime>,
-    },
+    /// An API key: permission checks skipped, limited to its scopes. Its expiry is the
+    /// client's to check (`client::Expiry`), as every credential's is.
+    Key { id: String, scopes: BTreeSet<Scope> },
     /// No credentials.
     Guest(RoleSet),
     /// A user.

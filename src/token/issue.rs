@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::TokenError;
 use super::format::{self, TokenClaims, TokenKind};
-use crate::auth::sessions::load_session;
+use crate::auth::sessions::{SessionRecord, load_session};
 use crate::auth::users::{UserRecord, load_user};
 use crate::db::DbInner;
 use crate::error::{Error, Result};
@@ -78,7 +78,7 @@ fn expiry_key(expires: i64, token_id: &[u8; 16]) -> Vec<u8> {
 
 /// Verifies `text` in order: size, prefix and version, base64, key, signature, claims,
 /// project, time, session, user, and last, atomically, one-time reuse.
-pub(crate) fn verify(db: &DbInner, text: &str) -> Result<(TokenClaims, UserRecord)> {
+pub(crate) fn verify(db: &DbInner, text: &str) -> Result<(TokenClaims, SessionRecord, UserRecord)> {
     let parts = format::split(text)?;
     let claims = db.keyring.verify(&parts)?;
     if claims.project != db.options.project {
@@ -86,17 +86,17 @@ pub(crate) fn verify(db: &DbInner, text: &str) -> Result<(TokenClaims, UserRecor
     }
     let now = db.options.clock.now();
     format::check_time(&claims, now, db.options.token_leeway)?;
-    let user = live_user(db, &claims)?;
+    let (session, user) = live_user(db, &claims)?;
     if claims.kind == TokenKind::OneTime {
         record_use(db, &claims, now)?;
     }
-    Ok((claims, user))
+    Ok((claims, session, user))
 }
 
 /// The token's session still exists for its user and has not expired, and the user
 /// exists and is not blocked: checked by `verify`, and again by a client made from the
 /// token whenever users or sessions change.
-pub(crate) fn live_user(db: &DbInner, claims: &TokenClaims) -> Result<UserRecord> {
+pub(crate) fn live_user(db: &DbInner, claims: &TokenClaims) -> Result<(SessionRecord, UserRecord)> {
     let session = load_session(&db.store, &claims.session_id)?
         .filter(|s| s.user_id == claims.user_id)
         .ok_or(TokenError::SessionRevoked)?;
@@ -107,7 +107,7 @@ pub(crate) fn live_user(db: &DbInner, claims: &TokenClaims) -> Result<UserRecord
     if user.blocked {
         return Err(TokenError::UserBlocked.into());
     }
-    Ok(user)
+    Ok((session, user))
 }
 
 /// Remembers a one-time token's id until it expires; refuses one seen before.

@@ -136,7 +136,8 @@ impl KeyRing {
         key.0.key_id
     }
 
-    /// Removes key `key_id` in `batch`; [`KeyRing::forget`] it once the batch is applied.
+    /// Removes key `key_id` in `batch`; [`KeyRing::forget`] it before the batch is applied
+    /// (see `TokenKeys::retire`).
     /// The signing key cannot be retired.
     pub(crate) fn retire(&self, batch: &mut WriteBatch, key_id: u64) -> Result<()> {
         let ring = self
@@ -155,6 +156,15 @@ impl KeyRing {
         }
         batch.remove(Tree::Auth, key_key(key_id));
         Ok(())
+    }
+
+    /// Whether key `key_id` still verifies tokens.
+    pub(crate) fn knows(&self, key_id: u64) -> bool {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .verifying
+            .contains_key(&key_id)
     }
 
     /// Stops key `key_id` from verifying.

@@ -1,0 +1,586 @@
+//! A held `Client` must be exactly as safe as one built per request: revocations that
+//! commit while a client is being built, session expiry, retired signing keys, and the
+//! key behind an impersonated client all reach it on its next call.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use permdb::{
+    Client, Clock, Collection, CollectionSpec, Db, Error, ManualClock, Permission, Role, Scope,
+    TokenError,
+};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+/// An action to run inside a clock reading.
+type Action = Box<dyn FnOnce() + Send>;
+
+/// A clock that runs a planted action on its n-th reading after being armed: a way to
+/// commit a revocation at each point where building a client looks at the time.
+#[derive(Clone)]
+struct TripClock {
+    time: ManualClock,
+    trip: Arc<Mutex<Trip>>,
+}
+
+#[derive(Default)]
+struct Trip {
+    /// Readings still to pass before the action runs.
+    wait: usize,
+    action: Option<Action>,
+    fired: bool,
+}
+
+impl fmt::Debug for TripClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TripClock")
+    }
+}
+
+impl Clock for TripClock {
+    fn now(&self) -> OffsetDateTime {
+        let action = {
+            let mut trip = self.trip.lock().unwrap();
+            match trip.action.take() {
+                Some(a) if trip.wait == 0 => {
+                    trip.fired = true;
+                    Some(a)
+                }
+                Some(a) => {
+                    trip.wait -= 1;
+                    trip.action = Some(a);
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some(action) = action {
+            action();
+        }
+        self.time.now()
+    }
+}
+
+impl TripClock {
+    fn arm(&self, wait: usize, action: Action) {
+        *self.trip.lock().unwrap() = Trip {
+            wait,
+            action: Some(action),
+            fired: false,
+        };
+    }
+
+    /// Drops an action that did not run; whether it ran.
+    fn disarm(&self) -> bool {
+        let mut trip = self.trip.lock().unwrap();
+        trip.action = None;
+        trip.fired
+    }
+}
+
+struct World {
+    db: Db,
+    clock: TripClock,
+    /// att's session secret, and a client made from it before anything else.
+    session: String,
+    session_client: Client,
+    jwt: String,
+    /// A key with every scope, expiring in a year.
+    key: String,
+    key_id: String,
+}
+
+fn world() -> World {
+    let (options, time) = common::test_options();
+    let clock = TripClock {
+        time,
+        trip: Arc::default(),
+    };
+    let db = Db::temporary_with(options.clock(Arc::new(clock.clone()))).unwrap();
+    let root = db.root();
+    let spec = CollectionSpec::new("c", "C")
+        .permissions([Permission::create(Role::users())])
+        .document_security(true);
+    common::create_collection(&db, "s", spec);
+    let account = db.client().account();
+    account
+        .create("att", "a@example.com", "password-a", None)
+        .unwrap();
+    account
+        .create("vic", "v@example.com", "password-v", None)
+        .unwrap();
+    root.teams().create("t1", "T1").unwrap();
+    root.teams().create_membership("t1", "att", &[]).unwrap();
+    let docs = root.schema("s").collection("c");
+    docs.create(
+        "mine",
+        json!({}),
+        Some(vec![Permission::read(Role::user("att"))]),
+    )
+    .unwrap();
+    docs.create(
+        "team",
+        json!({}),
+        Some(vec![Permission::read(Role::team("t1"))]),
+    )
+    .unwrap();
+    docs.create(
+        "vics",
+        json!({}),
+        Some(vec![
+            Permission::read(Role::user("vic")),
+            Permission::update(Role::user("vic")),
+        ]),
+    )
+    .unwrap();
+    let session = account
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap()
+        .secret;
+    let session_client = db.client().set_session(&session).unwrap();
+    let jwt = session_client.account().create_jwt().unwrap().jwt;
+    // It expires, so that checking it reads the clock (where the trip clock can act).
+    let year = clock.now() + Duration::days(365);
+    let key = root
+        .keys()
+        .create_expiring("all", &Scope::ALL, Some(year))
+        .unwrap();
+    World {
+        db,
+        clock,
+        session,
+        session_client,
+        jwt,
+        key: key.secret,
+        key_id: key.id,
+    }
+}
+
+fn docs(client: &Client) -> Collection {
+    client.schema("s").collection("c")
+}
+
+/// A way to build a client, a revocation, and what the revocation takes away.
+struct Case {
+    name: &'static str,
+    build: fn(&World) -> permdb::Result<Client>,
+    revoke: fn(&Db, &World) -> Action,
+    /// Whether the client still has what the revocation took away.
+    kept: fn(&Client) -> bool,
+}
+
+fn logout(_: &Db, w: &World) -> Action {
+    let c = w.session_client.clone();
+    Box::new(move || c.account().delete_sessions().unwrap())
+}
+
+fn block(db: &Db, _: &World) -> Action {
+    let db = db.clone();
+    Box::new(move || {
+        db.root().users().update_status("att", false).unwrap();
+    })
+}
+
+fn remove_membership(db: &Db, _: &World) -> Action {
+    let db = db.clone();
+    Box::new(move || {
+        let teams = db.root().teams();
+        let m = teams.list_memberships("t1").unwrap().remove(0);
+        teams.delete_membership("t1", m.id()).unwrap();
+    })
+}
+
+fn delete_key(db: &Db, w: &World) -> Action {
+    let db = db.clone();
+    let id = w.key_id.clone();
+    Box::new(move || db.root().keys().delete(&id).unwrap())
+}
+
+/// Rotates the token keys and retires the one that signed `w.jwt`.
+fn retire_signing_key(db: &Db, _: &World) -> Action {
+    let db = db.clone();
+    Box::new(move || {
+        let keys = db.root().token_keys();
+        let old = keys.public().unwrap().keys[0].key_id;
+        keys.rotate().unwrap();
+        keys.retire(old).unwrap();
+    })
+}
+
+fn can_read_any(client: &Client) -> bool {
+    docs(client).count(&[]).is_ok()
+}
+
+fn sees_team_doc(client: &Client) -> bool {
+    docs(client).get("team").is_ok()
+}
+
+const CASES: [Case; 9] = [
+    Case {
+        name: "set_session, logout",
+        build: |w| w.db.client().set_session(&w.session),
+        revoke: logout,
+        kept: can_read_any,
+    },
+    Case {
+        name: "set_jwt, logout",
+        build: |w| w.db.client().set_jwt(&w.jwt),
+        revoke: logout,
+        kept: can_read_any,
+    },
+    Case {
+        name: "set_jwt, signing key retired",
+        build: |w| w.db.client().set_jwt(&w.jwt),
+        revoke: retire_signing_key,
+        kept: can_read_any,
+    },
+    Case {
+        name: "set_jwt, user blocked",
+        build: |w| w.db.client().set_jwt(&w.jwt),
+        revoke: block,
+        kept: can_read_any,
+    },
+    Case {
+        name: "set_session, membership removed",
+        build: |w| w.db.client().set_session(&w.session),
+        revoke: remove_membership,
+        kept: sees_team_doc,
+    },
+    Case {
+        name: "set_jwt, membership removed",
+        build: |w| w.db.client().set_jwt(&w.jwt),
+        revoke: remove_membership,
+        kept: sees_team_doc,
+    },
+    Case {
+        name: "set_key, key deleted",
+        build: |w| w.db.client().set_key(&w.key),
+        revoke: delete_key,
+        kept: can_read_any,
+    },
+    Case {
+        name: "impersonate by key, key deleted",
+        build: |w| w.db.client().set_key(&w.key)?.impersonate("att"),
+        revoke: delete_key,
+        kept: can_read_any,
+    },
+    Case {
+        name: "impersonate by key, user blocked",
+        build: |w| w.db.client().set_key(&w.key)?.impersonate("att"),
+        revoke: block,
+        kept: can_read_any,
+    },
+];
+
+/// Commits each revocation at every clock reading a client's construction makes; a
+/// client whose construction returned after the revocation committed must not keep
+/// what it took away.
+#[test]
+fn a_revocation_committed_while_a_client_is_built_reaches_it() {
+    let mut failures = Vec::new();
+    for case in &CASES {
+        for wait in 0.. {
+            let w = world();
+            w.clock.arm(wait, (case.revoke)(&w.db, &w));
+            let built = (case.build)(&w);
+            if !w.clock.disarm() {
+                // The construction made fewer readings than `wait`: every point was tried.
+                assert!(
+                    wait > 0,
+                    "{}: the construction never read the clock",
+                    case.name
+                );
+                break;
+            }
+            if let Ok(client) = built
+                && (case.kept)(&client)
+            {
+                failures.push(format!(
+                    "{} (revoked at clock reading {})",
+                    case.name,
+                    wait + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "clients kept revoked access:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The reproduction, with real threads: clients built in a loop while a
+/// membership is removed. Every client held after the removal must have lost the team.
+#[test]
+fn clients_built_during_a_membership_removal_lose_the_team() {
+    let w = world();
+    let root = w.db.root();
+    for t in 0..100 {
+        let team = format!("x{t}");
+        root.teams().create(&team, "X").unwrap();
+        root.teams().create_membership(&team, "att", &[]).unwrap();
+    }
+    let mut kept = 0;
+    let mut built = 0;
+    for _ in 0..30 {
+        if root
+            .teams()
+            .list_memberships("t1")
+            .unwrap()
+            .iter()
+            .all(|m| m.user_id != "att")
+        {
+            root.teams().create_membership("t1", "att", &[]).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = Arc::new(Mutex::new(Vec::new()));
+        let builders: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, jwt) = (w.db.clone(), w.jwt.clone());
+                let (stop, clients) = (Arc::clone(&stop), Arc::clone(&clients));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = db.client().set_jwt(&jwt).unwrap();
+                        clients.lock().unwrap().push(c);
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        remove_membership(&w.db, &w)();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        stop.store(true, Ordering::Relaxed);
+        for b in builders {
+            b.join().unwrap();
+        }
+        let clients = clients.lock().unwrap();
+        built += clients.len();
+        kept += clients.iter().filter(|c| sees_team_doc(c)).count();
+    }
+    assert_eq!(kept, 0, "{kept} of {built} clients kept the removed team");
+}
+
+/// The same with a logout: clients built while the session is deleted.
+#[test]
+fn clients_built_during_a_logout_are_refused_after_it() {
+    let mut kept = 0;
+    let mut built = 0;
+    for _ in 0..30 {
+        let w = world();
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = Arc::new(Mutex::new(Vec::new()));
+        let builders: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, secret) = (w.db.clone(), w.session.clone());
+                let (stop, clients) = (Arc::clone(&stop), Arc::clone(&clients));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok(c) = db.client().set_session(&secret) {
+                            clients.lock().unwrap().push(c);
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        logout(&w.db, &w)();
+        stop.store(true, Ordering::Relaxed);
+        for b in builders {
+            b.join().unwrap();
+        }
+        let clients = clients.lock().unwrap();
+        built += clients.len();
+        kept += clients.iter().filter(|c| can_read_any(c)).count();
+    }
+    assert_eq!(
+        kept, 0,
+        "{kept} of {built} clients kept working after logout"
+    );
+}
+
+/// A held session or token client is refused once its session expires, as a new one is.
+#[test]
+fn held_clients_end_with_their_session() {
+    let (options, clock) = common::test_options();
+    let db = Db::temporary_with(options.session_ttl(Duration::minutes(10))).unwrap();
+    common::seed(&db);
+    let session = common::sign_in(&db, "a");
+    let jwt = session.account().create_jwt().unwrap().jwt;
+    let held = db.client().set_jwt(&jwt).unwrap();
+    let birthdays = |c: &Client| c.schema("db").collection("birthdays");
+    assert_eq!(birthdays(&held).count(&[]).unwrap(), 1);
+    clock.advance(Duration::minutes(10) + Duration::seconds(1));
+    // The token itself has minutes left; its session has none.
+    assert!(matches!(
+        db.client().set_jwt(&jwt),
+        Err(Error::InvalidToken(TokenError::SessionExpired))
+    ));
+    let r = birthdays(&held).find(&[]);
+    assert!(
+        matches!(r, Err(Error::InvalidToken(TokenError::SessionExpired))),
+        "{r:?}"
+    );
+    let r = birthdays(&session).find(&[]);
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+}
+
+/// A held token client is refused once the key that signed its token is retired.
+#[test]
+fn held_token_clients_end_with_their_signing_key() {
+    let (options, _) = common::test_options();
+    let db = Db::temporary_with(options).unwrap();
+    common::seed(&db);
+    let old_key = db.root().token_keys().public().unwrap().keys[0].key_id;
+    let jwt = common::sign_in(&db, "a")
+        .account()
+        .create_jwt()
+        .unwrap()
+        .jwt;
+    let held = db.client().set_jwt(&jwt).unwrap();
+    db.root().token_keys().rotate().unwrap();
+    let birthdays = held.schema("db").collection("birthdays");
+    assert_eq!(
+        birthdays.count(&[]).unwrap(),
+        1,
+        "rotation alone retires nothing"
+    );
+    db.root().token_keys().retire(old_key).unwrap();
+    assert!(matches!(
+        db.client().set_jwt(&jwt),
+        Err(Error::InvalidToken(TokenError::UnknownKey(_)))
+    ));
+    let r = birthdays.count(&[]);
+    assert!(
+        matches!(r, Err(Error::InvalidToken(TokenError::UnknownKey(k))) if k == old_key),
+        "{r:?}"
+    );
+}
+
+/// An impersonated client is bound to the key that made it: deleted or expired, the key
+/// takes the client with it.
+#[test]
+fn impersonated_clients_end_with_their_key() {
+    let w = world();
+    let root = w.db.root();
+    let as_vic =
+        w.db.client()
+            .set_key(&w.key)
+            .unwrap()
+            .impersonate("vic")
+            .unwrap();
+    docs(&as_vic).update("vics", json!({"n": 1}), None).unwrap();
+    root.keys().delete(&w.key_id).unwrap();
+    let r = docs(&as_vic).update("vics", json!({"n": 2}), None);
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(
+        docs(&as_vic).get("vics"),
+        Err(Error::Unauthorized(_))
+    ));
+
+    let expiring = root
+        .keys()
+        .create_expiring(
+            "short",
+            &Scope::ALL,
+            Some(w.clock.now() + Duration::hours(1)),
+        )
+        .unwrap();
+    let as_vic =
+        w.db.client()
+            .set_key(&expiring.secret)
+            .unwrap()
+            .impersonate("vic")
+            .unwrap();
+    assert!(docs(&as_vic).get("vics").is_ok());
+    w.clock
+        .time
+        .advance(Duration::hours(1) + Duration::seconds(1));
+    let r = docs(&as_vic).get("vics");
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(
+        as_vic.account().get(),
+        Err(Error::Unauthorized(_))
+    ));
+    // A client impersonated by root has no key to lose.
+    let by_root = root.impersonate("vic").unwrap();
+    assert!(docs(&by_root).get("vics").is_ok());
+}
+
+/// An impersonated client may do only what both the user's permissions and the key's
+/// scopes allow.
+#[test]
+fn impersonation_is_bounded_by_the_keys_scopes() {
+    let w = world();
+    let keys = w.db.root().keys();
+    let vic_session =
+        w.db.client()
+            .account()
+            .create_email_password_session("v@example.com", "password-v")
+            .unwrap();
+    let impersonate = |scopes: &[Scope]| {
+        let key = keys.create("k", scopes).unwrap();
+        w.db.client()
+            .set_key(&key.secret)
+            .unwrap()
+            .impersonate("vic")
+            .unwrap()
+    };
+    let refused = |r: permdb::Result<_>| matches!(r, Err(Error::Unauthorized(_)));
+
+    // users.read alone: the account may be read, nothing else.
+    let only_users_read = impersonate(&[Scope::UsersRead]);
+    assert_eq!(only_users_read.account().get().unwrap().id, "vic");
+    assert!(refused(docs(&only_users_read).find(&[]).map(|_| ())));
+    assert!(refused(docs(&only_users_read).get("vics").map(|_| ())));
+    assert!(refused(
+        docs(&only_users_read)
+            .update("vics", json!({"n": 1}), None)
+            .map(|_| ())
+    ));
+    assert!(refused(
+        docs(&only_users_read)
+            .create("new", json!({}), None)
+            .map(|_| ())
+    ));
+    assert!(refused(docs(&only_users_read).delete("vics")));
+    assert!(refused(only_users_read.account().delete_sessions()));
+    assert!(refused(
+        only_users_read.account().delete_session(&vic_session.id)
+    ));
+    assert!(
+        w.db.client().set_session(&vic_session.secret).is_ok(),
+        "the session lives"
+    );
+
+    // Reading documents too: vic's documents only, and still no writes.
+    let reader = impersonate(&[Scope::UsersRead, Scope::DocumentsRead]);
+    let page = docs(&reader).find(&[]).unwrap();
+    assert_eq!(page.total, 1);
+    assert!(refused(
+        docs(&reader)
+            .update("vics", json!({"n": 1}), None)
+            .map(|_| ())
+    ));
+
+    // With every scope, still within vic's permissions.
+    let full = impersonate(&Scope::ALL);
+    docs(&full).update("vics", json!({"n": 1}), None).unwrap();
+    assert!(matches!(
+        docs(&full).update("mine", json!({"n": 1}), None),
+        Err(Error::NotFound { .. })
+    ));
+    full.account().delete_sessions().unwrap();
+    assert!(w.db.client().set_session(&vic_session.secret).is_err());
+}
