@@ -75,10 +75,17 @@ impl Users {
         })
     }
 
-    /// Deletes a user with their sessions and memberships; their documents stay.
+    /// Deletes a user with their sessions and memberships, and revokes every grant to
+    /// the user's own roles (`user:ID` and its verified and unverified forms) from every
+    /// document and collection, in one atomic write: a new account given the same id
+    /// later inherits nothing. The documents themselves stay.
     pub fn delete(&self, id: &str) -> Result<()> {
         self.client.require(Scope::UsersWrite, "deleting users")?;
-        users::delete_user(self.db(), id)
+        let db = self.db();
+        db.write(|store, batch| {
+            users::remove_user(store, batch, id)?;
+            crate::collection::revoke_grants(store, batch, &users::own_roles(id), db.options.limits)
+        })
     }
 }
 

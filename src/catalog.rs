@@ -261,6 +261,42 @@ pub(crate) fn load_collection(
     }
 }
 
+/// Every collection of every schema.
+pub(crate) fn all_collections(store: &Store) -> Result<Vec<CollectionRecord>> {
+    store
+        .scan_prefix(Tree::Meta, b"c", Direction::Forward)
+        .map(|entry| {
+            let (k, v) = entry?;
+            codec::decode(&v, || {
+                format!("collection record {}", String::from_utf8_lossy(&k))
+            })
+        })
+        .collect()
+}
+
+/// Writes `coll` again without the permissions that grant to one of `roles`, if it has any.
+pub(crate) fn drop_grants(
+    batch: &mut WriteBatch,
+    coll: &CollectionRecord,
+    roles: &[String],
+) -> Result<()> {
+    let names_role = |p: &String| {
+        p.parse::<Permission>()
+            .is_ok_and(|p| roles.contains(&p.role().to_string()))
+    };
+    if !coll.permissions.iter().any(names_role) {
+        return Ok(());
+    }
+    let mut r = coll.clone();
+    r.permissions.retain(|p| !names_role(p));
+    batch.put(
+        Tree::Meta,
+        keys::collection(&r.schema_id, &r.id),
+        codec::encode(&r)?,
+    );
+    Ok(())
+}
+
 /// The collection, or `NotFound` for a missing schema or collection.
 pub(crate) fn require_collection(
     store: &Store,

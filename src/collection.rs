@@ -386,6 +386,46 @@ impl Collection {
     }
 }
 
+/// Removes every grant to one of `roles` from every collection's permissions and every
+/// document's, with their permission index entries, into `batch` (under the writer lock).
+/// Used when a user is deleted, so that a new account with the same id inherits nothing.
+/// The documents concerned are found through the permission index, so the work grows
+/// with them, not with the store.
+pub(crate) fn revoke_grants(
+    store: &Store,
+    batch: &mut WriteBatch,
+    roles: &[String],
+    limits: Limits,
+) -> Result<()> {
+    for coll in crate::catalog::all_collections(store)? {
+        crate::catalog::drop_grants(batch, &coll, roles)?;
+        let mut edits = IndexEdits::default();
+        let mut seqs = roaring::RoaringBitmap::new();
+        let work = crate::index::Counters::default();
+        for kind in [IndexKind::Read, IndexKind::Update, IndexKind::Delete] {
+            for role in roles {
+                seqs |= crate::index::load_bitmap(store, coll.cid, kind, role, &work)?;
+            }
+        }
+        for seq in seqs {
+            let mut record = load_record(store, coll.cid, seq)?.ok_or_else(|| {
+                Error::corrupt(
+                    format!("permission index of collection {}", coll.id),
+                    format!("names sequence {seq}, which has no document"),
+                )
+            })?;
+            let (gone, kept) = std::mem::take(&mut record.permissions)
+                .into_iter()
+                .partition(|StoredPermission(_, role)| roles.contains(role));
+            record.permissions = kept;
+            index_permissions(&mut edits, coll.cid, seq, &gone, IndexEdits::remove);
+            put_record(batch, &coll, seq, &record, limits)?;
+        }
+        edits.write(store, batch)?;
+    }
+    Ok(())
+}
+
 /// Finds document `id`, writing its sequence to `seq`.
 ///
 /// The id entry and the document are two reads, each atomic against a write but not

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::auth::throttle::Throttle;
 use crate::catalog;
@@ -62,9 +62,10 @@ pub(crate) struct DbInner {
     /// Role and word bitmaps in memory; see `index::cache`.
     pub(crate) bitmaps: BitmapCache,
     pub(crate) throttle: Throttle,
-    /// A password hash that no password matches, checked for unknown emails so that
-    /// they take as long as wrong passwords. Made on first use.
-    dummy_hash: OnceLock<String>,
+    /// A password hash that no password matches, with the store's hashing parameters:
+    /// checked for unknown emails so that they take as long as wrong passwords, from the
+    /// first sign-in on (made at open, without hashing).
+    dummy_hash: String,
     /// INVARIANT (single-writer): every write takes this lock for its whole
     /// read-check-write, so checks and index containers read inside a write are current.
     writer: Mutex<()>,
@@ -112,6 +113,7 @@ impl Db {
         store.apply(&first_keys)?;
         store.flush()?;
         let throttle = Throttle::new(options.sign_in_failures, options.sign_in_window);
+        let dummy_hash = crate::auth::password::unmatchable(options.password_hashing)?;
         let db = Db {
             inner: Arc::new(DbInner {
                 store,
@@ -119,7 +121,7 @@ impl Db {
                 keyring,
                 bitmaps: BitmapCache::default(),
                 throttle,
-                dummy_hash: OnceLock::new(),
+                dummy_hash,
                 writer: Mutex::new(()),
                 auth_epoch: AtomicU64::new(0),
             }),
@@ -244,13 +246,8 @@ fn check_format(store: &Store) -> Result<()> {
 }
 
 impl DbInner {
-    pub(crate) fn dummy_hash(&self) -> Result<&str> {
-        if let Some(h) = self.dummy_hash.get() {
-            return Ok(h);
-        }
-        let random = crate::secret::b64(&crate::secret::random_bytes::<32>());
-        let h = crate::auth::password::hash(&random, self.options.password_hashing)?;
-        Ok(self.dummy_hash.get_or_init(|| h))
+    pub(crate) fn dummy_hash(&self) -> &str {
+        &self.dummy_hash
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {

@@ -84,19 +84,163 @@ fn wrong_email_and_wrong_password_look_the_same_and_are_throttled() {
     let wrong_email =
         unauthorized(account.create_email_password_session("zz@example.com", "password-a"));
     assert_eq!(wrong_password, wrong_email);
-    for _ in 0..9 {
-        let _ = account.create_email_password_session("A@example.com", "nope-nope");
+    // Failures 2 to 10, a minute apart: each is a checked password, not a refusal.
+    for minute in 1..=9 {
+        clock.advance(Duration::minutes(1));
+        let r = account.create_email_password_session("A@example.com", "nope-nope");
+        assert_eq!(unauthorized(r), wrong_password, "failure {}", minute + 1);
     }
-    // Ten failures for this email (any case): refused even with the right password.
-    let r = account.create_email_password_session("a@example.com", "password-a");
-    assert!(matches!(r, Err(Error::TooManyRequests(_))), "{r:?}");
+    // Ten failures for this email (any case) within 15 minutes of the first: refused even
+    // with the right password, until 15 minutes after the first failure.
+    let too_many = |r: permdb::Result<permdb::Session>| {
+        assert!(matches!(r, Err(Error::TooManyRequests(_))), "{r:?}");
+    };
+    too_many(account.create_email_password_session("a@example.com", "password-a"));
     account
         .create_email_password_session("b@example.com", "password-b")
         .unwrap();
-    clock.advance(Duration::minutes(15));
+    // The first failure was 9 minutes ago: 5 min 59 s more is 14 min 59 s after it.
+    clock.advance(Duration::minutes(5) + Duration::seconds(59));
+    too_many(account.create_email_password_session("a@example.com", "password-a"));
+    clock.advance(Duration::seconds(1));
     account
         .create_email_password_session("a@example.com", "password-a")
         .unwrap();
+}
+
+/// Concurrent guesses for one email: at most the limit of passwords are checked, however
+/// many attempts are in flight at once.
+#[test]
+fn concurrent_guesses_check_at_most_the_limit() {
+    let (options, _) = common::test_options();
+    // Costly enough (8 MiB) that the 24 attempts overlap.
+    let options = options.password_hashing(permdb::PasswordHashing {
+        memory_kib: 8 << 10,
+        iterations: 1,
+        parallelism: 1,
+    });
+    let db = Db::temporary_with(options).unwrap();
+    common::seed(&db);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(24));
+    let guesses: Vec<_> = (0..24)
+        .map(|i| {
+            let (db, start) = (db.clone(), std::sync::Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                db.client()
+                    .account()
+                    .create_email_password_session("a@example.com", &format!("guess-{i:04}"))
+            })
+        })
+        .collect();
+    let (mut checked, mut refused) = (0, 0);
+    for g in guesses {
+        match g.join().unwrap() {
+            Err(Error::Unauthorized(_)) => checked += 1,
+            Err(Error::TooManyRequests(_)) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        (checked, refused),
+        (10, 14),
+        "passwords checked, attempts refused"
+    );
+}
+
+/// A new account with a deleted user's id inherits nothing of the old user: no document,
+/// collection or team grant.
+#[test]
+fn a_new_account_with_a_deleted_users_id_inherits_nothing() {
+    let (db, _) = setup();
+    let root = db.root();
+    root.teams().create("t1", "T1").unwrap();
+    root.teams().create_membership("t1", "user-b", &[]).unwrap();
+    let spec = permdb::CollectionSpec::new("diary", "Diary")
+        .permissions([Permission::read(Role::user("user-b"))])
+        .document_security(true);
+    let diary = common::create_collection(&db, "db", spec);
+    diary
+        .create("d1", json!({"text": "b's diary"}), None)
+        .unwrap();
+    let birthdays = root.schema("db").collection("birthdays");
+    birthdays
+        .create(
+            "team1",
+            json!({"name": "Team"}),
+            Some(vec![Permission::read(Role::team("t1"))]),
+        )
+        .unwrap();
+    birthdays
+        .create(
+            "shared",
+            json!({"name": "Shared"}),
+            Some(vec![
+                Permission::read(Role::user("user-b")),
+                Permission::update(Role::user_with("user-b", permdb::Verification::Unverified)),
+                Permission::read(Role::user("user-a")),
+            ]),
+        )
+        .unwrap();
+    let b = common::sign_in(&db, "b");
+    assert_eq!(
+        b.schema("db").collection("birthdays").count(&[]).unwrap(),
+        3
+    );
+    assert_eq!(b.schema("db").collection("diary").count(&[]).unwrap(), 1);
+
+    root.users().delete("user-b").unwrap();
+    db.client()
+        .account()
+        .create("user-b", "new-b@example.com", "password-new-b", None)
+        .unwrap();
+    let new_b = db.client().set_session(
+        &db.client()
+            .account()
+            .create_email_password_session("new-b@example.com", "password-new-b")
+            .unwrap()
+            .secret,
+    );
+    let new_b = new_b.unwrap();
+    let page = new_b
+        .schema("db")
+        .collection("birthdays")
+        .find(&[])
+        .unwrap();
+    assert_eq!(page.total, 0, "{:?}", page.documents);
+    assert_eq!(
+        new_b.schema("db").collection("diary").count(&[]).unwrap(),
+        0,
+        "the collection's grant to user-b is gone"
+    );
+    assert!(matches!(
+        new_b.schema("db").collection("birthdays").get("doc2"),
+        Err(Error::NotFound { .. })
+    ));
+    // The grants are gone from the documents and the collection, others' grants stay.
+    let shared = birthdays.get("shared").unwrap();
+    assert_eq!(
+        shared.permissions(),
+        [Permission::read(Role::user("user-a"))]
+    );
+    assert!(birthdays.get("doc2").unwrap().permissions().is_empty());
+    let diary_info = root.schema("db").collections().get("diary").unwrap();
+    assert!(
+        diary_info.permissions.is_empty(),
+        "{:?}",
+        diary_info.permissions
+    );
+    assert_eq!(
+        common::sign_in(&db, "a")
+            .schema("db")
+            .collection("birthdays")
+            .count(&[])
+            .unwrap(),
+        2,
+        "doc1 and shared"
+    );
+    let report = db.verify().unwrap();
+    assert_eq!(report.problems, 0, "{report:?}");
 }
 
 #[test]

@@ -56,6 +56,29 @@ pub(crate) fn hash(password: &str, cost: PasswordHashing) -> Result<String> {
         .map_err(|e| Error::Storage(format!("password hashing failed: {e}")))
 }
 
+/// A PHC string that no password matches, with the parameters of `cost`: verifying a
+/// password against it does the same work as against a real hash made with `cost`.
+/// Made without hashing anything (a random salt and a random 32-byte output, the length
+/// `hash` produces), so it can be ready from the moment a store opens.
+pub(crate) fn unmatchable(cost: PasswordHashing) -> Result<String> {
+    // Checks the parameters as `hash` would.
+    Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+        .map_err(|e| Error::InvalidArgument(format!("password hashing parameters: {e}")))?;
+    let salt: [u8; 16] = crate::secret::random_bytes();
+    let output: [u8; 32] = crate::secret::random_bytes();
+    let b64 = |bytes: &[u8]| {
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, bytes)
+    };
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        cost.memory_kib,
+        cost.iterations,
+        cost.parallelism,
+        b64(&salt),
+        b64(&output)
+    ))
+}
+
 /// Whether `password` matches the stored PHC string (with the parameters it records).
 /// A malformed stored hash never matches.
 pub(crate) fn verify(password: &str, phc: &str) -> bool {
@@ -87,5 +110,35 @@ mod tests {
         assert!(check_password("short").is_err());
         assert!(check_password(&"x".repeat(257)).is_err());
         assert!(check_password("eight ch").is_ok());
+    }
+
+    #[test]
+    fn the_unmatchable_hash_has_a_real_hashs_shape_and_cost() {
+        let cost = PasswordHashing {
+            memory_kib: 1024,
+            iterations: 2,
+            parallelism: 1,
+        };
+        let real = hash("correct horse", cost).unwrap();
+        let dummy = unmatchable(cost).unwrap();
+        let (real, dummy) = (
+            PasswordHash::new(&real).unwrap(),
+            PasswordHash::new(&dummy).unwrap(),
+        );
+        assert_eq!(
+            (real.algorithm, real.version, real.params.to_string()),
+            (dummy.algorithm, dummy.version, dummy.params.to_string())
+        );
+        assert_eq!(
+            real.hash.map(|h| h.len()),
+            dummy.hash.map(|h| h.len()),
+            "same output length"
+        );
+        assert_eq!(
+            real.salt.map(|s| s.as_str().len()),
+            dummy.salt.map(|s| s.as_str().len())
+        );
+        assert!(!verify("correct horse", &dummy.to_string()));
+        assert_ne!(unmatchable(cost).unwrap(), unmatchable(cost).unwrap());
     }
 }

@@ -89,24 +89,24 @@ fn refused() -> Error {
 }
 
 /// Signs in. A wrong email and a wrong password give the same error and take the same
-/// time (an unknown email is checked against a dummy hash). Failures are throttled per email.
+/// time (an unknown email is checked against a dummy hash with the same parameters).
+/// Attempts are throttled per email, counted as they begin (see `throttle`).
 pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Result<Session> {
     let now = db.options.clock.now();
     let throttle_key = email.to_lowercase();
-    db.throttle.check(&throttle_key, now)?;
+    let attempt = db.throttle.begin(&throttle_key, now)?;
     let user = find_by_email(&db.store, email)?;
     let ok = match &user {
         Some(u) => super::password::verify(password, &u.password_hash),
         None => {
-            let _ = super::password::verify(password, db.dummy_hash()?);
+            let _ = super::password::verify(password, db.dummy_hash());
             false
         }
     };
     let Some(user) = user.filter(|_| ok) else {
-        db.throttle.failed(&throttle_key, now);
         return Err(refused());
     };
-    db.throttle.succeeded(&throttle_key);
+    db.throttle.succeeded(&throttle_key, attempt);
     if user.blocked {
         return Err(Error::Unauthorized("the user is blocked".into()));
     }
@@ -122,9 +122,14 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
         expires_ms: now_ms.saturating_add(ttl_ms),
     };
     db.write(|store, batch| {
-        // The user may have been deleted while the password was checked.
-        if load_user(store, &user.id)?.is_none() {
-            return Err(refused());
+        // While the password was checked, the user may have been deleted (and its id
+        // taken by a new account, with another password hash) or blocked.
+        match load_user(store, &user.id)? {
+            Some(u) if u.password_hash == user.password_hash && !u.blocked => {}
+            Some(u) if u.password_hash == user.password_hash => {
+                return Err(Error::Unauthorized("the user is blocked".into()));
+            }
+            _ => return Err(refused()),
         }
         put(batch, session_key(&id), &record)?;
         batch.put(Tree::Auth, by_user_key(&user.id, &id), Vec::new());

@@ -7,8 +7,8 @@ use super::{child_ids, load, put, scan};
 use crate::db::DbInner;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
-use crate::perm::{UserFacts, label_fault};
-use crate::store::{Store, Tree, keys};
+use crate::perm::{Role, UserFacts, Verification, label_fault};
+use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::timefmt;
 
 /// Longest email, in bytes.
@@ -219,18 +219,29 @@ pub(crate) fn check_labels(labels: &[&str]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Deletes a user with their sessions and memberships. Their documents stay.
-pub(crate) fn delete_user(db: &DbInner, id: &str) -> Result<()> {
-    db.write(|store, batch| {
-        let r = require_user(store, id)?;
-        batch.remove(Tree::Auth, user_key(id));
-        batch.remove(Tree::Auth, email_key(&r.email));
-        super::sessions::remove_all(store, batch, id)?;
-        for m in child_ids(store, &keys::auth_children(b'M', id))? {
-            super::teams::remove_membership(store, batch, &m)?;
-        }
-        Ok(())
-    })
+/// Removes a user with their sessions and memberships into `batch`. The grants naming
+/// the user are the caller's to revoke in the same batch (`collection::revoke_grants`).
+pub(crate) fn remove_user(store: &Store, batch: &mut WriteBatch, id: &str) -> Result<()> {
+    let r = require_user(store, id)?;
+    batch.remove(Tree::Auth, user_key(id));
+    batch.remove(Tree::Auth, email_key(&r.email));
+    super::sessions::remove_all(store, batch, id)?;
+    for m in child_ids(store, &keys::auth_children(b'M', id))? {
+        super::teams::remove_membership(store, batch, &m)?;
+    }
+    Ok(())
+}
+
+/// The roles only user `id` holds: `user:ID` and its verified and unverified forms.
+pub(crate) fn own_roles(id: &str) -> Vec<String> {
+    [
+        Role::user(id),
+        Role::user_with(id, Verification::Verified),
+        Role::user_with(id, Verification::Unverified),
+    ]
+    .iter()
+    .map(Role::to_string)
+    .collect()
 }
 
 /// What the user's roles follow from: verification, confirmed memberships, labels.
