@@ -36,19 +36,18 @@ pub struct Collection {
 }
 
 impl Collection {
-    /// The collection's record; `NotFound` when it, or its schema, is missing,
-    /// or disabled for a client other than root.
+    /// The collection's record; `NotFound` when it, or its schema, is missing, or disabled
+    /// for a client that does not skip permissions (a disabled schema answers exactly as a
+    /// missing one, so that users cannot tell them apart; root and keys still reach it).
     fn resolve(&self, store: &Store, principal: &Principal) -> Result<CollectionRecord> {
-        let missing = || Error::not_found(ResourceKind::Collection, &self.id);
-        let schema = load_schema(store, &self.schema_id)?
-            .ok_or_else(|| Error::not_found(ResourceKind::Schema, &self.schema_id))?;
-        let coll = load_collection(store, &self.schema_id, &self.id)?.ok_or_else(missing)?;
-        let root = principal.roles().is_none();
-        let visible = root || (schema.enabled && coll.enabled);
-        if !visible {
-            return Err(missing());
+        let privileged = principal.roles().is_none();
+        let schema = load_schema(store, &self.schema_id)?.filter(|s| privileged || s.enabled);
+        if schema.is_none() {
+            return Err(Error::not_found(ResourceKind::Schema, &self.schema_id));
         }
-        Ok(coll)
+        load_collection(store, &self.schema_id, &self.id)?
+            .filter(|c| privileged || c.enabled)
+            .ok_or_else(|| Error::not_found(ResourceKind::Collection, &self.id))
     }
 
     fn limits(&self) -> Limits {

@@ -403,12 +403,48 @@ fn disabled_collections_and_schemas_are_hidden_from_clients() {
         .update(CollectionSpec::new("c", "C").permissions([Permission::read(Role::any())]))
         .unwrap();
     root.schemas().update("s", "S", false).unwrap();
-    refused(
-        &db,
-        || user(&db, "ua").get("a1"),
-        |e| matches!(e, Error::NotFound { .. }),
-        "not found",
+    // A disabled schema answers exactly as a missing one, on every document call.
+    let missing = db
+        .root()
+        .impersonate("ua")
+        .unwrap()
+        .schema("nope")
+        .collection("c")
+        .get("a1")
+        .unwrap_err();
+    let disabled = user(&db, "ua").get("a1").unwrap_err();
+    assert!(
+        matches!(
+            disabled,
+            Error::NotFound {
+                kind: ResourceKind::Schema,
+                ..
+            }
+        ),
+        "{disabled:?}"
     );
+    assert_eq!(
+        format!("{missing:?}").replace("nope", "ID"),
+        format!("{disabled:?}").replace("\"s\"", "\"ID\""),
+    );
+    for r in [
+        user(&db, "ua").find(&[]).map(|_| ()),
+        user(&db, "ua").count(&[]).map(|_| ()),
+        user(&db, "ua").create("n1", json!({}), None).map(|_| ()),
+        user(&db, "ua").delete("a1"),
+    ] {
+        assert!(
+            matches!(
+                r,
+                Err(Error::NotFound {
+                    kind: ResourceKind::Schema,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    assert_eq!(coll(&root).count(&[]).unwrap(), 5, "root still reaches it");
 }
 
 #[test]

@@ -59,7 +59,11 @@ for doc_id, name, day, letter in [
         permissions=[Permission.read(Role.user(f"user-{letter}"))],
     )
 
-session = Account(client()).create_email_password_session("a@example.com", "password-a")
+# A browser's sign-in gets the session in an HttpOnly cookie only; the secret is in the
+# answer only for an app's server signing its user in with the API key (as Appwrite does).
+browser_session = Account(client()).create_email_password_session("a@example.com", "password-a")
+expect("a browser's sign-in shows no secret", browser_session["secret"], "")
+session = Account(admin).create_email_password_session("a@example.com", "password-a")
 with_session = client().set_session(session["secret"])
 expect("account by session", Account(with_session).get()["$id"], "user-a")
 jwt = Account(with_session).create_jwt()["jwt"]

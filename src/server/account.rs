@@ -1,6 +1,7 @@
 //! `/v1/account`: sign-up, the signed-in user, email sessions (with Appwrite's session
 //! cookie), and JWTs.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -11,9 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Via, caller, cookie_name};
-use super::blocking;
 use super::error::ApiError;
 use super::extract::Body;
+use super::{ServerOptions, blocking};
 use crate::Db;
 
 pub(super) fn routes() -> Router<Db> {
@@ -74,21 +75,34 @@ struct SignIn {
 
 async fn create_session(
     State(db): State<Db>,
+    Extension(options): Extension<ServerOptions>,
     headers: HeaderMap,
     Body(b): Body<SignIn>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let c = caller(&db, &headers)?.client;
-        let session = c
+        let caller = caller(&db, &headers)?;
+        let mut session = caller
+            .client
             .account()
             .create_email_password_session(&b.email, &b.password)?;
-        // The web SDK keeps the session in this cookie; other clients use `secret`.
+        // The web SDK keeps the session in this cookie, out of reach of script (HttpOnly).
         let cookie = format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+            "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
             cookie_name(db.project()),
             session.secret,
-            (session.expire - db.now()).whole_seconds().max(0)
+            (session.expire - db.now()).whole_seconds().max(0),
+            if options.secure_cookies {
+                "; Secure"
+            } else {
+                ""
+            }
         );
+        // As Appwrite: the body carries the secret only for a request made with an API key
+        // (an app's server, signing its user in for server-side rendering). A browser's
+        // script never sees it.
+        if caller.via != Via::Key {
+            session.secret = String::new();
+        }
         let mut response = (StatusCode::CREATED, Json(&session)).into_response();
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(SET_COOKIE, v);

@@ -27,20 +27,34 @@ const KEY_HEADERS: [&str; 2] = ["x-appwrite-key", "x-nuvix-key"];
 const JWT_HEADERS: [&str; 2] = ["x-appwrite-jwt", "x-nuvix-jwt"];
 const SESSION_HEADERS: [&str; 2] = ["x-appwrite-session", "x-nuvix-session"];
 
-/// The value of the first of `names` present; a value that is not visible ASCII is a 400.
+/// The one value given under any of `names` (spellings of one header, such as
+/// Appwrite's and Nuvix's), with the name it came under. A value that is not visible
+/// ASCII, or a header given more than once (repeated, or under two of the names, even
+/// with equal values), is a 400 naming it: a request is refused, never guessed between.
 pub(crate) fn header<'a>(
     headers: &'a HeaderMap,
-    names: &[&str],
-) -> Result<Option<&'a str>, ApiError> {
+    names: &[&'static str],
+) -> Result<Option<(&'static str, &'a str)>, ApiError> {
+    let mut given = Vec::new();
     for name in names {
-        if let Some(v) = headers.get(*name) {
-            return v
-                .to_str()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("header {name} is not visible ASCII")));
+        given.extend(headers.get_all(*name).iter().map(|v| (*name, v)));
+    }
+    match given.as_slice() {
+        [] => Ok(None),
+        [(name, v)] => v
+            .to_str()
+            .map(|v| Some((*name, v)))
+            .map_err(|_| ApiError::bad_request(format!("header {name} is not visible ASCII"))),
+        [..] => {
+            let mut named: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+            named.dedup();
+            Err(ApiError::bad_request(format!(
+                "header {} given {} times; give it once",
+                named.join(" and "),
+                given.len()
+            )))
         }
     }
-    Ok(None)
 }
 
 /// The name of the session cookie Appwrite's web SDK keeps for `project`.
@@ -48,30 +62,43 @@ pub(crate) fn cookie_name(project: &str) -> String {
     format!("a_session_{}", project.to_lowercase())
 }
 
-/// The session secret in the request's cookies, under Appwrite's cookie names.
+/// The session secret in the request's cookies, under Appwrite's cookie names (the
+/// current one and `_legacy`, which Appwrite sets alike). Two cookies that disagree are a
+/// 400, as two credential headers are.
 fn session_cookie(headers: &HeaderMap, project: &str) -> Result<Option<String>, ApiError> {
     let name = cookie_name(project);
     let legacy = format!("{name}_legacy");
+    let mut found: Option<&str> = None;
     for value in headers.get_all(COOKIE) {
         let text = value
             .to_str()
             .map_err(|_| ApiError::bad_request("the Cookie header is not visible ASCII"))?;
         for pair in text.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=')
-                && (k == name || k == legacy)
-            {
-                return Ok(Some(v.trim_matches('"').to_owned()));
+            let Some((k, v)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if k != name && k != legacy {
+                continue;
+            }
+            let v = v.trim_matches('"');
+            match found {
+                Some(seen) if seen != v => {
+                    return Err(ApiError::bad_request(format!(
+                        "cookies {name} and {legacy} carry different sessions; send one"
+                    )));
+                }
+                _ => found = Some(v),
             }
         }
     }
-    Ok(None)
+    Ok(found.map(str::to_owned))
 }
 
 /// The project the request names must be the store's (404 `project_not_found` otherwise);
 /// a request naming none is taken to mean the store's.
 fn check_project(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
     match header(headers, &PROJECT_HEADERS)? {
-        Some(p) if p != db.project() => Err(ApiError::new(
+        Some((_, p)) if p != db.project() => Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "project_not_found",
             format!("project {p:?} is not served here"),
@@ -81,24 +108,31 @@ fn check_project(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The client for a request: an API key, a token, a session (header or cookie), or a
-/// guest. Two credential headers at once are refused rather than guessed between.
+/// guest. Two credential headers at once are refused rather than guessed between; a
+/// credential header is taken over a session cookie (a page cannot make a browser send a
+/// header to another origin, so a header is always the caller's own choice).
 pub(crate) fn caller(db: &Db, headers: &HeaderMap) -> Result<Caller, ApiError> {
     check_project(db, headers)?;
     let key = header(headers, &KEY_HEADERS)?;
     let jwt = header(headers, &JWT_HEADERS)?;
     let session = header(headers, &SESSION_HEADERS)?;
-    let given = [key.is_some(), jwt.is_some(), session.is_some()];
-    if given.iter().filter(|g| **g).count() > 1 {
-        return Err(ApiError::bad_request(
-            "give one of an API key, a JWT or a session, not several",
-        ));
+    let given: Vec<&str> = [key, jwt, session]
+        .iter()
+        .flatten()
+        .map(|(name, _)| *name)
+        .collect();
+    if given.len() > 1 {
+        return Err(ApiError::bad_request(format!(
+            "give one of an API key, a JWT or a session, not several (got {})",
+            given.join(" and ")
+        )));
     }
     let guest = db.client();
-    let (client, via) = if let Some(key) = key {
+    let (client, via) = if let Some((_, key)) = key {
         (guest.set_key(key)?, Via::Key)
-    } else if let Some(jwt) = jwt {
+    } else if let Some((_, jwt)) = jwt {
         (guest.set_jwt(jwt)?, Via::Jwt)
-    } else if let Some(secret) = session {
+    } else if let Some((_, secret)) = session {
         (guest.set_session(secret)?, Via::Session)
     } else if let Some(secret) = session_cookie(headers, db.project())? {
         (guest.set_session(&secret)?, Via::Session)
@@ -108,18 +142,24 @@ pub(crate) fn caller(db: &Db, headers: &HeaderMap) -> Result<Caller, ApiError> {
     Ok(Caller { client, via })
 }
 
-/// The token of `Authorization: Bearer <token>`, or of the JWT headers.
+/// The token of `Authorization: Bearer <token>`, or of the JWT headers; both at once are a 400.
 pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    if let Some(auth) = header(headers, &["authorization"])? {
-        let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "user_unauthorized",
-                "the Authorization header must be `Bearer <token>`",
-            ));
-        }
-        return Ok(Some(token.trim()));
+    let jwt = header(headers, &JWT_HEADERS)?;
+    let Some((_, auth)) = header(headers, &["authorization"])? else {
+        return Ok(jwt.map(|(_, token)| token));
+    };
+    if let Some((name, _)) = jwt {
+        return Err(ApiError::bad_request(format!(
+            "give the token once: in authorization or in {name}, not both"
+        )));
     }
-    header(headers, &JWT_HEADERS)
+    let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "user_unauthorized",
+            "the Authorization header must be `Bearer <token>`",
+        ));
+    }
+    Ok(Some(token.trim()))
 }

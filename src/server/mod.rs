@@ -19,10 +19,11 @@ mod extract;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
-use tower_http::timeout::TimeoutLayer;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -39,6 +40,9 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// Longest a request may take; past it, 408. Default 30 s.
     pub timeout: Duration,
+    /// Whether the session cookie is marked `Secure` (sent over HTTPS only): set it when
+    /// the server is reached over TLS. Default `false`.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerOptions {
@@ -46,6 +50,7 @@ impl Default for ServerOptions {
         ServerOptions {
             body_limit: 4 << 20,
             timeout: Duration::from_secs(30),
+            secure_cookies: false,
         }
     }
 }
@@ -64,6 +69,13 @@ impl ServerOptions {
         self.timeout = timeout;
         self
     }
+
+    /// Marks the session cookie `Secure` (for a server reached over TLS).
+    #[must_use]
+    pub fn secure_cookies(mut self, secure: bool) -> ServerOptions {
+        self.secure_cookies = secure;
+        self
+    }
 }
 
 /// The Appwrite-compatible API under `/v1`, with default [`ServerOptions`].
@@ -77,22 +89,36 @@ pub fn router_with(db: Db, options: ServerOptions) -> Router {
         .merge(account::routes())
         .merge(databases::routes())
         .merge(admin::routes());
+    let timeout = options.timeout;
     Router::new()
         .nest("/v1", api)
         .fallback(|| async { ApiError::no_route() })
         .with_state(db)
+        .layer(Extension(options))
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            options.timeout,
-        ))
+        .layer(middleware::from_fn(move |request, next: Next| {
+            within(timeout, request, next)
+        }))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Runs the request, or answers 408 with Appwrite's JSON body once `timeout` has passed.
+/// (Work already handed to a blocking thread finishes there; its answer is dropped.)
+async fn within(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "general_request_timeout",
+            format!("the request took longer than {} ms", timeout.as_millis()),
+        )
+        .into_response(),
+    }
 }
 
 /// 204 with no body but a content type (not JSON, as there is none to parse): Appwrite's
 /// SDKs read the content type of every response, empty ones included.
-pub(crate) fn no_content() -> axum::response::Response {
-    use axum::response::IntoResponse;
+pub(crate) fn no_content() -> Response {
     (
         StatusCode::NO_CONTENT,
         [(

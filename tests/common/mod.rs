@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
+pub mod server;
+
 use permdb::{
     Client, Collection, CollectionSpec, Db, ManualClock, Options, PasswordHashing, Permission, Role,
 };
