@@ -134,6 +134,20 @@ pub(crate) fn check_document(
     }
 }
 
+/// Whether `principal` may read `record` (a document of `coll` as it is after a write):
+/// a write answers with the document only then, with its system fields alone otherwise.
+/// Needs `documents.read` of a key (or of the key behind an impersonated user) and, for
+/// users and guests, the read permission.
+pub(crate) fn may_read(principal: &Principal, coll: &CollectionRecord, record: &DocRecord) -> bool {
+    check_scope(principal, Scope::DocumentsRead, "", Audience::Users).is_ok()
+        && allowed(
+            principal,
+            access(principal, coll, Action::Read),
+            record,
+            Action::Read,
+        )
+}
+
 /// A user or guest may only grant roles they hold; root may grant any.
 pub(crate) fn check_grantable<'p>(
     principal: &Principal,

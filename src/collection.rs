@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::access::{Access, access, check_document, check_grantable};
+use crate::access::{Access, access, check_document, check_grantable, may_read};
 use crate::attribute;
 use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
 use crate::client::Client;
@@ -67,6 +67,24 @@ impl Collection {
                 )
             },
         )
+    }
+
+    /// What a write answers with: the document as written when the client may read it,
+    /// else its `$id` and system fields only, no data and no permissions.
+    fn answer(
+        &self,
+        principal: &Principal,
+        coll: &CollectionRecord,
+        record: DocRecord,
+        seq: u32,
+    ) -> Result<Document> {
+        let readable = may_read(principal, coll, &record);
+        let mut document = self.to_document(record, seq)?;
+        if !readable {
+            document.permissions.clear();
+            document.data.clear();
+        }
+        Ok(document)
     }
 
     /// The document `id`. `NotFound` also when the client may not read it.
@@ -231,11 +249,12 @@ impl Collection {
             }
             counters.put(batch, coll.cid);
             edits.write(store, batch)?;
-            Ok(created)
+            Ok((coll, created))
         })?;
+        let (coll, created) = created;
         created
             .into_iter()
-            .map(|(record, seq)| self.to_document(record, seq))
+            .map(|(record, seq)| self.answer(principal, &coll, record, seq))
             .collect()
     }
 
@@ -281,7 +300,7 @@ impl Collection {
         };
         let db = &self.client.db.inner;
         let now = db.now_ms();
-        let (record, seq) = db.write(|store, batch| {
+        let (coll, record, seq) = db.write(|store, batch| {
             let coll = self.resolve(store, principal)?;
             let mut seq = 0;
             let old = check_document(principal, &coll, Action::Update, id, || {
@@ -339,9 +358,9 @@ impl Collection {
                 Some(&data),
             )?;
             edits.write(store, batch)?;
-            Ok((record, seq))
+            Ok((coll, record, seq))
         })?;
-        self.to_document(record, seq)
+        self.answer(principal, &coll, record, seq)
     }
 
     /// Deletes document `id`. Needs `delete` on the collection or on the document.

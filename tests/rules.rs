@@ -216,11 +216,13 @@ fn collection_level_update_and_delete_apply_to_every_document() {
     );
     seed(&db);
     let ub = user(&db, "ub");
-    // ub cannot read a1 but the collection lets ub change it.
+    // ub cannot read a1 but the collection lets ub change it (and the answer shows ub
+    // nothing of it).
     assert_eq!(
         ub.update("a1", json!({"n": 10}), None).unwrap().get("n"),
-        Some(&json!(10))
+        None
     );
+    assert_eq!(coll(&db.root()).get("a1").unwrap().get("n"), Some(&json!(10)));
     ub.delete("a1").unwrap();
     refused(&db, || ub.get("a1"), doc_not_found("a1"), "not found");
 }
@@ -862,4 +864,85 @@ fn filters_and_system_attributes() {
         .unwrap();
     assert_eq!(last.documents[0].id(), "guest1");
     assert_eq!(last.total, 5);
+}
+
+/// What a write returned: the data and permissions it showed.
+fn shown(doc: &permdb::Document) -> (usize, usize) {
+    (doc.data().len(), doc.permissions().len())
+}
+
+/// A write answers with the document only when the caller may read it afterwards;
+/// otherwise with `$id` and the system fields, no data and no permissions.
+#[test]
+fn writes_return_the_document_only_to_callers_who_may_read_it() {
+    // Collection-level update and create, no read.
+    let db = setup(
+        vec![
+            Permission::update(Role::users()),
+            Permission::create(Role::users()),
+        ],
+        false,
+    );
+    seed(&db);
+    let updated = user(&db, "ub").update("a1", json!({"n": 10}), None).unwrap();
+    assert_eq!((updated.id(), updated.sequence()), ("a1", 1));
+    assert_eq!(shown(&updated), (0, 0), "{updated:?}");
+    assert_eq!(coll(&db.root()).get("a1").unwrap().get("n"), Some(&json!(10)));
+    let created = user(&db, "ub")
+        .create("new1", json!({"secret": "s"}), None)
+        .unwrap();
+    assert_eq!(shown(&created), (0, 0), "{created:?}");
+    let many = user(&db, "ub")
+        .create_many([("new2", json!({"secret": "s"}), None)])
+        .unwrap();
+    assert_eq!(shown(&many[0]), (0, 0), "{many:?}");
+
+    // Document-level update without read; and a user's own document with read.
+    let db = setup(vec![Permission::create(Role::users())], true);
+    coll(&db.root())
+        .create(
+            "w1",
+            json!({"secret": "s"}),
+            Some(vec![Permission::update(Role::user("ua"))]),
+        )
+        .unwrap();
+    let updated = user(&db, "ua").update("w1", json!({"n": 1}), None).unwrap();
+    assert_eq!(shown(&updated), (0, 0), "{updated:?}");
+    let mine = user(&db, "ua").create("m1", json!({"n": 1}), None).unwrap();
+    assert_eq!(shown(&mine), (1, 3), "the default permissions include read");
+    // Readability after the write decides: giving up one's own read hides the answer.
+    let given_up = user(&db, "ua")
+        .update(
+            "m1",
+            json!({"n": 2}),
+            Some(vec![Permission::update(Role::user("ua"))]),
+        )
+        .unwrap();
+    assert_eq!(shown(&given_up), (0, 0), "{given_up:?}");
+    let written_blind = user(&db, "ua")
+        .create(
+            "m2",
+            json!({"n": 1}),
+            Some(vec![Permission::update(Role::user("ua"))]),
+        )
+        .unwrap();
+    assert_eq!(shown(&written_blind), (0, 0), "{written_blind:?}");
+
+    // A key: documents.write alone shows nothing, with documents.read everything.
+    let keys = db.root().keys();
+    let write_only = keys.create("w", &[permdb::Scope::DocumentsWrite]).unwrap();
+    let writer = coll(&db.client().set_key(&write_only.secret).unwrap());
+    let updated = writer.update("w1", json!({"n": 3}), None).unwrap();
+    assert_eq!(shown(&updated), (0, 0), "{updated:?}");
+    let created = writer.create("k1", json!({"n": 1}), None).unwrap();
+    assert_eq!(shown(&created), (0, 0), "{created:?}");
+    let both = keys
+        .create(
+            "rw",
+            &[permdb::Scope::DocumentsWrite, permdb::Scope::DocumentsRead],
+        )
+        .unwrap();
+    let reader_writer = coll(&db.client().set_key(&both.secret).unwrap());
+    let updated = reader_writer.update("w1", json!({"n": 4}), None).unwrap();
+    assert_eq!(shown(&updated), (2, 1), "{updated:?}");
 }

@@ -521,3 +521,59 @@ async fn secrets_never_reach_the_logs() {
         assert!(!text.contains(&needle), "{what} in the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answers_with_what_the_caller_may_read() {
+    let s = start().await;
+    let write_only = s
+        .db
+        .root()
+        .keys()
+        .create("w", &[permdb::Scope::DocumentsWrite])
+        .unwrap()
+        .secret;
+    let (status, body) = s
+        .call(
+            Method::PATCH,
+            &format!("{DOCS}/doc2"),
+            &[("X-Appwrite-Key", &write_only)],
+            Some(json!({"data": {"name": "Laura B."}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fields: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        fields,
+        [
+            "$collectionId",
+            "$createdAt",
+            "$databaseId",
+            "$id",
+            "$permissions",
+            "$sequence",
+            "$updatedAt"
+        ],
+        "{body}"
+    );
+    assert_eq!(body["$permissions"], json!([]));
+    let (status, body) = s
+        .call(
+            Method::POST,
+            DOCS,
+            &[("X-Appwrite-Key", &write_only)],
+            Some(json!({"documentId": "doc9", "data": {"name": "Nina"}, "permissions": ["read(\"any\")"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body.get("name").is_none(), "{body}");
+    // The full key sees what was written.
+    let (_, doc) = s
+        .call(
+            Method::GET,
+            &format!("{DOCS}/doc2"),
+            &[("X-Appwrite-Key", &s.key)],
+            None,
+        )
+        .await;
+    assert_eq!(doc["name"], "Laura B.");
+}
