@@ -56,8 +56,9 @@ impl Account {
         }
     }
 
-    /// Signs up: creates user `id` with `email` (unique, any case) and `password`
-    /// (8 to 256 characters, stored as an Argon2id hash). Not for a signed-in client.
+    /// Signs up: creates user `id` (or a fresh id for [`crate::UNIQUE_ID`]) with `email`
+    /// (unique, any case) and `password` (8 to 256 characters, stored as an Argon2id hash).
+    /// Not for a signed-in client.
     pub fn create(
         &self,
         id: &str,

@@ -14,7 +14,7 @@ use crate::document::{
     DocRecord, Document, DocumentList, StoredPermission, action_code, load_record, seq_of,
 };
 use crate::error::{Error, ResourceKind, Result};
-use crate::id::{check_id, quote};
+use crate::id::{new_id, quote};
 use crate::index::attr;
 use crate::index::{IndexEdits, IndexKind};
 use crate::options::Limits;
@@ -159,6 +159,7 @@ impl Collection {
     }
 
     /// Creates document `id` from `data` (a JSON object). Needs `create` on the collection.
+    /// With `id` [`crate::UNIQUE_ID`] (`"unique()"`) permdb picks a fresh id.
     /// Without `permissions`, a user's document grants read, update and delete to that user;
     /// root's and a guest's grant nothing. A client may only name roles it holds.
     pub fn create(
@@ -266,7 +267,7 @@ impl Collection {
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
     ) -> Result<(String, Map<String, Value>, Vec<Permission>)> {
-        check_id("document id", id)?;
+        let id = new_id("document id", id)?;
         let data = to_object(data, self.limits())?;
         let permissions = match permissions {
             Some(p) => {
@@ -276,7 +277,7 @@ impl Collection {
             }
             None => default_permissions(principal),
         };
-        Ok((id.to_owned(), data, permissions))
+        Ok((id, data, permissions))
     }
 
     /// Updates document `id`: the top-level attributes in `data` replace those stored,

@@ -21,6 +21,19 @@ impl ID {
     }
 }
 
+/// The id to pass for a fresh one chosen by permdb, as in Appwrite: a document or user
+/// created with this id gets [`ID::unique`]'s.
+pub const UNIQUE_ID: &str = "unique()";
+
+/// The id a new document or user gets: a fresh one for [`UNIQUE_ID`], else `id` checked.
+pub(crate) fn new_id(what: &str, id: &str) -> Result<String> {
+    if id == UNIQUE_ID {
+        return Ok(ID::unique());
+    }
+    check_id(what, id)?;
+    Ok(id.to_owned())
+}
+
 /// True for the characters an id may contain.
 pub(crate) fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')

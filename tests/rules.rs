@@ -222,7 +222,10 @@ fn collection_level_update_and_delete_apply_to_every_document() {
         ub.update("a1", json!({"n": 10}), None).unwrap().get("n"),
         None
     );
-    assert_eq!(coll(&db.root()).get("a1").unwrap().get("n"), Some(&json!(10)));
+    assert_eq!(
+        coll(&db.root()).get("a1").unwrap().get("n"),
+        Some(&json!(10))
+    );
     ub.delete("a1").unwrap();
     refused(&db, || ub.get("a1"), doc_not_found("a1"), "not found");
 }
@@ -884,10 +887,15 @@ fn writes_return_the_document_only_to_callers_who_may_read_it() {
         false,
     );
     seed(&db);
-    let updated = user(&db, "ub").update("a1", json!({"n": 10}), None).unwrap();
+    let updated = user(&db, "ub")
+        .update("a1", json!({"n": 10}), None)
+        .unwrap();
     assert_eq!((updated.id(), updated.sequence()), ("a1", 1));
     assert_eq!(shown(&updated), (0, 0), "{updated:?}");
-    assert_eq!(coll(&db.root()).get("a1").unwrap().get("n"), Some(&json!(10)));
+    assert_eq!(
+        coll(&db.root()).get("a1").unwrap().get("n"),
+        Some(&json!(10))
+    );
     let created = user(&db, "ub")
         .create("new1", json!({"secret": "s"}), None)
         .unwrap();
@@ -945,4 +953,35 @@ fn writes_return_the_document_only_to_callers_who_may_read_it() {
     let reader_writer = coll(&db.client().set_key(&both.secret).unwrap());
     let updated = reader_writer.update("w1", json!({"n": 4}), None).unwrap();
     assert_eq!(shown(&updated), (2, 1), "{updated:?}");
+}
+
+#[test]
+fn unique_asks_for_a_fresh_id() {
+    let db = setup(vec![Permission::create(Role::users())], true);
+    let a = user(&db, "ua")
+        .create(permdb::UNIQUE_ID, json!({}), None)
+        .unwrap();
+    let b = user(&db, "ua")
+        .create(permdb::UNIQUE_ID, json!({}), None)
+        .unwrap();
+    assert_ne!(a.id(), b.id());
+    assert_eq!(a.id().len(), 20);
+    assert_eq!(user(&db, "ua").get(a.id()).unwrap().id(), a.id());
+    let u = db
+        .client()
+        .account()
+        .create(permdb::UNIQUE_ID, "u@example.com", "password-u", None)
+        .unwrap();
+    assert_eq!(u.id.len(), 20);
+    assert_eq!(
+        user(&db, "ua")
+            .create("unique", json!({}), None)
+            .unwrap()
+            .id(),
+        "unique"
+    );
+    assert!(matches!(
+        user(&db, "ua").create("unique(", json!({}), None),
+        Err(Error::InvalidId(_))
+    ));
 }

@@ -525,13 +525,12 @@ async fn secrets_never_reach_the_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_answers_with_what_the_caller_may_read() {
     let s = start().await;
-    let write_only = s
-        .db
-        .root()
-        .keys()
-        .create("w", &[permdb::Scope::DocumentsWrite])
-        .unwrap()
-        .secret;
+    let write_only =
+        s.db.root()
+            .keys()
+            .create("w", &[permdb::Scope::DocumentsWrite])
+            .unwrap()
+            .secret;
     let (status, body) = s
         .call(
             Method::PATCH,
@@ -541,7 +540,12 @@ async fn a_write_answers_with_what_the_caller_may_read() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let fields: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let fields: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         fields,
         [
@@ -576,4 +580,69 @@ async fn a_write_answers_with_what_the_caller_may_read() {
         )
         .await;
     assert_eq!(doc["name"], "Laura B.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_assigned_ids_callers_cannot_probe_ids() {
+    let (options, clock) = common::test_options();
+    let s = start_with(options, clock, ServerOptions::default().assigned_ids(true)).await;
+    let (_, jwt) = s.sign_in("a").await;
+    let user = [("X-Appwrite-JWT", jwt.as_str())];
+    // Probing doc2 (someone else's) would be a 409; the id is refused before it is looked up.
+    let body = appwrite_error(
+        s.call(
+            Method::POST,
+            DOCS,
+            &user,
+            Some(json!({"documentId": "doc2", "data": {"name": "x"}})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("unique()"),
+        "{body}"
+    );
+    let (status, doc) = s
+        .call(
+            Method::POST,
+            DOCS,
+            &user,
+            Some(json!({"documentId": "unique()", "data": {"name": "Mine"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{doc}");
+    let id = doc["$id"].as_str().unwrap();
+    assert_eq!(id.len(), 20, "{doc}");
+    assert_eq!(doc["name"], "Mine");
+    // Sign-up too; a key still chooses.
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/v1/account",
+            &[],
+            Some(json!({"userId": "user-a", "email": "z@example.com", "password": "password-z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, created) = s
+        .call(
+            Method::POST,
+            "/v1/account",
+            &[],
+            Some(json!({"userId": "unique()", "email": "z@example.com", "password": "password-z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_ne!(created["$id"], "unique()");
+    let (status, _) = s
+        .call(
+            Method::POST,
+            DOCS,
+            &[("X-Appwrite-Key", &s.key)],
+            Some(json!({"documentId": "chosen", "data": {"name": "x"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
 }

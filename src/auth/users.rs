@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{child_ids, load, put, scan};
 use crate::db::DbInner;
 use crate::error::{Error, ResourceKind, Result};
-use crate::id::{check_id, quote};
+use crate::id::quote;
 use crate::perm::{Role, UserFacts, Verification, label_fault};
 use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::timefmt;
@@ -137,7 +137,8 @@ pub(crate) fn create_user(
     password: &str,
     name: Option<&str>,
 ) -> Result<User> {
-    check_id("user id", id)?;
+    let id = crate::id::new_id("user id", id)?;
+    let id = id.as_str();
     check_email(email)?;
     super::password::check_password(password)?;
     let name = name.unwrap_or_default();

@@ -32,6 +32,13 @@ enum Command {
         /// The project id tokens are issued for (X-Appwrite-Project).
         #[arg(long, default_value = "default")]
         project: String,
+        /// Mark the session cookie Secure (when clients reach the server over TLS).
+        #[arg(long)]
+        secure_cookies: bool,
+        /// Pick the id of every document and user that a request without an API key
+        /// creates (such requests must pass "unique()"), so ids cannot be probed.
+        #[arg(long)]
+        assigned_ids: bool,
     },
     /// Run the seed scenario (sign-up, sign-in, token, key, logout, expiry) on a new store.
     Demo {
@@ -109,7 +116,14 @@ fn run(command: Command) -> Result<(), Failure> {
             data,
             addr,
             project,
-        } => serve(data, addr, project),
+            secure_cookies,
+            assigned_ids,
+        } => {
+            let server = permdb::server::ServerOptions::default()
+                .secure_cookies(secure_cookies)
+                .assigned_ids(assigned_ids);
+            serve(data, addr, project, server)
+        }
         Command::Demo { data } => match data {
             Some(dir) => {
                 permdb::demo::seed_scenario(&dir, &mut std::io::stdout())?;
@@ -201,7 +215,12 @@ fn inspect(token: &str, public_key: Option<PathBuf>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn serve(data: PathBuf, addr: SocketAddr, project: String) -> Result<(), Failure> {
+fn serve(
+    data: PathBuf,
+    addr: SocketAddr,
+    project: String,
+    server: permdb::server::ServerOptions,
+) -> Result<(), Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -215,7 +234,7 @@ fn serve(data: PathBuf, addr: SocketAddr, project: String) -> Result<(), Failure
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, permdb::server::router(db))
+        axum::serve(listener, permdb::server::router_with(db, server))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

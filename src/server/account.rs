@@ -45,14 +45,18 @@ struct SignUp {
 
 async fn create(
     State(db): State<Db>,
+    Extension(options): Extension<ServerOptions>,
     headers: HeaderMap,
     Body(b): Body<SignUp>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let c = caller(&db, &headers)?.client;
-        let user = c
-            .account()
-            .create(&b.user_id, &b.email, &b.password, b.name.as_deref())?;
+        let caller = caller(&db, &headers)?;
+        options.check_new_id(&caller, &b.user_id)?;
+        let user =
+            caller
+                .client
+                .account()
+                .create(&b.user_id, &b.email, &b.password, b.name.as_deref())?;
         Ok((StatusCode::CREATED, Json(user)).into_response())
     })
     .await

@@ -5,14 +5,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::caller;
-use super::blocking;
 use super::error::ApiError;
 use super::extract::Body;
+use super::{ServerOptions, blocking};
 use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, Query};
 
 pub(super) fn routes() -> Router<Db> {
@@ -384,14 +384,16 @@ struct NewDocument {
 
 async fn create_document(
     State(db): State<Db>,
+    Extension(options): Extension<ServerOptions>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
     Body(b): Body<NewDocument>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let permissions = parse_permissions(b.permissions)?;
-        let client = caller(&db, &headers)?.client;
-        let c = client.schema(&schema).collection(&coll);
+        let caller = caller(&db, &headers)?;
+        options.check_new_id(&caller, &b.document_id)?;
+        let c = caller.client.schema(&schema).collection(&coll);
         Ok(created(c.create(&b.document_id, b.data, permissions)?))
     })
     .await

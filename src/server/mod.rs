@@ -43,6 +43,10 @@ pub struct ServerOptions {
     /// Whether the session cookie is marked `Secure` (sent over HTTPS only): set it when
     /// the server is reached over TLS. Default `false`.
     pub secure_cookies: bool,
+    /// Whether the server picks the id of every document and user created by a request
+    /// without an API key: such requests must pass `unique()`, so that nobody can learn
+    /// which ids exist by trying to create them (a taken id is a 409). Default `false`.
+    pub assigned_ids: bool,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +55,7 @@ impl Default for ServerOptions {
             body_limit: 4 << 20,
             timeout: Duration::from_secs(30),
             secure_cookies: false,
+            assigned_ids: false,
         }
     }
 }
@@ -75,6 +80,28 @@ impl ServerOptions {
     pub fn secure_cookies(mut self, secure: bool) -> ServerOptions {
         self.secure_cookies = secure;
         self
+    }
+
+    /// Makes the server pick the ids of documents and users that requests without an API
+    /// key create (they must pass `unique()`).
+    #[must_use]
+    pub fn assigned_ids(mut self, assigned: bool) -> ServerOptions {
+        self.assigned_ids = assigned;
+        self
+    }
+}
+
+impl ServerOptions {
+    /// Refuses an id the caller chose when the server assigns them (`assigned_ids`).
+    pub(crate) fn check_new_id(&self, caller: &auth::Caller, id: &str) -> Result<(), ApiError> {
+        if self.assigned_ids && caller.via != auth::Via::Key && id != crate::UNIQUE_ID {
+            return Err(ApiError::bad_request(format!(
+                "this server assigns ids: pass \"{}\" instead of {}",
+                crate::UNIQUE_ID,
+                crate::id::quote(id)
+            )));
+        }
+        Ok(())
     }
 }
 
