@@ -37,13 +37,13 @@ struct Ctx<'a> {
 }
 
 fn open(dir: &Path) -> permdb::Result<Db> {
-    Db::open_with(dir, common::test_options().0)
+    common::when_unlocked(|| Db::open_with(dir, common::test_options().0))
 }
 
 fn open_ctx<'a>(dir: &Path, secrets: &'a Secrets) -> permdb::Result<Ctx<'a>> {
     let (options, clock) = common::test_options();
     Ok(Ctx {
-        db: Db::open_with(dir, options)?,
+        db: common::when_unlocked(|| Db::open_with(dir, options.clone()))?,
         clock,
         secrets,
     })
@@ -281,7 +281,7 @@ fn observe(ctx: &Ctx) -> Vec<permdb::Result<String>> {
 
 /// Every (tree, key, raw value) in the store, read with sled itself.
 fn records(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-    let raw = sled::open(dir).unwrap();
+    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
     let mut out = Vec::new();
     for name in raw.tree_names() {
         let tree = raw.open_tree(&name).unwrap();
@@ -295,13 +295,13 @@ fn records(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
 }
 
 fn write_raw(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
-    let raw = sled::open(dir).unwrap();
+    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
     raw.open_tree(tree).unwrap().insert(key, value).unwrap();
     raw.flush().unwrap();
 }
 
 fn read_raw(dir: &Path, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
-    let raw = sled::open(dir).unwrap();
+    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
     raw.open_tree(tree)
         .unwrap()
         .get(key)

@@ -9,6 +9,8 @@
     reason = "a test fails by panicking"
 )]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use permdb::{Client, CollectionSpec, Db, Durability, Error, Options, Permission, Query, Role};
@@ -442,10 +444,12 @@ fn model_query() -> impl Strategy<Value = ModelQuery> {
 }
 
 fn open(dir: &std::path::Path) -> Db {
-    Db::open_with(
-        dir,
-        Options::new().durability(Durability::Periodic { every_ms: 10_000 }),
-    )
+    common::when_unlocked(|| {
+        Db::open_with(
+            dir,
+            Options::new().durability(Durability::Periodic { every_ms: 10_000 }),
+        )
+    })
     .unwrap()
 }
 

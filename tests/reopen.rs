@@ -9,6 +9,8 @@
     reason = "a test fails by panicking"
 )]
 
+mod common;
+
 use permdb::{CollectionSpec, Db, Document, Permission, Plan, Query, Role};
 use serde_json::json;
 
@@ -49,7 +51,7 @@ fn view(db: &Db) -> Vec<(String, u64, Vec<String>)> {
 fn everything_survives_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let before = {
-        let db = Db::open(dir.path()).unwrap();
+        let db = common::when_unlocked(|| Db::open(dir.path())).unwrap();
         let root = db.root();
         root.schemas().create("s", "S").unwrap();
         root.schema("s")
@@ -88,7 +90,7 @@ fn everything_survives_close_and_reopen() {
         root.schema("s").collections().delete("gone").unwrap();
         view(&db)
     };
-    let db = Db::open(dir.path()).unwrap();
+    let db = common::when_unlocked(|| Db::open(dir.path())).unwrap();
     assert_eq!(view(&db), before);
     let root = db.root();
     assert_eq!(root.schema("s").collections().list().unwrap().len(), 1);

@@ -280,10 +280,12 @@ fn wrong_project_is_refused() {
             .unwrap()
             .jwt
     };
-    let db = Db::open_with(dir.path(), options.clone().project("p2")).unwrap();
+    let db =
+        common::when_unlocked(|| Db::open_with(dir.path(), options.clone().project("p2"))).unwrap();
     assert_eq!(refusal(db.client().set_jwt(&jwt)), TokenError::WrongProject);
     drop(db);
-    let db = Db::open_with(dir.path(), options.project("p1")).unwrap();
+    let db =
+        common::when_unlocked(|| Db::open_with(dir.path(), options.clone().project("p1"))).unwrap();
     db.client().set_jwt(&jwt).unwrap();
 }
 
