@@ -1,6 +1,8 @@
 //! The seed scenario (DESIGN.md section 1) through the real chain, as
 //! `cargo run --example seed` and `permdb demo` run it: sign-up, sign-in, a token for a
 //! backend, an API key, logout, and expiry (moved by an injected clock, so nothing sleeps).
+//! Every outcome is checked: a wrong one ends the scenario with an error (and the example
+//! and the command with a non-zero exit code).
 
 use std::io::Write;
 use std::path::Path;
@@ -18,20 +20,46 @@ fn names(docs: &[Document]) -> Vec<&str> {
         .collect()
 }
 
+/// Shows what `client` finds with `queries`, and checks it is `want` (names, in order)
+/// out of `total`.
 fn show(
     out: &mut dyn Write,
     who: &str,
     client: &Client,
     queries: &[Query],
+    want: (u64, &[&str]),
 ) -> Result<(), Box<dyn std::error::Error>> {
     let page = client.schema("db").collection("birthdays").find(queries)?;
-    writeln!(
-        out,
-        "{who:<22} total {}  {:?}",
-        page.total,
-        names(&page.documents)
-    )?;
+    let got = (page.total, names(&page.documents));
+    writeln!(out, "{who:<22} total {}  {:?}", got.0, got.1)?;
+    if got != (want.0, want.1.to_vec()) {
+        return Err(wrong(who, &format!("{got:?}"), &format!("{want:?}")));
+    }
     Ok(())
+}
+
+/// Shows a refusal, and checks there was one and that it is `want` (its `Display`).
+fn refused<T>(
+    out: &mut dyn Write,
+    who: &str,
+    result: crate::Result<T>,
+    want: &crate::Error,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match result {
+        Err(e) => {
+            writeln!(out, "{who:<22} {e}")?;
+            if e.to_string() != want.to_string() {
+                return Err(wrong(who, &e.to_string(), &want.to_string()));
+            }
+            Ok(())
+        }
+        Ok(_) => Err(wrong(who, "accepted", &want.to_string())),
+    }
+}
+
+fn wrong(who: &str, got: &str, want: &str) -> Box<dyn std::error::Error> {
+    let who = who.trim_end_matches(':');
+    format!("the seed scenario went wrong: {who}: got {got}, want {want}").into()
 }
 
 /// Runs the seed scenario on a new store in `dir` (which must not hold one), writing
@@ -93,6 +121,7 @@ pub fn seed_scenario(dir: &Path, out: &mut dyn Write) -> Result<(), Box<dyn std:
         "backend with a-token",
         &db.client().set_jwt(&a_jwt)?,
         &first_page,
+        (1, &["Kevin"]),
     )?;
     let (_, b_jwt) = sign_in("b")?;
     show(
@@ -100,12 +129,14 @@ pub fn seed_scenario(dir: &Path, out: &mut dyn Write) -> Result<(), Box<dyn std:
         "backend with b-token",
         &db.client().set_jwt(&b_jwt)?,
         &first_page,
+        (1, &["Laura"]),
     )?;
     show(
         out,
         "backend with API key",
         &db.client().set_key(&key.secret)?,
         &first_page,
+        (3, &["Kevin", "Laura", "Bob"]),
     )?;
 
     // A query: born before 2000, ordered by name, as user-b and as the key.
@@ -118,12 +149,14 @@ pub fn seed_scenario(dir: &Path, out: &mut dyn Write) -> Result<(), Box<dyn std:
         "user-b, born < 2000",
         &db.client().set_jwt(&b_jwt)?,
         &before_2000,
+        (1, &["Laura"]),
     )?;
     show(
         out,
         "API key, born < 2000",
         &db.client().set_key(&key.secret)?,
         &before_2000,
+        (2, &["Bob", "Laura"]),
     )?;
 
     // Logout kills the token at once, and a client already holding it.
@@ -132,14 +165,10 @@ pub fn seed_scenario(dir: &Path, out: &mut dyn Write) -> Result<(), Box<dyn std:
         .set_session(&a_session)?
         .account()
         .delete_session("current")?;
-    match db.client().set_jwt(&a_jwt) {
-        Err(e) => writeln!(out, "after logout:          {e}")?,
-        Ok(_) => writeln!(out, "after logout:          token still accepted (bug)")?,
-    }
-    match held.schema("db").collection("birthdays").find(&first_page) {
-        Err(e) => writeln!(out, "held client, logout:   {e}")?,
-        Ok(_) => writeln!(out, "held client, logout:   still reads (bug)")?,
-    }
+    let revoked = crate::Error::InvalidToken(crate::TokenError::SessionRevoked);
+    refused(out, "after logout:", db.client().set_jwt(&a_jwt), &revoked)?;
+    let held_find = held.schema("db").collection("birthdays").find(&first_page);
+    refused(out, "held client, logout:", held_find, &revoked)?;
 
     // Reopened from disk (nothing rebuilt), a fresh token is refused 15 minutes
     // (plus the 60 s leeway) later.
@@ -159,11 +188,15 @@ pub fn seed_scenario(dir: &Path, out: &mut dyn Write) -> Result<(), Box<dyn std:
         "reopened, new token",
         &db.client().set_jwt(&jwt.jwt)?,
         &first_page,
+        (1, &["Kevin"]),
     )?;
     clock.advance(time::Duration::minutes(16) + time::Duration::seconds(1));
-    match db.client().set_jwt(&jwt.jwt) {
-        Err(e) => writeln!(out, "16 minutes later:      {e}")?,
-        Ok(_) => writeln!(out, "16 minutes later:      token still accepted (bug)")?,
-    }
+    let expired = crate::Error::InvalidToken(crate::TokenError::Expired);
+    refused(
+        out,
+        "16 minutes later:",
+        db.client().set_jwt(&jwt.jwt),
+        &expired,
+    )?;
     Ok(())
 }

@@ -84,7 +84,28 @@ mod tests {
         assert_eq!(split("pdbs_", &s.text), Some(("abc".to_string(), s.digest)));
         assert_eq!(split("pdbk_", &s.text), None);
         assert_eq!(split("pdbs_", &format!("{}x", s.text)), None);
-        assert!(ct_eq(&s.digest, &s.digest) && !ct_eq(&s.digest, &[0; 32]));
         assert_ne!(random_bytes::<32>(), random_bytes::<32>());
+    }
+
+    #[test]
+    fn compare_sees_every_byte_and_the_length() {
+        let a = issue("pdbs_", "abc").digest;
+        assert!(ct_eq(&a, &a));
+        // One byte off anywhere, first, middle or last, is unequal.
+        for i in [0, 1, 15, 16, 30, 31] {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut b = a;
+                b[i] ^= flip;
+                assert!(!ct_eq(&a, &b), "byte {i} ^ {flip:#x}");
+            }
+        }
+        // A prefix, an extension, nothing.
+        assert!(!ct_eq(&a, &a[..31]));
+        assert!(!ct_eq(&a[..31], &a));
+        let mut longer = a.to_vec();
+        longer.push(0);
+        assert!(!ct_eq(&a, &longer));
+        assert!(!ct_eq(&a, &[]));
+        assert!(ct_eq(&[], &[]));
     }
 }

@@ -279,6 +279,13 @@ fn observe(ctx: &Ctx) -> Vec<permdb::Result<String>> {
     OBSERVATIONS.iter().map(|(_, f)| f(ctx)).collect()
 }
 
+/// Whether a record is derived from others (indexes, id entries, counters), so that
+/// `repair` rebuilds it.
+fn derived(tree: &str, key: &[u8]) -> bool {
+    matches!(tree, "perm_index" | "attr_index" | "doc_ids")
+        || (tree == "meta" && key.first() == Some(&b'n'))
+}
+
 /// Every (tree, key, raw value) in the store, read with sled itself.
 fn records(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
@@ -292,6 +299,15 @@ fn records(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
         }
     }
     out
+}
+
+/// Moves the record at `key` to `to`, as a damaged key would.
+fn move_raw(dir: &Path, tree: &str, key: &[u8], to: &[u8]) {
+    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
+    let t = raw.open_tree(tree).unwrap();
+    let value = t.remove(key).unwrap().unwrap();
+    t.insert(to, value).unwrap();
+    raw.flush().unwrap();
 }
 
 fn write_raw(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
@@ -393,6 +409,11 @@ fn every_damaged_record_reads_as_corrupt_or_the_right_answer() {
                 }
             }
             match db.verify() {
+                Ok(report) if report.problems > 0 && !derived(tree, key) => {
+                    // A primary record: its checksum fails, verify says so; nothing can
+                    // rebuild it.
+                    detected = true;
+                }
                 Ok(report) if report.problems > 0 => {
                     // A derived record: repair rebuilds it, and a fresh copy damaged and
                     // repaired the same way gives every answer right.
@@ -447,4 +468,93 @@ fn every_damaged_record_reads_as_corrupt_or_the_right_answer() {
     for u in &undetected {
         eprintln!("  not reported (allowed by the rule above): {u}");
     }
+}
+
+/// What each principal may read, and whether a used one-time token is still refused: the
+/// answers a damaged store must never widen.
+fn access(ctx: &Ctx) -> Vec<(&'static str, Option<std::collections::BTreeSet<String>>)> {
+    let ids = |c: permdb::Result<permdb::Client>| -> Option<std::collections::BTreeSet<String>> {
+        let page = c
+            .ok()?
+            .schema("s")
+            .collection("c")
+            .find(&[Query::limit(100)])
+            .ok()?;
+        Some(page.documents.iter().map(|d| d.id().to_owned()).collect())
+    };
+    let (db, s) = (&ctx.db, ctx.secrets);
+    let once = match db.client().set_jwt(&s.once) {
+        Ok(_) => Some(std::collections::BTreeSet::from(["accepted".to_owned()])),
+        Err(_) => None,
+    };
+    vec![
+        ("guest", ids(Ok(db.client()))),
+        ("u0 by session", ids(db.client().set_session(&s.session))),
+        ("u0 by token", ids(db.client().set_jwt(&s.jwt))),
+        ("u1 impersonated", ids(db.root().impersonate("u1"))),
+        ("used one-time token", once),
+    ]
+}
+
+/// Damaged keys: every record of the store moved in turn to the key one bit away (or, when
+/// that key is taken, to its key cut in half). A record under the wrong key fails its
+/// checksum, which covers the key, so `verify` must report every case; and, whatever a
+/// damaged store answers, it must never let a principal read more than the undamaged store
+/// did, nor accept a used one-time token.
+#[test]
+fn every_damaged_key_is_reported_and_never_widens_access() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine");
+    let secrets = build(&pristine);
+    let want = {
+        let ctx = open_ctx(&pristine, &secrets).unwrap();
+        access(&ctx)
+    };
+    assert!(
+        want.iter().take(4).all(|(_, ids)| ids.is_some()),
+        "{want:?}"
+    );
+    let all = records(&pristine);
+    let mut cases = 0;
+    for (i, (tree, key, _)) in all.iter().enumerate() {
+        let mut to = key.clone();
+        let bit = (i * 7919) % (key.len() * 8);
+        to[bit / 8] ^= 1 << (bit % 8);
+        if all.iter().any(|(t, k, _)| t == tree && *k == to) {
+            to = key[..key.len() / 2].to_vec();
+        }
+        if all.iter().any(|(t, k, _)| t == tree && *k == to) {
+            continue;
+        }
+        cases += 1;
+        let what = format!("{tree} key {key:02x?} moved to {to:02x?}");
+        let dir = tmp.path().join(format!("key{cases}"));
+        copy_dir(&pristine, &dir);
+        move_raw(&dir, tree, key, &to);
+        let ctx = match open_ctx(&dir, &secrets) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                assert!(is_corrupt_naming(&e, tree), "{what}: open gave {e}");
+                std::fs::remove_dir_all(&dir).unwrap();
+                continue;
+            }
+        };
+        for ((who, got), (_, had)) in access(&ctx).iter().zip(&want) {
+            if let Some(got) = got {
+                let had = had.as_ref();
+                assert!(
+                    had.is_some_and(|had| got.is_subset(had)),
+                    "{what}: {who} got {got:?}, the undamaged store {had:?}"
+                );
+            }
+        }
+        match ctx.db.verify() {
+            Ok(report) => assert!(report.problems > 0, "{what}: verify found nothing"),
+            Err(e) => assert!(is_corrupt_naming(&e, tree), "{what}: verify gave {e}"),
+        }
+        drop(ctx);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    assert!(cases > 100, "only {cases} cases");
+    eprintln!("{cases} stores with a damaged key, each reported by verify");
 }

@@ -584,3 +584,54 @@ fn impersonation_is_bounded_by_the_keys_scopes() {
     full.account().delete_sessions().unwrap();
     assert!(w.db.client().set_session(&vic_session.secret).is_err());
 }
+
+/// README: after a user is deleted, or loses a label, the next call of every held client
+/// of that user is refused, or no longer has the label's documents.
+#[test]
+fn held_clients_follow_user_deletion_and_label_removal() {
+    let w = world();
+    let root = w.db.root();
+    root.users().update_labels("att", &["vip"]).unwrap();
+    root.schema("s")
+        .collection("c")
+        .create(
+            "vip",
+            json!({}),
+            Some(vec![Permission::read(Role::label("vip"))]),
+        )
+        .unwrap();
+    let by_token = w.db.client().set_jwt(&w.jwt).unwrap();
+    let by_session = w.db.client().set_session(&w.session).unwrap();
+    let by_key =
+        w.db.client()
+            .set_key(&w.key)
+            .unwrap()
+            .impersonate("att")
+            .unwrap();
+    for held in [&by_token, &by_session, &by_key] {
+        assert!(docs(held).get("vip").is_ok());
+    }
+    root.users().update_labels("att", &[]).unwrap();
+    for held in [&by_token, &by_session, &by_key] {
+        assert!(
+            matches!(docs(held).get("vip"), Err(Error::NotFound { .. })),
+            "{held:?}"
+        );
+        assert!(!held.roles().contains(&Role::label("vip")));
+        assert!(docs(held).get("mine").is_ok());
+    }
+    root.users().delete("att").unwrap();
+    let r = docs(&by_token).count(&[]);
+    assert!(
+        matches!(r, Err(Error::InvalidToken(TokenError::SessionRevoked))),
+        "{r:?}"
+    );
+    let r = docs(&by_session).count(&[]);
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    // Impersonating an id without an account is allowed (DESIGN), and the deleted user's
+    // grants went with it: the held client sees nothing of att's.
+    assert!(matches!(
+        docs(&by_key).get("mine"),
+        Err(Error::NotFound { .. })
+    ));
+}

@@ -200,3 +200,22 @@ fn stats_report_trees_and_cached_bitmaps() {
     let after = db.stats().unwrap().cached_bitmap_bytes;
     assert!(after < cached && after <= 8 * 4, "{after}");
 }
+
+/// A store closed and opened again at once opens (sled releases its directory lock from
+/// a background thread after the last handle drops; opening waits for it). One held open
+/// is refused.
+#[test]
+fn a_store_reopens_at_once_and_is_refused_while_held() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..20 {
+        let db = Db::open(dir.path()).unwrap();
+        db.root().schemas().list().unwrap();
+    }
+    let held = Db::open(dir.path()).unwrap();
+    let second = Db::open(dir.path());
+    assert!(
+        matches!(&second, Err(permdb::Error::Storage(m)) if m.contains("lock")),
+        "{second:?}"
+    );
+    drop(held);
+}

@@ -156,3 +156,22 @@ fn the_seed_scenario_through_sign_in_and_tokens() {
         Err(permdb::Error::InvalidToken(permdb::TokenError::Expired))
     ));
 }
+
+/// README's first command runs this scenario (`cargo run --release --example seed`); it
+/// checks every outcome itself and fails on a wrong one.
+#[test]
+fn the_seed_scenario_of_the_example_and_the_demo_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    let result = permdb::demo::seed_scenario(&dir.path().join("store"), &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(result.is_ok(), "{result:?}\n{out}");
+    assert!(
+        out.contains("backend with a-token   total 1  [\"Kevin\"]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("16 minutes later:      invalid token: token expired"),
+        "{out}"
+    );
+}

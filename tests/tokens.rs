@@ -101,16 +101,31 @@ fn malformed_text_is_refused_before_any_key_is_looked_up() {
     if std_alphabet != jwt {
         assert_eq!(refusal(c.set_jwt(&std_alphabet)), TokenError::BadEncoding);
     }
-    // Non-zero trailing bits: the payload's last character carries unused low bits.
-    let payload_len = jwt.len() - 5;
-    if payload_len % 4 != 0 {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let last = *jwt.as_bytes().last().unwrap();
+    // Non-zero trailing bits: when the payload's length is not a multiple of 3, its last
+    // character carries 2 or 4 unused low bits, which must be zero. Issued tokens are a
+    // multiple of 3 long, so one and two bytes are added to get both cases.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for extra in [1, 2] {
+        let mut bytes = raw(&jwt);
+        bytes.extend(std::iter::repeat_n(0u8, extra));
+        let clean = text(&bytes);
+        assert_ne!(
+            (clean.len() - 5) % 4,
+            0,
+            "{extra} extra bytes leave unused bits"
+        );
+        // The clean text gets past the encoding check (it fails later, on the signature).
+        assert_ne!(refusal(c.set_jwt(&clean)), TokenError::BadEncoding);
+        let last = *clean.as_bytes().last().unwrap();
         let i = ALPHABET.iter().position(|c| *c == last).unwrap();
-        let mut tweaked = jwt.clone();
+        let mut tweaked = clean.clone();
         tweaked.pop();
         tweaked.push(ALPHABET[i + 1] as char);
-        assert_eq!(refusal(c.set_jwt(&tweaked)), TokenError::BadEncoding);
+        assert_eq!(
+            refusal(c.set_jwt(&tweaked)),
+            TokenError::BadEncoding,
+            "{extra} extra bytes, lowest unused bit set"
+        );
     }
     assert_eq!(
         refusal(c.set_jwt(&text(&[1u8; 20]))),

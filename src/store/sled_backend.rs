@@ -34,7 +34,7 @@ impl SledBackend {
             Some(p) => config.path(p),
             None => config.temporary(true),
         };
-        let db = config.open().map_err(storage)?;
+        let db = open_when_unlocked(&config)?;
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()).map_err(storage))
@@ -47,6 +47,29 @@ impl SledBackend {
         let pos = Tree::ALL.iter().position(|t| *t == tree);
         pos.and_then(|i| self.trees.get(i))
             .ok_or_else(|| Error::Storage(format!("tree {} not open", tree.name())))
+    }
+}
+
+/// How long opening waits for a store's directory lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens `config`, waiting up to [`LOCK_WAIT`] while its directory is locked: sled
+/// releases the lock from a background thread some time after the last handle of a
+/// store drops, so a store closed and opened again at once could otherwise be refused.
+/// A store held open elsewhere is still refused, [`LOCK_WAIT`] later.
+fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::Other
+                    && e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.map_err(storage),
+        }
     }
 }
 

@@ -119,10 +119,15 @@ fn record_use(db: &DbInner, claims: &TokenClaims, now: OffsetDateTime) -> Result
         .unwrap_or(claims.expires_at);
     let forget_after = forget_after.unix_timestamp();
     db.write(|store, batch| {
-        if store
+        // Either record of a use refuses the token: losing one of them (a damaged store)
+        // must not make a used token usable again.
+        let used = store
             .get(Tree::Auth, &used_key(&claims.token_id))?
             .is_some()
-        {
+            || store
+                .get(Tree::Auth, &expiry_key(forget_after, &claims.token_id))?
+                .is_some();
+        if used {
             return Err(TokenError::Reused.into());
         }
         for entry in store
