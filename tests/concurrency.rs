@@ -4,7 +4,9 @@
 //! same atomic write, so each answer can be checked against the version it returned: no
 //! reader ever gets a document it could not read in that version, a document that is
 //! always readable is never missing, nothing deadlocks, and at the end the store equals
-//! the writers' model, and `verify` finds every index equal to a rebuild.
+//! the writers' model, and `verify` finds every index equal to a rebuild. A thread that
+//! panics fails the test as soon as it has, with its message. A `get` racing a delete
+//! and a create of its id answers with the old document, the new one or "not found".
 
 #![allow(
     clippy::unwrap_used,
@@ -16,11 +18,12 @@
 
 mod common;
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
-use std::thread;
-use std::time::Duration;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use permdb::{
     AttributeSpec, Collection, CollectionSpec, Db, Document, Error, IndexSpec, Permission, Query,
@@ -198,6 +201,39 @@ fn reader_thread(db: Db, r: usize, stop: Arc<AtomicBool>, rounds: Arc<AtomicU64>
     }
 }
 
+/// What a panicking thread panicked with.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
+}
+
+/// Joins those of `running` that have finished and returns what they returned; one that
+/// panicked fails the test at once with its name and message, after setting `stop`.
+fn reap<T>(running: &mut Vec<(String, JoinHandle<T>)>, stop: &AtomicBool) -> Vec<T> {
+    let mut returned = Vec::new();
+    let mut i = 0;
+    while i < running.len() {
+        if !running[i].1.is_finished() {
+            i += 1;
+            continue;
+        }
+        let (name, handle) = running.swap_remove(i);
+        match handle.join() {
+            Ok(value) => returned.push(value),
+            Err(payload) => {
+                stop.store(true, Ordering::Release);
+                panic!("{name} panicked: {}", panic_message(&*payload));
+            }
+        }
+    }
+    returned
+}
+
+/// A reader that panicked on a permission violation was reported only 120 s later, as
+/// "has not finished": the watchdog now joins each thread that finishes, at once.
 #[test]
 fn writers_and_readers_at_once_never_see_what_they_may_not() {
     let (options, _) = common::test_options();
@@ -254,45 +290,48 @@ fn writers_and_readers_at_once_never_see_what_they_may_not() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
-    let (done_tx, done_rx) = mpsc::channel();
-    let readers: Vec<_> = (0..READERS)
+    let mut readers: Vec<_> = (0..READERS)
         .map(|r| {
-            let (db, stop, rounds, done) =
-                (db.clone(), stop.clone(), rounds.clone(), done_tx.clone());
-            thread::spawn(move || {
-                reader_thread(db, r, stop, rounds);
-                done.send(()).unwrap();
-            })
+            let (db, stop, rounds) = (db.clone(), stop.clone(), rounds.clone());
+            let handle = thread::spawn(move || reader_thread(db, r, stop, rounds));
+            (reader(r), handle)
         })
         .collect();
-    let writers: Vec<_> = (0..WRITERS)
+    let mut writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (db, done) = (db.clone(), done_tx.clone());
-            thread::spawn(move || {
-                let model = writer_thread(db, w, 0xC0FF_EE00);
-                done.send(()).unwrap();
-                model
-            })
+            let db = db.clone();
+            let handle = thread::spawn(move || writer_thread(db, w, 0xC0FF_EE00));
+            (format!("w{w}"), handle)
         })
         .collect();
-    // Nothing may deadlock: every writer finishes within the watchdog's time.
-    for _ in 0..WRITERS {
-        if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
-            panic!("a thread has not finished in 120 s: deadlock or stall");
-        }
+    // Nothing may deadlock: every writer finishes within the watchdog's time. A thread
+    // that panics fails the test as soon as it has; a reader stops only when told to.
+    let watchdog = Duration::from_secs(120);
+    let started = Instant::now();
+    let mut model = Model::new();
+    while !writers.is_empty() {
+        model.extend(reap(&mut writers, &stop).into_iter().flatten());
+        assert!(
+            reap(&mut readers, &stop).is_empty(),
+            "a reader returned while the writers were writing"
+        );
+        let waiting: Vec<&String> = writers.iter().map(|(name, _)| name).collect();
+        assert!(
+            started.elapsed() < watchdog,
+            "writers {waiting:?} have not finished in {watchdog:?}: deadlock or stall"
+        );
+        thread::sleep(Duration::from_millis(5));
     }
     stop.store(true, Ordering::Release);
-    for _ in 0..READERS {
-        if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
-            panic!("a reader has not finished in 120 s");
-        }
-    }
-    let mut model = Model::new();
-    for w in writers {
-        model.extend(w.join().unwrap());
-    }
-    for r in readers {
-        r.join().unwrap();
+    let started = Instant::now();
+    while !readers.is_empty() {
+        reap(&mut readers, &stop);
+        let waiting: Vec<&String> = readers.iter().map(|(name, _)| name).collect();
+        assert!(
+            started.elapsed() < watchdog,
+            "readers {waiting:?} have not finished in {watchdog:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
     }
     eprintln!(
         "{} reader rounds during {} writes",
@@ -336,41 +375,62 @@ fn writers_and_readers_at_once_never_see_what_they_may_not() {
 
 /// A `get` racing a delete and a new create of the same id answers with the document
 /// (old or new) or "not found", never with an error: the id entry and the document are
-/// read apart, and a delete between the two reads is not damage.
+/// read apart, and a delete between the two reads is not damage. The test once passed
+/// without a get ever answering "not found": it now runs until each answer was seen.
 #[test]
 fn get_during_delete_and_create_again_is_found_or_absent() {
     let db = Db::temporary().unwrap();
     let coll = common::create_collection(&db, "s", CollectionSpec::new("c", "C"));
     coll.create("x", json!({"v": 0}), None).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
+    // The version of "x" whose create has begun: every older one is deleted by then.
+    let begun = Arc::new(AtomicU64::new(0));
     let churn = {
-        let (coll, stop) = (coll.clone(), Arc::clone(&stop));
+        let (coll, stop, begun) = (coll.clone(), Arc::clone(&stop), Arc::clone(&begun));
         thread::spawn(move || {
             let mut v = 0u64;
             while !stop.load(Ordering::Acquire) {
                 v += 1;
                 coll.delete("x").unwrap();
+                begun.store(v, Ordering::Release);
                 coll.create("x", json!({"v": v}), None).unwrap();
             }
             v
         })
     };
-    let (mut found, mut absent) = (0u64, 0u64);
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_millis(1500) {
+    // Old: the version begun before the get began. New: one begun after it, so a delete
+    // and a create ran during the get. Absent: read between a delete and a create.
+    let (mut old, mut new, mut absent) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    // As long as before, longer until each answer has been seen, but not without end.
+    while started.elapsed() < Duration::from_millis(1500)
+        || (started.elapsed() < Duration::from_secs(6) && old.min(new).min(absent) == 0)
+    {
+        let before = begun.load(Ordering::Acquire);
         match coll.get("x") {
             Ok(doc) => {
                 assert_eq!(doc.id(), "x");
-                found += 1;
+                let v = doc.data()["v"].as_u64().unwrap();
+                assert!(v >= before, "got version {v}, deleted before the get began");
+                if v == before {
+                    old += 1;
+                } else {
+                    new += 1;
+                }
             }
             Err(Error::NotFound { .. }) => absent += 1,
             Err(e) => panic!("get during delete and create: {e}"),
         }
     }
+    eprintln!(
+        "old {old}, new {new}, absent {absent} in {:?}",
+        started.elapsed()
+    );
     stop.store(true, Ordering::Release);
     let replaced = churn.join().unwrap();
     assert!(
-        found > 0 && replaced > 0,
-        "found {found}, absent {absent}, replaced {replaced}"
+        old > 0 && new > 0 && absent > 0,
+        "in {:?}: old {old}, new {new}, absent {absent}, replaced {replaced}",
+        started.elapsed()
     );
 }
