@@ -294,19 +294,24 @@ impl Client {
         }
     }
 
-    /// The roles this client acts with; empty for root, which skips permission checks.
+    /// The roles this client acts with now (derived again, as a call would, after a change
+    /// to users, memberships or labels); empty for root and keys, which skip permission
+    /// checks, and for a client whose credential no longer holds (it can act with none).
     #[must_use]
     pub fn roles(&self) -> Vec<Role> {
-        self.cached()
-            .roles()
-            .map(|r| r.roles().cloned().collect())
-            .unwrap_or_default()
+        match self.principal() {
+            Ok(principal) => principal
+                .roles()
+                .map(|r| r.roles().cloned().collect())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
     }
 
-    /// Whether this client skips the permission filter (root or an API key).
+    /// Whether this client skips the permission filter (root or a live API key).
     #[must_use]
     pub fn skips_permissions(&self) -> bool {
-        self.cached().roles().is_none()
+        self.principal().is_ok_and(|p| p.roles().is_none())
     }
 
     /// Schema management (root only).

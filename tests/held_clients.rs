@@ -612,6 +612,10 @@ fn held_clients_follow_user_deletion_and_label_removal() {
         assert!(docs(held).get("vip").is_ok());
     }
     root.users().update_labels("att", &[]).unwrap();
+    // `roles()` answers as of now, before any other call.
+    for held in [&by_token, &by_session, &by_key] {
+        assert!(!held.roles().contains(&Role::label("vip")), "{held:?}");
+    }
     for held in [&by_token, &by_session, &by_key] {
         assert!(
             matches!(docs(held).get("vip"), Err(Error::NotFound { .. })),
@@ -621,6 +625,7 @@ fn held_clients_follow_user_deletion_and_label_removal() {
         assert!(docs(held).get("mine").is_ok());
     }
     root.users().delete("att").unwrap();
+    assert!(by_token.roles().is_empty() && by_session.roles().is_empty());
     let r = docs(&by_token).count(&[]);
     assert!(
         matches!(r, Err(Error::InvalidToken(TokenError::SessionRevoked))),
