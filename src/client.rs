@@ -41,10 +41,12 @@ pub struct Client {
 enum Credential {
     /// Root or a guest: nothing to re-check.
     Fixed,
-    /// A user acted for by root (`key_id` `None`) or by an API key.
+    /// A user acted for by root (`key_id` `None`) or by an API key; `account` tells the
+    /// user's account apart from a later one with the same id.
     Impersonated {
         user_id: String,
         key_id: Option<String>,
+        account: AccountMark,
     },
     Session {
         id: String,
@@ -55,6 +57,29 @@ enum Credential {
     Key {
         id: String,
     },
+}
+
+/// Which account of a user id a client acts for: whether the id had an account, and its
+/// incarnation (`auth::users::incarnation`), which no later account with the id shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AccountMark {
+    exists: bool,
+    incarnation: Option<Vec<u8>>,
+}
+
+impl AccountMark {
+    fn load(store: &crate::store::Store, user: Option<&UserRecord>) -> Result<AccountMark> {
+        Ok(match user {
+            Some(u) => AccountMark {
+                exists: true,
+                incarnation: users::incarnation(store, &u.id)?,
+            },
+            None => AccountMark {
+                exists: false,
+                incarnation: None,
+            },
+        })
+    }
 }
 
 /// The moment a credential stops being usable, and which part of it ends then.
@@ -207,9 +232,12 @@ impl Client {
             Principal::Key { id, .. } => Some(id.clone()),
             _ => None,
         };
+        let store = &self.db.inner.store;
+        let account = AccountMark::load(store, load_user(store, user_id)?.as_ref())?;
         let credential = Credential::Impersonated {
             user_id: user_id.to_owned(),
             key_id,
+            account,
         };
         let derived = derive(&self.db.inner, &credential, epoch)?;
         Ok(Client::bound(self.db.clone(), credential, derived))
@@ -364,7 +392,11 @@ fn derive(db: &DbInner, credential: &Credential, epoch: u64) -> Result<Derived> 
     match credential {
         // Root and guests never change; `principal` does not call this for them.
         Credential::Fixed => Err(Error::Storage("a fixed principal is not derived".into())),
-        Credential::Impersonated { user_id, key_id } => {
+        Credential::Impersonated {
+            user_id,
+            key_id,
+            account,
+        } => {
             let key = match key_id {
                 Some(id) => {
                     let key = keys::reload(db, id)?;
@@ -379,7 +411,7 @@ fn derive(db: &DbInner, credential: &Credential, epoch: u64) -> Result<Derived> 
                 }
                 None => None,
             };
-            impersonated(db, epoch, user_id, key)
+            impersonated(db, epoch, user_id, account, key)
         }
         Credential::Session { id } => {
             let (session, user) = sessions::reload(db, id)?;
@@ -437,14 +469,25 @@ fn token_principal(
 }
 
 /// The principal of user `user_id` as root (`key` `None`) or a key acts for it; a blocked
-/// user is refused.
+/// user is refused, and so is any account but `account` (the one the client was made
+/// for): a client made for a user ends with the user's deletion, and one made for an id
+/// without an account ends when an account takes the id.
 fn impersonated(
     db: &DbInner,
     epoch: u64,
     user_id: &str,
+    account: &AccountMark,
     key: Option<keys::ApiKeyRecord>,
 ) -> Result<Derived> {
-    let facts = match load_user(&db.store, user_id)? {
+    let user = load_user(&db.store, user_id)?;
+    if AccountMark::load(&db.store, user.as_ref())? != *account {
+        return Err(Error::Unauthorized(if account.exists {
+            "the impersonated user no longer exists".into()
+        } else {
+            "the impersonated user id now belongs to an account".into()
+        }));
+    }
+    let facts = match user {
         Some(user) if user.blocked => {
             return Err(Error::Unauthorized("the user is blocked".into()));
         }

@@ -24,6 +24,9 @@ use crate::query::{Explain, Query};
 use crate::store::{Store, Tree, WriteBatch, codec, keys};
 use crate::value::flatten;
 
+/// A new document checked before the write lock: its id, data and permission strings.
+type Prepared = (String, Map<String, Value>, Option<Vec<Permission>>);
+
 /// Longest attribute name, in bytes.
 pub const MAX_FIELD_NAME_LEN: usize = 255;
 
@@ -183,15 +186,17 @@ impl Collection {
         &self,
         documents: impl IntoIterator<Item = (S, T, Option<Vec<Permission>>)>,
     ) -> Result<Vec<Document>> {
-        let principal = self.client.require_documents(true)?;
-        let principal = &*principal;
+        // Refused early when the client may not write at all; decided again under the lock.
+        self.client.require_documents(true)?;
         let prepared = documents
             .into_iter()
-            .map(|(id, data, permissions)| self.prepare(principal, id.as_ref(), data, permissions))
+            .map(|(id, data, permissions)| self.prepare(id.as_ref(), data, permissions))
             .collect::<Result<Vec<_>>>()?;
         let db = &self.client.db.inner;
         let now = db.now_ms();
         let created = db.write(|store, batch| {
+            let acting = self.principal_under_lock()?;
+            let principal = &*acting;
             let coll = self.resolve(store, principal)?;
             if principal.roles().is_some()
                 && access(principal, &coll, Action::Create) != Access::All
@@ -207,6 +212,14 @@ impl Collection {
             let mut ids = HashSet::new();
             let mut created = Vec::with_capacity(prepared.len());
             for (id, data, permissions) in &prepared {
+                let permissions = match permissions {
+                    Some(p) => {
+                        check_grantable(principal, p.iter().map(Permission::role))?;
+                        p.clone()
+                    }
+                    None => default_permissions(principal),
+                };
+                let permissions = &permissions;
                 if !ids.insert(id.as_str()) || seq_of(store, coll.cid, id)?.is_some() {
                     return Err(Error::Conflict(format!(
                         "document {} already exists",
@@ -250,34 +263,41 @@ impl Collection {
             }
             counters.put(batch, coll.cid);
             edits.write(store, batch)?;
-            Ok((coll, created))
+            Ok((acting.clone(), coll, created))
         })?;
-        let (coll, created) = created;
+        let (principal, coll, created) = created;
         created
             .into_iter()
-            .map(|(record, seq)| self.answer(principal, &coll, record, seq))
+            .map(|(record, seq)| self.answer(&principal, &coll, record, seq))
             .collect()
     }
 
     /// Checks one new document's id, data and permissions before the write lock is taken.
+    /// Checks one new document's id, data and permission strings before the write lock
+    /// is taken; what depends on the principal is checked under it.
     fn prepare(
         &self,
-        principal: &Principal,
         id: &str,
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
-    ) -> Result<(String, Map<String, Value>, Vec<Permission>)> {
+    ) -> Result<Prepared> {
         let id = new_id("document id", id)?;
         let data = to_object(data, self.limits())?;
-        let permissions = match permissions {
-            Some(p) => {
-                let p = normalize(&p, Target::Document)?;
-                check_grantable(principal, p.iter().map(Permission::role))?;
-                p
-            }
-            None => default_permissions(principal),
-        };
+        let permissions = permissions
+            .map(|p| normalize(&p, Target::Document))
+            .transpose()?;
         Ok((id, data, permissions))
+    }
+
+    /// The principal to write as, derived again under the writer lock.
+    ///
+    /// INVARIANT (write-as-of-commit): a write acts with the principal as of its commit.
+    /// The auth epoch moves only under the writer lock, so the principal derived here
+    /// cannot be revoked before this write commits: a write that began before a logout, a
+    /// user's deletion or a membership removal, and commits after it, is refused or done
+    /// with the roles left (never re-granting what the deletion revoked).
+    fn principal_under_lock(&self) -> Result<std::sync::Arc<Principal>> {
+        self.client.require_documents(true)
     }
 
     /// Updates document `id`: the top-level attributes in `data` replace those stored,
@@ -288,23 +308,22 @@ impl Collection {
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
     ) -> Result<Document> {
-        let principal = self.client.require_documents(true)?;
-        let principal = &*principal;
+        self.client.require_documents(true)?;
         let patch = to_object(data, self.limits())?;
-        let permissions = match permissions {
-            Some(p) => {
-                let p = normalize(&p, Target::Document)?;
-                check_grantable(principal, p.iter().map(Permission::role))?;
-                Some(p)
-            }
-            None => None,
-        };
+        let permissions = permissions
+            .map(|p| normalize(&p, Target::Document))
+            .transpose()?;
         let db = &self.client.db.inner;
         let now = db.now_ms();
-        let (coll, record, seq) = db.write(|store, batch| {
-            let coll = self.resolve(store, principal)?;
+        let (principal, coll, record, seq) = db.write(|store, batch| {
+            let principal = self.principal_under_lock()?;
+            if let Some(p) = &permissions {
+                check_grantable(&principal, p.iter().map(Permission::role))?;
+            }
+            let principal_ref = &*principal;
+            let coll = self.resolve(store, principal_ref)?;
             let mut seq = 0;
-            let old = check_document(principal, &coll, Action::Update, id, || {
+            let old = check_document(principal_ref, &coll, Action::Update, id, || {
                 lookup(store, &coll, id, &mut seq)
             })?;
             let mut data = old.data(self.limits().max_depth)?;
@@ -359,17 +378,18 @@ impl Collection {
                 Some(&data),
             )?;
             edits.write(store, batch)?;
-            Ok((coll, record, seq))
+            Ok((principal, coll, record, seq))
         })?;
-        self.answer(principal, &coll, record, seq)
+        self.answer(&principal, &coll, record, seq)
     }
 
     /// Deletes document `id`. Needs `delete` on the collection or on the document.
     pub fn delete(&self, id: &str) -> Result<()> {
-        let principal = self.client.require_documents(true)?;
-        let principal = &*principal;
+        self.client.require_documents(true)?;
         let db = &self.client.db.inner;
         db.write(|store, batch| {
+            let principal = self.principal_under_lock()?;
+            let principal = &*principal;
             let coll = self.resolve(store, principal)?;
             let mut seq = 0;
             let old = check_document(principal, &coll, Action::Delete, id, || {

@@ -581,3 +581,52 @@ fn guessed_secrets_fail_alike_and_secrets_are_stored_only_hashed() {
         assert!(!contains(password.as_bytes()), "password stored");
     }
 }
+
+/// Red-team finding: `find_explained` counted the containers of a fulltext word's bitmap,
+/// read over the whole collection, so a user learned whether a hidden document held a word.
+#[test]
+fn explain_does_not_tell_whether_a_hidden_document_holds_a_word() {
+    let w = world();
+    let c = docs(&w.att);
+    let explain = |word: &str| {
+        let (list, e) = c.find_explained(&[Query::search("secret", word)]).unwrap();
+        assert_eq!(list.total, 0, "{word}: {list:?}");
+        (
+            e.bitmaps_read,
+            e.containers_read,
+            e.documents_decoded,
+            e.candidates_considered,
+        )
+    };
+    // The caller's own role bitmaps are loaded by the first query: warm them.
+    explain("giraffeinc");
+    // "victim" is in vic's hidden documents only; "zebracorp" in none.
+    let held_by_hidden = explain("victim");
+    let held_by_none = explain("zebracorp");
+    assert_eq!(held_by_hidden, held_by_none);
+}
+
+/// Red-team finding: a user who may read nothing in a collection learned its attributes
+/// and indexes from the query errors, checked before the permission.
+#[test]
+fn who_may_read_nothing_learns_nothing_of_the_schema() {
+    let w = world();
+    let root = w.db.root();
+    root.schema("s")
+        .collections()
+        .update(CollectionSpec::new("c", "C").document_security(false))
+        .unwrap();
+    let c = docs(&w.att);
+    for queries in [
+        vec![Query::equal("secret", ["x"])],
+        vec![Query::equal("favourite_colour", ["x"])],
+        vec![Query::equal("n", ["not a number"])],
+        vec![Query::search("n", "word")],
+    ] {
+        let r = c.find(&queries);
+        assert!(
+            matches!(&r, Err(Error::Unauthorized(m)) if m.contains("grants no read")),
+            "{queries:?}: {r:?}"
+        );
+    }
+}

@@ -633,10 +633,110 @@ fn held_clients_follow_user_deletion_and_label_removal() {
     );
     let r = docs(&by_session).count(&[]);
     assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
-    // Impersonating an id without an account is allowed (DESIGN), and the deleted user's
-    // grants went with it: the held client sees nothing of att's.
+    // The impersonated client was made for att's account: it ends with it (impersonating
+    // the id again, now without an account, is allowed, and the deleted user's grants
+    // went with it).
+    let r = docs(&by_key).get("mine");
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    let again =
+        w.db.client()
+            .set_key(&w.key)
+            .unwrap()
+            .impersonate("att")
+            .unwrap();
     assert!(matches!(
-        docs(&by_key).get("mine"),
+        docs(&again).get("mine"),
         Err(Error::NotFound { .. })
     ));
+}
+
+/// Signs up `id` again with a new email and signs it in.
+fn new_account(db: &Db, id: &str) -> Client {
+    let account = db.client().account();
+    account
+        .create(id, "new@example.com", "password-new", None)
+        .unwrap();
+    let session = account
+        .create_email_password_session("new@example.com", "password-new")
+        .unwrap();
+    db.client().set_session(&session.secret).unwrap()
+}
+
+/// Red-team finding: a document write authorised before a user's deletion committed after
+/// it, re-adding `user:ID` grants the deletion had revoked, which the next account with
+/// the id then read. Here the deletion commits at each clock reading the write makes.
+#[test]
+fn a_write_racing_a_users_deletion_grants_nothing_to_the_next_account() {
+    for wait in 0.. {
+        let w = world();
+        let mine = docs(&w.session_client);
+        let db = w.db.clone();
+        // The deletion runs on its own thread: a reading taken under the writer lock cannot
+        // run a write itself. It is waited for briefly, so that at a reading outside the
+        // lock it commits right there; under the lock it commits after the write.
+        let deleting = Arc::new(Mutex::new(None));
+        let handle = Arc::clone(&deleting);
+        w.clock.arm(
+            wait,
+            Box::new(move || {
+                let (done, finished) = std::sync::mpsc::channel();
+                let t = std::thread::spawn(move || {
+                    db.root().users().delete("att").unwrap();
+                    let _ = done.send(());
+                });
+                let _ = finished.recv_timeout(std::time::Duration::from_millis(200));
+                *handle.lock().unwrap() = Some(t);
+            }),
+        );
+        let created = mine.create(permdb::UNIQUE_ID, json!({"diary": "secret"}), None);
+        if !w.clock.disarm() {
+            assert!(wait > 0, "the write never read the clock");
+            break;
+        }
+        let deletion = deleting.lock().unwrap().take();
+        deletion.unwrap().join().unwrap();
+        let successor = new_account(&w.db, "att");
+        let seen = docs(&successor).find(&[]).unwrap();
+        assert_eq!(
+            seen.total,
+            0,
+            "deleted at clock reading {}: the write gave {created:?}; the new account sees {:?}",
+            wait + 1,
+            seen.documents
+        );
+    }
+}
+
+/// Red-team finding: a client impersonating a user outlived the user's deletion, kept
+/// writing `user:ID` grants, and acted as the next account with the id.
+#[test]
+fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
+    let w = world();
+    let by_key =
+        w.db.client()
+            .set_key(&w.key)
+            .unwrap()
+            .impersonate("att")
+            .unwrap();
+    let by_root = w.db.root().impersonate("att").unwrap();
+    w.db.root().users().delete("att").unwrap();
+    for held in [&by_key, &by_root] {
+        let r = docs(held).create("after", json!({}), None);
+        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    }
+    // An id without an account may be impersonated; the client ends when an account
+    // takes the id.
+    let no_account = w.db.root().impersonate("att").unwrap();
+    docs(&no_account)
+        .create("service", json!({}), None)
+        .unwrap();
+    let successor = new_account(&w.db, "att");
+    for held in [&by_key, &by_root, &no_account] {
+        let r = docs(held).count(&[]);
+        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+        assert!(held.roles().is_empty());
+    }
+    // What the id without an account wrote is the service's to grant: the new account
+    // reads it, as DESIGN's "services with their own sign-in" intend.
+    assert_eq!(docs(&successor).count(&[]).unwrap(), 1);
 }

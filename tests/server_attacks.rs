@@ -500,6 +500,23 @@ async fn secrets_never_reach_the_logs() {
         Some(json!({"email": "d@example.com", "password": "hunter2-wrong-pw"})),
     )
     .await;
+    // Passwords where they do not belong: typed into the email field, or sent as a number.
+    for body in [
+        json!({"userId": "user-e", "email": "hunter2-in-the-email-field", "password": "password-e"}),
+        json!({"userId": "user-e", "email": "e@example.com", "password": 41_8374_2391_u64}),
+    ] {
+        let (status, _) = s.call(Method::POST, "/v1/account", &[], Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/v1/account/sessions/email",
+            &[],
+            Some(json!({"email": "d@example.com", "password": 41_8374_2391_u64})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     s.db.root()
         .schema("db")
         .collections()
@@ -513,6 +530,7 @@ async fn secrets_never_reach_the_logs() {
     let secret_part = |s: &str| s.split_once('.').map(|(_, r)| r.to_owned()).unwrap();
     for (what, needle) in [
         ("a password", "hunter2".to_owned()),
+        ("a password sent as a number", "41837423910".to_owned()),
         ("a session secret", secret_part(&secret)),
         ("a cookie's session secret", secret_part(&cookie_secret)),
         ("a token", jwt[5..40].to_owned()),
@@ -645,4 +663,64 @@ async fn with_assigned_ids_callers_cannot_probe_ids() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+/// Red-team finding: logout left the session cookie in the browser, and a dead cookie made
+/// every request a 401, sign-in included, for the cookie's year.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_clears_the_cookie_and_a_dead_one_is_a_guest() {
+    let s = start().await;
+    let (_, cookie, _) = browser_sign_in(&s, &[]).await;
+    let cookie = format!("a_session_default={}", cookie_secret(&cookie));
+    let resp = s
+        .http
+        .delete(format!("{}/v1/account/sessions/current", s.base))
+        .header("X-Appwrite-Project", "default")
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let cleared: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    for name in ["a_session_default=;", "a_session_default_legacy=;"] {
+        assert!(
+            cleared
+                .iter()
+                .any(|c| c.starts_with(name) && c.contains("Max-Age=0") && c.contains("HttpOnly")),
+            "{name} not cleared: {cleared:?}"
+        );
+    }
+    // A browser that kept the dead cookie is a guest: it can sign in again.
+    let (status, _, body) = browser_sign_in(&s, &[("Cookie", &cookie)]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = s
+        .call(Method::GET, "/v1/account", &[("Cookie", &cookie)], None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a guest has no account");
+    // A dead session in a header is still refused as such.
+    let dead = cookie.trim_start_matches("a_session_default=");
+    appwrite_error(
+        s.call(Method::GET, DOCS, &[("X-Appwrite-Session", dead)], None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    // Another app's cookie that is not ASCII does not lock anyone out.
+    let resp = s
+        .http
+        .get(format!("{}{DOCS}", s.base))
+        .header("X-Appwrite-Project", "default")
+        .header(
+            "Cookie",
+            reqwest::header::HeaderValue::from_bytes(b"pref=caf\xc3\xa9").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }

@@ -79,6 +79,22 @@ pub(crate) fn unmatchable(cost: PasswordHashing) -> Result<String> {
     ))
 }
 
+/// Whether a stored hash was made with other parameters than `cost` (or another
+/// algorithm): it is hashed again at the next successful sign-in, so that sign-ins of
+/// every account cost what an unknown email's does.
+pub(crate) fn needs_rehash(phc: &str, cost: PasswordHashing) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return true;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return true;
+    };
+    parsed.algorithm != Algorithm::Argon2id.ident()
+        || parsed.version != Some(Version::V0x13.into())
+        || (params.m_cost(), params.t_cost(), params.p_cost())
+            != (cost.memory_kib, cost.iterations, cost.parallelism)
+}
+
 /// Whether `password` matches the stored PHC string (with the parameters it records).
 /// A malformed stored hash never matches.
 pub(crate) fn verify(password: &str, phc: &str) -> bool {
@@ -140,5 +156,33 @@ mod tests {
         );
         assert!(!verify("correct horse", &dummy.to_string()));
         assert_ne!(unmatchable(cost).unwrap(), unmatchable(cost).unwrap());
+    }
+
+    #[test]
+    fn a_hash_of_other_parameters_needs_rehashing() {
+        let cost = PasswordHashing {
+            memory_kib: 1024,
+            iterations: 2,
+            parallelism: 1,
+        };
+        let h = hash("correct horse", cost).unwrap();
+        assert!(!needs_rehash(&h, cost));
+        for other in [
+            PasswordHashing {
+                memory_kib: 2048,
+                ..cost
+            },
+            PasswordHashing {
+                iterations: 3,
+                ..cost
+            },
+            PasswordHashing {
+                parallelism: 2,
+                ..cost
+            },
+        ] {
+            assert!(needs_rehash(&h, other), "{other:?}");
+        }
+        assert!(needs_rehash("not a hash", cost));
     }
 }

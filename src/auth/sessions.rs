@@ -92,9 +92,11 @@ fn refused() -> Error {
 /// time (an unknown email is checked against a dummy hash with the same parameters).
 /// Attempts are throttled per email, counted as they begin (see `throttle`).
 pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Result<Session> {
+    // The email's form first: a bounded key for the throttle, and no work for garbage.
+    // (Whether an email has an account is not part of this check.)
+    super::users::check_email(email)?;
     let now = db.options.clock.now();
-    let throttle_key = email.to_lowercase();
-    let attempt = db.throttle.begin(&throttle_key, now)?;
+    let attempt = db.throttle.begin(&email.to_lowercase(), now)?;
     let user = find_by_email(&db.store, email)?;
     let ok = match &user {
         Some(u) => super::password::verify(password, &u.password_hash),
@@ -106,7 +108,14 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
     let Some(user) = user.filter(|_| ok) else {
         return Err(refused());
     };
-    db.throttle.succeeded(&throttle_key, attempt);
+    db.throttle.succeeded(attempt);
+    // A hash made with other parameters (the cost was changed since) is made again now,
+    // while the password is at hand.
+    let cost = db.options.password_hashing;
+    let rehashed = match super::password::needs_rehash(&user.password_hash, cost) {
+        true => Some(super::password::hash(password, cost)?),
+        false => None,
+    };
     if user.blocked {
         return Err(Error::Unauthorized("the user is blocked".into()));
     }
@@ -125,7 +134,17 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
         // While the password was checked, the user may have been deleted (and its id
         // taken by a new account, with another password hash) or blocked.
         match load_user(store, &user.id)? {
-            Some(u) if u.password_hash == user.password_hash && !u.blocked => {}
+            Some(u) if u.password_hash == user.password_hash && !u.blocked => {
+                if let Some(h) = &rehashed {
+                    super::users::put_user(
+                        batch,
+                        &UserRecord {
+                            password_hash: h.clone(),
+                            ..u
+                        },
+                    )?;
+                }
+            }
             Some(u) if u.password_hash == user.password_hash => {
                 return Err(Error::Unauthorized("the user is blocked".into()));
             }
@@ -207,4 +226,54 @@ pub(crate) fn remove_all(store: &Store, batch: &mut WriteBatch, user_id: &str) -
         batch.remove(Tree::Auth, by_user_key(user_id, &id));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::password::PasswordHashing;
+    use crate::{Db, Options};
+
+    fn cost(memory_kib: u32) -> PasswordHashing {
+        PasswordHashing {
+            memory_kib,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+
+    /// Red-team finding: after the hashing cost changed, accounts hashed with the old cost
+    /// answered wrong passwords faster than unknown emails did. A successful sign-in now
+    /// hashes the password again with the store's parameters.
+    #[test]
+    fn a_sign_in_rehashes_a_password_made_with_other_parameters() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let stored = |db: &Db| {
+            load_user(&db.inner.store, "u")
+                .ok()
+                .flatten()
+                .map(|u| u.password_hash)
+                .unwrap_or_default()
+        };
+        {
+            let db = Db::open_with(dir.path(), Options::new().password_hashing(cost(256)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            db.client()
+                .account()
+                .create("u", "u@example.com", "password-u", None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(stored(&db).contains("m=256,"), "{}", stored(&db));
+        }
+        let db = Db::open_with(dir.path(), Options::new().password_hashing(cost(512)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wrong = create_session(&db.inner, "u@example.com", "password-x");
+        assert!(matches!(wrong, Err(Error::Unauthorized(_))));
+        assert!(
+            stored(&db).contains("m=256,"),
+            "a failed sign-in changes nothing"
+        );
+        create_session(&db.inner, "u@example.com", "password-u").unwrap_or_else(|e| panic!("{e}"));
+        assert!(stored(&db).contains("m=512,"), "{}", stored(&db));
+        create_session(&db.inner, "u@example.com", "password-u").unwrap_or_else(|e| panic!("{e}"));
+    }
 }

@@ -79,15 +79,30 @@ fn user_key(id: &str) -> Vec<u8> {
     keys::auth(b'u', &[id])
 }
 
+fn incarnation_key(id: &str) -> Vec<u8> {
+    keys::auth(b'a', &[id])
+}
+
+/// Which account holds user id `id` now: 16 random bytes written when the account is
+/// created, so that a later account with the same id is told apart. `None` for an id
+/// without an account, and for an account made before this record existed (format 3
+/// stores from earlier builds), which a later account with the id still differs from.
+pub(crate) fn incarnation(store: &Store, id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(store
+        .get(Tree::Auth, &incarnation_key(id))?
+        .map(|b| b.to_vec()))
+}
+
 fn email_key(email: &str) -> Vec<u8> {
     keys::auth(b'e', &[&email.to_lowercase()])
 }
 
 pub(crate) fn check_email(email: &str) -> Result<()> {
+    // The messages do not quote the email: a password typed into the email field would
+    // otherwise reach the caller's logs (and the server's).
     if email.len() > MAX_EMAIL_LEN {
         return Err(Error::InvalidArgument(format!(
-            "invalid email {}: longer than {MAX_EMAIL_LEN} bytes",
-            quote(email)
+            "invalid email: longer than {MAX_EMAIL_LEN} bytes"
         )));
     }
     let ok = !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -97,10 +112,9 @@ pub(crate) fn check_email(email: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!(
-            "invalid email {}",
-            quote(email)
-        )))
+        Err(Error::InvalidArgument(
+            "invalid email: one @ with text on each side, no spaces or control characters".into(),
+        ))
     }
 }
 
@@ -112,6 +126,11 @@ fn check_user_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Writes a user record (its email entry is the caller's to keep in step).
+pub(crate) fn put_user(batch: &mut WriteBatch, user: &UserRecord) -> Result<()> {
+    put(batch, user_key(&user.id), user)
 }
 
 pub(crate) fn load_user(store: &Store, id: &str) -> Result<Option<UserRecord>> {
@@ -171,6 +190,8 @@ pub(crate) fn create_user(
         };
         put(batch, user_key(id), &r)?;
         batch.put(Tree::Auth, email_key(email), id.as_bytes().to_vec());
+        let incarnation: [u8; 16] = crate::secret::random_bytes();
+        batch.put(Tree::Auth, incarnation_key(id), incarnation.to_vec());
         Ok(r.public())
     })
 }
@@ -226,6 +247,7 @@ pub(crate) fn remove_user(store: &Store, batch: &mut WriteBatch, id: &str) -> Re
     let r = require_user(store, id)?;
     batch.remove(Tree::Auth, user_key(id));
     batch.remove(Tree::Auth, email_key(&r.email));
+    batch.remove(Tree::Auth, incarnation_key(id));
     super::sessions::remove_all(store, batch, id)?;
     for m in child_ids(store, &keys::auth_children(b'M', id))? {
         super::teams::remove_membership(store, batch, &m)?;

@@ -25,6 +25,18 @@ fn bump(c: &Cell<u64>) {
 }
 
 impl Counters {
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&self, other: &Counters) {
+        for (mine, theirs) in [
+            (&self.bitmaps, &other.bitmaps),
+            (&self.containers, &other.containers),
+            (&self.decoded, &other.decoded),
+            (&self.candidates, &other.candidates),
+        ] {
+            mine.set(mine.get().saturating_add(theirs.get()));
+        }
+    }
+
     pub(crate) fn bitmap_opened(&self) {
         bump(&self.bitmaps);
     }

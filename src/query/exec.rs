@@ -424,6 +424,13 @@ fn project(doc: &mut Document, select: &[String]) {
     doc.data.retain(|k, _| select.iter().any(|s| s == k));
 }
 
+fn no_read(coll: &CollectionRecord) -> Error {
+    Error::Unauthorized(format!(
+        "collection {} grants no read to the client's roles and has document security off",
+        quote(&coll.id)
+    ))
+}
+
 /// Runs `queries` on `coll` as `principal`.
 pub(crate) fn find(
     db: &DbInner,
@@ -432,6 +439,14 @@ pub(crate) fn find(
     queries: &[Query],
     want: Want,
 ) -> Result<Found> {
+    // Who may read nothing is refused before the queries are looked at: the planner's
+    // errors name attributes and indexes, which such a caller must not learn.
+    if let Some(roles) = principal.roles()
+        && !coll.grants(Action::Read, roles)
+        && !coll.document_security
+    {
+        return Err(no_read(coll));
+    }
     let schema = coll.query_schema(db.options.limits.max_depth)?;
     let run = Run {
         db,
@@ -440,8 +455,12 @@ pub(crate) fn find(
         counters: Counters::default(),
     };
     let mut used = Vec::new();
+    // Narrowing reads index bitmaps over the whole collection; its work is reported only
+    // to callers who may read every document (below), so that `Explain` does not tell
+    // others whether a hidden document holds a value or a word.
+    let narrowing = Counters::default();
     let hit = match &run.plan.filter {
-        Some(f) => indexed::narrow(db, coll, f, &run.counters, &mut used)?,
+        Some(f) => indexed::narrow(db, coll, f, &narrowing, &mut used)?,
         None => None,
     };
     // Counts and `$sequence` pages never need the union itself; other orders and index
@@ -465,13 +484,11 @@ pub(crate) fn find(
                 Visible::Roles(union, roles)
             }
         }
-        Some(_) => {
-            return Err(Error::Unauthorized(format!(
-                "collection {} grants no read to the client's roles and has document security off",
-                quote(&coll.id)
-            )));
-        }
+        Some(_) => return Err(no_read(coll)),
     };
+    if let Visible::All = visible {
+        run.counters.add(&narrowing);
+    }
     let (narrowed, exact) = match (hit, &visible) {
         (None, _) => (None, false),
         (Some((b, exact)), Visible::All | Visible::Lazy(..)) => (Some(b), exact),

@@ -91,15 +91,11 @@ async fn create_session(
             .create_email_password_session(&b.email, &b.password)?;
         // The web SDK keeps the session in this cookie, out of reach of script (HttpOnly).
         let cookie = format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+            "{}={}; Max-Age={}; {}",
             cookie_name(db.project()),
             session.secret,
             (session.expire - db.now()).whole_seconds().max(0),
-            if options.secure_cookies {
-                "; Secure"
-            } else {
-                ""
-            }
+            cookie_attributes(options)
         );
         // As Appwrite: the body carries the secret only for a request made with an API key
         // (an app's server, signing its user in for server-side rendering). A browser's
@@ -148,25 +144,60 @@ async fn get_session(
 
 async fn delete_session(
     State(db): State<Db>,
+    Extension(options): Extension<ServerOptions>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        caller(&db, &headers)?
-            .client
-            .account()
-            .delete_session(&id)?;
-        Ok(super::no_content())
+        let account = caller(&db, &headers)?.client.account();
+        let current = id == "current"
+            || account
+                .list_sessions()?
+                .iter()
+                .any(|s| s.current && s.id == id);
+        account.delete_session(&id)?;
+        let mut response = super::no_content();
+        if current {
+            clear_session_cookie(&mut response, &db, options);
+        }
+        Ok(response)
     })
     .await
 }
 
-async fn delete_sessions(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn delete_sessions(
+    State(db): State<Db>,
+    Extension(options): Extension<ServerOptions>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     blocking(move || {
         caller(&db, &headers)?.client.account().delete_sessions()?;
-        Ok(super::no_content())
+        let mut response = super::no_content();
+        clear_session_cookie(&mut response, &db, options);
+        Ok(response)
     })
     .await
+}
+
+/// The session cookie's attributes: out of reach of script, sent to this site only.
+fn cookie_attributes(options: ServerOptions) -> &'static str {
+    if options.secure_cookies {
+        "Path=/; HttpOnly; SameSite=Lax; Secure"
+    } else {
+        "Path=/; HttpOnly; SameSite=Lax"
+    }
+}
+
+/// Tells the browser to drop the session cookies (the current name and `_legacy`): the
+/// session they name has ended.
+fn clear_session_cookie(response: &mut Response, db: &Db, options: ServerOptions) {
+    let name = cookie_name(db.project());
+    for cookie in [name.clone(), format!("{name}_legacy")] {
+        let value = format!("{cookie}=; Max-Age=0; {}", cookie_attributes(options));
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(SET_COOKIE, v);
+        }
+    }
 }
 
 async fn create_jwt(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {

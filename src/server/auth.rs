@@ -13,6 +13,8 @@ pub(crate) enum Via {
     Key,
     Jwt,
     Session,
+    /// A session, from the web SDK's cookie.
+    Cookie,
     Guest,
 }
 
@@ -63,16 +65,15 @@ pub(crate) fn cookie_name(project: &str) -> String {
 }
 
 /// The session secret in the request's cookies, under Appwrite's cookie names (the
-/// current one and `_legacy`, which Appwrite sets alike). Two cookies that disagree are a
-/// 400, as two credential headers are.
+/// current one and `_legacy`, which Appwrite sets alike). Two of them that disagree are a
+/// 400, as two credential headers are. Cookies are read leniently (another app on the
+/// same host may set cookies that are not ASCII); only these names are looked at.
 fn session_cookie(headers: &HeaderMap, project: &str) -> Result<Option<String>, ApiError> {
     let name = cookie_name(project);
     let legacy = format!("{name}_legacy");
-    let mut found: Option<&str> = None;
+    let mut found: Option<String> = None;
     for value in headers.get_all(COOKIE) {
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::bad_request("the Cookie header is not visible ASCII"))?;
+        let text = String::from_utf8_lossy(value.as_bytes());
         for pair in text.split(';') {
             let Some((k, v)) = pair.trim().split_once('=') else {
                 continue;
@@ -81,17 +82,17 @@ fn session_cookie(headers: &HeaderMap, project: &str) -> Result<Option<String>, 
                 continue;
             }
             let v = v.trim_matches('"');
-            match found {
+            match &found {
                 Some(seen) if seen != v => {
                     return Err(ApiError::bad_request(format!(
-                        "cookies {name} and {legacy} carry different sessions; send one"
+                        "the session cookies ({name}, {legacy}) carry different sessions; send one"
                     )));
                 }
-                _ => found = Some(v),
+                _ => found = Some(v.to_owned()),
             }
         }
     }
-    Ok(found.map(str::to_owned))
+    Ok(found)
 }
 
 /// The project the request names must be the store's (404 `project_not_found` otherwise);
@@ -135,7 +136,13 @@ pub(crate) fn caller(db: &Db, headers: &HeaderMap) -> Result<Caller, ApiError> {
     } else if let Some((_, secret)) = session {
         (guest.set_session(secret)?, Via::Session)
     } else if let Some(secret) = session_cookie(headers, db.project())? {
-        (guest.set_session(&secret)?, Via::Session)
+        // A cookie the browser keeps after its session ended (expired, logged out
+        // elsewhere, the user deleted) makes a guest, as in Appwrite, so that the browser
+        // can still sign in; a credential header that fails stays a 401.
+        match guest.set_session(&secret) {
+            Ok(client) => (client, Via::Cookie),
+            Err(_) => (guest, Via::Guest),
+        }
     } else {
         (guest, Via::Guest)
     };

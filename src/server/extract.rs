@@ -73,9 +73,56 @@ where
                 Err(ApiError::new(
                     status,
                     "general_argument_invalid",
-                    rejection.body_text(),
+                    without_values(&rejection.body_text()),
                 ))
             }
         }
+    }
+}
+
+/// A JSON rejection's text without the values it quotes (serde writes "invalid type:
+/// string \"…\", expected …"): a body's values may be passwords, and the message is
+/// traced. Field names, expectations and positions stay.
+fn without_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = ["invalid type: ", "invalid value: "]
+        .iter()
+        .filter_map(|marker| rest.find(marker).map(|i| (i, marker.len())))
+        .min()
+    {
+        let (start, len) = at;
+        out.push_str(rest.get(..start + len).unwrap_or_default());
+        let after = rest.get(start + len..).unwrap_or_default();
+        match after.rfind(", expected") {
+            Some(end) => {
+                out.push_str("(value not shown)");
+                rest = after.get(end..).unwrap_or_default();
+            }
+            None => {
+                out.push_str("(value not shown)");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_values;
+
+    #[test]
+    fn rejections_lose_their_values() {
+        let text = "Failed to deserialize the JSON body into the target type: password: \
+                    invalid type: integer `27182818284`, expected a string at line 1 column 55";
+        let shown = without_values(text);
+        assert!(!shown.contains("27182818284"), "{shown}");
+        assert!(shown.contains("password: invalid type: (value not shown), expected a string"));
+        let text = "email: invalid type: string \"hunter2, expected\", expected u32";
+        assert!(!without_values(text).contains("hunter2"));
+        let text = "unknown field `passwrd`, expected one of `email`, `password`";
+        assert_eq!(without_values(text), text);
     }
 }

@@ -16,6 +16,7 @@
 //! perm_index cid kind=4 len "index:word" hi     -> fulltext word bitmap container
 //! auth       "u" user_id                      -> UserRecord
 //! auth       "e" lowercase email              -> user id
+//! auth       "a" user_id                      -> 16 random bytes: the account's incarnation
 //! auth       "s" session_id                   -> SessionRecord
 //! auth       "S" user_id "/" session_id       -> (empty) sessions of a user
 //! auth       "k" api_key_id                   -> ApiKeyRecord

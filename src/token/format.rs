@@ -265,11 +265,55 @@ pub(crate) fn check_time(
     {
         return Err(TokenError::NotYetValid);
     }
-    if c.expires_at
-        .checked_add(leeway)
-        .is_some_and(|latest| now > latest)
+    // A token that ends before it starts is valid at no time (only a broken signer makes
+    // one): expired, whatever the leeway.
+    if c.expires_at < start
+        || c.expires_at
+            .checked_add(leeway)
+            .is_some_and(|latest| now > latest)
     {
         return Err(TokenError::Expired);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token whose expiry comes before its start is valid at no time, even within the
+    /// leeway (the fuzz target's re-signed claims found the verifier accepting one).
+    #[test]
+    fn a_token_ending_before_it_starts_is_expired() {
+        let at = |s| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let claims = TokenClaims {
+            kind: TokenKind::Access,
+            key_id: 1,
+            project: "p".into(),
+            user_id: "u".into(),
+            session_id: "s".into(),
+            token_id: [0; 16],
+            issued_at: at(1_000),
+            not_before: at(1_000),
+            expires_at: at(990),
+        };
+        let leeway = time::Duration::seconds(60);
+        assert_eq!(
+            check_time(&claims, at(995), leeway),
+            Err(TokenError::Expired)
+        );
+        let fine = TokenClaims {
+            expires_at: at(1_900),
+            ..claims
+        };
+        assert_eq!(
+            check_time(&fine, at(995), leeway),
+            Ok(()),
+            "within the leeway"
+        );
+        assert_eq!(
+            check_time(&fine, at(930), leeway),
+            Err(TokenError::NotYetValid)
+        );
+    }
 }
