@@ -11,7 +11,7 @@
 
 mod common;
 
-use permdb::{Db, Error, Permission, Query, Role, Scope};
+use permdb::{Clock, Db, Error, Permission, Query, Role, Scope};
 use serde_json::json;
 use time::Duration;
 
@@ -328,7 +328,6 @@ fn sessions_are_secrets_shown_once() {
 }
 
 fn session_created(clock: &permdb::ManualClock) -> time::OffsetDateTime {
-    use permdb::Clock;
     clock.now()
 }
 
@@ -590,4 +589,110 @@ fn an_overlong_email_is_refused_before_the_throttle_and_the_hash() {
     account
         .create_email_password_session("a@example.com", "password-a")
         .unwrap();
+}
+
+/// What the management calls list and show: keys, teams and their times, a membership
+/// found only through its own team, and `Debug` output that names things but no secret.
+#[test]
+fn listings_times_and_debug_output() {
+    let (db, clock) = setup();
+    let root = db.root();
+    let key = root
+        .keys()
+        .create("backend", &[Scope::DocumentsRead])
+        .unwrap();
+    let listed = root.keys().list().unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|k| (k.id.as_str(), k.name.as_str(), k.secret.as_str()))
+            .collect::<Vec<_>>(),
+        [(key.id.as_str(), "backend", "")]
+    );
+    let shown = format!("{key:?}");
+    assert!(
+        shown.contains("ApiKey") && shown.contains(&key.id),
+        "{shown}"
+    );
+    assert!(!shown.contains(&key.secret), "{shown}");
+
+    root.teams().create("t1", "Team one").unwrap();
+    root.teams().create("t2", "Team two").unwrap();
+    let teams = root.teams().list().unwrap();
+    assert_eq!(
+        teams.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t1", "t2"]
+    );
+    assert_eq!(teams[0].created_at, "2024-01-01T00:00:00.000+00:00");
+    let m = root.teams().create_membership("t1", "user-a", &[]).unwrap();
+    assert_eq!(m.created_at, "2024-01-01T00:00:00.000+00:00");
+    // A membership is deleted through its own team only.
+    assert!(matches!(
+        root.teams().delete_membership("t2", m.id()),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(root.teams().list_memberships("t1").unwrap().len(), 1);
+    root.teams().delete_membership("t1", m.id()).unwrap();
+
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    let shown = format!("{session:?}");
+    assert!(
+        shown.contains("Session") && shown.contains(&session.id),
+        "{shown}"
+    );
+    assert!(!shown.contains(&session.secret), "{shown}");
+    let p = Permission::read(Role::user("user-a"));
+    assert_eq!(format!("{p:?}"), "Permission(read(\"user:user-a\"))");
+
+    // Who skips the permission filter: root and live keys, not users or guests.
+    let as_key = db.client().set_key(&key.secret).unwrap();
+    assert!(root.skips_permissions() && as_key.skips_permissions());
+    assert!(!db.client().skips_permissions());
+    assert!(!common::sign_in(&db, "a").skips_permissions());
+    root.keys().delete(&key.id).unwrap();
+    assert!(!as_key.skips_permissions(), "a deleted key skips nothing");
+    let _ = clock;
+}
+
+/// Expiry instants: a session or key is good up to and including its expiry, not after.
+#[test]
+fn sessions_and_keys_end_just_after_their_expiry() {
+    let (options, clock) = common::test_options();
+    let db = Db::temporary_with(options.session_ttl(Duration::hours(1))).unwrap();
+    common::seed(&db);
+    let start = clock.now();
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    let key = db
+        .root()
+        .keys()
+        .create_expiring(
+            "k",
+            &[Scope::DocumentsRead],
+            Some(start + Duration::hours(1)),
+        )
+        .unwrap();
+    let held_session = db.client().set_session(&session.secret).unwrap();
+    let held_key = db.client().set_key(&key.secret).unwrap();
+    let birthdays = |c: &permdb::Client| c.schema("db").collection("birthdays").count(&[]);
+    clock.set(start + Duration::hours(1));
+    assert_eq!(birthdays(&held_session).unwrap(), 1);
+    assert_eq!(birthdays(&held_key).unwrap(), 3);
+    assert!(db.client().set_session(&session.secret).is_ok());
+    assert!(db.client().set_key(&key.secret).is_ok());
+    clock.set(start + Duration::hours(1) + Duration::milliseconds(1));
+    assert!(matches!(
+        birthdays(&held_session),
+        Err(Error::Unauthorized(_))
+    ));
+    assert!(matches!(birthdays(&held_key), Err(Error::Unauthorized(_))));
+    assert!(db.client().set_session(&session.secret).is_err());
+    assert!(db.client().set_key(&key.secret).is_err());
 }

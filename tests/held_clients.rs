@@ -740,3 +740,62 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
     // reads it, as DESIGN's "services with their own sign-in" intend.
     assert_eq!(docs(&successor).count(&[]).unwrap(), 1);
 }
+
+/// A sign-in checks the password, then writes the session: a block, or the account's
+/// deletion and a new account with the id, committed in between must refuse it (the old
+/// password must never open the new account).
+#[test]
+fn a_sign_in_racing_a_block_or_a_new_account_is_refused() {
+    type Race = fn(&Db) -> Action;
+    let races: [(&str, Race); 2] = [
+        ("blocked", |db| {
+            let db = db.clone();
+            Box::new(move || {
+                db.root().users().update_status("att", false).unwrap();
+            })
+        }),
+        ("deleted and signed up again", |db| {
+            let db = db.clone();
+            Box::new(move || {
+                db.root().users().delete("att").unwrap();
+                db.client()
+                    .account()
+                    .create("att", "a@example.com", "password-new", None)
+                    .unwrap();
+            })
+        }),
+    ];
+    for (what, race) in races {
+        for wait in 0.. {
+            let w = world();
+            w.clock.arm(wait, race(&w.db));
+            let r =
+                w.db.client()
+                    .account()
+                    .create_email_password_session("a@example.com", "password-a");
+            if !w.clock.disarm() {
+                assert!(wait > 0, "sign-in never read the clock");
+                break;
+            }
+            assert!(
+                matches!(r, Err(Error::Unauthorized(_))),
+                "{what} at clock reading {}: {r:?}",
+                wait + 1
+            );
+            // Nothing was left behind either: unblocked, or as the new account, no
+            // session but those made before.
+            w.db.root().users().update_status("att", true).unwrap();
+            let sessions =
+                w.db.root()
+                    .impersonate("att")
+                    .unwrap()
+                    .account()
+                    .list_sessions();
+            assert!(
+                sessions.unwrap().len() <= 1,
+                "{what} at clock reading {}: a session was written",
+                wait + 1
+            );
+        }
+    }
+}

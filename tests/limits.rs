@@ -179,6 +179,35 @@ fn ids_names_and_field_names() {
         invalid_argument,
         "128",
     );
+    // API key, team and user names (a user may have none; the others need one).
+    let root = db.root();
+    root.keys().create(&"k".repeat(128), &[]).unwrap();
+    for bad in ["k".repeat(129), String::new()] {
+        refused(root.keys().create(&bad, &[]), invalid_argument, "1 to 128");
+    }
+    assert_eq!(root.keys().list().unwrap().len(), 1);
+    root.teams().create("team", &"t".repeat(128)).unwrap();
+    for bad in ["t".repeat(129), String::new()] {
+        refused(
+            root.teams().create("team2", &bad),
+            invalid_argument,
+            "1 to 128",
+        );
+    }
+    assert_eq!(root.teams().list().unwrap().len(), 1);
+    let users = root.users();
+    users
+        .create("u1", "u1@example.com", "password-1", Some(&"u".repeat(128)))
+        .unwrap();
+    users
+        .create("u2", "u2@example.com", "password-2", Some(""))
+        .unwrap();
+    refused(
+        users.create("u3", "u3@example.com", "password-3", Some(&"u".repeat(129))),
+        invalid_argument,
+        "128",
+    );
+    assert_eq!(users.list().unwrap().len(), 2);
     let field = |n: usize| json!({ "f".repeat(n): 1 });
     c.create("field", field(255), None).unwrap();
     refused(

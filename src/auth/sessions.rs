@@ -121,7 +121,8 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
     }
     let id = ID::unique();
     let issued = secret::issue(SECRET_PREFIX, &id);
-    let now_ms = timefmt::to_millis(now);
+    // The session starts now, after the password check (which takes a while).
+    let now_ms = db.now_ms();
     let ttl_ms = i64::try_from(db.options.session_ttl.whole_milliseconds()).unwrap_or(i64::MAX);
     let record = SessionRecord {
         id: id.clone(),
