@@ -131,6 +131,19 @@ fn malformed_text_is_refused_before_any_key_is_looked_up() {
         refusal(c.set_jwt(&text(&[1u8; 20]))),
         TokenError::BadLength(20)
     );
+    // Header 10, body 46 to 151 (three strings of 1 to 36 bytes with their lengths, the
+    // token id, three times), signature 64: 120 to 225 bytes. Either side of each bound.
+    let of_len = |n: usize| {
+        let mut bytes = raw(&jwt);
+        bytes.resize(n, 1);
+        refusal(c.set_jwt(&text(&bytes)))
+    };
+    for n in [119, 226] {
+        assert_eq!(of_len(n), TokenError::BadLength(n), "{n} bytes");
+    }
+    for n in [120, 225] {
+        assert!(!matches!(of_len(n), TokenError::BadLength(_)), "{n} bytes");
+    }
     let mut bytes = raw(&jwt);
     bytes[0] = 9;
     assert_eq!(

@@ -316,4 +316,32 @@ mod tests {
             Err(TokenError::NotYetValid)
         );
     }
+
+    /// The bounds are inclusive: valid from `start - leeway` to `expires + leeway`.
+    #[test]
+    fn the_time_bounds_are_inclusive() {
+        let at = |s| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let claims = TokenClaims {
+            kind: TokenKind::Access,
+            key_id: 1,
+            project: "p".into(),
+            user_id: "u".into(),
+            session_id: "s".into(),
+            token_id: [0; 16],
+            issued_at: at(1_000),
+            not_before: at(1_000),
+            expires_at: at(1_900),
+        };
+        let leeway = time::Duration::seconds(60);
+        assert_eq!(check_time(&claims, at(940), leeway), Ok(()));
+        assert_eq!(
+            check_time(&claims, at(939), leeway),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(check_time(&claims, at(1_960), leeway), Ok(()));
+        assert_eq!(
+            check_time(&claims, at(1_961), leeway),
+            Err(TokenError::Expired)
+        );
+    }
 }

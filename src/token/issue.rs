@@ -167,3 +167,131 @@ fn record_use(db: &DbInner, claims: &TokenClaims, now: OffsetDateTime) -> Result
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::password::PasswordHashing;
+    use crate::{Db, ManualClock, Options};
+
+    fn store() -> (Db, ManualClock, crate::Client) {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000));
+        let options = Options::new()
+            .clock(Arc::new(clock.clone()))
+            .password_hashing(PasswordHashing {
+                memory_kib: 256,
+                iterations: 1,
+                parallelism: 1,
+            });
+        let db = Db::temporary_with(options).unwrap_or_else(|e| panic!("{e}"));
+        let account = db.client().account();
+        account
+            .create("u", "u@example.com", "password-u", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let session = account
+            .create_email_password_session("u@example.com", "password-u")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = db
+            .client()
+            .set_session(&session.secret)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (db, clock, client)
+    }
+
+    fn once(client: &crate::Client) -> String {
+        client
+            .account()
+            .create_one_time_jwt()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .jwt
+    }
+
+    fn reused(db: &Db, token: &str) -> bool {
+        matches!(
+            db.client().set_jwt(token),
+            Err(Error::InvalidToken(TokenError::Reused))
+        )
+    }
+
+    fn auth_keys(db: &Db, tag: u8) -> usize {
+        db.inner
+            .store
+            .scan_prefix(Tree::Auth, &[tag], Direction::Forward)
+            .count()
+    }
+
+    /// Each one-time token is used once, independently of the others, and stays refused
+    /// while the cleanup of expired ones runs beside it, to the last second it could verify.
+    #[test]
+    fn one_time_tokens_are_each_used_once_until_they_expire() {
+        let (db, clock, client) = store();
+        let (a, b) = (once(&client), once(&client));
+        db.client().set_jwt(&a).unwrap_or_else(|e| panic!("{e}"));
+        db.client().set_jwt(&b).unwrap_or_else(|e| panic!("{e}"));
+        assert!(reused(&db, &a) && reused(&db, &b));
+        assert_eq!((auth_keys(&db, b'o'), auth_keys(&db, b'O')), (2, 2));
+        // The last second `a` verifies: 15 minutes and the 60 s leeway after its issue.
+        clock.advance(time::Duration::minutes(16));
+        let c = once(&client);
+        db.client().set_jwt(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert!(reused(&db, &a), "cleaned up while it could still verify");
+        // Past it, the cleanup run by the next use forgets both, and only them.
+        clock.advance(time::Duration::seconds(1));
+        let d = once(&client);
+        db.client().set_jwt(&d).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (auth_keys(&db, b'o'), auth_keys(&db, b'O')),
+            (2, 2),
+            "c and d"
+        );
+        assert!(matches!(
+            db.client().set_jwt(&a),
+            Err(Error::InvalidToken(TokenError::Expired))
+        ));
+        assert!(reused(&db, &c) && reused(&db, &d));
+    }
+
+    /// Either record of a use refuses the token (a store that lost one is not reopened
+    /// to reuse).
+    #[test]
+    fn either_record_of_a_use_refuses_the_token() {
+        for tag in [b'o', b'O'] {
+            let (db, _, client) = store();
+            let token = once(&client);
+            db.client()
+                .set_jwt(&token)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut batch = crate::store::WriteBatch::default();
+            for entry in db
+                .inner
+                .store
+                .scan_prefix(Tree::Auth, &[tag], Direction::Forward)
+            {
+                let (k, _) = entry.unwrap_or_else(|e| panic!("{e}"));
+                batch.remove(Tree::Auth, k.to_vec());
+            }
+            db.inner
+                .store
+                .apply(&batch)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(reused(&db, &token), "with the {} record gone", tag as char);
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let (_, _, client) = store();
+        let jwt = client
+            .account()
+            .create_jwt()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{jwt:?}");
+        assert!(
+            shown.starts_with("Jwt {") && shown.contains("expires_at"),
+            "{shown}"
+        );
+        assert!(!shown.contains(&jwt.jwt[5..]), "{shown}");
+    }
+}

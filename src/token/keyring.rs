@@ -259,3 +259,27 @@ pub(crate) fn verify_parts(
         .map_err(|_| TokenError::BadSignature)?;
     format::decode_body(parts.header, &parts.body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_secret_keys() {
+        let record = new_record(0);
+        let shown = format!("{record:?}");
+        assert_eq!(
+            shown,
+            format!("SigningKeyRecord({:016x}, secret redacted)", record.key_id)
+        );
+        let ring = KeyRing {
+            store_id: [0; 16],
+            ring: RwLock::new(Ring {
+                signing: None,
+                verifying: BTreeMap::new(),
+            }),
+        };
+        ring.install(&record);
+        assert_eq!(format!("{ring:?}"), "KeyRing(redacted)");
+    }
+}
