@@ -281,38 +281,44 @@ pub(crate) fn check_time(
 mod tests {
     use super::*;
 
-    /// A token whose expiry comes before its start is valid at no time, even within the
-    /// leeway (the fuzz target's re-signed claims found the verifier accepting one).
-    #[test]
-    fn a_token_ending_before_it_starts_is_expired() {
-        let at = |s| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let claims = TokenClaims {
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Claims valid from `start` (issued at and not before) to `expires`.
+    fn claims(start: i64, expires: i64) -> TokenClaims {
+        TokenClaims {
             kind: TokenKind::Access,
             key_id: 1,
             project: "p".into(),
             user_id: "u".into(),
             session_id: "s".into(),
             token_id: [0; 16],
-            issued_at: at(1_000),
-            not_before: at(1_000),
-            expires_at: at(990),
-        };
-        let leeway = time::Duration::seconds(60);
+            issued_at: at(start),
+            not_before: at(start),
+            expires_at: at(expires),
+        }
+    }
+
+    const LEEWAY: time::Duration = time::Duration::seconds(60);
+
+    /// A token whose expiry comes before its start is valid at no time, even within the
+    /// leeway (the fuzz target's re-signed claims found the verifier accepting one).
+    #[test]
+    fn a_token_ending_before_it_starts_is_expired() {
+        let backwards = claims(1_000, 990);
         assert_eq!(
-            check_time(&claims, at(995), leeway),
+            check_time(&backwards, at(995), LEEWAY),
             Err(TokenError::Expired)
         );
-        let fine = TokenClaims {
-            expires_at: at(1_900),
-            ..claims
-        };
+        let fine = claims(1_000, 1_900);
         assert_eq!(
-            check_time(&fine, at(995), leeway),
+            check_time(&fine, at(995), LEEWAY),
             Ok(()),
             "within the leeway"
         );
         assert_eq!(
-            check_time(&fine, at(930), leeway),
+            check_time(&fine, at(930), LEEWAY),
             Err(TokenError::NotYetValid)
         );
     }
@@ -320,28 +326,13 @@ mod tests {
     /// The bounds are inclusive: valid from `start - leeway` to `expires + leeway`.
     #[test]
     fn the_time_bounds_are_inclusive() {
-        let at = |s| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let claims = TokenClaims {
-            kind: TokenKind::Access,
-            key_id: 1,
-            project: "p".into(),
-            user_id: "u".into(),
-            session_id: "s".into(),
-            token_id: [0; 16],
-            issued_at: at(1_000),
-            not_before: at(1_000),
-            expires_at: at(1_900),
-        };
-        let leeway = time::Duration::seconds(60);
-        assert_eq!(check_time(&claims, at(940), leeway), Ok(()));
+        let c = claims(1_000, 1_900);
+        assert_eq!(check_time(&c, at(940), LEEWAY), Ok(()));
         assert_eq!(
-            check_time(&claims, at(939), leeway),
+            check_time(&c, at(939), LEEWAY),
             Err(TokenError::NotYetValid)
         );
-        assert_eq!(check_time(&claims, at(1_960), leeway), Ok(()));
-        assert_eq!(
-            check_time(&claims, at(1_961), leeway),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(check_time(&c, at(1_960), LEEWAY), Ok(()));
+        assert_eq!(check_time(&c, at(1_961), LEEWAY), Err(TokenError::Expired));
     }
 }
