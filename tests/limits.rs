@@ -316,6 +316,8 @@ fn passwords_and_emails() {
         "@example.com",
         "nobody@",
         "no-at.example.com",
+        "a space@example.com",
+        "bell\u{7}@example.com",
     ] {
         refused(
             account.create("f", bad, "password-f", None),

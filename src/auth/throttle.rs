@@ -27,6 +27,8 @@ type EmailDigest = [u8; 32];
 pub(crate) struct Throttle {
     max_failures: u32,
     window: Duration,
+    /// Most emails tracked at once ([`MAX_TRACKED`] but in tests).
+    max_tracked: usize,
     /// Per email, the start times of its counted attempts in the window, oldest first.
     attempts: Mutex<HashMap<EmailDigest, VecDeque<OffsetDateTime>>>,
 }
@@ -40,9 +42,14 @@ pub(crate) struct Attempt {
 
 impl Throttle {
     pub(crate) fn new(max_failures: u32, window: Duration) -> Throttle {
+        Throttle::tracking(max_failures, window, MAX_TRACKED)
+    }
+
+    fn tracking(max_failures: u32, window: Duration, max_tracked: usize) -> Throttle {
         Throttle {
             max_failures,
             window,
+            max_tracked,
             attempts: Mutex::new(HashMap::new()),
         }
     }
@@ -59,9 +66,9 @@ impl Throttle {
         let digest = crate::secret::sha256(email.as_bytes());
         let window = self.window;
         let mut map = self.map();
-        if map.len() >= MAX_TRACKED && !map.contains_key(&digest) {
+        if map.len() >= self.max_tracked && !map.contains_key(&digest) {
             map.retain(|_, times| times.back().is_some_and(|t| now < *t + window));
-            if map.len() >= MAX_TRACKED {
+            if map.len() >= self.max_tracked {
                 return Err(Error::TooManyRequests(
                     "too many sign-ins in progress; try again later".into(),
                 ));
@@ -158,6 +165,33 @@ mod tests {
             t.begin("a@x", later),
             Err(Error::TooManyRequests(_))
         ));
+    }
+
+    #[test]
+    fn when_full_new_emails_wait_for_windows_to_end() {
+        let t = Throttle::tracking(3, Duration::minutes(15), 2);
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        t.begin("a@x", t0).unwrap();
+        t.begin("b@x", t0 + Duration::minutes(5)).unwrap();
+        // Full of live windows: a new email is refused, a tracked one still counted.
+        let r = t.begin("c@x", t0 + Duration::minutes(14));
+        assert!(
+            matches!(&r, Err(Error::TooManyRequests(m)) if m.contains("in progress")),
+            "{r:?}"
+        );
+        t.begin("a@x", t0 + Duration::minutes(14)).unwrap();
+        // a@x's last attempt is 14 min old at 28 min, b@x's window ended at 20 min.
+        t.begin("c@x", t0 + Duration::minutes(20)).unwrap();
+        assert!(
+            t.begin("d@x", t0 + Duration::minutes(28)).is_err(),
+            "a and c are live"
+        );
+        t.begin("d@x", t0 + Duration::minutes(34)).unwrap();
+        assert_eq!(
+            t.map().len(),
+            2,
+            "a@x's ended window was dropped, c@x's kept"
+        );
     }
 
     #[test]
