@@ -184,5 +184,19 @@ mod tests {
             assert!(needs_rehash(&h, other), "{other:?}");
         }
         assert!(needs_rehash("not a hash", cost));
+        // The same parameters with another algorithm or version.
+        let params = Params::new(1024, 2, 1, None).unwrap();
+        let salt = SaltString::encode_b64(&[7; 16]).unwrap();
+        for (algorithm, version) in [
+            (Algorithm::Argon2i, Version::V0x13),
+            (Algorithm::Argon2id, Version::V0x10),
+        ] {
+            let other = Argon2::new(algorithm, version, params.clone())
+                .hash_password(b"correct horse", &salt)
+                .unwrap()
+                .to_string();
+            assert!(verify("correct horse", &other), "{other}");
+            assert!(needs_rehash(&other, cost), "{other}");
+        }
     }
 }
