@@ -803,3 +803,24 @@ fn a_sign_in_racing_a_block_or_a_new_account_is_refused() {
         }
     }
 }
+
+/// When a token and its session end at the same instant, the refusal names the token's
+/// own expiry (the earlier of two expiries is the token's on a tie).
+#[test]
+fn a_token_and_its_session_ending_together_name_the_token() {
+    let (options, clock) = common::test_options();
+    // The token lasts 15 minutes and 60 s of leeway: as long as the session.
+    let db = Db::temporary_with(options.session_ttl(Duration::minutes(16))).unwrap();
+    common::seed(&db);
+    let jwt = common::sign_in(&db, "a").account().create_jwt().unwrap().jwt;
+    let held = db.client().set_jwt(&jwt).unwrap();
+    let birthdays = held.schema("db").collection("birthdays");
+    clock.advance(Duration::minutes(16));
+    assert_eq!(birthdays.count(&[]).unwrap(), 1);
+    clock.advance(Duration::milliseconds(1));
+    let r = birthdays.count(&[]);
+    assert!(
+        matches!(r, Err(Error::InvalidToken(TokenError::Expired))),
+        "{r:?}"
+    );
+}
