@@ -96,6 +96,9 @@ impl Account {
     /// refused from then on.
     pub fn delete_session(&self, id: &str) -> Result<()> {
         let (user, current) = self.user_and_session(Scope::UsersWrite, "ending a session")?;
+        let _acting = self
+            .client
+            .require_own(Scope::UsersWrite, "ending a session")?;
         let id = match id {
             "current" => current
                 .ok_or_else(|| Error::Unauthorized("this client has no current session".into()))?,
@@ -107,6 +110,9 @@ impl Account {
     /// Ends every session of the user.
     pub fn delete_sessions(&self) -> Result<()> {
         let user = self.user_id(Scope::UsersWrite, "ending sessions")?;
+        let _acting = self
+            .client
+            .require_own(Scope::UsersWrite, "ending sessions")?;
         sessions::delete_sessions(&self.client.db.inner, &user)
     }
 

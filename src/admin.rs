@@ -7,6 +7,7 @@ use crate::auth::keys::{self as api_keys, ApiKey};
 use crate::auth::teams::{self, Membership, Team};
 use crate::auth::users::{self, User};
 use crate::client::Client;
+use crate::collection::{Revoked, revoke_grants};
 use crate::error::Result;
 use crate::perm::Scope;
 use crate::token::PublicKeys;
@@ -30,26 +31,26 @@ impl Users {
         password: &str,
         name: Option<&str>,
     ) -> Result<User> {
-        self.client.require(Scope::UsersWrite, "creating users")?;
+        let _acting = self.client.require(Scope::UsersWrite, "creating users")?;
         users::create_user(self.db(), id, email, password, name)
     }
 
     /// User `id`.
     pub fn get(&self, id: &str) -> Result<User> {
-        self.client.require(Scope::UsersRead, "reading users")?;
+        let _acting = self.client.require(Scope::UsersRead, "reading users")?;
         Ok(users::require_user(&self.db().store, id)?.public())
     }
 
     /// Every user, by id.
     pub fn list(&self) -> Result<Vec<User>> {
-        self.client.require(Scope::UsersRead, "reading users")?;
+        let _acting = self.client.require(Scope::UsersRead, "reading users")?;
         users::list_users(self.db())
     }
 
     /// Blocks (`false`) or unblocks (`true`) a user. A blocked user's sessions and
     /// tokens are refused at once.
     pub fn update_status(&self, id: &str, active: bool) -> Result<User> {
-        self.client.require(Scope::UsersWrite, "updating users")?;
+        let _acting = self.client.require(Scope::UsersWrite, "updating users")?;
         users::update_user(self.db(), id, |u| {
             u.blocked = !active;
             Ok(())
@@ -58,7 +59,7 @@ impl Users {
 
     /// Replaces the user's labels (letters and digits, at most 36 each, 100 in all).
     pub fn update_labels(&self, id: &str, labels: &[&str]) -> Result<User> {
-        self.client.require(Scope::UsersWrite, "updating users")?;
+        let _acting = self.client.require(Scope::UsersWrite, "updating users")?;
         let labels = users::check_labels(labels)?;
         users::update_user(self.db(), id, |u| {
             u.labels = labels;
@@ -68,7 +69,7 @@ impl Users {
 
     /// Marks the user's email verified or not (changes `users/verified` and friends).
     pub fn update_email_verification(&self, id: &str, verified: bool) -> Result<User> {
-        self.client.require(Scope::UsersWrite, "updating users")?;
+        let _acting = self.client.require(Scope::UsersWrite, "updating users")?;
         users::update_user(self.db(), id, |u| {
             u.email_verified = verified;
             Ok(())
@@ -80,11 +81,15 @@ impl Users {
     /// document and collection, in one atomic write: a new account given the same id
     /// later inherits nothing. The documents themselves stay.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.client.require(Scope::UsersWrite, "deleting users")?;
+        let _acting = self.client.require(Scope::UsersWrite, "deleting users")?;
         let db = self.db();
         db.write(|store, batch| {
             users::remove_user(store, batch, id)?;
-            crate::collection::revoke_grants(store, batch, &users::own_roles(id), db.options.limits)
+            let revoked = Revoked {
+                roles: &users::own_roles(id),
+                prefix: None,
+            };
+            revoke_grants(store, batch, revoked, db.options.limits)
         })
     }
 }
@@ -102,26 +107,39 @@ impl Teams {
 
     /// Creates team `id`.
     pub fn create(&self, id: &str, name: &str) -> Result<Team> {
-        self.client.require(Scope::TeamsWrite, "creating teams")?;
+        let _acting = self.client.require(Scope::TeamsWrite, "creating teams")?;
         teams::create_team(self.db(), id, name)
     }
 
     /// Team `id`.
     pub fn get(&self, id: &str) -> Result<Team> {
-        self.client.require(Scope::TeamsRead, "reading teams")?;
+        let _acting = self.client.require(Scope::TeamsRead, "reading teams")?;
         teams::get_team(self.db(), id)
     }
 
     /// Every team, by id.
     pub fn list(&self) -> Result<Vec<Team>> {
-        self.client.require(Scope::TeamsRead, "reading teams")?;
+        let _acting = self.client.require(Scope::TeamsRead, "reading teams")?;
         teams::list_teams(self.db())
     }
 
-    /// Deletes a team and its memberships.
+    /// Deletes a team and its memberships, and revokes every grant to `team:ID`, to each
+    /// `team:ID/ROLE` and to the `member:M` roles of its memberships, from every document
+    /// and collection, in one atomic write: a new team given the same id later inherits
+    /// nothing.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.client.require(Scope::TeamsWrite, "deleting teams")?;
-        teams::delete_team(self.db(), id)
+        let _acting = self.client.require(Scope::TeamsWrite, "deleting teams")?;
+        let db = self.db();
+        db.write(|store, batch| {
+            let mut roles = teams::remove_team(store, batch, id)?;
+            roles.push(crate::perm::Role::team(id).to_string());
+            let prefix = format!("{}/", crate::perm::Role::team(id));
+            let revoked = Revoked {
+                roles: &roles,
+                prefix: Some(&prefix),
+            };
+            revoke_grants(store, batch, revoked, db.options.limits)
+        })
     }
 
     /// Adds user `user_id` to team `team_id` with team `roles`, confirmed at once.
@@ -131,21 +149,24 @@ impl Teams {
         user_id: &str,
         roles: &[&str],
     ) -> Result<Membership> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::TeamsWrite, "creating memberships")?;
         teams::create_membership(self.db(), team_id, user_id, roles)
     }
 
     /// The memberships of team `team_id`.
     pub fn list_memberships(&self, team_id: &str) -> Result<Vec<Membership>> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::TeamsRead, "reading memberships")?;
         teams::list_memberships(self.db(), team_id)
     }
 
     /// Removes a membership; the next `set_jwt` or `set_session` no longer gives its roles.
     pub fn delete_membership(&self, team_id: &str, membership_id: &str) -> Result<()> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::TeamsWrite, "deleting memberships")?;
         teams::delete_membership(self.db(), team_id, membership_id)
     }

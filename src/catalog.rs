@@ -274,15 +274,15 @@ pub(crate) fn all_collections(store: &Store) -> Result<Vec<CollectionRecord>> {
         .collect()
 }
 
-/// Writes `coll` again without the permissions that grant to one of `roles`, if it has any.
+/// Writes `coll` again without the permissions whose role `revoked` names, if it has any.
 pub(crate) fn drop_grants(
     batch: &mut WriteBatch,
     coll: &CollectionRecord,
-    roles: &[String],
+    revoked: impl Fn(&str) -> bool,
 ) -> Result<()> {
     let names_role = |p: &String| {
         p.parse::<Permission>()
-            .is_ok_and(|p| roles.contains(&p.role().to_string()))
+            .is_ok_and(|p| revoked(&p.role().to_string()))
     };
     if !coll.permissions.iter().any(names_role) {
         return Ok(());

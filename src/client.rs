@@ -2,6 +2,7 @@
 //! `Schemas`, `Schema`, `Collections` and `Collection`.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
@@ -15,6 +16,7 @@ use crate::auth::users::{self, UserRecord, load_user};
 use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
 use crate::collection::Collection;
+use crate::db::acting::{Acting, acting};
 use crate::db::{Db, DbInner};
 use crate::error::{Error, Result};
 use crate::id::check_id;
@@ -135,6 +137,10 @@ struct Derived {
 struct ClientState {
     credential: Credential,
     current: RwLock<Derived>,
+    /// Set once the account an impersonated client was made for is gone (deleted, or an
+    /// account took an id that had none): the client never acts again, even should the
+    /// store come back to how it was.
+    ended: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -166,6 +172,7 @@ impl Client {
             state: Arc::new(ClientState {
                 credential,
                 current: RwLock::new(derived),
+                ended: AtomicBool::new(false),
             }),
             db,
         }
@@ -194,7 +201,18 @@ impl Client {
         let epoch = db.auth_epoch();
         let mut current = self.current();
         if current.epoch != epoch {
-            current = derive(db, &self.state.credential, epoch)?;
+            if self.state.ended.load(Ordering::Acquire) {
+                return Err(account_ended(&self.state.credential));
+            }
+            current = derive(db, &self.state.credential, epoch).inspect_err(|_| {
+                if let Credential::Impersonated {
+                    user_id, account, ..
+                } = &self.state.credential
+                    && account_changed(db, user_id, account).unwrap_or(false)
+                {
+                    self.state.ended.store(true, Ordering::Release);
+                }
+            })?;
             if let Ok(mut guard) = self.state.current.write()
                 && guard.epoch < epoch
             {
@@ -359,9 +377,28 @@ impl Client {
         }
     }
 
-    /// Root passes; a key passes with `scope`; anyone else is refused.
-    pub(crate) fn require(&self, scope: Scope, what: &str) -> Result<()> {
-        check_scope(&*self.principal()?, scope, what, Audience::Admin)
+    /// Root passes; a key passes with `scope`; anyone else is refused. The guard makes
+    /// the check again under the writer lock for every write of the call (INVARIANT
+    /// write-as-of-commit in `db`), so hold it for the whole call.
+    pub(crate) fn require(&self, scope: Scope, what: &str) -> Result<Acting> {
+        check_scope(&*self.principal()?, scope, what, Audience::Admin)?;
+        let client = self.clone();
+        let what = what.to_owned();
+        Ok(acting(move || {
+            check_scope(&*client.principal()?, scope, &what, Audience::Admin)
+        }))
+    }
+
+    /// For a write a user makes to their own account: the guard of [`Client::require`],
+    /// with users and guests allowed (a user impersonated by a key needs the key to hold
+    /// `scope`), so a revoked credential stops the write under the lock.
+    pub(crate) fn require_own(&self, scope: Scope, what: &str) -> Result<Acting> {
+        check_scope(&*self.principal()?, scope, what, Audience::Users)?;
+        let client = self.clone();
+        let what = what.to_owned();
+        Ok(acting(move || {
+            check_scope(&*client.principal()?, scope, &what, Audience::Users)
+        }))
     }
 
     /// Document calls: users and guests are checked by permissions after this, keys (and
@@ -468,6 +505,28 @@ fn token_principal(
     })
 }
 
+fn account_gone(account: &AccountMark) -> Error {
+    Error::Unauthorized(if account.exists {
+        "the impersonated user no longer exists".into()
+    } else {
+        "the impersonated user id now belongs to an account".into()
+    })
+}
+
+/// The refusal of a client whose account has ended (see `ClientState::ended`).
+fn account_ended(credential: &Credential) -> Error {
+    match credential {
+        Credential::Impersonated { account, .. } => account_gone(account),
+        _ => Error::Unauthorized("the client's account has ended".into()),
+    }
+}
+
+/// Whether user id `user_id` no longer has the account `account` describes.
+fn account_changed(db: &DbInner, user_id: &str, account: &AccountMark) -> Result<bool> {
+    let user = load_user(&db.store, user_id)?;
+    Ok(AccountMark::load(&db.store, user.as_ref())? != *account)
+}
+
 /// The principal of user `user_id` as root (`key` `None`) or a key acts for it; a blocked
 /// user is refused, and so is any account but `account` (the one the client was made
 /// for): a client made for a user ends with the user's deletion, and one made for an id
@@ -481,11 +540,7 @@ fn impersonated(
 ) -> Result<Derived> {
     let user = load_user(&db.store, user_id)?;
     if AccountMark::load(&db.store, user.as_ref())? != *account {
-        return Err(Error::Unauthorized(if account.exists {
-            "the impersonated user no longer exists".into()
-        } else {
-            "the impersonated user id now belongs to an account".into()
-        }));
+        return Err(account_gone(account));
     }
     let facts = match user {
         Some(user) if user.blocked => {
@@ -530,33 +585,36 @@ pub struct Schemas {
 impl Schemas {
     /// Creates schema `id` named `name`.
     pub fn create(&self, id: &str, name: &str) -> Result<SchemaInfo> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "creating schemas")?;
         catalog::create_schema(&self.client.db.inner, id, name)
     }
 
     /// Schema `id`.
     pub fn get(&self, id: &str) -> Result<SchemaInfo> {
-        self.client.require(Scope::SchemasRead, "reading schemas")?;
+        let _acting = self.client.require(Scope::SchemasRead, "reading schemas")?;
         catalog::get_schema(&self.client.db.inner, id)
     }
 
     /// Every schema, by id.
     pub fn list(&self) -> Result<Vec<SchemaInfo>> {
-        self.client.require(Scope::SchemasRead, "reading schemas")?;
+        let _acting = self.client.require(Scope::SchemasRead, "reading schemas")?;
         catalog::list_schemas(&self.client.db.inner)
     }
 
     /// Renames schema `id` and enables or disables it (a disabled schema is hidden from clients).
     pub fn update(&self, id: &str, name: &str, enabled: bool) -> Result<SchemaInfo> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "updating schemas")?;
         catalog::update_schema(&self.client.db.inner, id, name, enabled)
     }
 
     /// Deletes schema `id` with all its collections and documents.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "deleting schemas")?;
         catalog::delete_schema(&self.client.db.inner, id)
     }
@@ -600,21 +658,24 @@ pub struct Collections {
 impl Collections {
     /// Creates a collection as `spec` says.
     pub fn create(&self, spec: CollectionSpec) -> Result<CollectionInfo> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "creating collections")?;
         catalog::create_collection(&self.client.db.inner, &self.schema_id, &spec)
     }
 
     /// Collection `id`.
     pub fn get(&self, id: &str) -> Result<CollectionInfo> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasRead, "reading collections")?;
         catalog::get_collection(&self.client.db.inner, &self.schema_id, id)
     }
 
     /// Every collection of the schema, by id.
     pub fn list(&self) -> Result<Vec<CollectionInfo>> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasRead, "reading collections")?;
         catalog::list_collections(&self.client.db.inner, &self.schema_id)
     }
@@ -622,14 +683,16 @@ impl Collections {
     /// Replaces the name, permissions, document security and enabled flag of the
     /// collection `spec` names. Documents are untouched.
     pub fn update(&self, spec: CollectionSpec) -> Result<CollectionInfo> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "updating collections")?;
         catalog::update_collection(&self.client.db.inner, &self.schema_id, &spec)
     }
 
     /// Declares attribute `spec` on collection `id`. Existing documents are not rewritten.
     pub fn create_attribute(&self, id: &str, spec: AttributeSpec) -> Result<CollectionInfo> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "creating attributes")?;
         catalog::create_attribute(&self.client.db.inner, &self.schema_id, id, &spec)
     }
@@ -637,28 +700,32 @@ impl Collections {
     /// Removes attribute `key` of collection `id`, its values from every document (one
     /// atomic write over the whole collection) and the indexes that use it.
     pub fn delete_attribute(&self, id: &str, key: &str) -> Result<()> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "deleting attributes")?;
         catalog::delete_attribute(&self.client.db.inner, &self.schema_id, id, key)
     }
 
     /// Creates index `spec` on collection `id` and fills it from the existing documents.
     pub fn create_index(&self, id: &str, spec: IndexSpec) -> Result<CollectionInfo> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "creating indexes")?;
         catalog::create_index(&self.client.db.inner, &self.schema_id, id, &spec)
     }
 
     /// Drops index `key` of collection `id` and frees its entries.
     pub fn delete_index(&self, id: &str, key: &str) -> Result<()> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "deleting indexes")?;
         catalog::delete_index(&self.client.db.inner, &self.schema_id, id, key)
     }
 
     /// Deletes collection `id` with all its documents and indexes.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.client
+        let _acting = self
+            .client
             .require(Scope::SchemasWrite, "deleting collections")?;
         catalog::delete_collection(&self.client.db.inner, &self.schema_id, id)
     }

@@ -425,24 +425,43 @@ impl Collection {
     }
 }
 
-/// Removes every grant to one of `roles` from every collection's permissions and every
+/// Grants to revoke: exact roles, and every role starting with a prefix.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Revoked<'a> {
+    pub(crate) roles: &'a [String],
+    pub(crate) prefix: Option<&'a str>,
+}
+
+impl Revoked<'_> {
+    fn names(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role) || self.prefix.is_some_and(|p| role.starts_with(p))
+    }
+}
+
+/// Removes every grant to a revoked role from every collection's permissions and every
 /// document's, with their permission index entries, into `batch` (under the writer lock).
-/// Used when a user is deleted, so that a new account with the same id inherits nothing.
-/// The documents concerned are found through the permission index, so the work grows
-/// with them, not with the store.
+/// Used when a user or a team is deleted, so that a new one with the same id inherits
+/// nothing. The documents concerned are found through the permission index, so the work
+/// grows with them (and, for a prefix, with the collection's index keys), not with the store.
 pub(crate) fn revoke_grants(
     store: &Store,
     batch: &mut WriteBatch,
-    roles: &[String],
+    revoked: Revoked<'_>,
     limits: Limits,
 ) -> Result<()> {
     for coll in crate::catalog::all_collections(store)? {
-        crate::catalog::drop_grants(batch, &coll, roles)?;
+        crate::catalog::drop_grants(batch, &coll, |role| revoked.names(role))?;
         let mut edits = IndexEdits::default();
         let mut seqs = roaring::RoaringBitmap::new();
         let work = crate::index::Counters::default();
         for kind in [IndexKind::Read, IndexKind::Update, IndexKind::Delete] {
-            for role in roles {
+            let mut roles = revoked.roles.to_vec();
+            if let Some(prefix) = revoked.prefix {
+                roles.extend(crate::index::roles_with_prefix(
+                    store, coll.cid, kind, prefix,
+                )?);
+            }
+            for role in &roles {
                 seqs |= crate::index::load_bitmap(store, coll.cid, kind, role, &work)?;
             }
         }
@@ -455,7 +474,7 @@ pub(crate) fn revoke_grants(
             })?;
             let (gone, kept) = std::mem::take(&mut record.permissions)
                 .into_iter()
-                .partition(|StoredPermission(_, role)| roles.contains(role));
+                .partition(|StoredPermission(_, role)| revoked.names(role));
             record.permissions = kept;
             index_permissions(&mut edits, coll.cid, seq, &gone, IndexEdits::remove);
             put_record(batch, &coll, seq, &record, limits)?;

@@ -195,6 +195,48 @@ impl Db {
     }
 }
 
+/// The permission check of the client a call acts for, kept per thread while the call
+/// runs, so that [`DbInner::write`] makes it again under the writer lock.
+pub(crate) mod acting {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::error::Result;
+
+    type Check = Rc<dyn Fn() -> Result<()>>;
+
+    thread_local! {
+        static CHECKS: RefCell<Vec<Check>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// While held, writes on this thread make `check` again under the writer lock.
+    #[must_use = "the check applies only while the guard is held"]
+    pub(crate) struct Acting(());
+
+    impl Drop for Acting {
+        fn drop(&mut self) {
+            CHECKS.with(|c| {
+                c.borrow_mut().pop();
+            });
+        }
+    }
+
+    /// Registers `check` for the writes this thread makes until the guard drops.
+    pub(crate) fn acting(check: impl Fn() -> Result<()> + 'static) -> Acting {
+        CHECKS.with(|c| c.borrow_mut().push(Rc::new(check)));
+        Acting(())
+    }
+
+    /// Makes the innermost registered check, if any.
+    pub(crate) fn check_again() -> Result<()> {
+        let check = CHECKS.with(|c| c.borrow().last().cloned());
+        match check {
+            Some(check) => check(),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Whether a batch may change or revoke a principal: any write to users, API keys, teams,
 /// memberships or signing keys, and the removal of a session. New sessions and
 /// one-time token bookkeeping change no existing principal.
@@ -261,6 +303,10 @@ impl DbInner {
         f: impl FnOnce(&Store, &mut WriteBatch) -> Result<T>,
     ) -> Result<T> {
         let _guard = self.lock();
+        // INVARIANT (write-as-of-commit): the check of the client this thread acts for is
+        // made again here, under the lock the auth epoch moves under, so a write that
+        // began before its credential was revoked is refused rather than committed.
+        acting::check_again()?;
         let mut batch = WriteBatch::default();
         let out = f(&self.store, &mut batch)?;
         let applied = self.store.apply(&batch);

@@ -696,3 +696,59 @@ fn sessions_and_keys_end_just_after_their_expiry() {
     assert!(db.client().set_session(&session.secret).is_err());
     assert!(db.client().set_key(&key.secret).is_err());
 }
+
+/// Red-team finding (second round): a deleted team's grants stayed, and a new team with
+/// its id passed them to its new members.
+#[test]
+fn a_new_team_with_a_deleted_teams_id_inherits_nothing() {
+    let (db, _) = setup();
+    let root = db.root();
+    root.teams().create("ops", "Ops").unwrap();
+    let m = root
+        .teams()
+        .create_membership("ops", "user-a", &["admin"])
+        .unwrap();
+    let spec = permdb::CollectionSpec::new("runbooks", "Runbooks")
+        .permissions([Permission::read(Role::team_role("ops", "admin"))])
+        .document_security(true);
+    let runbooks = common::create_collection(&db, "db", spec);
+    for (id, role) in [
+        ("t", Role::team("ops")),
+        ("r", Role::team_role("ops", "admin")),
+        ("o", Role::team_role("ops", "oncall")),
+        ("m", Role::member(m.id())),
+    ] {
+        runbooks
+            .create(id, json!({}), Some(vec![Permission::read(role)]))
+            .unwrap();
+    }
+    runbooks
+        .create(
+            "keep",
+            json!({}),
+            Some(vec![
+                Permission::read(Role::team("ops")),
+                Permission::read(Role::team("opsx")),
+            ]),
+        )
+        .unwrap();
+    let a = common::sign_in(&db, "a");
+    assert_eq!(a.schema("db").collection("runbooks").count(&[]).unwrap(), 5);
+
+    root.teams().delete("ops").unwrap();
+    root.teams().create("ops", "Ops again").unwrap();
+    root.teams()
+        .create_membership("ops", "user-b", &["admin", "oncall"])
+        .unwrap();
+    let b = common::sign_in(&db, "b");
+    let c = b.schema("db").collection("runbooks");
+    assert_eq!(c.find(&[]).unwrap().total, 0, "{:?}", c.find(&[]).unwrap());
+    // Others' grants stay; the collection's grant to the old team is gone.
+    assert_eq!(
+        runbooks.get("keep").unwrap().permissions(),
+        [Permission::read(Role::team("opsx"))]
+    );
+    let info = root.schema("db").collections().get("runbooks").unwrap();
+    assert!(info.permissions.is_empty(), "{:?}", info.permissions);
+    assert_eq!(db.verify().unwrap().problems, 0);
+}

@@ -171,6 +171,38 @@ fn docs(client: &Client) -> Collection {
     client.schema("s").collection("c")
 }
 
+/// Where `on_own_thread` leaves its thread, and whether the revocation had committed
+/// when the call went on.
+type Slot = Arc<Mutex<Option<(std::thread::JoinHandle<()>, bool)>>>;
+
+/// `revoke` run on a thread of its own and waited for up to 200 ms: at a clock reading
+/// outside the writer lock it commits right there; at one taken under the lock (a write
+/// checking its client again) it commits after that write, a legitimate order too.
+fn on_own_thread(revoke: Action, slot: Slot) -> Action {
+    Box::new(move || {
+        let (done, finished) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            revoke();
+            let _ = done.send(());
+        });
+        let first = finished
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_ok();
+        *slot.lock().unwrap() = Some((t, first));
+    })
+}
+
+/// Waits for the revocation; whether it committed before the call went on.
+fn join(slot: &Slot) -> bool {
+    match slot.lock().unwrap().take() {
+        Some((t, first)) => {
+            t.join().unwrap();
+            first
+        }
+        None => false,
+    }
+}
+
 /// A way to build a client, a revocation, and what the revocation takes away.
 struct Case {
     name: &'static str,
@@ -743,6 +775,12 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
     // What the id without an account wrote is the service's to grant: the new account
     // reads it, as DESIGN's "services with their own sign-in" intend.
     assert_eq!(docs(&successor).count(&[]).unwrap(), 1);
+    // Ended is ended: with the account deleted again, the old clients stay refused.
+    w.db.root().users().delete("att").unwrap();
+    for held in [&by_key, &by_root, &no_account] {
+        let r = docs(held).count(&[]);
+        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    }
 }
 
 /// A sign-in checks the password, then writes the session: a block, or the account's
@@ -835,4 +873,125 @@ fn a_token_and_its_session_ending_together_name_the_token() {
         matches!(r, Err(Error::InvalidToken(TokenError::Expired))),
         "{r:?}"
     );
+}
+
+/// Red-team finding (second round): admin and account writes acted with rights checked
+/// before the writer lock, so a deleted key committed one more write (a label, a
+/// membership, a collection opened to `any`). Each write is tried with the key deleted at
+/// every clock reading it makes; none may commit.
+#[test]
+fn admin_writes_racing_their_keys_deletion_are_refused() {
+    type Write = fn(&Client) -> permdb::Result<()>;
+    let writes: [(&str, Write); 5] = [
+        ("labels", |k| {
+            k.users().update_labels("att", &["admin"]).map(|_| ())
+        }),
+        ("membership", |k| {
+            k.teams()
+                .create_membership("t1", "vic", &["owner"])
+                .map(|_| ())
+        }),
+        ("collection opened", |k| {
+            k.schema("s")
+                .collections()
+                .update(
+                    CollectionSpec::new("c", "C")
+                        .permissions([Permission::read(Role::any())])
+                        .document_security(true),
+                )
+                .map(|_| ())
+        }),
+        ("user created", |k| {
+            k.users()
+                .create("mallory", "m@example.com", "password-m", None)
+                .map(|_| ())
+        }),
+        ("user blocked", |k| {
+            k.users().update_status("vic", false).map(|_| ())
+        }),
+    ];
+    let mut committed = Vec::new();
+    for (what, write) in writes {
+        for wait in 0.. {
+            let w = world();
+            let key = w.db.client().set_key(&w.key).unwrap();
+            let before = snapshot(&w.db);
+            let slot = Arc::default();
+            w.clock.arm(
+                wait,
+                on_own_thread(delete_key(&w.db, &w), Arc::clone(&slot)),
+            );
+            let r = write(&key);
+            if !w.clock.disarm() {
+                assert!(wait > 0, "{what}: the write never read the clock");
+                break;
+            }
+            if join(&slot) && (r.is_ok() || snapshot(&w.db) != before) {
+                committed.push(format!(
+                    "{what} (key deleted at clock reading {}): {r:?}",
+                    wait + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        committed.is_empty(),
+        "written after the key's deletion:\n{}",
+        committed.join("\n")
+    );
+}
+
+/// What the races above could change.
+fn snapshot(db: &Db) -> String {
+    let root = db.root();
+    format!(
+        "{:?} {:?} {:?}",
+        root.users().list().unwrap(),
+        root.teams().list_memberships("t1").unwrap(),
+        root.schema("s").collections().get("c").unwrap().permissions,
+    )
+}
+
+/// The same for a user's own account: a session ended by its owner cannot end the
+/// owner's other sessions while its call is in flight.
+#[test]
+fn an_ended_session_cannot_end_the_others() {
+    for wait in 0.. {
+        let w = world();
+        let other =
+            w.db.client()
+                .account()
+                .create_email_password_session("a@example.com", "password-a")
+                .unwrap();
+        let thief = w.db.client().set_session(&w.session).unwrap();
+        let owner = w.db.client().set_session(&other.secret).unwrap();
+        let session_id = thief
+            .account()
+            .list_sessions()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.current)
+            .unwrap()
+            .id;
+        let slot: Slot = Arc::default();
+        // The owner's call fails when the thief's commits first (it ended every session).
+        let end = Box::new(move || {
+            let _ = owner.account().delete_session(&session_id);
+        });
+        w.clock.arm(wait, on_own_thread(end, Arc::clone(&slot)));
+        let r = thief.account().delete_sessions();
+        if !w.clock.disarm() {
+            assert!(wait > 0, "the call never read the clock");
+            break;
+        }
+        if !join(&slot) {
+            continue;
+        }
+        assert!(r.is_err(), "at clock reading {}: {r:?}", wait + 1);
+        assert!(
+            w.db.client().set_session(&other.secret).is_ok(),
+            "at clock reading {}: the owner's session was ended",
+            wait + 1
+        );
+    }
 }

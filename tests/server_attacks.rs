@@ -695,6 +695,14 @@ async fn logout_clears_the_cookie_and_a_dead_one_is_a_guest() {
             "{name} not cleared: {cleared:?}"
         );
     }
+    // A cookie tossed in beside a live one (another site on the host) is passed over.
+    let (_, fresh, _) = browser_sign_in(&s, &[]).await;
+    let fresh = format!("a_session_default={}", cookie_secret(&fresh));
+    let tossed = format!("{fresh}; a_session_default_legacy=tossed");
+    let (status, me) = s
+        .call(Method::GET, "/v1/account", &[("Cookie", &tossed)], None)
+        .await;
+    assert_eq!((status, &me["$id"]), (StatusCode::OK, &json!("user-a")));
     // A browser that kept the dead cookie is a guest: it can sign in again.
     let (status, _, body) = browser_sign_in(&s, &[("Cookie", &cookie)]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

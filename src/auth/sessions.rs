@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::users::{UserRecord, find_by_email, load_user};
+use super::users::{UserRecord, find_account_by_email, load_user};
 use super::{child_ids, load, put};
 use crate::db::DbInner;
 use crate::error::{Error, ResourceKind, Result};
@@ -97,15 +97,15 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
     super::users::check_email(email)?;
     let now = db.options.clock.now();
     let attempt = db.throttle.begin(&email.to_lowercase(), now)?;
-    let user = find_by_email(&db.store, email)?;
-    let ok = match &user {
-        Some(u) => super::password::verify(password, &u.password_hash),
+    let account = find_account_by_email(&db.store, email)?;
+    let ok = match &account {
+        Some((_, u)) => super::password::verify(password, &u.password_hash),
         None => {
             let _ = super::password::verify(password, db.dummy_hash());
             false
         }
     };
-    let Some(user) = user.filter(|_| ok) else {
+    let Some((incarnation, user)) = account.filter(|_| ok) else {
         return Err(refused());
     };
     db.throttle.succeeded(attempt);
@@ -133,20 +133,20 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
     };
     db.write(|store, batch| {
         // While the password was checked, the user may have been deleted (and its id
-        // taken by a new account, with another password hash) or blocked.
+        // taken by a new account, with another incarnation) or blocked.
+        let same_account = super::users::incarnation(store, &user.id)? == incarnation;
         match load_user(store, &user.id)? {
-            Some(u) if u.password_hash == user.password_hash && !u.blocked => {
-                if let Some(h) = &rehashed {
-                    super::users::put_user(
-                        batch,
-                        &UserRecord {
-                            password_hash: h.clone(),
-                            ..u
-                        },
-                    )?;
+            Some(u) if same_account && !u.blocked => {
+                // Another sign-in may have re-hashed it meanwhile: then that hash stays.
+                if let Some(h) = rehashed.filter(|_| u.password_hash == user.password_hash) {
+                    let u = UserRecord {
+                        password_hash: h,
+                        ..u
+                    };
+                    super::users::put_user(batch, &u)?;
                 }
             }
-            Some(u) if u.password_hash == user.password_hash => {
+            Some(_) if same_account => {
                 return Err(Error::Unauthorized("the user is blocked".into()));
             }
             _ => return Err(refused()),
@@ -265,7 +265,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(stored(&db).contains("m=256,"), "{}", stored(&db));
         }
-        let db = Db::open_with(dir.path(), Options::new().password_hashing(cost(512)))
+        let db = Db::open_with(dir.path(), Options::new().password_hashing(cost(16 << 10)))
             .unwrap_or_else(|e| panic!("{e}"));
         let wrong = create_session(&db.inner, "u@example.com", "password-x");
         assert!(matches!(wrong, Err(Error::Unauthorized(_))));
@@ -273,8 +273,25 @@ mod tests {
             stored(&db).contains("m=256,"),
             "a failed sign-in changes nothing"
         );
-        create_session(&db.inner, "u@example.com", "password-u").unwrap_or_else(|e| panic!("{e}"));
-        assert!(stored(&db).contains("m=512,"), "{}", stored(&db));
+        // Two sign-ins at once both re-hash (16 MiB, slow enough to overlap); both
+        // succeed, and one of their hashes stays.
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let both: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, start) = (db.clone(), std::sync::Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    create_session(&db.inner, "u@example.com", "password-u").map(|_| ())
+                })
+            })
+            .collect();
+        for sign_in in both {
+            let r = sign_in
+                .join()
+                .unwrap_or_else(|_| panic!("sign-in panicked"));
+            assert!(r.is_ok(), "{r:?}");
+        }
+        assert!(stored(&db).contains("m=16384,"), "{}", stored(&db));
         create_session(&db.inner, "u@example.com", "password-u").unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -152,16 +152,17 @@ pub(crate) fn list_teams(db: &DbInner) -> Result<Vec<Team>> {
         .collect())
 }
 
-/// Deletes a team and every membership of it.
-pub(crate) fn delete_team(db: &DbInner, id: &str) -> Result<()> {
-    db.write(|store, batch| {
-        require_team(store, id)?;
-        batch.remove(Tree::Auth, team_key(id));
-        for m in child_ids(store, &keys::auth_children(b'T', id))? {
-            remove_membership(store, batch, &m)?;
-        }
-        Ok(())
-    })
+/// Removes a team and every membership of it into `batch`; returns the `member:M` roles
+/// of those memberships, whose grants the caller revokes in the same batch.
+pub(crate) fn remove_team(store: &Store, batch: &mut WriteBatch, id: &str) -> Result<Vec<String>> {
+    require_team(store, id)?;
+    batch.remove(Tree::Auth, team_key(id));
+    let mut member_roles = Vec::new();
+    for m in child_ids(store, &keys::auth_children(b'T', id))? {
+        remove_membership(store, batch, &m)?;
+        member_roles.push(crate::perm::Role::member(m).to_string());
+    }
+    Ok(member_roles)
 }
 
 pub(crate) fn create_membership(

@@ -141,12 +141,19 @@ pub(crate) fn require_user(store: &Store, id: &str) -> Result<UserRecord> {
     load_user(store, id)?.ok_or_else(|| Error::not_found(ResourceKind::User, id))
 }
 
-/// The user with this email (any case).
-pub(crate) fn find_by_email(store: &Store, email: &str) -> Result<Option<UserRecord>> {
+/// The user with this email (any case) and its account's incarnation, read first: should
+/// the account be replaced while this runs, the incarnation is the older one, and a later
+/// comparison with it refuses.
+pub(crate) fn find_account_by_email(
+    store: &Store,
+    email: &str,
+) -> Result<Option<(Option<Vec<u8>>, UserRecord)>> {
     let Some(id) = store.get(Tree::Auth, &email_key(email))? else {
         return Ok(None);
     };
-    load_user(store, &String::from_utf8_lossy(&id))
+    let id = String::from_utf8_lossy(&id).into_owned();
+    let incarnation = incarnation(store, &id)?;
+    Ok(load_user(store, &id)?.map(|u| (incarnation, u)))
 }
 
 pub(crate) fn create_user(

@@ -197,6 +197,33 @@ impl IndexEdits {
     }
 }
 
+/// The roles starting with `prefix` that have a bitmap of `kind` in collection `cid`.
+/// Reads every container key of that kind (keys only): for rare calls, such as deleting
+/// a team, whose roles are not known one by one.
+pub(crate) fn roles_with_prefix(
+    store: &Store,
+    cid: u32,
+    kind: IndexKind,
+    prefix: &str,
+) -> Result<Vec<String>> {
+    let mut of_kind = keys::collection_data(cid).to_vec();
+    of_kind.push(kind as u8);
+    let mut roles: Vec<String> = Vec::new();
+    for entry in store.scan_prefix_keyed(Tree::PermIndex, &of_kind, Direction::Forward) {
+        let (key, _) = entry?;
+        let role = key
+            .get(..key.len().saturating_sub(2))
+            .and_then(prefix_parts)
+            .map(|(_, _, role)| role);
+        if let Some(role) = role.filter(|r| r.starts_with(prefix))
+            && roles.last().is_none_or(|last| last != role)
+        {
+            roles.push(role.to_owned());
+        }
+    }
+    Ok(roles)
+}
+
 /// Loads a whole bitmap (every container), counting the work in `counters`.
 pub(crate) fn load_bitmap(
     store: &Store,

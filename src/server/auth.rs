@@ -64,35 +64,49 @@ pub(crate) fn cookie_name(project: &str) -> String {
     format!("a_session_{}", project.to_lowercase())
 }
 
-/// The session secret in the request's cookies, under Appwrite's cookie names (the
-/// current one and `_legacy`, which Appwrite sets alike). Two of them that disagree are a
-/// 400, as two credential headers are. Cookies are read leniently (another app on the
-/// same host may set cookies that are not ASCII); only these names are looked at.
-fn session_cookie(headers: &HeaderMap, project: &str) -> Result<Option<String>, ApiError> {
+/// The distinct session secrets in the request's cookies, under Appwrite's cookie names
+/// (the current one and `_legacy`, which Appwrite sets alike). Cookies are read leniently
+/// (another app on the same host may set cookies that are not ASCII); only these names
+/// are looked at.
+fn session_cookies(headers: &HeaderMap, project: &str) -> Vec<String> {
     let name = cookie_name(project);
     let legacy = format!("{name}_legacy");
-    let mut found: Option<String> = None;
+    let mut found: Vec<String> = Vec::new();
     for value in headers.get_all(COOKIE) {
         let text = String::from_utf8_lossy(value.as_bytes());
         for pair in text.split(';') {
             let Some((k, v)) = pair.trim().split_once('=') else {
                 continue;
             };
-            if k != name && k != legacy {
-                continue;
-            }
             let v = v.trim_matches('"');
-            match &found {
-                Some(seen) if seen != v => {
-                    return Err(ApiError::bad_request(format!(
-                        "the session cookies ({name}, {legacy}) carry different sessions; send one"
-                    )));
-                }
-                _ => found = Some(v.to_owned()),
+            if (k == name || k == legacy) && !found.iter().any(|f| f == v) {
+                found.push(v.to_owned());
             }
         }
     }
-    Ok(found)
+    found
+}
+
+/// The session the cookies carry: the one live session among them. A cookie whose
+/// session has ended (expired, logged out elsewhere, the user deleted), or one another
+/// site on the host tossed in, is passed over, and with no live session the request is a
+/// guest's (as in Appwrite), so the browser can still sign in. Two different live
+/// sessions are a 400: the request is refused, not guessed between.
+fn cookie_session(db: &Db, headers: &HeaderMap) -> Result<Option<Client>, ApiError> {
+    let mut live: Vec<Client> = Vec::new();
+    for secret in session_cookies(headers, db.project()) {
+        if let Ok(client) = db.client().set_session(&secret) {
+            live.push(client);
+        }
+    }
+    if live.len() > 1 {
+        return Err(ApiError::bad_request(format!(
+            "the session cookies ({}, {}_legacy) carry two live sessions; send one",
+            cookie_name(db.project()),
+            cookie_name(db.project())
+        )));
+    }
+    Ok(live.pop())
 }
 
 /// The project the request names must be the store's (404 `project_not_found` otherwise);
@@ -135,14 +149,9 @@ pub(crate) fn caller(db: &Db, headers: &HeaderMap) -> Result<Caller, ApiError> {
         (guest.set_jwt(jwt)?, Via::Jwt)
     } else if let Some((_, secret)) = session {
         (guest.set_session(secret)?, Via::Session)
-    } else if let Some(secret) = session_cookie(headers, db.project())? {
-        // A cookie the browser keeps after its session ended (expired, logged out
-        // elsewhere, the user deleted) makes a guest, as in Appwrite, so that the browser
-        // can still sign in; a credential header that fails stays a 401.
-        match guest.set_session(&secret) {
-            Ok(client) => (client, Via::Cookie),
-            Err(_) => (guest, Via::Guest),
-        }
+    } else if let Some(client) = cookie_session(db, headers)? {
+        // (A credential header that fails stays a 401.)
+        (client, Via::Cookie)
     } else {
         (guest, Via::Guest)
     };
