@@ -755,6 +755,15 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
             .impersonate("att")
             .unwrap();
     let by_root = w.db.root().impersonate("att").unwrap();
+    // Other accounts coming and going do not touch it.
+    let account = w.db.client().account();
+    account
+        .create("other", "o@example.com", "password-o", None)
+        .unwrap();
+    w.db.root().users().delete("other").unwrap();
+    for held in [&by_key, &by_root] {
+        assert_eq!(docs(held).count(&[]).unwrap(), 2, "mine and team");
+    }
     w.db.root().users().delete("att").unwrap();
     for held in [&by_key, &by_root] {
         let r = docs(held).create("after", json!({}), None);

@@ -124,6 +124,12 @@ mod tests {
             t.begin("a@x", last),
             Err(Error::TooManyRequests(_))
         ));
+        // The refusal says how long until the oldest attempt leaves the window.
+        let r = t.begin("a@x", t0 + Duration::minutes(14));
+        assert!(
+            matches!(&r, Err(Error::TooManyRequests(m)) if m.ends_with("try again in 60 s")),
+            "{r:?}"
+        );
         t.begin("a@x", t0 + Duration::minutes(15)).unwrap();
     }
 

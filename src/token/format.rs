@@ -334,5 +334,7 @@ mod tests {
         );
         assert_eq!(check_time(&c, at(1_960), LEEWAY), Ok(()));
         assert_eq!(check_time(&c, at(1_961), LEEWAY), Err(TokenError::Expired));
+        // A token ending the instant it starts is valid then (and for the leeway).
+        assert_eq!(check_time(&claims(1_000, 1_000), at(1_000), LEEWAY), Ok(()));
     }
 }
