@@ -314,10 +314,10 @@ pub(crate) fn create_schema(db: &DbInner, id: &str, name: &str) -> Result<Schema
     let now = db.now_ms();
     db.write(|store, batch| {
         if load_schema(store, id)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "schema {} already exists",
-                quote(id)
-            )));
+            return Err(Error::conflict(
+                ResourceKind::Schema,
+                format!("schema {} already exists", quote(id)),
+            ));
         }
         let r = SchemaRecord {
             id: id.into(),
@@ -406,11 +406,14 @@ pub(crate) fn create_collection(
     db.write(|store, batch| {
         require_schema(store, schema_id)?;
         if load_collection(store, schema_id, &spec.id)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "collection {} already exists in schema {}",
-                quote(&spec.id),
-                quote(schema_id)
-            )));
+            return Err(Error::conflict(
+                ResourceKind::Collection,
+                format!(
+                    "collection {} already exists in schema {}",
+                    quote(&spec.id),
+                    quote(schema_id)
+                ),
+            ));
         }
         let cid = next_cid(store)?;
         let next = cid
@@ -504,10 +507,10 @@ pub(crate) fn create_attribute(
     db.write(|store, batch| {
         let mut r = require_collection(store, schema_id, id)?;
         if r.attributes.iter().any(|a| a.key() == spec.key) {
-            return Err(Error::Conflict(format!(
-                "attribute {} already exists",
-                quote(&spec.key)
-            )));
+            return Err(Error::conflict(
+                ResourceKind::Attribute,
+                format!("attribute {} already exists", quote(&spec.key)),
+            ));
         }
         if r.attributes.len() >= MAX_ATTRIBUTES {
             return Err(Error::LimitExceeded(format!(
@@ -574,10 +577,10 @@ pub(crate) fn create_index(
     db.write(|store, batch| {
         let mut r = require_collection(store, schema_id, id)?;
         if r.indexes.iter().any(|i| i.key == spec.key) {
-            return Err(Error::Conflict(format!(
-                "index {} already exists",
-                quote(&spec.key)
-            )));
+            return Err(Error::conflict(
+                ResourceKind::Index,
+                format!("index {} already exists", quote(&spec.key)),
+            ));
         }
         let specs = r.attribute_specs(max_depth)?;
         check_index(spec, &specs)?;

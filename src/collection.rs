@@ -221,10 +221,10 @@ impl Collection {
                 };
                 let permissions = &permissions;
                 if !ids.insert(id.as_str()) || seq_of(store, coll.cid, id)?.is_some() {
-                    return Err(Error::Conflict(format!(
-                        "document {} already exists",
-                        quote(id)
-                    )));
+                    return Err(Error::conflict(
+                        ResourceKind::Document,
+                        format!("document {} already exists", quote(id)),
+                    ));
                 }
                 let seq = counters.next_seq;
                 counters.next_seq = seq.checked_add(1).ok_or_else(|| {

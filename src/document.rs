@@ -102,7 +102,8 @@ impl Serialize for Document {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(SYSTEM_FIELDS.len() + self.data.len()))?;
         map.serialize_entry("$id", &self.id)?;
-        map.serialize_entry("$sequence", &self.sequence)?;
+        // A decimal string, as Appwrite sends it (its SDKs type `$sequence` as a string).
+        map.serialize_entry("$sequence", &self.sequence.to_string())?;
         map.serialize_entry("$collectionId", &self.collection_id)?;
         map.serialize_entry("$databaseId", &self.database_id)?;
         map.serialize_entry("$createdAt", &timefmt::format(self.created_at))?;
@@ -127,9 +128,14 @@ impl<'de> Deserialize<'de> for Document {
             _ => Err(D::Error::custom(format!("{field} must be a string"))),
         };
         let id = string(take("$id")?, "$id")?;
-        let sequence = take("$sequence")?
-            .as_u64()
-            .ok_or_else(|| D::Error::custom("$sequence must be an unsigned integer"))?;
+        let sequence = match take("$sequence")? {
+            Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse::<u64>().ok(),
+            Value::String(_) => None,
+            other => other.as_u64(),
+        }
+        .ok_or_else(|| {
+            D::Error::custom("$sequence must be an unsigned integer or its decimal string")
+        })?;
         let collection_id = string(take("$collectionId")?, "$collectionId")?;
         let database_id = string(take("$databaseId")?, "$databaseId")?;
         let created_at = timefmt::parse(&string(take("$createdAt")?, "$createdAt")?)

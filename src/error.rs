@@ -85,9 +85,15 @@ pub enum Error {
     /// Too many failed attempts; try again later.
     #[error("too many requests: {0}")]
     TooManyRequests(String),
-    /// The thing already exists.
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// The thing already exists (an id, an email, a membership, or a unique index's
+    /// values).
+    #[error("conflict: {message}")]
+    Conflict {
+        /// What already exists: a document for a unique index's values too.
+        kind: ResourceKind,
+        /// What conflicted, for people.
+        message: String,
+    },
     /// A configured or built-in limit would be exceeded.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
@@ -112,6 +118,13 @@ impl Error {
         Error::NotFound {
             kind,
             id: id.to_owned(),
+        }
+    }
+
+    pub(crate) fn conflict(kind: ResourceKind, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            kind,
+            message: message.into(),
         }
     }
 

@@ -262,7 +262,7 @@ fn another_users_document_cannot_be_changed_or_deleted() {
     // which reveals no content and leaves the document alone.
     assert!(matches!(
         c.create("v1", json!({}), None),
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     let root = docs(&w.db.root());
     assert_eq!(root.get("v1").unwrap().data()["secret"], "victim secret 1");

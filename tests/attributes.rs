@@ -121,7 +121,10 @@ fn attribute_declarations_are_checked() {
     let (db, _) = setup();
     let collections = db.root().schema("s").collections();
     let conflict = collections.create_attribute("people", AttributeSpec::integer("age"));
-    assert!(matches!(conflict, Err(Error::Conflict(_))), "{conflict:?}");
+    assert!(
+        matches!(conflict, Err(Error::Conflict { .. })),
+        "{conflict:?}"
+    );
     for bad in [
         AttributeSpec::string("x", 0),
         AttributeSpec::integer("y").required(true).default(1),
@@ -246,7 +249,7 @@ fn unique_indexes_name_themselves_and_dropped_indexes_are_freed() {
     // Existing duplicates: the index is not created.
     let r = collections.create_index("people", permdb::IndexSpec::unique("one_email", ["email"]));
     assert!(
-        matches!(r, Err(Error::Conflict(ref m)) if m.contains("\"one_email\"")),
+        matches!(r, Err(Error::Conflict { ref message, .. }) if message.contains("\"one_email\"")),
         "{r:?}"
     );
     people
@@ -262,11 +265,11 @@ fn unique_indexes_name_themselves_and_dropped_indexes_are_freed() {
         None,
     );
     assert!(
-        matches!(r, Err(Error::Conflict(ref m)) if m.contains("unique index \"one_email\"")),
+        matches!(r, Err(Error::Conflict { ref message, .. }) if message.contains("unique index \"one_email\"")),
         "{r:?}"
     );
     let r = people.update("p1", json!({"email": "bob@example.com"}), None);
-    assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Conflict { .. })), "{r:?}");
     assert_eq!(dump(&people), before, "store unchanged");
     // Missing values are never duplicates; a document may keep its own value.
     people.create("p4", json!({"name": "Di"}), None).unwrap();

@@ -35,12 +35,12 @@ fn sign_up_rules() {
     let account = db.client().account();
     let conflict = account.create("user-x", "A@Example.com", "password-x", None);
     assert!(
-        matches!(conflict, Err(Error::Conflict(ref m)) if m.contains("email")),
+        matches!(conflict, Err(Error::Conflict { ref message, .. }) if message.contains("email")),
         "{conflict:?}"
     );
     assert!(matches!(
         account.create("user-a", "new@example.com", "password-x", None),
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     assert!(matches!(
         account.create("user-x", "x@example.com", "short", None),
@@ -563,7 +563,7 @@ fn teams_memberships_and_labels_become_roles_at_the_next_sign_in() {
     root.teams().create_membership("t1", "user-b", &[]).unwrap();
     assert!(matches!(
         root.teams().create_membership("t1", "user-b", &[]),
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     assert_eq!(root.teams().list_memberships("t1").unwrap().len(), 1);
     root.teams().delete("t1").unwrap();

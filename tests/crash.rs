@@ -227,7 +227,7 @@ fn execute(c: &Collection, op: Op) {
                 .map(|(id, data, perms)| (id, data, Some(parse_perms(&perms))))
                 .collect();
             match c.create_many(docs) {
-                Ok(_) | Err(Error::Conflict(_)) => {}
+                Ok(_) | Err(Error::Conflict { .. }) => {}
                 Err(e) => panic!("{e}"),
             }
         }

@@ -298,7 +298,7 @@ fn outcome<T>(r: &Result<T, Error>) -> Outcome {
         Ok(_) => Outcome::Ok,
         Err(Error::NotFound { .. }) => Outcome::NotFound,
         Err(Error::Unauthorized(_)) => Outcome::Unauthorized,
-        Err(Error::Conflict(_)) => Outcome::Conflict,
+        Err(Error::Conflict { .. }) => Outcome::Conflict,
         Err(e) => panic!("unexpected error {e}"),
     }
 }

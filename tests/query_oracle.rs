@@ -427,7 +427,7 @@ fn apply(db: &Db, people: &mut People, change: &Change) {
                         ),
                     );
                 }
-                Err(Error::Conflict(_))
+                Err(Error::Conflict { .. })
                     if account(user)
                         && people.users[user].memberships.contains_key(TEAMS[team]) =>
                 {
@@ -662,7 +662,7 @@ fn make_indexes(db: &Db, setup: &Setup, stored: &[(String, u64, Doc)]) {
         let unique = spec.kind == permdb::IndexType::Unique;
         match collections.create_index("c", spec) {
             Ok(_) => {}
-            Err(Error::Conflict(_)) if unique => {
+            Err(Error::Conflict { .. }) if unique => {
                 assert!(has_duplicate_s(stored, None), "conflict without duplicates")
             }
             Err(e) => panic!("{e}"),
@@ -857,7 +857,7 @@ proptest! {
             let d = &*d;
             match coll.create(&format!("d{i}"), Value::Object(d.data.clone()), Some(perms)) {
                 Ok(created) => stored.push((format!("d{i}"), created.sequence(), d.clone())),
-                Err(Error::Conflict(_)) if unique_live => prop_assert!(has_duplicate_s(&stored, Some(d))),
+                Err(Error::Conflict { .. }) if unique_live => prop_assert!(has_duplicate_s(&stored, Some(d))),
                 Err(e) => panic!("{e}"),
             }
         }
@@ -886,7 +886,7 @@ proptest! {
                         let others: Vec<_> = stored.iter().enumerate().filter(|(j, _)| *j != at).map(|(_, x)| x.clone()).collect();
                         match coll.update(&id, Value::Object(d.data.clone()), Some(perms)) {
                             Ok(_) => stored[at].2 = merged,
-                            Err(Error::Conflict(_)) if unique_now => prop_assert!(has_duplicate_s(&others, Some(&merged))),
+                            Err(Error::Conflict { .. }) if unique_now => prop_assert!(has_duplicate_s(&others, Some(&merged))),
                             Err(e) => panic!("{e}"),
                         }
                     }

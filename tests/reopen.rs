@@ -141,7 +141,7 @@ fn documents_round_trip_through_appwrite_json() {
         .unwrap();
     let value = serde_json::to_value(&doc).unwrap();
     let text = serde_json::to_string(&doc).unwrap();
-    let prefix = r#"{"$id":"doc1","$sequence":1,"$collectionId":"birthdays","$databaseId":"db","$createdAt":"#;
+    let prefix = r#"{"$id":"doc1","$sequence":"1","$collectionId":"birthdays","$databaseId":"db","$createdAt":"#;
     assert!(text.starts_with(prefix), "{text}");
     let order: Vec<usize> = ["\"$updatedAt\"", "\"$permissions\"", "\"n\"", "\"name\""]
         .iter()

@@ -537,7 +537,7 @@ fn duplicates_conflict() {
     let db = setup(vec![], true);
     seed(&db);
     let root = db.root();
-    let conflict = |e: &Error| matches!(e, Error::Conflict(_));
+    let conflict = |e: &Error| matches!(e, Error::Conflict { .. });
     refused(
         &db,
         || root.schemas().create("s", "again"),

@@ -84,8 +84,12 @@ pub(crate) fn load_session(store: &Store, id: &str) -> Result<Option<SessionReco
     load(store, &session_key(id))
 }
 
+/// The refusal of a sign-in whose email or password is wrong (the server maps it to
+/// Appwrite's `user_invalid_credentials`).
+pub(crate) const INVALID_CREDENTIALS: &str = "invalid email or password";
+
 fn refused() -> Error {
-    Error::Unauthorized("invalid email or password".into())
+    Error::Unauthorized(INVALID_CREDENTIALS.into())
 }
 
 /// Signs in. A wrong email and a wrong password give the same error and take the same

@@ -126,10 +126,10 @@ pub(crate) fn create_team(db: &DbInner, id: &str, name: &str) -> Result<Team> {
     let now = db.now_ms();
     db.write(|store, batch| {
         if load::<TeamRecord>(store, &team_key(id))?.is_some() {
-            return Err(Error::Conflict(format!(
-                "team {} already exists",
-                quote(id)
-            )));
+            return Err(Error::conflict(
+                ResourceKind::Team,
+                format!("team {} already exists", quote(id)),
+            ));
         }
         let r = TeamRecord {
             id: id.into(),
@@ -197,11 +197,14 @@ pub(crate) fn create_membership(
             .iter()
             .any(|m| m.team_id == team_id)
         {
-            return Err(Error::Conflict(format!(
-                "user {} is already a member of team {}",
-                quote(user_id),
-                quote(team_id)
-            )));
+            return Err(Error::conflict(
+                ResourceKind::Membership,
+                format!(
+                    "user {} is already a member of team {}",
+                    quote(user_id),
+                    quote(team_id)
+                ),
+            ));
         }
         let id = ID::unique();
         let r = MembershipRecord {

@@ -174,14 +174,15 @@ pub(crate) fn create_user(
     let now = db.now_ms();
     db.write(|store, batch| {
         if load_user(store, id)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "user {} already exists",
-                quote(id)
-            )));
+            return Err(Error::conflict(
+                ResourceKind::User,
+                format!("user {} already exists", quote(id)),
+            ));
         }
         if store.get(Tree::Auth, &email_key(email))?.is_some() {
-            return Err(Error::Conflict(
-                "a user with this email already exists".into(),
+            return Err(Error::conflict(
+                ResourceKind::User,
+                "a user with this email already exists",
             ));
         }
         let r = UserRecord {

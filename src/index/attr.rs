@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{BitmapCache, Counters, IndexEdits, IndexKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::query::eval::words;
 use crate::store::{Direction, Scan, Store, Tree, WriteBatch, keys};
@@ -289,10 +289,13 @@ fn check_unique(
         encode_value(data.get(a), &mut prefix);
     }
     let conflict = || {
-        Error::Conflict(format!(
-            "unique index {}: another document has the same values",
-            quote(&index.key)
-        ))
+        Error::conflict(
+            ResourceKind::Document,
+            format!(
+                "unique index {}: another document has the same values",
+                quote(&index.key)
+            ),
+        )
     };
     for entry in store.scan_prefix(Tree::AttrIndex, &prefix, Direction::Forward) {
         let (k, _) = entry?;

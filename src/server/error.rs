@@ -45,6 +45,15 @@ impl ApiError {
             "The requested route was not found.",
         )
     }
+
+    /// 405 `general_not_implemented`: the path exists, not with this method.
+    pub(crate) fn no_method() -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "general_not_implemented",
+            "This method is not served on this route.",
+        )
+    }
 }
 
 fn not_found_kind(kind: ResourceKind) -> &'static str {
@@ -62,11 +71,28 @@ fn not_found_kind(kind: ResourceKind) -> &'static str {
     }
 }
 
+fn conflict_kind(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Schema => "database_already_exists",
+        ResourceKind::Collection => "collection_already_exists",
+        ResourceKind::User => "user_already_exists",
+        ResourceKind::Team => "team_already_exists",
+        ResourceKind::Membership => "team_invite_already_exists",
+        ResourceKind::Attribute => "attribute_already_exists",
+        ResourceKind::Index => "index_already_exists",
+        // A document id, or a unique index's values held by another document.
+        _ => "document_already_exists",
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         let message = e.to_string();
         let (status, kind) = match &e {
             Error::NotFound { kind, .. } => (StatusCode::NOT_FOUND, not_found_kind(*kind)),
+            Error::Unauthorized(m) if m == crate::auth::sessions::INVALID_CREDENTIALS => {
+                (StatusCode::UNAUTHORIZED, "user_invalid_credentials")
+            }
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "user_unauthorized"),
             Error::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "user_jwt_invalid"),
             Error::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "general_query_invalid"),
@@ -80,7 +106,7 @@ impl From<Error> for ApiError {
             Error::TooManyRequests(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "general_rate_limit_exceeded")
             }
-            Error::Conflict(_) => (StatusCode::CONFLICT, "document_already_exists"),
+            Error::Conflict { kind, .. } => (StatusCode::CONFLICT, conflict_kind(*kind)),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "general_unknown"),
         };
         ApiError::new(status, kind, message)

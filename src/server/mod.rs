@@ -113,9 +113,11 @@ pub fn router(db: Db) -> Router {
 /// The Appwrite-compatible API under `/v1`.
 pub fn router_with(db: Db, options: ServerOptions) -> Router {
     let api = Router::new()
+        .route("/ping", axum::routing::get(ping))
         .merge(account::routes())
         .merge(databases::routes())
-        .merge(admin::routes());
+        .merge(admin::routes())
+        .method_not_allowed_fallback(|| async { ApiError::no_method() });
     let timeout = options.timeout;
     Router::new()
         .nest("/v1", api)
@@ -127,6 +129,18 @@ pub fn router_with(db: Db, options: ServerOptions) -> Router {
             within(timeout, request, next)
         }))
         .layer(TraceLayer::new_for_http())
+}
+
+/// `GET /v1/ping`: `Pong!` as plain text, as Appwrite answers its SDKs' `client.ping()`.
+async fn ping() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        "Pong!",
+    )
+        .into_response()
 }
 
 /// Runs the request, or answers 408 with Appwrite's JSON body once `timeout` has passed.
