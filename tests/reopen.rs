@@ -151,8 +151,29 @@ fn documents_round_trip_through_appwrite_json() {
     assert_eq!(value["$permissions"], json!(["read(\"user:user-a\")"]));
     assert_eq!(value["$databaseId"], json!("db"));
     assert!(value["$createdAt"].as_str().unwrap().ends_with("+00:00"));
-    let back: Document = serde_json::from_value(value).unwrap();
+    let back: Document = serde_json::from_value(value.clone()).unwrap();
     assert_eq!(back, doc);
+    // `$sequence` is read back as Appwrite's decimal string or as a number; nothing else.
+    let with_sequence = |s: serde_json::Value| {
+        let mut v = value.clone();
+        v["$sequence"] = s;
+        serde_json::from_value::<Document>(v).map(|d| d.sequence())
+    };
+    assert_eq!(with_sequence(json!(1)).unwrap(), 1);
+    assert_eq!(
+        with_sequence(json!("18446744073709551615")).unwrap(),
+        u64::MAX
+    );
+    for bad in [
+        json!("+1"),
+        json!(" 1"),
+        json!("1.0"),
+        json!(""),
+        json!(-1),
+        json!(null),
+    ] {
+        assert!(with_sequence(bad.clone()).is_err(), "{bad}");
+    }
     assert!(serde_json::from_value::<Document>(json!({"$id": "x"})).is_err());
 }
 
