@@ -784,11 +784,44 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
     // What the id without an account wrote is the service's to grant: the new account
     // reads it, as DESIGN's "services with their own sign-in" intend.
     assert_eq!(docs(&successor).count(&[]).unwrap(), 1);
-    // Ended is ended: with the account deleted again, the old clients stay refused.
+    // Ended is ended: with the account deleted again, the old clients stay refused, and
+    // every refusal says why.
     w.db.root().users().delete("att").unwrap();
-    for held in [&by_key, &by_root, &no_account] {
+    for (held, why) in [
+        (&by_key, "no longer exists"),
+        (&by_root, "no longer exists"),
+        (&no_account, "now belongs to an account"),
+    ] {
+        for _ in 0..2 {
+            let r = docs(held).count(&[]);
+            assert!(
+                matches!(&r, Err(Error::Unauthorized(m)) if m.contains(why)),
+                "{r:?}"
+            );
+        }
+    }
+}
+
+/// A block is not an ending: an impersonated client is refused while its user is blocked
+/// and works again once the user is unblocked, as a client built per request would.
+#[test]
+fn an_impersonated_client_outlives_a_block() {
+    let w = world();
+    let by_key =
+        w.db.client()
+            .set_key(&w.key)
+            .unwrap()
+            .impersonate("att")
+            .unwrap();
+    let by_root = w.db.root().impersonate("att").unwrap();
+    w.db.root().users().update_status("att", false).unwrap();
+    for held in [&by_key, &by_root] {
         let r = docs(held).count(&[]);
         assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    }
+    w.db.root().users().update_status("att", true).unwrap();
+    for held in [&by_key, &by_root] {
+        assert_eq!(docs(held).count(&[]).unwrap(), 2, "mine and team");
     }
 }
 
