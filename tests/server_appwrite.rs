@@ -1,5 +1,6 @@
 //! What Appwrite's SDKs read from every answer, checked over HTTP: JSON error bodies with
-//! their content type (the router's own 404 and 405 too), `ping`, and each conflict's type.
+//! their content type (the router's own 404 and 405 too), `ping`, each conflict's type, and
+//! what a browser needs: CORS for configured origins only, and the cookie's `SameSite`.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,7 +12,8 @@
 
 mod common;
 
-use common::server::{Server, appwrite_error, start};
+use common::server::{Server, appwrite_error, start, start_with};
+use permdb::server::{SameSite, ServerOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -208,6 +210,193 @@ async fn a_wrong_email_or_password_is_invalid_credentials() {
             .await,
             StatusCode::UNAUTHORIZED,
             "user_invalid_credentials",
+        );
+    }
+}
+
+/// Sends `method` to `path` with exactly these headers; returns the status and headers.
+async fn with_headers(
+    s: &Server,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap) {
+    let mut req = s.http.request(method, format!("{}{path}", s.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status(), resp.headers().clone())
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+const APP: &str = "http://localhost:5173";
+const DOCS: &str = "/v1/databases/db/collections/birthdays/documents";
+
+/// A preflight as the web SDK's `fetch` makes it for a JSON request with its headers.
+fn preflight(origin: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Origin", origin),
+        ("Access-Control-Request-Method", "POST"),
+        (
+            "Access-Control-Request-Headers",
+            "content-type,x-appwrite-project,x-appwrite-response-format,x-sdk-name,x-sdk-platform,x-sdk-language,x-sdk-version,x-fallback-cookies,x-appwrite-jwt",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_configured_origin_may_call_with_credentials_and_no_other() {
+    let (options, clock) = common::test_options();
+    let server = ServerOptions::default()
+        .cors_origin(APP)
+        .unwrap()
+        .cors_origin("https://app.example.com")
+        .unwrap();
+    let s = start_with(options, clock, server).await;
+    // Preflight: the origin echoed (never `*`), credentials, the SDK's headers and methods.
+    let (status, h) = with_headers(&s, Method::OPTIONS, DOCS, &preflight(APP)).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(header(&h, "access-control-allow-origin"), Some(APP));
+    assert_eq!(header(&h, "access-control-allow-credentials"), Some("true"));
+    let allowed = header(&h, "access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    for wanted in [
+        "content-type",
+        "x-appwrite-project",
+        "x-sdk-version",
+        "x-appwrite-jwt",
+    ] {
+        assert!(allowed.contains(wanted), "{wanted} not in {allowed}");
+    }
+    let methods = header(&h, "access-control-allow-methods").unwrap();
+    for wanted in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert!(methods.contains(wanted), "{wanted} not in {methods}");
+    }
+    // The real request: the origin echoed and credentials allowed, the answer unchanged.
+    let (status, h) = with_headers(
+        &s,
+        Method::GET,
+        DOCS,
+        &[
+            ("Origin", "https://app.example.com"),
+            ("X-Appwrite-Project", "default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a guest lists what guests may read");
+    assert_eq!(
+        header(&h, "access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(header(&h, "access-control-allow-credentials"), Some("true"));
+    // Another origin, a look-alike, or a port off: no allow-origin, so the browser keeps
+    // the answer from the page.
+    for other in [
+        "http://localhost:5174",
+        "http://evil.example",
+        "https://app.example.com.evil.example",
+        "null",
+    ] {
+        let (_, h) = with_headers(&s, Method::OPTIONS, DOCS, &preflight(other)).await;
+        assert_eq!(header(&h, "access-control-allow-origin"), None, "{other}");
+        let (_, h) = with_headers(
+            &s,
+            Method::GET,
+            DOCS,
+            &[("Origin", other), ("X-Appwrite-Project", "default")],
+        )
+        .await;
+        assert_eq!(header(&h, "access-control-allow-origin"), None, "{other}");
+    }
+}
+
+#[tokio::test]
+async fn without_origins_there_is_no_cross_origin_access() {
+    let s = start().await;
+    let (_, h) = with_headers(&s, Method::OPTIONS, DOCS, &preflight(APP)).await;
+    assert_eq!(header(&h, "access-control-allow-origin"), None);
+    assert_eq!(header(&h, "access-control-allow-credentials"), None);
+    let (status, h) = with_headers(
+        &s,
+        Method::GET,
+        DOCS,
+        &[("Origin", APP), ("X-Appwrite-Project", "default")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&h, "access-control-allow-origin"), None);
+}
+
+#[test]
+fn malformed_origins_and_same_site_values_are_refused() {
+    for bad in ["*", "https://example.com/", "example.com", "null"] {
+        let r = ServerOptions::default().cors_origin(bad);
+        assert!(
+            matches!(r, Err(permdb::Error::InvalidArgument(ref m)) if m.contains("CORS origin")),
+            "{bad}: {r:?}"
+        );
+    }
+    assert!("sideways".parse::<SameSite>().is_err());
+    assert_eq!("None".parse::<SameSite>().unwrap(), SameSite::None);
+}
+
+/// Signs in as a browser does (no key); returns the session cookie's `Set-Cookie`.
+async fn sign_in_cookie(s: &Server) -> String {
+    let resp = s
+        .http
+        .post(format!("{}/v1/account/sessions/email", s.base))
+        .header("X-Appwrite-Project", "default")
+        .json(&json!({"email": "a@example.com", "password": "password-a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("a_session_default="))
+        .unwrap()
+}
+
+fn attributes(cookie: &str) -> Vec<String> {
+    cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_session_cookie_takes_the_configured_same_site() {
+    let lax = attributes(&sign_in_cookie(&start().await).await);
+    assert!(lax.contains(&"SameSite=Lax".to_owned()), "{lax:?}");
+    assert!(lax.contains(&"HttpOnly".to_owned()), "{lax:?}");
+    assert!(!lax.contains(&"Secure".to_owned()), "{lax:?}");
+    for (same_site, wanted) in [
+        (SameSite::Strict, "SameSite=Strict"),
+        (SameSite::None, "SameSite=None"),
+    ] {
+        let (options, clock) = common::test_options();
+        let s = start_with(
+            options,
+            clock,
+            ServerOptions::default().same_site(same_site),
+        )
+        .await;
+        let got = attributes(&sign_in_cookie(&s).await);
+        assert!(got.contains(&wanted.to_owned()), "{got:?}");
+        assert!(got.contains(&"HttpOnly".to_owned()), "{got:?}");
+        // Browsers drop a SameSite=None cookie that is not Secure.
+        assert_eq!(
+            got.contains(&"Secure".to_owned()),
+            same_site == SameSite::None,
+            "{got:?}"
         );
     }
 }

@@ -39,6 +39,14 @@ enum Command {
         /// creates (such requests must pass "unique()"), so ids cannot be probed.
         #[arg(long)]
         assigned_ids: bool,
+        /// Let pages from this origin (scheme://host[:port]) call the server from a
+        /// browser, with credentials; repeat for more. Default: no cross-origin access.
+        #[arg(long = "cors-origin", value_name = "URL")]
+        cors_origins: Vec<String>,
+        /// The session cookie's SameSite: strict, lax or none (none, for an app on
+        /// another site than the server, also marks it Secure).
+        #[arg(long, default_value = "lax")]
+        cookie_same_site: String,
     },
     /// Run the seed scenario (sign-up, sign-in, token, key, logout, expiry) on a new store.
     Demo {
@@ -118,10 +126,16 @@ fn run(command: Command) -> Result<(), Failure> {
             project,
             secure_cookies,
             assigned_ids,
+            cors_origins,
+            cookie_same_site,
         } => {
-            let server = permdb::server::ServerOptions::default()
+            let mut server = permdb::server::ServerOptions::default()
                 .secure_cookies(secure_cookies)
+                .same_site(cookie_same_site.parse()?)
                 .assigned_ids(assigned_ids);
+            for origin in &cors_origins {
+                server = server.cors_origin(origin)?;
+            }
             serve(data, addr, project, server)
         }
         Command::Demo { data } => match data {

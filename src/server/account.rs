@@ -14,7 +14,9 @@ use serde_json::json;
 use super::auth::{Via, caller, cookie_name};
 use super::error::ApiError;
 use super::extract::Body;
-use super::{ServerOptions, blocking};
+use std::sync::Arc;
+
+use super::{SameSite, ServerOptions, blocking};
 use crate::Db;
 
 pub(super) fn routes() -> Router<Db> {
@@ -45,7 +47,7 @@ struct SignUp {
 
 async fn create(
     State(db): State<Db>,
-    Extension(options): Extension<ServerOptions>,
+    Extension(options): Extension<Arc<ServerOptions>>,
     headers: HeaderMap,
     Body(b): Body<SignUp>,
 ) -> Result<Response, ApiError> {
@@ -79,7 +81,7 @@ struct SignIn {
 
 async fn create_session(
     State(db): State<Db>,
-    Extension(options): Extension<ServerOptions>,
+    Extension(options): Extension<Arc<ServerOptions>>,
     headers: HeaderMap,
     Body(b): Body<SignIn>,
 ) -> Result<Response, ApiError> {
@@ -95,7 +97,7 @@ async fn create_session(
             cookie_name(db.project()),
             session.secret,
             (session.expire - db.now()).whole_seconds().max(0),
-            cookie_attributes(options)
+            cookie_attributes(&options)
         );
         // As Appwrite: the body carries the secret only for a request made with an API key
         // (an app's server, signing its user in for server-side rendering). A browser's
@@ -144,7 +146,7 @@ async fn get_session(
 
 async fn delete_session(
     State(db): State<Db>,
-    Extension(options): Extension<ServerOptions>,
+    Extension(options): Extension<Arc<ServerOptions>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -158,7 +160,7 @@ async fn delete_session(
         account.delete_session(&id)?;
         let mut response = super::no_content();
         if current {
-            clear_session_cookie(&mut response, &db, options);
+            clear_session_cookie(&mut response, &db, &options);
         }
         Ok(response)
     })
@@ -167,30 +169,36 @@ async fn delete_session(
 
 async fn delete_sessions(
     State(db): State<Db>,
-    Extension(options): Extension<ServerOptions>,
+    Extension(options): Extension<Arc<ServerOptions>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     blocking(move || {
         caller(&db, &headers)?.client.account().delete_sessions()?;
         let mut response = super::no_content();
-        clear_session_cookie(&mut response, &db, options);
+        clear_session_cookie(&mut response, &db, &options);
         Ok(response)
     })
     .await
 }
 
-/// The session cookie's attributes: out of reach of script, sent to this site only.
-fn cookie_attributes(options: ServerOptions) -> &'static str {
-    if options.secure_cookies {
-        "Path=/; HttpOnly; SameSite=Lax; Secure"
-    } else {
-        "Path=/; HttpOnly; SameSite=Lax"
-    }
+/// The session cookie's attributes: out of reach of script (`HttpOnly`), with the
+/// configured `SameSite`; `Secure` when configured, and always with `SameSite=None`.
+fn cookie_attributes(options: &ServerOptions) -> String {
+    let same_site = match options.same_site {
+        SameSite::Strict => "Strict",
+        SameSite::Lax => "Lax",
+        SameSite::None => "None",
+    };
+    let secure = options.secure_cookies || options.same_site == SameSite::None;
+    format!(
+        "Path=/; HttpOnly; SameSite={same_site}{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// Tells the browser to drop the session cookies (the current name and `_legacy`): the
 /// session they name has ended.
-fn clear_session_cookie(response: &mut Response, db: &Db, options: ServerOptions) {
+fn clear_session_cookie(response: &mut Response, db: &Db, options: &ServerOptions) {
     let name = cookie_name(db.project());
     for cookie in [name.clone(), format!("{name}_legacy")] {
         let value = format!("{cookie}=; Max-Age=0; {}", cookie_attributes(options));

@@ -12,6 +12,8 @@ use serde_json::{Map, Value, json};
 use super::auth::caller;
 use super::error::ApiError;
 use super::extract::Body;
+use std::sync::Arc;
+
 use super::{ServerOptions, blocking};
 use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, Query};
 
@@ -384,7 +386,7 @@ struct NewDocument {
 
 async fn create_document(
     State(db): State<Db>,
-    Extension(options): Extension<ServerOptions>,
+    Extension(options): Extension<Arc<ServerOptions>>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
     Body(b): Body<NewDocument>,

@@ -13,6 +13,7 @@
 mod account;
 mod admin;
 mod auth;
+mod cors;
 mod databases;
 mod error;
 mod extract;
@@ -31,8 +32,8 @@ pub use extract::UserClient;
 
 use crate::Db;
 
-/// Limits the server puts on every request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Limits the server puts on every request, and what it lets browsers do.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerOptions {
     /// Largest request body, in bytes; past it, 413. Default 4 MiB (a document is at most
@@ -43,10 +44,46 @@ pub struct ServerOptions {
     /// Whether the session cookie is marked `Secure` (sent over HTTPS only): set it when
     /// the server is reached over TLS. Default `false`.
     pub secure_cookies: bool,
+    /// The session cookie's `SameSite`. Default [`SameSite::Lax`].
+    pub same_site: SameSite,
     /// Whether the server picks the id of every document and user created by a request
     /// without an API key: such requests must pass `unique()`, so that nobody can learn
     /// which ids exist by trying to create them (a taken id is a 409). Default `false`.
     pub assigned_ids: bool,
+    /// The origins (`scheme://host[:port]`) whose pages may call the server from a
+    /// browser, with credentials (the session cookie). Default none: no cross-origin
+    /// access.
+    pub cors_origins: Vec<String>,
+}
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent only with requests from the server's own site.
+    Strict,
+    /// Sent with requests from the server's own site and top-level navigations to it.
+    #[default]
+    Lax,
+    /// Sent with cross-site requests too, for an app on another site than the API; it is
+    /// always marked `Secure` as well (browsers refuse it otherwise), so it needs TLS
+    /// (or `localhost`).
+    None,
+}
+
+impl std::str::FromStr for SameSite {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<SameSite> {
+        match s.to_ascii_lowercase().as_str() {
+            "strict" => Ok(SameSite::Strict),
+            "lax" => Ok(SameSite::Lax),
+            "none" => Ok(SameSite::None),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "SameSite {}: strict, lax or none",
+                crate::id::quote(s)
+            ))),
+        }
+    }
 }
 
 impl Default for ServerOptions {
@@ -55,7 +92,9 @@ impl Default for ServerOptions {
             body_limit: 4 << 20,
             timeout: Duration::from_secs(30),
             secure_cookies: false,
+            same_site: SameSite::Lax,
             assigned_ids: false,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -82,12 +121,28 @@ impl ServerOptions {
         self
     }
 
+    /// Sets the session cookie's `SameSite` ([`SameSite::None`] implies `Secure`).
+    #[must_use]
+    pub fn same_site(mut self, same_site: SameSite) -> ServerOptions {
+        self.same_site = same_site;
+        self
+    }
+
     /// Makes the server pick the ids of documents and users that requests without an API
     /// key create (they must pass `unique()`).
     #[must_use]
     pub fn assigned_ids(mut self, assigned: bool) -> ServerOptions {
         self.assigned_ids = assigned;
         self
+    }
+
+    /// Lets pages from `origin` call the server from a browser, with credentials. The
+    /// origin is `http` or `https`, a host and an optional port, nothing else (no path,
+    /// no `*`): an [`Error::InvalidArgument`](crate::Error::InvalidArgument) otherwise.
+    pub fn cors_origin(mut self, origin: &str) -> crate::Result<ServerOptions> {
+        cors::check_origin(origin)?;
+        self.cors_origins.push(origin.to_owned());
+        Ok(self)
     }
 }
 
@@ -119,16 +174,23 @@ pub fn router_with(db: Db, options: ServerOptions) -> Router {
         .merge(admin::routes())
         .method_not_allowed_fallback(|| async { ApiError::no_method() });
     let timeout = options.timeout;
-    Router::new()
+    let body_limit = options.body_limit;
+    let cors = cors::layer(&options.cors_origins);
+    let mut app = Router::new()
         .nest("/v1", api)
         .fallback(|| async { ApiError::no_route() })
         .with_state(db)
-        .layer(Extension(options))
-        .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(Extension(std::sync::Arc::new(options)))
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |request, next: Next| {
             within(timeout, request, next)
-        }))
-        .layer(TraceLayer::new_for_http())
+        }));
+    // Outside the timeout and the routes: a preflight is answered here, before any route
+    // (none takes OPTIONS) could refuse it. Without origins, no CORS header at all.
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app.layer(TraceLayer::new_for_http())
 }
 
 /// `GET /v1/ping`: `Pong!` as plain text, as Appwrite answers its SDKs' `client.ping()`.
