@@ -4,7 +4,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::auth::caller;
 use super::error::ApiError;
 use super::extract::Body;
+use super::model::{self, Api};
 use std::sync::Arc;
 
 use super::{ServerOptions, blocking};
@@ -27,13 +28,23 @@ pub(super) fn routes() -> Router<Db> {
             post(create_collection).get(list_collections),
         )
         .route(coll, get(get_collection).delete(delete_collection))
-        // POST names the attribute type (`.../attributes/string`), DELETE the attribute key.
+        // POST names the attribute type (`.../attributes/string`); GET and DELETE name the
+        // attribute's key.
         .route(
             &format!("{coll}/attributes/{{name}}"),
-            post(create_attribute).delete(delete_attribute),
+            post(create_attribute)
+                .get(get_attribute)
+                .delete(delete_attribute),
         )
-        .route(&format!("{coll}/indexes"), post(create_index))
-        .route(&format!("{coll}/indexes/{{key}}"), delete(delete_index))
+        .route(&format!("{coll}/attributes"), get(list_attributes))
+        .route(
+            &format!("{coll}/indexes"),
+            post(create_index).get(list_indexes),
+        )
+        .route(
+            &format!("{coll}/indexes/{{key}}"),
+            get(get_index).delete(delete_index),
+        )
         .route(
             &format!("{coll}/documents"),
             post(create_document).get(list_documents),
@@ -44,6 +55,15 @@ pub(super) fn routes() -> Router<Db> {
                 .patch(update_document)
                 .delete(delete_document),
         )
+}
+
+/// A collection in Appwrite's `Collection` shape.
+fn collection(db: &Db, info: &crate::CollectionInfo) -> Value {
+    model::collection(
+        info,
+        Api::Databases,
+        db.inner.options.limits.max_document_bytes,
+    )
 }
 
 fn created(value: impl serde::Serialize) -> Response {
@@ -79,7 +99,7 @@ async fn create_database(
         if b.enabled == Some(false) {
             info = schemas.update(&b.database_id, &b.name, false)?;
         }
-        Ok(created(info))
+        Ok(created(model::database(&info, Api::Databases)))
     })
     .await
 }
@@ -87,7 +107,11 @@ async fn create_database(
 async fn list_databases(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
         let list = caller(&db, &headers)?.client.schemas().list()?;
-        Ok(Json(json!({"total": list.len(), "databases": list})).into_response())
+        let databases: Vec<Value> = list
+            .iter()
+            .map(|d| model::database(d, Api::Databases))
+            .collect();
+        Ok(Json(json!({"total": databases.len(), "databases": databases})).into_response())
     })
     .await
 }
@@ -97,8 +121,11 @@ async fn get_database(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    blocking(move || Ok(Json(caller(&db, &headers)?.client.schemas().get(&id)?).into_response()))
-        .await
+    blocking(move || {
+        let info = caller(&db, &headers)?.client.schemas().get(&id)?;
+        Ok(Json(model::database(&info, Api::Databases)).into_response())
+    })
+    .await
 }
 
 async fn delete_database(
@@ -140,7 +167,8 @@ async fn create_collection(
             spec = spec.permissions(p);
         }
         let client = caller(&db, &headers)?.client;
-        Ok(created(client.schema(&schema).collections().create(spec)?))
+        let info = client.schema(&schema).collections().create(spec)?;
+        Ok(created(collection(&db, &info)))
     })
     .await
 }
@@ -153,7 +181,8 @@ async fn list_collections(
     blocking(move || {
         let client = caller(&db, &headers)?.client;
         let list = client.schema(&schema).collections().list()?;
-        Ok(Json(json!({"total": list.len(), "collections": list})).into_response())
+        let collections: Vec<Value> = list.iter().map(|c| collection(&db, c)).collect();
+        Ok(Json(json!({"total": collections.len(), "collections": collections})).into_response())
     })
     .await
 }
@@ -165,7 +194,8 @@ async fn get_collection(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let client = caller(&db, &headers)?.client;
-        Ok(Json(client.schema(&schema).collections().get(&coll)?).into_response())
+        let info = client.schema(&schema).collections().get(&coll)?;
+        Ok(Json(collection(&db, &info)).into_response())
     })
     .await
 }
@@ -253,9 +283,45 @@ async fn create_attribute(
             .attributes
             .iter()
             .find(|a| a.key == b.key)
-            .map(|a| json!({"key": a.key, "type": kind, "status": "available", "spec": a}))
+            .map(|a| model::attribute(a, &info))
             .unwrap_or(Value::Null);
         Ok((StatusCode::ACCEPTED, Json(attribute)).into_response())
+    })
+    .await
+}
+
+async fn list_attributes(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path((schema, coll)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let client = caller(&db, &headers)?.client;
+        let info = client.schema(&schema).collections().get(&coll)?;
+        let attributes: Vec<Value> = info
+            .attributes
+            .iter()
+            .map(|a| model::attribute(a, &info))
+            .collect();
+        Ok(Json(json!({"total": attributes.len(), "attributes": attributes})).into_response())
+    })
+    .await
+}
+
+async fn get_attribute(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path((schema, coll, key)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let client = caller(&db, &headers)?.client;
+        let info = client.schema(&schema).collections().get(&coll)?;
+        let attribute = info
+            .attributes
+            .iter()
+            .find(|a| a.key == key)
+            .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Attribute, &key))?;
+        Ok(Json(model::attribute(attribute, &info)).into_response())
     })
     .await
 }
@@ -294,6 +360,21 @@ async fn create_index(
     Body(b): Body<NewIndex>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        // Orders are checked, not kept: a permdb index serves both directions.
+        if let Some(orders) = &b.orders {
+            if orders.len() > b.attributes.len() {
+                return Err(ApiError::bad_request("more orders than attributes"));
+            }
+            if let Some(bad) = orders
+                .iter()
+                .find(|o| !matches!(o.as_str(), "ASC" | "DESC"))
+            {
+                return Err(ApiError::bad_request(format!(
+                    "unknown order {}: ASC or DESC",
+                    crate::id::quote(bad)
+                )));
+            }
+        }
         let attrs = b.attributes.iter().map(String::as_str);
         let spec = match b.kind.as_str() {
             "key" => IndexSpec::key(&b.key, attrs),
@@ -313,13 +394,53 @@ async fn create_index(
             }
         };
         let client = caller(&db, &headers)?.client;
-        client
+        let info = client
             .schema(&schema)
             .collections()
             .create_index(&coll, spec)?;
-        let body = json!({"key": b.key, "type": b.kind, "status": "available",
-            "attributes": b.attributes, "orders": b.orders.unwrap_or_default()});
-        Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        let index = info
+            .indexes
+            .iter()
+            .find(|i| i.key == b.key)
+            .map(|i| model::index(i, &info, Api::Databases))
+            .unwrap_or(Value::Null);
+        Ok((StatusCode::ACCEPTED, Json(index)).into_response())
+    })
+    .await
+}
+
+async fn list_indexes(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path((schema, coll)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let client = caller(&db, &headers)?.client;
+        let info = client.schema(&schema).collections().get(&coll)?;
+        let indexes: Vec<Value> = info
+            .indexes
+            .iter()
+            .map(|i| model::index(i, &info, Api::Databases))
+            .collect();
+        Ok(Json(json!({"total": indexes.len(), "indexes": indexes})).into_response())
+    })
+    .await
+}
+
+async fn get_index(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path((schema, coll, key)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let client = caller(&db, &headers)?.client;
+        let info = client.schema(&schema).collections().get(&coll)?;
+        let index = info
+            .indexes
+            .iter()
+            .find(|i| i.key == key)
+            .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Index, &key))?;
+        Ok(Json(model::index(index, &info, Api::Databases)).into_response())
     })
     .await
 }

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 #[cfg(feature = "server")]
+pub mod models;
+#[cfg(feature = "server")]
 pub mod server;
 
 use permdb::{
