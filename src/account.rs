@@ -2,6 +2,7 @@
 //! end sessions, and trade a session for a short-lived token.
 
 use crate::access::{Audience, check_scope};
+use crate::auth::prefs::{self, Owner};
 use crate::auth::sessions::{self, Session};
 use crate::auth::users::{self, User};
 use crate::client::Client;
@@ -84,6 +85,25 @@ impl Account {
         users::load_user(&self.client.db.inner.store, &id)?
             .map(|u| u.public())
             .ok_or_else(|| Error::not_found(ResourceKind::User, &id))
+    }
+
+    /// The signed-in user's preferences: a JSON object, empty until set.
+    pub fn prefs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let id = self.user_id(Scope::UsersRead, "reading preferences")?;
+        prefs::load(&self.client.db.inner.store, Owner::User(&id))
+    }
+
+    /// Replaces the signed-in user's preferences with `prefs` (at most 64 KiB as JSON,
+    /// 32 levels deep); returns them.
+    pub fn update_prefs(
+        &self,
+        prefs: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let id = self.user_id(Scope::UsersWrite, "updating preferences")?;
+        let _acting = self
+            .client
+            .require_own(Scope::UsersWrite, "updating preferences")?;
+        prefs::replace(&self.client.db.inner, Owner::User(&id), prefs)
     }
 
     /// The user's sessions (without secrets); `current` marks the client's own.

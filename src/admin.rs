@@ -3,7 +3,10 @@
 
 use time::OffsetDateTime;
 
+use serde_json::{Map, Value};
+
 use crate::auth::keys::{self as api_keys, ApiKey};
+use crate::auth::prefs::{self, Owner};
 use crate::auth::teams::{self, Membership, Team};
 use crate::auth::users::{self, User};
 use crate::client::Client;
@@ -45,6 +48,19 @@ impl Users {
     pub fn list(&self) -> Result<Vec<User>> {
         let _acting = self.client.require(Scope::UsersRead, "reading users")?;
         users::list_users(self.db())
+    }
+
+    /// User `id`'s preferences: a JSON object, empty until set.
+    pub fn prefs(&self, id: &str) -> Result<Map<String, Value>> {
+        let _acting = self.client.require(Scope::UsersRead, "reading users")?;
+        users::require_user(&self.db().store, id)?;
+        prefs::load(&self.db().store, Owner::User(id))
+    }
+
+    /// Replaces user `id`'s preferences (at most 64 KiB as JSON, 32 levels deep).
+    pub fn update_prefs(&self, id: &str, prefs: Map<String, Value>) -> Result<Map<String, Value>> {
+        let _acting = self.client.require(Scope::UsersWrite, "updating users")?;
+        prefs::replace(self.db(), Owner::User(id), prefs)
     }
 
     /// Blocks (`false`) or unblocks (`true`) a user. A blocked user's sessions and
@@ -115,6 +131,19 @@ impl Teams {
     pub fn get(&self, id: &str) -> Result<Team> {
         let _acting = self.client.require(Scope::TeamsRead, "reading teams")?;
         teams::get_team(self.db(), id)
+    }
+
+    /// Team `id`'s preferences: a JSON object, empty until set.
+    pub fn prefs(&self, id: &str) -> Result<Map<String, Value>> {
+        let _acting = self.client.require(Scope::TeamsRead, "reading teams")?;
+        teams::get_team(self.db(), id)?;
+        prefs::load(&self.db().store, Owner::Team(id))
+    }
+
+    /// Replaces team `id`'s preferences (at most 64 KiB as JSON, 32 levels deep).
+    pub fn update_prefs(&self, id: &str, prefs: Map<String, Value>) -> Result<Map<String, Value>> {
+        let _acting = self.client.require(Scope::TeamsWrite, "updating teams")?;
+        prefs::replace(self.db(), Owner::Team(id), prefs)
     }
 
     /// Every team, by id.

@@ -77,6 +77,7 @@ pub use admin::{Keys, Teams, TokenKeys, Users};
 pub use attribute::{AttributeSpec, AttributeType, MAX_ATTRIBUTES, MAX_STRING_SIZE};
 pub use auth::keys::ApiKey;
 pub use auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordHashing};
+pub use auth::prefs::{MAX_PREFS_BYTES, MAX_PREFS_DEPTH};
 pub use auth::sessions::Session;
 pub use auth::teams::{MAX_MEMBERSHIP_ROLES, Membership, Team};
 pub use auth::users::{MAX_EMAIL_LEN, MAX_LABELS, User};

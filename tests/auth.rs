@@ -752,3 +752,106 @@ fn a_new_team_with_a_deleted_teams_id_inherits_nothing() {
     assert!(info.permissions.is_empty(), "{:?}", info.permissions);
     assert_eq!(db.verify().unwrap().problems, 0);
 }
+
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// Preferences: each user's own (a key reads them with `users.read`, changes them with
+/// `users.write`), replaced whole, bounded, and gone with the user or team.
+#[test]
+fn preferences_are_the_owners_and_go_with_them() {
+    let (db, _) = setup();
+    let a = common::sign_in(&db, "a");
+    let b = common::sign_in(&db, "b");
+    assert!(a.account().prefs().unwrap().is_empty());
+    let set = a
+        .account()
+        .update_prefs(object(json!({"theme": "dark", "n": [1, {"x": true}]})))
+        .unwrap();
+    assert_eq!(set["theme"], "dark");
+    assert_eq!(a.account().prefs().unwrap(), set);
+    assert!(b.account().prefs().unwrap().is_empty(), "b's are b's own");
+    // Replaced whole, as Appwrite.
+    a.account()
+        .update_prefs(object(json!({"lang": "fr"})))
+        .unwrap();
+    assert_eq!(a.account().prefs().unwrap(), object(json!({"lang": "fr"})));
+    // A guest has no preferences to read or write.
+    for r in [
+        db.client().account().prefs(),
+        db.client().account().update_prefs(object(json!({"x": 1}))),
+    ] {
+        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    }
+    // Keys: reading needs users.read, changing users.write; so does an impersonated client.
+    let reader = db
+        .root()
+        .keys()
+        .create("reader", &[Scope::UsersRead])
+        .unwrap()
+        .secret;
+    let reader = db.client().set_key(&reader).unwrap();
+    assert_eq!(
+        reader.users().prefs("user-a").unwrap(),
+        object(json!({"lang": "fr"}))
+    );
+    let r = reader.users().update_prefs("user-a", object(json!({})));
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    let as_a = reader.impersonate("user-a").unwrap();
+    assert_eq!(as_a.account().prefs().unwrap()["lang"], "fr");
+    let r = as_a.account().update_prefs(object(json!({"x": 1})));
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    let r = reader.users().prefs("nobody");
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    db.root()
+        .users()
+        .update_prefs("user-b", object(json!({"k": "v"})))
+        .unwrap();
+    assert_eq!(b.account().prefs().unwrap()["k"], "v");
+    // Limits: 64 KiB of JSON text, 32 levels.
+    let big = "x".repeat(permdb::MAX_PREFS_BYTES);
+    let r = a.account().update_prefs(object(json!({ "big": big })));
+    assert!(matches!(r, Err(Error::LimitExceeded(_))), "too big");
+    let fits = "x".repeat(permdb::MAX_PREFS_BYTES - r#"{"big":""}"#.len());
+    a.account()
+        .update_prefs(object(json!({ "big": fits })))
+        .unwrap();
+    let nest = |levels: usize| {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!({ "in": v });
+        }
+        object(v)
+    };
+    a.account()
+        .update_prefs(nest(permdb::MAX_PREFS_DEPTH))
+        .unwrap();
+    let r = a.account().update_prefs(nest(permdb::MAX_PREFS_DEPTH + 1));
+    assert!(matches!(r, Err(Error::LimitExceeded(_))), "too deep: {r:?}");
+    // A new account with a deleted user's id starts with none.
+    db.root().users().delete("user-a").unwrap();
+    db.client()
+        .account()
+        .create("user-a", "new-a@example.com", "password-new", None)
+        .unwrap();
+    assert!(db.root().users().prefs("user-a").unwrap().is_empty());
+    // Teams: the same, with teams.read and teams.write.
+    let teams = db.root().teams();
+    teams.create("t1", "T").unwrap();
+    assert!(teams.prefs("t1").unwrap().is_empty());
+    teams
+        .update_prefs("t1", object(json!({"color": "red"})))
+        .unwrap();
+    assert_eq!(teams.prefs("t1").unwrap()["color"], "red");
+    let r = reader.teams().prefs("t1");
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    teams.delete("t1").unwrap();
+    teams.create("t1", "T again").unwrap();
+    assert!(teams.prefs("t1").unwrap().is_empty());
+    let r = teams.update_prefs("t2", object(json!({})));
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+}

@@ -259,3 +259,299 @@ async fn every_databases_answer_is_appwrites_model() {
         "general_argument_invalid",
     );
 }
+
+#[tokio::test]
+async fn every_account_user_and_team_answer_is_appwrites_model() {
+    // The default 4 MiB body limit, so that preferences past their own limit arrive.
+    let (options, clock) = common::test_options();
+    let s =
+        common::server::start_with(options, clock, permdb::server::ServerOptions::default()).await;
+    let key = [("X-Appwrite-Key", s.key.as_str())];
+    let as_key = |method: Method, path: &str, body: Option<Value>| {
+        let (s, path) = (&s, path.to_owned());
+        async move { s.call(method, &path, &key, body).await }
+    };
+    let ok = |(status, body): (StatusCode, Value), want: StatusCode| {
+        assert_eq!(status, want, "{body}");
+        body
+    };
+    // Sign-up as a guest, sign-in with the key (the secret shown), the account, JWTs.
+    let user = ok(
+        s.call(
+            Method::POST,
+            "/v1/account",
+            &[],
+            Some(json!({"userId": "user-n", "email": "N@example.com", "password": "password-n", "name": "N"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_model("User", &user);
+    assert_eq!(user["prefs"], json!({}));
+    let session = ok(
+        as_key(
+            Method::POST,
+            "/v1/account/sessions/email",
+            Some(json!({"email": "n@example.com", "password": "password-n"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_model("Session", &session);
+    assert_eq!(session["providerUid"], "N@example.com");
+    assert_eq!(session["userId"], "user-n");
+    let secret = session["secret"].as_str().unwrap().to_owned();
+    let me = [("X-Appwrite-Session", secret.as_str())];
+    let mine = |method: Method, path: &str, body: Option<Value>| {
+        let (s, path) = (&s, path.to_owned());
+        async move { s.call(method, &path, &me, body).await }
+    };
+    assert_model(
+        "User",
+        &ok(mine(Method::GET, "/v1/account", None).await, StatusCode::OK),
+    );
+    let sessions = ok(
+        mine(Method::GET, "/v1/account/sessions", None).await,
+        StatusCode::OK,
+    );
+    assert_model("SessionList", &sessions);
+    assert_eq!(sessions["sessions"][0]["current"], true);
+    assert_eq!(sessions["sessions"][0]["secret"], "", "never shown again");
+    assert_model(
+        "Session",
+        &ok(
+            mine(Method::GET, "/v1/account/sessions/current", None).await,
+            StatusCode::OK,
+        ),
+    );
+    assert_model(
+        "Jwt",
+        &ok(
+            mine(Method::POST, "/v1/account/jwts", None).await,
+            StatusCode::CREATED,
+        ),
+    );
+    // Preferences: the account's own, replaced whole; a PATCH answers the user.
+    assert_eq!(
+        ok(
+            mine(Method::GET, "/v1/account/prefs", None).await,
+            StatusCode::OK
+        ),
+        json!({})
+    );
+    let updated = ok(
+        mine(
+            Method::PATCH,
+            "/v1/account/prefs",
+            Some(json!({"prefs": {"theme": "dark"}})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("User", &updated);
+    assert_eq!(updated["prefs"], json!({"theme": "dark"}));
+    assert_eq!(
+        ok(
+            mine(Method::GET, "/v1/account/prefs", None).await,
+            StatusCode::OK
+        ),
+        json!({"theme": "dark"})
+    );
+    // Users, by key.
+    let got = ok(
+        as_key(Method::GET, "/v1/users/user-n", None).await,
+        StatusCode::OK,
+    );
+    assert_model("User", &got);
+    assert_eq!(got["prefs"], json!({"theme": "dark"}));
+    let users = ok(as_key(Method::GET, "/v1/users", None).await, StatusCode::OK);
+    assert_model("UserList", &users);
+    assert_eq!(users["total"], 4);
+    assert_model(
+        "User",
+        &ok(
+            as_key(
+                Method::PATCH,
+                "/v1/users/user-n/status",
+                Some(json!({"status": true})),
+            )
+            .await,
+            StatusCode::OK,
+        ),
+    );
+    assert_model(
+        "User",
+        &ok(
+            as_key(
+                Method::PUT,
+                "/v1/users/user-n/labels",
+                Some(json!({"labels": ["vip"]})),
+            )
+            .await,
+            StatusCode::OK,
+        ),
+    );
+    let prefs = ok(
+        as_key(
+            Method::PATCH,
+            "/v1/users/user-a/prefs",
+            Some(json!({"prefs": {"lang": "fr"}})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(prefs, json!({"lang": "fr"}), "Preferences, not the user");
+    assert_eq!(
+        ok(
+            as_key(Method::GET, "/v1/users/user-a/prefs", None).await,
+            StatusCode::OK
+        ),
+        prefs
+    );
+    // Teams, memberships and team preferences, by key.
+    let team = ok(
+        as_key(
+            Method::POST,
+            "/v1/teams",
+            Some(json!({"teamId": "t1", "name": "Team"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_model("Team", &team);
+    assert_eq!(team["total"], 0);
+    let m = ok(
+        as_key(
+            Method::POST,
+            "/v1/teams/t1/memberships",
+            Some(json!({"userId": "user-n", "roles": ["editor"]})),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_model("Membership", &m);
+    assert_eq!(
+        (m["teamName"].as_str(), m["userEmail"].as_str()),
+        (Some("Team"), Some("N@example.com"))
+    );
+    assert_eq!(m["roles"], json!(["editor"]));
+    let got = ok(
+        as_key(Method::GET, "/v1/teams/t1", None).await,
+        StatusCode::OK,
+    );
+    assert_model("Team", &got);
+    assert_eq!(got["total"], 1);
+    assert_model(
+        "TeamList",
+        &ok(as_key(Method::GET, "/v1/teams", None).await, StatusCode::OK),
+    );
+    assert_model(
+        "MembershipList",
+        &ok(
+            as_key(Method::GET, "/v1/teams/t1/memberships", None).await,
+            StatusCode::OK,
+        ),
+    );
+    let prefs = ok(
+        as_key(
+            Method::PUT,
+            "/v1/teams/t1/prefs",
+            Some(json!({"prefs": {"color": "red"}})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(prefs, json!({"color": "red"}));
+    assert_eq!(
+        ok(
+            as_key(Method::GET, "/v1/teams/t1", None).await,
+            StatusCode::OK
+        )["prefs"],
+        prefs
+    );
+    // A key that may read teams but not users sees memberships without names or emails.
+    let teams_only =
+        s.db.root()
+            .keys()
+            .create("teams", &[permdb::Scope::TeamsRead])
+            .unwrap()
+            .secret;
+    let list = ok(
+        s.call(
+            Method::GET,
+            "/v1/teams/t1/memberships",
+            &[("X-Appwrite-Key", &teams_only)],
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("MembershipList", &list);
+    assert_eq!(
+        (
+            list["memberships"][0]["userName"].as_str(),
+            list["memberships"][0]["userEmail"].as_str()
+        ),
+        (Some(""), Some(""))
+    );
+    // Refusals: a user reads no one else's preferences; a teams key none of a user's;
+    // a session changes only its own; bad preferences are refused and change nothing.
+    use common::server::appwrite_error;
+    appwrite_error(
+        mine(Method::GET, "/v1/users/user-a/prefs", None).await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    appwrite_error(
+        s.call(
+            Method::GET,
+            "/v1/users/user-a/prefs",
+            &[("X-Appwrite-Key", &teams_only)],
+            None,
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    appwrite_error(
+        as_key(Method::GET, "/v1/users/nobody/prefs", None).await,
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+    appwrite_error(
+        as_key(Method::GET, "/v1/teams/nothing/prefs", None).await,
+        StatusCode::NOT_FOUND,
+        "team_not_found",
+    );
+    for bad in [
+        json!({"prefs": [1]}),
+        json!({"prefs": "x"}),
+        json!({}),
+        json!({"prefs": {}, "more": 1}),
+    ] {
+        appwrite_error(
+            mine(Method::PATCH, "/v1/account/prefs", Some(bad)).await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
+    let big = json!({"prefs": {"big": "x".repeat(permdb::MAX_PREFS_BYTES)}});
+    appwrite_error(
+        mine(Method::PATCH, "/v1/account/prefs", Some(big)).await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    assert_eq!(
+        ok(
+            mine(Method::GET, "/v1/account/prefs", None).await,
+            StatusCode::OK
+        ),
+        json!({"theme": "dark"}),
+        "unchanged"
+    );
+    appwrite_error(
+        s.call(Method::GET, "/v1/account/prefs", &[], None).await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+}

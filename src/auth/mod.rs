@@ -3,6 +3,7 @@
 
 pub(crate) mod keys;
 pub(crate) mod password;
+pub(crate) mod prefs;
 pub(crate) mod sessions;
 pub(crate) mod teams;
 pub(crate) mod throttle;

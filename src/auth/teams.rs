@@ -111,7 +111,7 @@ fn membership_key(id: &str) -> Vec<u8> {
     keys::auth(b'm', &[id])
 }
 
-fn require_team(store: &Store, id: &str) -> Result<TeamRecord> {
+pub(crate) fn require_team(store: &Store, id: &str) -> Result<TeamRecord> {
     load(store, &team_key(id))?.ok_or_else(|| Error::not_found(ResourceKind::Team, id))
 }
 
@@ -157,6 +157,7 @@ pub(crate) fn list_teams(db: &DbInner) -> Result<Vec<Team>> {
 pub(crate) fn remove_team(store: &Store, batch: &mut WriteBatch, id: &str) -> Result<Vec<String>> {
     require_team(store, id)?;
     batch.remove(Tree::Auth, team_key(id));
+    super::prefs::remove(batch, super::prefs::Owner::Team(id));
     let mut member_roles = Vec::new();
     for m in child_ids(store, &keys::auth_children(b'T', id))? {
         remove_membership(store, batch, &m)?;

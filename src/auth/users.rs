@@ -256,6 +256,7 @@ pub(crate) fn remove_user(store: &Store, batch: &mut WriteBatch, id: &str) -> Re
     batch.remove(Tree::Auth, user_key(id));
     batch.remove(Tree::Auth, email_key(&r.email));
     batch.remove(Tree::Auth, incarnation_key(id));
+    super::prefs::remove(batch, super::prefs::Owner::User(id));
     super::sessions::remove_all(store, batch, id)?;
     for m in child_ids(store, &keys::auth_children(b'M', id))? {
         super::teams::remove_membership(store, batch, &m)?;

@@ -16,12 +16,13 @@ use super::error::ApiError;
 use super::extract::Body;
 use std::sync::Arc;
 
-use super::{SameSite, ServerOptions, blocking};
+use super::{SameSite, ServerOptions, blocking, model};
 use crate::Db;
 
 pub(super) fn routes() -> Router<Db> {
     Router::new()
         .route("/account", post(create).get(get_account))
+        .route("/account/prefs", get(get_prefs).patch(update_prefs))
         .route("/account/sessions/email", post(create_session))
         .route(
             "/account/sessions",
@@ -59,7 +60,7 @@ async fn create(
                 .client
                 .account()
                 .create(&b.user_id, &b.email, &b.password, b.name.as_deref())?;
-        Ok((StatusCode::CREATED, Json(user)).into_response())
+        Ok((StatusCode::CREATED, Json(model::user_of(&db, &user)?)).into_response())
     })
     .await
 }
@@ -67,7 +68,7 @@ async fn create(
 async fn get_account(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
         let user = caller(&db, &headers)?.client.account().get()?;
-        Ok(Json(user).into_response())
+        Ok(Json(model::user_of(&db, &user)?).into_response())
     })
     .await
 }
@@ -105,7 +106,8 @@ async fn create_session(
         if caller.via != Via::Key {
             session.secret = String::new();
         }
-        let mut response = (StatusCode::CREATED, Json(&session)).into_response();
+        let mut response =
+            (StatusCode::CREATED, Json(model::session_of(&db, &session)?)).into_response();
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(SET_COOKIE, v);
         }
@@ -116,7 +118,11 @@ async fn create_session(
 
 async fn list_sessions(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
-        let sessions = caller(&db, &headers)?.client.account().list_sessions()?;
+        let list = caller(&db, &headers)?.client.account().list_sessions()?;
+        let sessions = list
+            .iter()
+            .map(|s| model::session_of(&db, s))
+            .collect::<crate::Result<Vec<_>>>()?;
         Ok(Json(json!({"total": sessions.len(), "sessions": sessions})).into_response())
     })
     .await
@@ -138,8 +144,8 @@ async fn get_session(
                     s.id == id
                 }
             })
-            .map(|s| Json(s).into_response())
             .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Session, &id).into())
+            .and_then(|s| Ok(Json(model::session_of(&db, &s)?).into_response()))
     })
     .await
 }
@@ -220,6 +226,33 @@ async fn create_jwt(State(db): State<Db>, headers: HeaderMap) -> Result<Response
         }
         let jwt = caller.client.account().create_jwt()?;
         Ok((StatusCode::CREATED, Json(json!({"jwt": jwt.jwt}))).into_response())
+    })
+    .await
+}
+
+async fn get_prefs(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+    blocking(move || Ok(Json(caller(&db, &headers)?.client.account().prefs()?).into_response()))
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Prefs {
+    prefs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `PATCH /v1/account/prefs`: replaces the preferences; answers the user, as Appwrite.
+async fn update_prefs(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<Prefs>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let account = caller(&db, &headers)?.client.account();
+        // Read first: a caller who may not read the account changes nothing.
+        let user = account.get()?;
+        account.update_prefs(b.prefs)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
     })
     .await
 }

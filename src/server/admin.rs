@@ -7,12 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::auth::caller;
 use super::blocking;
 use super::error::ApiError;
 use super::extract::Body;
+use super::model;
 use crate::Db;
 
 pub(super) fn routes() -> Router<Db> {
@@ -21,8 +22,16 @@ pub(super) fn routes() -> Router<Db> {
         .route("/users/{id}", get(get_user).delete(delete_user))
         .route("/users/{id}/status", patch(update_status))
         .route("/users/{id}/labels", put(update_labels))
+        .route(
+            "/users/{id}/prefs",
+            get(get_user_prefs).patch(update_user_prefs),
+        )
         .route("/teams", post(create_team).get(list_teams))
         .route("/teams/{id}", get(get_team).delete(delete_team))
+        .route(
+            "/teams/{id}/prefs",
+            get(get_team_prefs).put(update_team_prefs),
+        )
         .route(
             "/teams/{id}/memberships",
             post(create_membership).get(list_memberships),
@@ -48,7 +57,7 @@ async fn create_user(
     blocking(move || {
         let users = caller(&db, &headers)?.client.users();
         let user = users.create(&b.user_id, &b.email, &b.password, b.name.as_deref())?;
-        Ok((StatusCode::CREATED, Json(user)).into_response())
+        Ok((StatusCode::CREATED, Json(model::user_of(&db, &user)?)).into_response())
     })
     .await
 }
@@ -56,7 +65,11 @@ async fn create_user(
 async fn list_users(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
         let list = caller(&db, &headers)?.client.users().list()?;
-        Ok(Json(json!({"total": list.len(), "users": list})).into_response())
+        let users = list
+            .iter()
+            .map(|u| model::user_of(&db, u))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(Json(json!({"total": users.len(), "users": users})).into_response())
     })
     .await
 }
@@ -66,8 +79,11 @@ async fn get_user(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    blocking(move || Ok(Json(caller(&db, &headers)?.client.users().get(&id)?).into_response()))
-        .await
+    blocking(move || {
+        let user = caller(&db, &headers)?.client.users().get(&id)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
 }
 
 async fn delete_user(
@@ -99,7 +115,7 @@ async fn update_status(
             .client
             .users()
             .update_status(&id, b.status)?;
-        Ok(Json(user).into_response())
+        Ok(Json(model::user_of(&db, &user)?).into_response())
     })
     .await
 }
@@ -122,7 +138,7 @@ async fn update_labels(
             .client
             .users()
             .update_labels(&id, &labels)?;
-        Ok(Json(user).into_response())
+        Ok(Json(model::user_of(&db, &user)?).into_response())
     })
     .await
 }
@@ -151,7 +167,7 @@ async fn create_team(
             .client
             .teams()
             .create(&b.team_id, &b.name)?;
-        Ok((StatusCode::CREATED, Json(team)).into_response())
+        Ok((StatusCode::CREATED, Json(model::team_of(&db, &team)?)).into_response())
     })
     .await
 }
@@ -159,7 +175,11 @@ async fn create_team(
 async fn list_teams(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
         let list = caller(&db, &headers)?.client.teams().list()?;
-        Ok(Json(json!({"total": list.len(), "teams": list})).into_response())
+        let teams = list
+            .iter()
+            .map(|t| model::team_of(&db, t))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(Json(json!({"total": teams.len(), "teams": teams})).into_response())
     })
     .await
 }
@@ -169,8 +189,11 @@ async fn get_team(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    blocking(move || Ok(Json(caller(&db, &headers)?.client.teams().get(&id)?).into_response()))
-        .await
+    blocking(move || {
+        let team = caller(&db, &headers)?.client.teams().get(&id)?;
+        Ok(Json(model::team_of(&db, &team)?).into_response())
+    })
+    .await
 }
 
 async fn delete_team(
@@ -201,11 +224,15 @@ async fn create_membership(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let roles: Vec<&str> = b.roles.iter().map(String::as_str).collect();
-        let m = caller(&db, &headers)?
-            .client
+        let client = caller(&db, &headers)?.client;
+        let m = client
             .teams()
             .create_membership(&team, &b.user_id, &roles)?;
-        Ok((StatusCode::CREATED, Json(m)).into_response())
+        Ok((
+            StatusCode::CREATED,
+            Json(model::membership_of(&db, &client, &m)?),
+        )
+            .into_response())
     })
     .await
 }
@@ -216,11 +243,13 @@ async fn list_memberships(
     Path(team): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let list = caller(&db, &headers)?
-            .client
-            .teams()
-            .list_memberships(&team)?;
-        Ok(Json(json!({"total": list.len(), "memberships": list})).into_response())
+        let client = caller(&db, &headers)?.client;
+        let list = client.teams().list_memberships(&team)?;
+        let memberships = list
+            .iter()
+            .map(|m| model::membership_of(&db, &client, m))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(Json(json!({"total": memberships.len(), "memberships": memberships})).into_response())
     })
     .await
 }
@@ -236,6 +265,62 @@ async fn delete_membership(
             .teams()
             .delete_membership(&team, &mid)?;
         Ok(super::no_content())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Prefs {
+    prefs: Map<String, Value>,
+}
+
+async fn get_user_prefs(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || Ok(Json(caller(&db, &headers)?.client.users().prefs(&id)?).into_response()))
+        .await
+}
+
+async fn update_user_prefs(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<Prefs>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let prefs = caller(&db, &headers)?
+            .client
+            .users()
+            .update_prefs(&id, b.prefs)?;
+        Ok(Json(prefs).into_response())
+    })
+    .await
+}
+
+async fn get_team_prefs(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || Ok(Json(caller(&db, &headers)?.client.teams().prefs(&id)?).into_response()))
+        .await
+}
+
+async fn update_team_prefs(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<Prefs>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let prefs = caller(&db, &headers)?
+            .client
+            .teams()
+            .update_prefs(&id, b.prefs)?;
+        Ok(Json(prefs).into_response())
     })
     .await
 }

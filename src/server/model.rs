@@ -1,9 +1,13 @@
-//! permdb's schemas, collections, attributes and indexes in the JSON shapes of Appwrite's
-//! response models (as its SDKs define them), for the Databases API and for TablesDB.
+//! permdb's schemas, collections, attributes, indexes, users, teams, memberships and
+//! sessions in the JSON shapes of Appwrite's response models (as its SDKs define them).
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::attribute::{AttributeSpec, AttributeType};
+use crate::auth::prefs::{self, Owner};
+use crate::auth::sessions::Session;
+use crate::auth::teams::{self, Membership, Team};
+use crate::auth::users::{self, User};
 use crate::catalog::{CollectionInfo, SchemaInfo};
 use crate::index::attr::{IndexSpec, IndexType};
 
@@ -116,4 +120,143 @@ pub(crate) fn index(spec: &IndexSpec, of: &CollectionInfo, api: Api) -> Value {
         fields: spec.attributes,
         "lengths": [],
     })
+}
+
+/// Appwrite's `User`. permdb keeps no phone, MFA, messaging targets or last access:
+/// `phone` and `accessedAt` are empty, `mfa` and `phoneVerification` false, `targets`
+/// empty. The password is set at sign-up and never changed, so `passwordUpdate` and
+/// `registration` are the creation time.
+pub(crate) fn user(user: &User, prefs: Map<String, Value>) -> Value {
+    json!({
+        "$id": user.id,
+        "$createdAt": user.created_at,
+        "$updatedAt": user.updated_at,
+        "name": user.name,
+        "registration": user.created_at,
+        "status": user.status,
+        "labels": user.labels,
+        "passwordUpdate": user.created_at,
+        "email": user.email,
+        "phone": "",
+        "emailVerification": user.email_verification,
+        "phoneVerification": false,
+        "mfa": false,
+        "prefs": prefs,
+        "targets": [],
+        "accessedAt": "",
+    })
+}
+
+/// Appwrite's `Team`: `total` is its number of memberships. Teams are never renamed, so
+/// `$updatedAt` is the creation time.
+pub(crate) fn team(team: &Team, total: usize, prefs: Map<String, Value>) -> Value {
+    json!({
+        "$id": team.id,
+        "$createdAt": team.created_at,
+        "$updatedAt": team.created_at,
+        "name": team.name,
+        "total": total,
+        "prefs": prefs,
+    })
+}
+
+/// Appwrite's `Membership`. `member` is the user's name and email when the caller may
+/// read users, else empty (as Appwrite's privacy settings hide them). Memberships made by
+/// root or a key are joined when made.
+pub(crate) fn membership(m: &Membership, team_name: &str, member: Option<&User>) -> Value {
+    json!({
+        "$id": m.id,
+        "$createdAt": m.created_at,
+        "$updatedAt": m.created_at,
+        "userId": m.user_id,
+        "userName": member.map_or("", |u| u.name.as_str()),
+        "userEmail": member.map_or("", |u| u.email.as_str()),
+        "teamId": m.team_id,
+        "teamName": team_name,
+        "invited": m.created_at,
+        "joined": if m.confirm { m.created_at.as_str() } else { "" },
+        "confirm": m.confirm,
+        "mfa": false,
+        "roles": m.roles,
+        "userPhone": "",
+        "userAccessedAt": "",
+    })
+}
+
+/// Appwrite's `Session` for an email and password sign-in. permdb records nothing of the
+/// client (address, device, browser, place): those fields are empty. `email` is the
+/// account's, Appwrite's `providerUid` for this provider.
+pub(crate) fn session(s: &Session, email: &str) -> Value {
+    let mut out = json!({
+        "$id": s.id,
+        "$createdAt": s.created_at,
+        "$updatedAt": s.created_at,
+        "userId": s.user_id,
+        "expire": crate::timefmt::format(s.expire),
+        "provider": "email",
+        "providerUid": email,
+        "providerAccessToken": "",
+        "providerAccessTokenExpiry": "",
+        "providerRefreshToken": "",
+        "factors": ["password"],
+        "secret": s.secret,
+        "mfaUpdatedAt": "",
+        "current": s.current,
+    });
+    if let Value::Object(map) = &mut out {
+        for empty in [
+            "ip",
+            "osCode",
+            "osName",
+            "osVersion",
+            "clientType",
+            "clientCode",
+            "clientName",
+            "clientVersion",
+            "clientEngine",
+            "clientEngineVersion",
+            "deviceName",
+            "deviceBrand",
+            "deviceModel",
+            "countryCode",
+            "countryName",
+        ] {
+            map.insert(empty.to_owned(), Value::String(String::new()));
+        }
+    }
+    out
+}
+
+/// [`user`] with the user's stored preferences. Called after the caller's own call on the
+/// user succeeded: it shows nothing of another user.
+pub(crate) fn user_of(db: &crate::Db, u: &User) -> crate::Result<Value> {
+    let prefs = prefs::load(&db.inner.store, Owner::User(&u.id))?;
+    Ok(user(u, prefs))
+}
+
+/// [`team`] with its membership count and preferences, after the caller's own call on
+/// the team succeeded.
+pub(crate) fn team_of(db: &crate::Db, t: &Team) -> crate::Result<Value> {
+    let total = teams::list_memberships(&db.inner, &t.id)?.len();
+    let prefs = prefs::load(&db.inner.store, Owner::Team(&t.id))?;
+    Ok(team(t, total, prefs))
+}
+
+/// [`membership`], with the member's name and email only if `client` may read users.
+pub(crate) fn membership_of(
+    db: &crate::Db,
+    client: &crate::Client,
+    m: &Membership,
+) -> crate::Result<Value> {
+    let team = teams::get_team(&db.inner, &m.team_id)?;
+    let member = client.users().get(&m.user_id).ok();
+    Ok(membership(m, &team.name, member.as_ref()))
+}
+
+/// [`session`] with its user's email, after the caller's own call on the session.
+pub(crate) fn session_of(db: &crate::Db, s: &Session) -> crate::Result<Value> {
+    let email = users::load_user(&db.inner.store, &s.user_id)?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    Ok(session(s, &email))
 }

@@ -27,6 +27,8 @@
 //! auth       "K" key_id:u64BE                 -> SigningKeyRecord
 //! auth       "o" token_id:16                  -> expires-at i64 LE: one-time token used
 //! auth       "O" expires:i64BE token_id:16    -> (empty) the same, by expiry, for cleanup
+//! auth       "p" user_id                      -> the user's preferences, JSON object text
+//! auth       "P" team_id                      -> the team's preferences, JSON object text
 //! ```
 //! Ids never contain `/` (see `id`), so `"c" schema_id "/"` is an exact prefix.
 //!
