@@ -555,3 +555,268 @@ async fn every_account_user_and_team_answer_is_appwrites_model() {
         "user_unauthorized",
     );
 }
+
+/// TablesDB over the same store: a collection made through one API is a table through the
+/// other, rows are documents, and each answer is TablesDB's model and error type.
+#[tokio::test]
+async fn tablesdb_serves_the_same_data_in_its_own_models() {
+    let s = start().await;
+    let key = [("X-Appwrite-Key", s.key.as_str())];
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let s = &s;
+        async move { s.call(method, &path, &key, body).await }
+    };
+    let ok = |(status, body): (StatusCode, Value), want: StatusCode| {
+        assert_eq!(status, want, "{body}");
+        body
+    };
+    use common::server::appwrite_error;
+    let list = ok(
+        call(Method::GET, "/v1/tablesdb".into(), None).await,
+        StatusCode::OK,
+    );
+    assert_model("DatabaseList", &list);
+    assert_eq!(list["databases"][0]["type"], "tablesdb");
+    // The seed's collection, as a table; its documents, as rows.
+    let t = ok(
+        call(Method::GET, "/v1/tablesdb/db/tables/birthdays".into(), None).await,
+        StatusCode::OK,
+    );
+    assert_model("Table", &t);
+    assert_eq!(t["rowSecurity"], true);
+    let rows = ok(
+        call(
+            Method::GET,
+            "/v1/tablesdb/db/tables/birthdays/rows".into(),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("RowList", &rows);
+    assert_eq!(rows["total"], 3);
+    assert_eq!(rows["rows"][0]["$tableId"], "birthdays");
+    assert!(rows["rows"][0].get("$collectionId").is_none());
+    // A table made through TablesDB is a collection through the Databases API.
+    let made = ok(
+        call(
+            Method::POST,
+            "/v1/tablesdb/db/tables".into(),
+            Some(
+                json!({"tableId": "books", "name": "Books", "rowSecurity": false,
+                "permissions": ["read(\"users\")", "create(\"users\")"]}),
+            ),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_model("Table", &made);
+    let base = "/v1/tablesdb/db/tables/books";
+    let column = ok(
+        call(
+            Method::POST,
+            format!("{base}/columns/string"),
+            Some(json!({"key": "title", "size": 200, "required": true})),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    );
+    assert_model("ColumnString", &column);
+    assert_model(
+        "ColumnList",
+        &ok(
+            call(Method::GET, format!("{base}/columns"), None).await,
+            StatusCode::OK,
+        ),
+    );
+    assert_model(
+        "ColumnString",
+        &ok(
+            call(Method::GET, format!("{base}/columns/title"), None).await,
+            StatusCode::OK,
+        ),
+    );
+    let index = ok(
+        call(
+            Method::POST,
+            format!("{base}/indexes"),
+            Some(json!({"key": "by_title", "type": "unique", "columns": ["title"]})),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    );
+    assert_model("ColumnIndex", &index);
+    assert_eq!(index["columns"], json!(["title"]));
+    assert_model(
+        "ColumnIndexList",
+        &ok(
+            call(Method::GET, format!("{base}/indexes"), None).await,
+            StatusCode::OK,
+        ),
+    );
+    let row = ok(
+        call(
+            Method::POST,
+            format!("{base}/rows"),
+            Some(json!({"rowId": "b1", "data": {"title": "Dune"}})),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_model("Row", &row);
+    assert_eq!(
+        (row["$tableId"].as_str(), row["$sequence"].as_str()),
+        (Some("books"), Some("1"))
+    );
+    assert_model(
+        "Row",
+        &ok(
+            call(Method::GET, format!("{base}/rows/b1"), None).await,
+            StatusCode::OK,
+        ),
+    );
+    let patched = ok(
+        call(
+            Method::PATCH,
+            format!("{base}/rows/b1"),
+            Some(json!({"data": {"title": "Dune II"}})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("Row", &patched);
+    let same = ok(
+        call(
+            Method::GET,
+            "/v1/databases/db/collections/books/documents/b1".into(),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("Document", &same);
+    assert_eq!(same["title"], "Dune II");
+    let coll = ok(
+        call(
+            Method::GET,
+            "/v1/databases/db/collections/books".into(),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("Collection", &coll);
+    assert_eq!(coll["attributes"][0]["key"], "title");
+    // Errors in TablesDB's words.
+    appwrite_error(
+        call(Method::GET, format!("{base}/rows/nothing"), None).await,
+        StatusCode::NOT_FOUND,
+        "row_not_found",
+    );
+    appwrite_error(
+        call(Method::GET, "/v1/tablesdb/db/tables/nothing".into(), None).await,
+        StatusCode::NOT_FOUND,
+        "table_not_found",
+    );
+    appwrite_error(
+        call(Method::GET, format!("{base}/columns/nothing"), None).await,
+        StatusCode::NOT_FOUND,
+        "column_not_found",
+    );
+    appwrite_error(
+        call(
+            Method::POST,
+            format!("{base}/rows"),
+            Some(json!({"rowId": "b1", "data": {"title": "x"}})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "row_already_exists",
+    );
+    appwrite_error(
+        call(
+            Method::POST,
+            format!("{base}/rows"),
+            Some(json!({"rowId": "b2", "data": {"title": "Dune II"}})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "row_already_exists",
+    );
+    appwrite_error(
+        call(
+            Method::POST,
+            format!("{base}/rows"),
+            Some(json!({"rowId": "b3", "data": {}})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "row_invalid_structure",
+    );
+    appwrite_error(
+        call(
+            Method::POST,
+            "/v1/tablesdb/db/tables".into(),
+            Some(json!({"tableId": "books", "name": "x"})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "table_already_exists",
+    );
+    appwrite_error(
+        call(Method::GET, "/v1/tablesdb/nothing".into(), None).await,
+        StatusCode::NOT_FOUND,
+        "database_not_found",
+    );
+    // The same rules: a user reads a row only where the table or row lets them.
+    let (_, jwt) = s.sign_in("b").await;
+    let as_b = [("X-Appwrite-JWT", jwt.as_str())];
+    let seen = ok(
+        s.call(
+            Method::GET,
+            "/v1/tablesdb/db/tables/birthdays/rows",
+            &as_b,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("RowList", &seen);
+    let names: Vec<&str> = seen["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Laura"]);
+    appwrite_error(
+        s.call(
+            Method::GET,
+            "/v1/tablesdb/db/tables/birthdays/rows/doc1",
+            &as_b,
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "row_not_found",
+    );
+    let b_row = ok(
+        s.call(
+            Method::POST,
+            &format!("{base}/rows"),
+            &as_b,
+            Some(json!({"rowId": "b9", "data": {"title": "Emma"}})),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_model("Row", &b_row);
+    appwrite_error(
+        s.call(Method::DELETE, &format!("{base}/rows/b1"), &as_b, None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    let (status, _) = call(Method::DELETE, format!("{base}/rows/b1"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}

@@ -1,5 +1,5 @@
-//! `/v1/databases`: databases (permdb schemas), collections, attributes, indexes and
-//! documents, with `queries[]` in Appwrite's JSON wire form.
+//! `/v1/databases` and `/v1/tablesdb`: databases (permdb schemas), collections or tables,
+//! attributes or columns, indexes, documents or rows, with `queries[]` in Appwrite's form.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,52 +18,139 @@ use std::sync::Arc;
 use super::{ServerOptions, blocking};
 use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, Query};
 
+/// The Databases API under `/databases` and TablesDB under `/tablesdb`: one set of
+/// handlers, told apart by their [`Flavor`].
 pub(super) fn routes() -> Router<Db> {
-    let coll = "/databases/{db}/collections/{coll}";
+    routes_of::<Legacy>().merge(routes_of::<Tables>())
+}
+
+fn routes_of<F: Flavor>() -> Router<Db> {
+    let (dbs, colls, attrs, docs) = (F::ROOT, F::COLLECTIONS, F::ATTRIBUTES, F::DOCUMENTS);
+    let coll = format!("/{dbs}/{{db}}/{colls}/{{coll}}");
     Router::new()
-        .route("/databases", post(create_database).get(list_databases))
-        .route("/databases/{db}", get(get_database).delete(delete_database))
         .route(
-            "/databases/{db}/collections",
-            post(create_collection).get(list_collections),
+            &format!("/{dbs}"),
+            post(create_database::<F>).get(list_databases::<F>),
         )
-        .route(coll, get(get_collection).delete(delete_collection))
+        .route(
+            &format!("/{dbs}/{{db}}"),
+            get(get_database::<F>).delete(delete_database::<F>),
+        )
+        .route(
+            &format!("/{dbs}/{{db}}/{colls}"),
+            post(create_collection::<F>).get(list_collections::<F>),
+        )
+        .route(
+            &coll,
+            get(get_collection::<F>).delete(delete_collection::<F>),
+        )
         // POST names the attribute type (`.../attributes/string`); GET and DELETE name the
         // attribute's key.
         .route(
-            &format!("{coll}/attributes/{{name}}"),
-            post(create_attribute)
-                .get(get_attribute)
-                .delete(delete_attribute),
+            &format!("{coll}/{attrs}/{{name}}"),
+            post(create_attribute::<F>)
+                .get(get_attribute::<F>)
+                .delete(delete_attribute::<F>),
         )
-        .route(&format!("{coll}/attributes"), get(list_attributes))
+        .route(&format!("{coll}/{attrs}"), get(list_attributes::<F>))
         .route(
             &format!("{coll}/indexes"),
-            post(create_index).get(list_indexes),
+            post(create_index::<F>).get(list_indexes::<F>),
         )
         .route(
             &format!("{coll}/indexes/{{key}}"),
-            get(get_index).delete(delete_index),
+            get(get_index::<F>).delete(delete_index::<F>),
         )
         .route(
-            &format!("{coll}/documents"),
-            post(create_document).get(list_documents),
+            &format!("{coll}/{docs}"),
+            post(create_document::<F>).get(list_documents::<F>),
         )
         .route(
-            &format!("{coll}/documents/{{id}}"),
-            get(get_document)
-                .patch(update_document)
-                .delete(delete_document),
+            &format!("{coll}/{docs}/{{id}}"),
+            get(get_document::<F>)
+                .patch(update_document::<F>)
+                .delete(delete_document::<F>),
         )
 }
 
-/// A collection in Appwrite's `Collection` shape.
-fn collection(db: &Db, info: &crate::CollectionInfo) -> Value {
-    model::collection(
-        info,
-        Api::Databases,
-        db.inner.options.limits.max_document_bytes,
-    )
+/// What differs between the two APIs: paths, list keys, a document's collection field,
+/// and error types (`row_not_found` for `document_not_found`, and so on).
+pub(super) trait Flavor: Send + Sync + 'static {
+    /// Which API, for the response models.
+    const API: Api;
+    /// The path under `/v1`.
+    const ROOT: &'static str;
+    /// Collections or tables: the path segment and list key.
+    const COLLECTIONS: &'static str;
+    /// Attributes or columns.
+    const ATTRIBUTES: &'static str;
+    /// Documents or rows.
+    const DOCUMENTS: &'static str;
+
+    /// A document in this API's model (`Document` or `Row`).
+    fn document(doc: &crate::Document) -> Result<Value, ApiError>;
+
+    /// An error with this API's type.
+    fn error(e: ApiError) -> ApiError;
+}
+
+/// `/v1/databases`: collections, attributes, documents.
+pub(super) struct Legacy;
+
+impl Flavor for Legacy {
+    const API: Api = Api::Databases;
+    const ROOT: &'static str = "databases";
+    const COLLECTIONS: &'static str = "collections";
+    const ATTRIBUTES: &'static str = "attributes";
+    const DOCUMENTS: &'static str = "documents";
+
+    fn document(doc: &crate::Document) -> Result<Value, ApiError> {
+        serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn error(e: ApiError) -> ApiError {
+        e
+    }
+}
+
+/// `/v1/tablesdb`: tables, columns, rows.
+pub(super) struct Tables;
+
+impl Flavor for Tables {
+    const API: Api = Api::Tables;
+    const ROOT: &'static str = "tablesdb";
+    const COLLECTIONS: &'static str = "tables";
+    const ATTRIBUTES: &'static str = "columns";
+    const DOCUMENTS: &'static str = "rows";
+
+    fn document(doc: &crate::Document) -> Result<Value, ApiError> {
+        let mut value = Legacy::document(doc)?;
+        if let Value::Object(map) = &mut value
+            && let Some(table) = map.remove("$collectionId")
+        {
+            map.insert("$tableId".to_owned(), table);
+        }
+        Ok(value)
+    }
+
+    fn error(mut e: ApiError) -> ApiError {
+        e.kind = match e.kind {
+            "document_not_found" => "row_not_found",
+            "document_already_exists" => "row_already_exists",
+            "document_invalid_structure" => "row_invalid_structure",
+            "collection_not_found" => "table_not_found",
+            "collection_already_exists" => "table_already_exists",
+            "attribute_not_found" => "column_not_found",
+            "attribute_already_exists" => "column_already_exists",
+            other => other,
+        };
+        e
+    }
+}
+
+/// A collection in Appwrite's `Collection` (or `Table`) shape.
+fn collection<F: Flavor>(db: &Db, info: &crate::CollectionInfo) -> Value {
+    model::collection(info, F::API, db.inner.options.limits.max_document_bytes)
 }
 
 fn created(value: impl serde::Serialize) -> Response {
@@ -88,7 +175,7 @@ struct NewDatabase {
     enabled: Option<bool>,
 }
 
-async fn create_database(
+async fn create_database<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Body(b): Body<NewDatabase>,
@@ -99,36 +186,39 @@ async fn create_database(
         if b.enabled == Some(false) {
             info = schemas.update(&b.database_id, &b.name, false)?;
         }
-        Ok(created(model::database(&info, Api::Databases)))
+        Ok(created(model::database(&info, F::API)))
     })
     .await
+    .map_err(F::error)
 }
 
-async fn list_databases(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn list_databases<F: Flavor>(
+    State(db): State<Db>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     blocking(move || {
         let list = caller(&db, &headers)?.client.schemas().list()?;
-        let databases: Vec<Value> = list
-            .iter()
-            .map(|d| model::database(d, Api::Databases))
-            .collect();
+        let databases: Vec<Value> = list.iter().map(|d| model::database(d, F::API)).collect();
         Ok(Json(json!({"total": databases.len(), "databases": databases})).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn get_database(
+async fn get_database<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let info = caller(&db, &headers)?.client.schemas().get(&id)?;
-        Ok(Json(model::database(&info, Api::Databases)).into_response())
+        Ok(Json(model::database(&info, F::API)).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn delete_database(
+async fn delete_database<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -138,22 +228,24 @@ async fn delete_database(
         Ok(super::no_content())
     })
     .await
+    .map_err(F::error)
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewCollection {
+    #[serde(alias = "tableId")]
     collection_id: String,
     name: String,
     #[serde(default)]
     permissions: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, alias = "rowSecurity")]
     document_security: Option<bool>,
     #[serde(default)]
     enabled: Option<bool>,
 }
 
-async fn create_collection(
+async fn create_collection<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path(schema): Path<String>,
@@ -168,12 +260,13 @@ async fn create_collection(
         }
         let client = caller(&db, &headers)?.client;
         let info = client.schema(&schema).collections().create(spec)?;
-        Ok(created(collection(&db, &info)))
+        Ok(created(collection::<F>(&db, &info)))
     })
     .await
+    .map_err(F::error)
 }
 
-async fn list_collections(
+async fn list_collections<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path(schema): Path<String>,
@@ -181,13 +274,14 @@ async fn list_collections(
     blocking(move || {
         let client = caller(&db, &headers)?.client;
         let list = client.schema(&schema).collections().list()?;
-        let collections: Vec<Value> = list.iter().map(|c| collection(&db, c)).collect();
-        Ok(Json(json!({"total": collections.len(), "collections": collections})).into_response())
+        let collections: Vec<Value> = list.iter().map(|c| collection::<F>(&db, c)).collect();
+        Ok(Json(json!({"total": collections.len(), F::COLLECTIONS: collections})).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn get_collection(
+async fn get_collection<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
@@ -195,12 +289,13 @@ async fn get_collection(
     blocking(move || {
         let client = caller(&db, &headers)?.client;
         let info = client.schema(&schema).collections().get(&coll)?;
-        Ok(Json(collection(&db, &info)).into_response())
+        Ok(Json(collection::<F>(&db, &info)).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn delete_collection(
+async fn delete_collection<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
@@ -211,6 +306,7 @@ async fn delete_collection(
         Ok(super::no_content())
     })
     .await
+    .map_err(F::error)
 }
 
 #[derive(Deserialize)]
@@ -266,7 +362,7 @@ fn attribute_spec(kind: &str, b: &NewAttribute) -> Result<AttributeSpec, ApiErro
     Ok(spec)
 }
 
-async fn create_attribute(
+async fn create_attribute<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, kind)): Path<(String, String, String)>,
@@ -288,9 +384,10 @@ async fn create_attribute(
         Ok((StatusCode::ACCEPTED, Json(attribute)).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn list_attributes(
+async fn list_attributes<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
@@ -303,12 +400,13 @@ async fn list_attributes(
             .iter()
             .map(|a| model::attribute(a, &info))
             .collect();
-        Ok(Json(json!({"total": attributes.len(), "attributes": attributes})).into_response())
+        Ok(Json(json!({"total": attributes.len(), F::ATTRIBUTES: attributes})).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn get_attribute(
+async fn get_attribute<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, key)): Path<(String, String, String)>,
@@ -324,9 +422,10 @@ async fn get_attribute(
         Ok(Json(model::attribute(attribute, &info)).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn delete_attribute(
+async fn delete_attribute<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, key)): Path<(String, String, String)>,
@@ -340,6 +439,7 @@ async fn delete_attribute(
         Ok(super::no_content())
     })
     .await
+    .map_err(F::error)
 }
 
 #[derive(Deserialize)]
@@ -348,12 +448,13 @@ struct NewIndex {
     key: String,
     #[serde(rename = "type")]
     kind: String,
+    #[serde(alias = "columns")]
     attributes: Vec<String>,
     #[serde(default)]
     orders: Option<Vec<String>>,
 }
 
-async fn create_index(
+async fn create_index<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
@@ -402,14 +503,15 @@ async fn create_index(
             .indexes
             .iter()
             .find(|i| i.key == b.key)
-            .map(|i| model::index(i, &info, Api::Databases))
+            .map(|i| model::index(i, &info, F::API))
             .unwrap_or(Value::Null);
         Ok((StatusCode::ACCEPTED, Json(index)).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn list_indexes(
+async fn list_indexes<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
@@ -420,14 +522,15 @@ async fn list_indexes(
         let indexes: Vec<Value> = info
             .indexes
             .iter()
-            .map(|i| model::index(i, &info, Api::Databases))
+            .map(|i| model::index(i, &info, F::API))
             .collect();
         Ok(Json(json!({"total": indexes.len(), "indexes": indexes})).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn get_index(
+async fn get_index<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, key)): Path<(String, String, String)>,
@@ -440,12 +543,13 @@ async fn get_index(
             .iter()
             .find(|i| i.key == key)
             .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Index, &key))?;
-        Ok(Json(model::index(index, &info, Api::Databases)).into_response())
+        Ok(Json(model::index(index, &info, F::API)).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn delete_index(
+async fn delete_index<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, key)): Path<(String, String, String)>,
@@ -459,6 +563,7 @@ async fn delete_index(
         Ok(super::no_content())
     })
     .await
+    .map_err(F::error)
 }
 
 /// The `queries` of a query string: `queries[]=`, `queries[N]=` or `queries=`, each one
@@ -481,7 +586,7 @@ fn queries_of(raw: Option<&str>) -> Result<Vec<Query>, ApiError> {
     Ok(out)
 }
 
-async fn list_documents(
+async fn list_documents<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
@@ -491,21 +596,28 @@ async fn list_documents(
         let queries = queries_of(raw.as_deref())?;
         let client = caller(&db, &headers)?.client;
         let list = client.schema(&schema).collection(&coll).find(&queries)?;
-        Ok(Json(list).into_response())
+        let documents = list
+            .documents
+            .iter()
+            .map(F::document)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Json(json!({"total": list.total, F::DOCUMENTS: documents})).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewDocument {
+    #[serde(alias = "rowId")]
     document_id: String,
     data: Map<String, Value>,
     #[serde(default)]
     permissions: Option<Vec<String>>,
 }
 
-async fn create_document(
+async fn create_document<F: Flavor>(
     State(db): State<Db>,
     Extension(options): Extension<Arc<ServerOptions>>,
     headers: HeaderMap,
@@ -517,21 +629,28 @@ async fn create_document(
         let caller = caller(&db, &headers)?;
         options.check_new_id(&caller, &b.document_id)?;
         let c = caller.client.schema(&schema).collection(&coll);
-        Ok(created(c.create(&b.document_id, b.data, permissions)?))
+        Ok(created(F::document(&c.create(
+            &b.document_id,
+            b.data,
+            permissions,
+        )?)?))
     })
     .await
+    .map_err(F::error)
 }
 
-async fn get_document(
+async fn get_document<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, id)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let client = caller(&db, &headers)?.client;
-        Ok(Json(client.schema(&schema).collection(&coll).get(&id)?).into_response())
+        let doc = client.schema(&schema).collection(&coll).get(&id)?;
+        Ok(Json(F::document(&doc)?).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
 #[derive(Deserialize)]
@@ -543,7 +662,7 @@ struct DocumentPatch {
     permissions: Option<Vec<String>>,
 }
 
-async fn update_document(
+async fn update_document<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, id)): Path<(String, String, String)>,
@@ -554,12 +673,13 @@ async fn update_document(
         let client = caller(&db, &headers)?.client;
         let c = client.schema(&schema).collection(&coll);
         let doc = c.update(&id, b.data.unwrap_or_default(), permissions)?;
-        Ok(Json(doc).into_response())
+        Ok(Json(F::document(&doc)?).into_response())
     })
     .await
+    .map_err(F::error)
 }
 
-async fn delete_document(
+async fn delete_document<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, id)): Path<(String, String, String)>,
@@ -570,4 +690,5 @@ async fn delete_document(
         Ok(super::no_content())
     })
     .await
+    .map_err(F::error)
 }

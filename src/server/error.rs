@@ -37,6 +37,15 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "general_argument_invalid", message)
     }
 
+    /// 500 `general_unknown`: permdb failed, not the request.
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "general_unknown",
+            message,
+        )
+    }
+
     /// 404 `general_route_not_found`.
     pub(crate) fn no_route() -> ApiError {
         ApiError::new(

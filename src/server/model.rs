@@ -18,7 +18,6 @@ pub(crate) enum Api {
     /// `/v1/databases`: collections, attributes, documents.
     Databases,
     /// `/v1/tablesdb`: tables, columns, rows.
-    #[expect(dead_code, reason = "the TablesDB routes are next")]
     Tables,
 }
 
