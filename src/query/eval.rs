@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::Method;
 use crate::document::Document;
+use crate::store::Direction;
 
 /// A validated filter tree.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +182,31 @@ pub(crate) fn sort_cmp(a: &Option<Value>, b: &Option<Value>) -> Ordering {
         (Some(x), Some(y)) => scalar_cmp(x, y).unwrap_or(Ordering::Equal),
         _ => Ordering::Equal,
     })
+}
+
+/// The order of two sort keys (the values of `orders`' attributes, and the `$sequence`):
+/// by each order in turn, ties by `$sequence` in the direction of the last order (as an
+/// index walk yields them), ascending without orders.
+pub(crate) fn order_cmp(
+    orders: &[(String, Direction)],
+    a: &(Vec<Option<Value>>, u64),
+    b: &(Vec<Option<Value>>, u64),
+) -> Ordering {
+    for ((x, y), (_, dir)) in a.0.iter().zip(&b.0).zip(orders) {
+        let o = sort_cmp(x, y);
+        let o = if *dir == Direction::Reverse {
+            o.reverse()
+        } else {
+            o
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    match orders.last() {
+        Some((_, Direction::Reverse)) => b.1.cmp(&a.1),
+        _ => a.1.cmp(&b.1),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use roaring::{MultiOps, RoaringBitmap};
 use serde_json::Value;
 
-use super::eval::{field, sort_cmp};
+use super::eval::{field, order_cmp};
 use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
@@ -283,22 +283,7 @@ impl Run<'_> {
     }
 
     fn key_cmp(&self, a: &(Vec<Option<Value>>, u64), b: &(Vec<Option<Value>>, u64)) -> Ordering {
-        for ((x, y), (_, dir)) in a.0.iter().zip(&b.0).zip(&self.plan.orders) {
-            let o = sort_cmp(x, y);
-            let o = if *dir == Direction::Reverse {
-                o.reverse()
-            } else {
-                o
-            };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        // Ties: `$sequence` in the direction of the last order, as an index walk yields them.
-        match self.plan.orders.last() {
-            Some((_, Direction::Reverse)) => b.1.cmp(&a.1),
-            _ => a.1.cmp(&b.1),
-        }
+        order_cmp(&self.plan.orders, a, b)
     }
 
     /// Any other order: decode every matching candidate, sort, then cursor, offset, limit.

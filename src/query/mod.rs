@@ -4,6 +4,8 @@
 pub(crate) mod eval;
 pub(crate) mod exec;
 mod indexed;
+#[cfg(feature = "server")]
+pub(crate) mod memory;
 pub(crate) mod plan;
 mod wire;
 

@@ -1,19 +1,19 @@
 //! `/v1/users` and `/v1/teams`: user and team management for API keys with the
 //! `users.*` and `teams.*` scopes.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::auth::caller;
 use super::blocking;
 use super::error::ApiError;
 use super::extract::Body;
-use super::model;
+use super::{list, model};
 use crate::Db;
 
 pub(super) fn routes() -> Router<Db> {
@@ -62,14 +62,19 @@ async fn create_user(
     .await
 }
 
-async fn list_users(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn list_users(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     blocking(move || {
-        let list = caller(&db, &headers)?.client.users().list()?;
-        let users = list
+        let params = list::params(raw.as_deref(), true)?;
+        let all = caller(&db, &headers)?.client.users().list()?;
+        let users = all
             .iter()
             .map(|u| model::user_of(&db, u))
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Json(json!({"total": users.len(), "users": users})).into_response())
+        Ok(Json(list::answer(users, &params, &list::USERS, "users")?).into_response())
     })
     .await
 }
@@ -172,14 +177,19 @@ async fn create_team(
     .await
 }
 
-async fn list_teams(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn list_teams(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     blocking(move || {
-        let list = caller(&db, &headers)?.client.teams().list()?;
-        let teams = list
+        let params = list::params(raw.as_deref(), true)?;
+        let all = caller(&db, &headers)?.client.teams().list()?;
+        let teams = all
             .iter()
             .map(|t| model::team_of(&db, t))
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Json(json!({"total": teams.len(), "teams": teams})).into_response())
+        Ok(Json(list::answer(teams, &params, &list::TEAMS, "teams")?).into_response())
     })
     .await
 }
@@ -241,15 +251,18 @@ async fn list_memberships(
     State(db): State<Db>,
     headers: HeaderMap,
     Path(team): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        let params = list::params(raw.as_deref(), true)?;
         let client = caller(&db, &headers)?.client;
-        let list = client.teams().list_memberships(&team)?;
-        let memberships = list
+        let all = client.teams().list_memberships(&team)?;
+        let memberships = all
             .iter()
             .map(|m| model::membership_of(&db, &client, m))
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Json(json!({"total": memberships.len(), "memberships": memberships})).into_response())
+        let answer = list::answer(memberships, &params, &list::MEMBERSHIPS, "memberships")?;
+        Ok(Json(answer).into_response())
     })
     .await
 }

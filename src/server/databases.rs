@@ -12,11 +12,12 @@ use serde_json::{Map, Value, json};
 use super::auth::caller;
 use super::error::ApiError;
 use super::extract::Body;
+use super::list;
 use super::model::{self, Api};
 use std::sync::Arc;
 
 use super::{ServerOptions, blocking};
-use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, Query};
+use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission};
 
 /// The Databases API under `/databases` and TablesDB under `/tablesdb`: one set of
 /// handlers, told apart by their [`Flavor`].
@@ -195,11 +196,19 @@ async fn create_database<F: Flavor>(
 async fn list_databases<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let list = caller(&db, &headers)?.client.schemas().list()?;
-        let databases: Vec<Value> = list.iter().map(|d| model::database(d, F::API)).collect();
-        Ok(Json(json!({"total": databases.len(), "databases": databases})).into_response())
+        let params = list::params(raw.as_deref(), true)?;
+        let all = caller(&db, &headers)?.client.schemas().list()?;
+        let databases: Vec<Value> = all.iter().map(|d| model::database(d, F::API)).collect();
+        Ok(Json(list::answer(
+            databases,
+            &params,
+            &list::DATABASES,
+            "databases",
+        )?)
+        .into_response())
     })
     .await
     .map_err(F::error)
@@ -270,12 +279,15 @@ async fn list_collections<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path(schema): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        let params = list::params(raw.as_deref(), true)?;
         let client = caller(&db, &headers)?.client;
-        let list = client.schema(&schema).collections().list()?;
-        let collections: Vec<Value> = list.iter().map(|c| collection::<F>(&db, c)).collect();
-        Ok(Json(json!({"total": collections.len(), F::COLLECTIONS: collections})).into_response())
+        let all = client.schema(&schema).collections().list()?;
+        let collections: Vec<Value> = all.iter().map(|c| collection::<F>(&db, c)).collect();
+        let answer = list::answer(collections, &params, &list::COLLECTIONS, F::COLLECTIONS)?;
+        Ok(Json(answer).into_response())
     })
     .await
     .map_err(F::error)
@@ -391,8 +403,10 @@ async fn list_attributes<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        let params = list::params(raw.as_deref(), false)?;
         let client = caller(&db, &headers)?.client;
         let info = client.schema(&schema).collections().get(&coll)?;
         let attributes: Vec<Value> = info
@@ -400,7 +414,8 @@ async fn list_attributes<F: Flavor>(
             .iter()
             .map(|a| model::attribute(a, &info))
             .collect();
-        Ok(Json(json!({"total": attributes.len(), F::ATTRIBUTES: attributes})).into_response())
+        let answer = list::answer(attributes, &params, &list::ATTRIBUTES, F::ATTRIBUTES)?;
+        Ok(Json(answer).into_response())
     })
     .await
     .map_err(F::error)
@@ -515,8 +530,10 @@ async fn list_indexes<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        let params = list::params(raw.as_deref(), false)?;
         let client = caller(&db, &headers)?.client;
         let info = client.schema(&schema).collections().get(&coll)?;
         let indexes: Vec<Value> = info
@@ -524,7 +541,7 @@ async fn list_indexes<F: Flavor>(
             .iter()
             .map(|i| model::index(i, &info, F::API))
             .collect();
-        Ok(Json(json!({"total": indexes.len(), "indexes": indexes})).into_response())
+        Ok(Json(list::answer(indexes, &params, &list::INDEXES, "indexes")?).into_response())
     })
     .await
     .map_err(F::error)
@@ -566,26 +583,6 @@ async fn delete_index<F: Flavor>(
     .map_err(F::error)
 }
 
-/// The `queries` of a query string: `queries[]=`, `queries[N]=` or `queries=`, each one
-/// query in Appwrite's JSON wire form. Other parameters are refused.
-fn queries_of(raw: Option<&str>) -> Result<Vec<Query>, ApiError> {
-    let mut out = Vec::new();
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        let is_queries = key == "queries"
-            || key
-                .strip_prefix("queries[")
-                .and_then(|rest| rest.strip_suffix(']'))
-                .is_some_and(|i| i.bytes().all(|b| b.is_ascii_digit()));
-        if !is_queries {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter {key:?}; documents are listed with queries[]"
-            )));
-        }
-        out.push(Query::from_json(&value)?);
-    }
-    Ok(out)
-}
-
 async fn list_documents<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
@@ -593,15 +590,19 @@ async fn list_documents<F: Flavor>(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let queries = queries_of(raw.as_deref())?;
+        let params = list::params(raw.as_deref(), false)?;
         let client = caller(&db, &headers)?.client;
-        let list = client.schema(&schema).collection(&coll).find(&queries)?;
-        let documents = list
+        let found = client
+            .schema(&schema)
+            .collection(&coll)
+            .find(&params.queries)?;
+        let documents = found
             .documents
             .iter()
             .map(F::document)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Json(json!({"total": list.total, F::DOCUMENTS: documents})).into_response())
+        let total = if params.total { found.total } else { 0 };
+        Ok(Json(json!({"total": total, F::DOCUMENTS: documents})).into_response())
     })
     .await
     .map_err(F::error)

@@ -17,6 +17,7 @@ mod cors;
 mod databases;
 mod error;
 mod extract;
+mod list;
 mod model;
 
 use std::time::Duration;
