@@ -31,7 +31,7 @@ pub enum AttributeType {
     Float,
     /// `true` or `false`.
     Boolean,
-    /// An RFC 3339 date and time string (Appwrite's `2024-05-11T10:00:00.000+00:00`).
+    /// A date and time, stored as Appwrite's `2024-05-11T10:00:00.000+00:00` (UTC).
     Datetime,
     /// An email address.
     Email,
@@ -88,7 +88,9 @@ impl AttributeSpec {
     pub fn boolean(key: &str) -> AttributeSpec {
         AttributeSpec::new(key, AttributeType::Boolean)
     }
-    /// A datetime attribute (RFC 3339 strings).
+    /// A datetime attribute: values as Appwrite takes them (`2012-02-03`,
+    /// `2012-02-03 10:00`, RFC 3339 with any offset), stored in UTC with milliseconds
+    /// (`2012-02-03T00:00:00.000+00:00`).
     #[must_use]
     pub fn datetime(key: &str) -> AttributeSpec {
         AttributeSpec::new(key, AttributeType::Datetime)
@@ -135,7 +137,28 @@ impl AttributeSpec {
         match self.kind {
             AttributeType::Integer | AttributeType::Float => ValueKind::Number,
             AttributeType::Boolean => ValueKind::Bool,
+            AttributeType::Datetime => ValueKind::Datetime,
             _ => ValueKind::String,
+        }
+    }
+
+    /// The value as stored: a datetime (or each of an array's) in UTC with milliseconds;
+    /// other types unchanged. Call on a value [`Self::check_value`] accepted.
+    fn normalize(&self, v: &mut Value) {
+        if self.kind != AttributeType::Datetime {
+            return;
+        }
+        let one = |v: &mut Value| {
+            if let Some(stored) = v
+                .as_str()
+                .and_then(|s| crate::timefmt::normalize_datetime(s).ok())
+            {
+                *v = Value::String(stored);
+            }
+        };
+        match v {
+            Value::Array(items) => items.iter_mut().for_each(one),
+            other => one(other),
         }
     }
 
@@ -179,7 +202,10 @@ impl AttributeSpec {
             (AttributeType::Float, Value::Number(_)) | (AttributeType::Boolean, Value::Bool(_)) => {
                 true
             }
-            (AttributeType::Datetime, Value::String(s)) => crate::timefmt::parse(s).is_ok(),
+            (AttributeType::Datetime, Value::String(s)) => {
+                crate::timefmt::normalize_datetime(s)?;
+                true
+            }
             (AttributeType::Email, Value::String(s)) => crate::auth::users::check_email(s).is_ok(),
             (AttributeType::Enum { elements }, Value::String(s)) => {
                 if !elements.contains(s) {
@@ -303,9 +329,11 @@ pub(crate) fn validate(
                 return Err(invalid(&a.key, "required".into()));
             }
             None | Some(Value::Null) => {}
+            Some(_) if !(creating || patch.contains_key(&a.key)) => {}
             Some(v) => {
-                if creating || patch.contains_key(&a.key) {
-                    a.check_value(v).map_err(|m| invalid(&a.key, m))?;
+                a.check_value(v).map_err(|m| invalid(&a.key, m))?;
+                if let Some(v) = data.get_mut(&a.key) {
+                    a.normalize(v);
                 }
             }
         }

@@ -119,6 +119,11 @@ pub mod fuzzing {
         record.into_document(1, "s", "c", 32, || "document".into())
     }
 
+    /// Normalizes a datetime value as documents and queries do (`Err` names the fault).
+    pub fn normalize_datetime(text: &str) -> Result<String, String> {
+        crate::timefmt::normalize_datetime(text)
+    }
+
     /// Decodes a stored index container.
     pub fn decode_container(bytes: &[u8]) -> Result<u64, String> {
         crate::index::decode_container_bytes(bytes).map(|b| b.len())

@@ -12,7 +12,7 @@
 
 mod common;
 
-use permdb::{AttributeSpec, Collection, CollectionSpec, Db, Error, Query};
+use permdb::{AttributeSpec, Collection, CollectionSpec, Db, Error, IndexSpec, Query};
 use serde_json::{Value, json};
 
 fn setup() -> (Db, Collection) {
@@ -71,7 +71,7 @@ fn documents_are_validated_against_the_attributes() {
         (json!({"name": "A", "active": "yes"}), "not a valid boolean"),
         (
             json!({"name": "A", "born": "yesterday"}),
-            "not a valid datetime",
+            "invalid datetime \"yesterday\"",
         ),
         (
             json!({"name": "A", "email": "not-an-email"}),
@@ -374,4 +374,93 @@ fn index_answers_follow_every_write() {
     // Dropping the index leaves the same answers, from the documents.
     collections.delete_index("people", "by_level").unwrap();
     assert_eq!(ids(level("low")), ["p3"]);
+}
+
+/// Datetimes as Appwrite takes them (a date alone, a space, any offset) are stored in UTC
+/// with milliseconds, and queries and unique indexes compare those stored forms.
+#[test]
+fn datetimes_are_stored_and_compared_in_utc() {
+    let db = Db::temporary().unwrap();
+    let coll = common::create_collection(&db, "s", CollectionSpec::new("events", "Events"));
+    let collections = db.root().schema("s").collections();
+    for spec in [
+        AttributeSpec::datetime("at"),
+        AttributeSpec::datetime("also").array(true),
+        AttributeSpec::datetime("since").default("2000-01-01"),
+    ] {
+        collections.create_attribute("events", spec).unwrap();
+    }
+    collections
+        .create_index("events", IndexSpec::unique("one_at", ["at"]))
+        .unwrap();
+    let e1 = coll
+        .create(
+            "e1",
+            json!({"at": "2012-02-03", "also": ["2012-02-03 10:00", "2012-02-03T12:00:00+02:00"]}),
+            None,
+        )
+        .unwrap();
+    assert_eq!(e1.get("at"), Some(&json!("2012-02-03T00:00:00.000+00:00")));
+    assert_eq!(
+        e1.get("also"),
+        Some(&json!([
+            "2012-02-03T10:00:00.000+00:00",
+            "2012-02-03T10:00:00.000+00:00"
+        ]))
+    );
+    assert_eq!(
+        e1.get("since"),
+        Some(&json!("2000-01-01T00:00:00.000+00:00")),
+        "default"
+    );
+    coll.create("e2", json!({"at": "2012-02-03T23:30:00-01:00"}), None)
+        .unwrap();
+    // The same instant in another form is the same value to the unique index.
+    let r = coll.create("e3", json!({"at": "2012-02-03T01:00:00+01:00"}), None);
+    assert!(matches!(r, Err(Error::Conflict { .. })), "{r:?}");
+    // Queries take the same forms and compare instants.
+    let ids = |queries: &[Query]| -> Vec<String> {
+        coll.find(queries)
+            .unwrap()
+            .documents
+            .iter()
+            .map(|d| d.id().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&[Query::equal("at", ["2012-02-03"])]), ["e1"]);
+    assert_eq!(
+        ids(&[Query::equal("at", ["2012-02-04T00:30:00.000+00:00"])]),
+        ["e2"]
+    );
+    assert_eq!(
+        ids(&[Query::greater_than("at", "2012-02-03T21:00:00-02:00")]),
+        ["e2"]
+    );
+    assert_eq!(
+        ids(&[Query::between("at", "2012-02-02", "2012-02-03 00:00:00")]),
+        ["e1"]
+    );
+    assert_eq!(
+        ids(&[Query::contains("also", ["2012-02-03T11:00:00+01:00"])]),
+        ["e1"]
+    );
+    assert_eq!(
+        ids(&[Query::greater_than("$createdAt", "2000-01-01")]),
+        ["e1", "e2"]
+    );
+    // An update normalizes what it sets.
+    let e2 = coll
+        .update("e2", json!({"at": "2030-06-01 08:00:00.1234"}), None)
+        .unwrap();
+    assert_eq!(e2.get("at"), Some(&json!("2030-06-01T08:00:00.123+00:00")));
+    // Bad datetimes in queries are invalid queries, naming the value.
+    for bad in ["yesterday", "2012-02-30"] {
+        let r = coll.find(&[Query::equal("at", [bad])]);
+        assert!(
+            matches!(&r, Err(Error::InvalidQuery(m)) if m.contains(bad)),
+            "{r:?}"
+        );
+    }
+    let r = coll.find(&[Query::starts_with("at", "2012")]);
+    assert!(matches!(r, Err(Error::InvalidQuery(_))), "{r:?}");
 }

@@ -202,7 +202,7 @@ async fn every_databases_answer_is_appwrites_model() {
         call(
             Method::POST,
             docs.clone(),
-            Some(json!({"documentId": "i1", "data": {"title": "Lamp", "price": 9.5}})),
+            Some(json!({"documentId": "i1", "data": {"title": "Lamp", "price": 9.5, "since": "2012-02-03"}})),
         )
         .await,
         StatusCode::CREATED,
@@ -210,6 +210,10 @@ async fn every_databases_answer_is_appwrites_model() {
     assert_model("Document", &doc);
     assert_eq!(doc["$sequence"], "1");
     assert_eq!(doc["stock"], 0, "the default");
+    assert_eq!(
+        doc["since"], "2012-02-03T00:00:00.000+00:00",
+        "Appwrite's stored form"
+    );
     assert_model(
         "Document",
         &ok(

@@ -22,6 +22,8 @@ pub(crate) enum ValueKind {
     String,
     Number,
     Bool,
+    /// A string holding a datetime: query values are normalized as stored ones are.
+    Datetime,
 }
 
 /// What the planner knows of a collection: declared attributes (none: schemaless)
@@ -87,6 +89,7 @@ impl Planner<'_> {
         if attribute.starts_with('$') {
             return match attribute {
                 "$sequence" => Ok(Some(ValueKind::Number)),
+                "$createdAt" | "$updatedAt" => Ok(Some(ValueKind::Datetime)),
                 a if SYSTEM_ATTRIBUTES.contains(&a) => Ok(Some(ValueKind::String)),
                 _ => Err(invalid(format!(
                     "{method}: unknown system attribute {} (queryable: {})",
@@ -182,7 +185,8 @@ impl Planner<'_> {
                 quote(&q.attribute)
             )));
         }
-        for v in &q.values {
+        let mut values = q.values.clone();
+        for v in &mut values {
             let kind = kind_of(v).ok_or_else(|| {
                 invalid(format!(
                     "{name} on {}: values must be strings, numbers or booleans, got {v}",
@@ -194,6 +198,14 @@ impl Planner<'_> {
             } else {
                 declared
             };
+            // A datetime is compared in its stored form: UTC, milliseconds.
+            if expected == Some(ValueKind::Datetime) && kind == ValueKind::String {
+                let text = v.as_str().unwrap_or_default();
+                let stored = crate::timefmt::normalize_datetime(text)
+                    .map_err(|e| invalid(format!("{name} on {}: {e}", quote(&q.attribute))))?;
+                *v = Value::String(stored);
+                continue;
+            }
             if expected.is_some_and(|e| e != kind) {
                 return Err(invalid(format!(
                     "{name} on {}: value {v} has the wrong type for the attribute",
@@ -212,7 +224,7 @@ impl Planner<'_> {
         Ok(Filter::Cond(Cond {
             method: q.method,
             attribute: q.attribute.clone(),
-            values: q.values.clone(),
+            values,
         }))
     }
 }
