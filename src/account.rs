@@ -151,7 +151,7 @@ impl Account {
     fn issue(&self, kind: TokenKind) -> Result<Jwt> {
         match self.signed_in(Scope::UsersWrite, "creating a token")? {
             Some((user, UserAuth::Session(session))) => {
-                issue::create(&self.client.db.inner, &user, &session, kind)
+                issue::create(&self.client.db.inner, &user, &session, kind, None)
             }
             Some((_, UserAuth::Token(_))) => Err(Error::Unauthorized(
                 "a client authenticated by a token cannot create tokens".into(),

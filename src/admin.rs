@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::keys::{self as api_keys, ApiKey};
 use crate::auth::prefs::{self, Owner};
+use crate::auth::sessions;
 use crate::auth::teams::{self, Membership, Team};
 use crate::auth::users::{self, User};
 use crate::client::Client;
@@ -14,6 +15,8 @@ use crate::collection::{Revoked, revoke_grants};
 use crate::error::Result;
 use crate::perm::Scope;
 use crate::token::PublicKeys;
+use crate::token::TokenKind;
+use crate::token::issue::{self, Jwt};
 
 /// Manages users. Reads need `users.read`, changes `users.write` (or root).
 #[derive(Debug, Clone)]
@@ -61,6 +64,49 @@ impl Users {
     pub fn update_prefs(&self, id: &str, prefs: Map<String, Value>) -> Result<Map<String, Value>> {
         let _acting = self.client.require(Scope::UsersWrite, "updating users")?;
         prefs::replace(self.db(), Owner::User(id), prefs)
+    }
+
+    /// A token to act as user `id` (what [`crate::Account::create_jwt`] gives the user),
+    /// made from one of their live sessions: `session_id`, or their most recent with
+    /// `None`, so that ending the session ends the token. Valid for `ttl` (1 s to
+    /// [`crate::MAX_JWT_TTL`]; `Options::jwt_ttl` when `None`). Needs `users.write`. A
+    /// blocked user is refused; a user without a live session is `NotFound` (permdb
+    /// mints no token without a session, where Appwrite would).
+    pub fn create_jwt(
+        &self,
+        id: &str,
+        session_id: Option<&str>,
+        ttl: Option<time::Duration>,
+    ) -> Result<Jwt> {
+        let _acting = self.client.require(Scope::UsersWrite, "creating tokens")?;
+        if let Some(ttl) = ttl
+            && !(time::Duration::SECOND..=crate::MAX_JWT_TTL).contains(&ttl)
+        {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a token lasts 1 s to {} s",
+                crate::MAX_JWT_TTL.whole_seconds()
+            )));
+        }
+        let db = self.db();
+        let user = users::require_user(&db.store, id)?;
+        if user.blocked {
+            return Err(crate::Error::Unauthorized("the user is blocked".into()));
+        }
+        let now = crate::timefmt::to_millis(db.options.clock.now());
+        let live = sessions::list_sessions(db, id, None)?
+            .into_iter()
+            .filter(|s| crate::timefmt::to_millis(s.expire) > now);
+        let session = match session_id {
+            Some(wanted) => live.into_iter().find(|s| s.id == wanted),
+            None => live.max_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id))),
+        }
+        .ok_or_else(|| {
+            crate::Error::not_found(
+                crate::ResourceKind::Session,
+                session_id.unwrap_or("recent()"),
+            )
+        })?;
+        issue::create(db, id, &session.id, TokenKind::Access, ttl)
     }
 
     /// Blocks (`false`) or unblocks (`true`) a user. A blocked user's sessions and

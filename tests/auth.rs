@@ -855,3 +855,88 @@ fn preferences_are_the_owners_and_go_with_them() {
     let r = teams.update_prefs("t2", object(json!({})));
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
 }
+
+/// A backend with `users.write` mints a user's token from one of their live sessions; the
+/// token carries the user's permissions and ends with that session.
+#[test]
+fn a_key_mints_a_users_token_from_their_session() {
+    let (db, clock) = setup();
+    let key = |scopes: &[Scope]| {
+        let secret = db.root().keys().create("k", scopes).unwrap().secret;
+        db.client().set_key(&secret).unwrap()
+    };
+    let writer = key(&[Scope::UsersWrite]);
+    let reader = key(&[Scope::UsersRead, Scope::DocumentsRead]);
+    let docs = |client: &permdb::Client| {
+        client
+            .schema("db")
+            .collection("birthdays")
+            .find(&[])
+            .map(|l| {
+                l.documents
+                    .iter()
+                    .map(|d| d.id().to_owned())
+                    .collect::<Vec<_>>()
+            })
+    };
+    // No session yet: no token (permdb never mints one without a session).
+    let r = writer.users().create_jwt("user-a", None, None);
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    let account = db.client().account();
+    let old = account
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    clock.advance(Duration::minutes(1));
+    let new = account
+        .create_email_password_session("a@example.com", "password-a")
+        .unwrap();
+    let r = reader.users().create_jwt("user-a", None, None);
+    assert!(
+        matches!(r, Err(Error::Unauthorized(_))),
+        "users.read: {r:?}"
+    );
+    // The most recent session by default; the token is user-a's, nothing more.
+    let recent = writer.users().create_jwt("user-a", None, None).unwrap();
+    let as_a = db.client().set_jwt(&recent.jwt).unwrap();
+    assert_eq!(docs(&as_a).unwrap(), ["doc1"]);
+    let chosen = writer
+        .users()
+        .create_jwt("user-a", Some(&old.id), Some(Duration::seconds(60)))
+        .unwrap();
+    assert_eq!(chosen.expires_at, db_now(&clock) + Duration::seconds(60));
+    // Ending the newest session ends the default token, not the one from the old session.
+    let a = db.client().set_session(&new.secret).unwrap();
+    a.account().delete_session("current").unwrap();
+    assert!(db.client().set_jwt(&recent.jwt).is_err());
+    assert_eq!(
+        docs(&db.client().set_jwt(&chosen.jwt).unwrap()).unwrap(),
+        ["doc1"]
+    );
+    // Another user's session, an unknown one, a bad lifetime, a blocked user: refused.
+    let b = account
+        .create_email_password_session("b@example.com", "password-b")
+        .unwrap();
+    for session in [b.id.as_str(), "nothing"] {
+        let r = writer.users().create_jwt("user-a", Some(session), None);
+        assert!(matches!(r, Err(Error::NotFound { .. })), "{session}: {r:?}");
+    }
+    for ttl in [Duration::ZERO, Duration::seconds(3601)] {
+        let r = writer.users().create_jwt("user-a", None, Some(ttl));
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{ttl}: {r:?}");
+    }
+    let r = writer.users().create_jwt("nobody", None, None);
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    db.root().users().update_status("user-a", false).unwrap();
+    let r = writer.users().create_jwt("user-a", None, None);
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    db.root().users().update_status("user-a", true).unwrap();
+    // An expired session is not chosen.
+    clock.advance(Duration::days(400));
+    let r = writer.users().create_jwt("user-a", None, None);
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+}
+
+fn db_now(clock: &permdb::ManualClock) -> time::OffsetDateTime {
+    let now = clock.now();
+    time::OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap()
+}

@@ -824,3 +824,70 @@ async fn tablesdb_serves_the_same_data_in_its_own_models() {
     let (status, _) = call(Method::DELETE, format!("{base}/rows/b1"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+/// `POST /v1/users/{id}/jwts` (Python SDK 27's `users.create_jwt`): a key with
+/// `users.write` mints the user's token from their most recent session.
+#[tokio::test]
+async fn a_key_mints_a_users_jwt_over_http() {
+    let s = start().await;
+    use common::server::appwrite_error;
+    let key = [("X-Appwrite-Key", s.key.as_str())];
+    appwrite_error(
+        s.call(Method::POST, "/v1/users/user-a/jwts", &key, Some(json!({})))
+            .await,
+        StatusCode::NOT_FOUND,
+        "user_session_not_found",
+    );
+    s.sign_in("a").await;
+    let (status, jwt) = s
+        .call(
+            Method::POST,
+            "/v1/users/user-a/jwts",
+            &key,
+            Some(json!({"sessionId": "recent()", "duration": 60})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{jwt}");
+    assert_model("Jwt", &jwt);
+    let token = jwt["jwt"].as_str().unwrap();
+    let (status, names) = s.names(&[("X-Appwrite-JWT", token)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names["names"], json!(["Kevin"]));
+    // It lasts the duration asked for.
+    s.clock.advance(time::Duration::seconds(61 + 5 * 60));
+    appwrite_error(
+        s.names(&[("X-Appwrite-JWT", token)]).await,
+        StatusCode::UNAUTHORIZED,
+        "user_jwt_invalid",
+    );
+    // A key without users.write, and bad bodies, are refused.
+    let reader =
+        s.db.root()
+            .keys()
+            .create("reader", &[permdb::Scope::UsersRead])
+            .unwrap()
+            .secret;
+    appwrite_error(
+        s.call(
+            Method::POST,
+            "/v1/users/user-a/jwts",
+            &[("X-Appwrite-Key", &reader)],
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    for bad in [
+        json!({"duration": 7200}),
+        json!({"duration": -1}),
+        json!({"scopes": []}),
+    ] {
+        appwrite_error(
+            s.call(Method::POST, "/v1/users/user-a/jwts", &key, Some(bad))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
+}

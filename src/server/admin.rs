@@ -26,6 +26,7 @@ pub(super) fn routes() -> Router<Db> {
             "/users/{id}/prefs",
             get(get_user_prefs).patch(update_user_prefs),
         )
+        .route("/users/{id}/jwts", post(create_user_jwt))
         .route("/teams", post(create_team).get(list_teams))
         .route("/teams/{id}", get(get_team).delete(delete_team))
         .route(
@@ -334,6 +335,39 @@ async fn update_team_prefs(
             .teams()
             .update_prefs(&id, b.prefs)?;
         Ok(Json(prefs).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewJwt {
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    duration: Option<u32>,
+}
+
+/// `POST /v1/users/{id}/jwts`: a token for the user from their session `sessionId` (the
+/// most recent with `recent()` or none), for `duration` seconds (default 900).
+async fn create_user_jwt(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<NewJwt>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let session = b.session_id.as_deref().filter(|s| *s != "recent()");
+        let ttl = b.duration.map(|d| time::Duration::seconds(i64::from(d)));
+        let jwt = caller(&db, &headers)?
+            .client
+            .users()
+            .create_jwt(&id, session, ttl)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({"jwt": jwt.jwt})),
+        )
+            .into_response())
     })
     .await
 }

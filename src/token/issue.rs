@@ -35,18 +35,22 @@ impl std::fmt::Debug for Jwt {
     }
 }
 
+/// A token for `user_id` made from `session_id`, valid for `ttl` (`Options::jwt_ttl`
+/// when `None`). The caller has checked that the session is the user's and live; the
+/// token is refused anyway once it is not (verification re-reads the session).
 pub(crate) fn create(
     db: &DbInner,
     user_id: &str,
     session_id: &str,
     kind: TokenKind,
+    ttl: Option<time::Duration>,
 ) -> Result<Jwt> {
     let now = db.options.clock.now();
     // Whole seconds, as the format stores them.
     let now = OffsetDateTime::from_unix_timestamp(now.unix_timestamp())
         .map_err(|e| Error::Storage(e.to_string()))?;
     let expires_at = now
-        .checked_add(db.options.jwt_ttl)
+        .checked_add(ttl.unwrap_or(db.options.jwt_ttl))
         .ok_or_else(|| Error::InvalidArgument("token expiry out of range".into()))?;
     let claims = TokenClaims {
         kind,
