@@ -90,7 +90,9 @@ impl Users {
         let db = self.db();
         let user = users::require_user(&db.store, id)?;
         if user.blocked {
-            return Err(crate::Error::Unauthorized("the user is blocked".into()));
+            return Err(crate::Error::Unauthorized(
+                crate::auth::sessions::USER_BLOCKED.into(),
+            ));
         }
         let now = crate::timefmt::to_millis(db.options.clock.now());
         let live = sessions::list_sessions(db, id, None)?

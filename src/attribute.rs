@@ -40,6 +40,43 @@ pub enum AttributeType {
         /// The allowed strings.
         elements: Vec<String>,
     },
+    /// Text of at most `size` characters declared with one of TablesDB's text types, kept
+    /// to be answered back: `varchar` takes its size; `text` holds 65,535 characters,
+    /// `mediumtext` and `longtext` permdb's largest string, [`MAX_STRING_SIZE`].
+    Text {
+        /// Which of the text types.
+        kind: TextKind,
+        /// Most characters.
+        size: u32,
+    },
+}
+
+/// TablesDB's text column types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TextKind {
+    /// `varchar`: a size given when declared.
+    Varchar,
+    /// `text`: 65,535 characters.
+    Text,
+    /// `mediumtext`: [`MAX_STRING_SIZE`] characters.
+    Mediumtext,
+    /// `longtext`: [`MAX_STRING_SIZE`] characters.
+    Longtext,
+}
+
+impl TextKind {
+    /// Its name in Appwrite's API.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TextKind::Varchar => "varchar",
+            TextKind::Text => "text",
+            TextKind::Mediumtext => "mediumtext",
+            TextKind::Longtext => "longtext",
+        }
+    }
 }
 
 /// A declared attribute: key, type, whether it is required or an array, and a default.
@@ -87,6 +124,27 @@ impl AttributeSpec {
     #[must_use]
     pub fn boolean(key: &str) -> AttributeSpec {
         AttributeSpec::new(key, AttributeType::Boolean)
+    }
+    /// A `varchar` attribute of at most `size` characters (TablesDB's name for a string).
+    #[must_use]
+    pub fn varchar(key: &str, size: u32) -> AttributeSpec {
+        AttributeSpec::new(
+            key,
+            AttributeType::Text {
+                kind: TextKind::Varchar,
+                size,
+            },
+        )
+    }
+    /// A `text` (65,535 characters), `mediumtext` or `longtext` ([`MAX_STRING_SIZE`])
+    /// attribute; a `varchar` is made with [`AttributeSpec::varchar`].
+    #[must_use]
+    pub fn text(key: &str, kind: TextKind) -> AttributeSpec {
+        let size = match kind {
+            TextKind::Text => 65_535,
+            TextKind::Varchar | TextKind::Mediumtext | TextKind::Longtext => MAX_STRING_SIZE,
+        };
+        AttributeSpec::new(key, AttributeType::Text { kind, size })
     }
     /// A datetime attribute: values as Appwrite takes them (`2012-02-03`,
     /// `2012-02-03 10:00`, RFC 3339 with any offset), stored in UTC with milliseconds
@@ -172,7 +230,9 @@ impl AttributeSpec {
             )))
         };
         match &self.kind {
-            AttributeType::String { size } if *size == 0 || *size > MAX_STRING_SIZE => {
+            AttributeType::String { size } | AttributeType::Text { size, .. }
+                if *size == 0 || *size > MAX_STRING_SIZE =>
+            {
                 return bad(format!("size must be 1 to {MAX_STRING_SIZE}"));
             }
             AttributeType::Enum { elements } if elements.is_empty() || elements.len() > 100 => {
@@ -192,7 +252,10 @@ impl AttributeSpec {
 
     fn check_scalar(&self, v: &Value) -> std::result::Result<(), String> {
         let ok = match (&self.kind, v) {
-            (AttributeType::String { size }, Value::String(s)) => {
+            (
+                AttributeType::String { size } | AttributeType::Text { size, .. },
+                Value::String(s),
+            ) => {
                 if s.chars().count() > *size as usize {
                     return Err(format!("longer than {size} characters"));
                 }
@@ -231,6 +294,7 @@ impl AttributeSpec {
             AttributeType::Datetime => "datetime",
             AttributeType::Email => "email",
             AttributeType::Enum { .. } => "enum value",
+            AttributeType::Text { kind, .. } => kind.as_str(),
         }
     }
 

@@ -544,7 +544,9 @@ fn impersonated(
     }
     let facts = match user {
         Some(user) if user.blocked => {
-            return Err(Error::Unauthorized("the user is blocked".into()));
+            return Err(Error::Unauthorized(
+                crate::auth::sessions::USER_BLOCKED.into(),
+            ));
         }
         Some(user) => users::facts(&db.store, &user)?,
         None => UserFacts {

@@ -74,7 +74,7 @@ mod value;
 
 pub use account::Account;
 pub use admin::{Keys, Teams, TokenKeys, Users};
-pub use attribute::{AttributeSpec, AttributeType, MAX_ATTRIBUTES, MAX_STRING_SIZE};
+pub use attribute::{AttributeSpec, AttributeType, MAX_ATTRIBUTES, MAX_STRING_SIZE, TextKind};
 pub use auth::keys::ApiKey;
 pub use auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordHashing};
 pub use auth::prefs::{MAX_PREFS_BYTES, MAX_PREFS_DEPTH};

@@ -212,6 +212,19 @@ async fn a_wrong_email_or_password_is_invalid_credentials() {
             "user_invalid_credentials",
         );
     }
+    // A blocked user's sign-in, as Appwrite names it.
+    s.db.root().users().update_status("user-a", false).unwrap();
+    appwrite_error(
+        s.call(
+            Method::POST,
+            "/v1/account/sessions/email",
+            &[],
+            Some(json!({"email": "a@example.com", "password": "password-a"})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_blocked",
+    );
 }
 
 /// Sends `method` to `path` with exactly these headers; returns the status and headers.

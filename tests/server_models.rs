@@ -626,6 +626,59 @@ async fn tablesdb_serves_the_same_data_in_its_own_models() {
         StatusCode::ACCEPTED,
     );
     assert_model("ColumnString", &column);
+    // TablesDB's text types, each answered as its own model.
+    for (kind, body, model) in [
+        (
+            "varchar",
+            json!({"key": "isbn", "size": 13, "required": false}),
+            "ColumnVarchar",
+        ),
+        (
+            "text",
+            json!({"key": "blurb", "required": false}),
+            "ColumnText",
+        ),
+        (
+            "mediumtext",
+            json!({"key": "body", "required": false}),
+            "ColumnMediumtext",
+        ),
+        (
+            "longtext",
+            json!({"key": "notes", "required": false}),
+            "ColumnLongtext",
+        ),
+    ] {
+        let c = ok(
+            call(Method::POST, format!("{base}/columns/{kind}"), Some(body)).await,
+            StatusCode::ACCEPTED,
+        );
+        assert_model(model, &c);
+        assert_eq!(c["type"], kind);
+    }
+    appwrite_error(
+        call(
+            Method::POST,
+            format!("{base}/columns/varchar"),
+            Some(json!({"key": "nosize", "required": false})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    let long_isbn = ok(
+        call(
+            Method::POST,
+            format!("{base}/rows"),
+            Some(json!({"rowId": "b4", "data": {"title": "x", "isbn": "97804410135930"}})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_eq!(
+        long_isbn["type"], "row_invalid_structure",
+        "varchar(13) holds 13 characters"
+    );
     assert_model(
         "ColumnList",
         &ok(
@@ -662,7 +715,7 @@ async fn tablesdb_serves_the_same_data_in_its_own_models() {
         call(
             Method::POST,
             format!("{base}/rows"),
-            Some(json!({"rowId": "b1", "data": {"title": "Dune"}})),
+            Some(json!({"rowId": "b1", "data": {"title": "Dune", "isbn": "9780441013593"}})),
         )
         .await,
         StatusCode::CREATED,

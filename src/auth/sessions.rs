@@ -88,6 +88,10 @@ pub(crate) fn load_session(store: &Store, id: &str) -> Result<Option<SessionReco
 /// Appwrite's `user_invalid_credentials`).
 pub(crate) const INVALID_CREDENTIALS: &str = "invalid email or password";
 
+/// The refusal of anything a blocked user's credentials ask for (Appwrite's
+/// `user_blocked`).
+pub(crate) const USER_BLOCKED: &str = "the user is blocked";
+
 fn refused() -> Error {
     Error::Unauthorized(INVALID_CREDENTIALS.into())
 }
@@ -121,7 +125,7 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
         false => None,
     };
     if user.blocked {
-        return Err(Error::Unauthorized("the user is blocked".into()));
+        return Err(Error::Unauthorized(USER_BLOCKED.into()));
     }
     let id = ID::unique();
     let issued = secret::issue(SECRET_PREFIX, &id);
@@ -151,7 +155,7 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
                 }
             }
             Some(_) if same_account => {
-                return Err(Error::Unauthorized("the user is blocked".into()));
+                return Err(Error::Unauthorized(USER_BLOCKED.into()));
             }
             _ => return Err(refused()),
         }
@@ -189,7 +193,7 @@ fn live(db: &DbInner, session: SessionRecord) -> Result<(SessionRecord, UserReco
     let user = load_user(&db.store, &session.user_id)?
         .ok_or_else(|| Error::Unauthorized("the user no longer exists".into()))?;
     if user.blocked {
-        return Err(Error::Unauthorized("the user is blocked".into()));
+        return Err(Error::Unauthorized(USER_BLOCKED.into()));
     }
     Ok((session, user))
 }

@@ -17,7 +17,7 @@ use super::model::{self, Api};
 use std::sync::Arc;
 
 use super::{ServerOptions, blocking};
-use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission};
+use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, TextKind};
 
 /// The Databases API under `/databases` and TablesDB under `/tablesdb`: one set of
 /// handlers, told apart by their [`Flavor`].
@@ -351,6 +351,14 @@ fn attribute_spec(kind: &str, b: &NewAttribute) -> Result<AttributeSpec, ApiErro
         "boolean" => AttributeSpec::boolean(&b.key),
         "datetime" => AttributeSpec::datetime(&b.key),
         "email" => AttributeSpec::email(&b.key),
+        "varchar" => AttributeSpec::varchar(
+            &b.key,
+            b.size
+                .ok_or_else(|| ApiError::bad_request("a varchar attribute needs `size`"))?,
+        ),
+        "text" => AttributeSpec::text(&b.key, TextKind::Text),
+        "mediumtext" => AttributeSpec::text(&b.key, TextKind::Mediumtext),
+        "longtext" => AttributeSpec::text(&b.key, TextKind::Longtext),
         "enum" => AttributeSpec::enumeration(
             &b.key,
             b.elements
@@ -361,7 +369,7 @@ fn attribute_spec(kind: &str, b: &NewAttribute) -> Result<AttributeSpec, ApiErro
         ),
         other => {
             return Err(ApiError::bad_request(format!(
-                "unknown attribute type {other:?}: string, integer, float, boolean, datetime, email or enum"
+                "unknown attribute type {other:?}: string, varchar, text, mediumtext, longtext, integer, float, boolean, datetime, email or enum"
             )));
         }
     };

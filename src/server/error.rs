@@ -102,6 +102,9 @@ impl From<Error> for ApiError {
             Error::Unauthorized(m) if m == crate::auth::sessions::INVALID_CREDENTIALS => {
                 (StatusCode::UNAUTHORIZED, "user_invalid_credentials")
             }
+            Error::Unauthorized(m) if m == crate::auth::sessions::USER_BLOCKED => {
+                (StatusCode::UNAUTHORIZED, "user_blocked")
+            }
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "user_unauthorized"),
             Error::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "user_jwt_invalid"),
             Error::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "general_query_invalid"),

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::attribute::{AttributeSpec, AttributeType};
+use crate::attribute::{AttributeSpec, AttributeType, TextKind};
 use crate::auth::prefs::{self, Owner};
 use crate::auth::sessions::Session;
 use crate::auth::teams::{self, Membership, Team};
@@ -89,6 +89,11 @@ pub(crate) fn attribute(spec: &AttributeSpec, of: &CollectionInfo) -> Value {
         AttributeType::Enum { elements } => {
             json!({"type": "string", "format": "enum", "elements": elements})
         }
+        AttributeType::Text {
+            kind: TextKind::Varchar,
+            size,
+        } => json!({"type": "varchar", "size": size, "encrypt": false}),
+        AttributeType::Text { kind, .. } => json!({"type": kind.as_str(), "encrypt": false}),
     };
     if let (Value::Object(out), Value::Object(extra)) = (&mut out, extra) {
         out.extend(extra);

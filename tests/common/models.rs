@@ -48,6 +48,10 @@ fn attribute_model(value: &Value, prefix: &str) -> String {
         ("double", _) => "Float",
         ("boolean", _) => "Boolean",
         ("datetime", _) => "Datetime",
+        ("varchar", _) => "Varchar",
+        ("text", _) => "Text",
+        ("mediumtext", _) => "Mediumtext",
+        ("longtext", _) => "Longtext",
         _ => "Unknown",
     };
     format!("{prefix}{name}")
