@@ -3,13 +3,13 @@
 //! user through the `UserClient` extractor and returns their account and documents.
 //!
 //! ```sh
-//! cargo run --features server --example backend -- 127.0.0.1:8080
+//! cargo run --features server --example backend -- 127.0.0.1:8080 [--cors-origin URL]
 //! ```
 //! then drive it with the curl lines it prints (also in README.md).
 
 use axum::routing::get;
 use axum::{Json, Router};
-use permdb::server::{ApiError, UserClient};
+use permdb::server::{ApiError, ServerOptions, UserClient};
 use permdb::{CollectionSpec, Db, Permission, Query, Role};
 use serde_json::{Value, json};
 
@@ -49,29 +49,40 @@ fn seed(db: &Db) -> permdb::Result<()> {
     Ok(())
 }
 
+/// `backend [ADDR] [--data DIR] [--cors-origin URL]...`: the address to listen on
+/// (127.0.0.1:8080), the store's directory (a fixed one under the temporary directory),
+/// and the origins whose pages may call it from a browser.
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let dir = std::env::temp_dir().join("permdb-backend-example");
+    let mut addr = "127.0.0.1:8080".to_owned();
+    let mut dir = std::env::temp_dir().join("permdb-backend-example");
+    let mut options = ServerOptions::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--data" => dir = args.next().ok_or("--data needs a directory")?.into(),
+            "--cors-origin" => {
+                options = options.cors_origin(&args.next().ok_or("--cors-origin needs a URL")?)?;
+            }
+            other => addr = other.to_owned(),
+        }
+    }
     let db = Db::open(&dir)?;
     seed(&db)?;
-    let app = permdb::server::router(db.clone()).merge(
-        Router::new()
-            .route("/api/user-data", get(user_data))
-            .with_state(db),
-    );
+    let own = Router::new().route("/api/user-data", get(user_data));
+    let app = permdb::server::router_with_routes(db.clone(), options, own);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!("listening on {base} (store in {})", dir.display());
+    // The session secret reaches a client only in its cookie (or, for a request with an
+    // API key, in the answer): curl keeps it in a cookie jar.
     println!(
         r#"
-curl -s -X POST {base}/v1/account -H 'content-type: application/json' \
+curl -s -X POST {base}/v1/account -H 'X-Appwrite-Project: default' -H 'content-type: application/json' \
   -d '{{"userId":"user-a","email":"a@example.com","password":"password-a"}}'
-SECRET=$(curl -s -X POST {base}/v1/account/sessions/email -H 'content-type: application/json' \
-  -d '{{"email":"a@example.com","password":"password-a"}}' | sed 's/.*"secret":"\([^"]*\)".*/\1/')
-JWT=$(curl -s -X POST {base}/v1/account/jwts -H "X-Appwrite-Session: $SECRET" \
+curl -s -c jar -X POST {base}/v1/account/sessions/email -H 'X-Appwrite-Project: default' \
+  -H 'content-type: application/json' -d '{{"email":"a@example.com","password":"password-a"}}'
+JWT=$(curl -s -b jar -X POST {base}/v1/account/jwts -H 'X-Appwrite-Project: default' \
   | sed 's/.*"jwt":"\([^"]*\)".*/\1/')
 curl -s {base}/api/user-data -H "Authorization: Bearer $JWT""#
     );

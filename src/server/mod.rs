@@ -169,6 +169,12 @@ pub fn router(db: Db) -> Router {
 
 /// The Appwrite-compatible API under `/v1`.
 pub fn router_with(db: Db, options: ServerOptions) -> Router {
+    router_with_routes(db, options, Router::new())
+}
+
+/// The Appwrite-compatible API under `/v1` beside an app's own `routes` (such as ones
+/// taking a [`UserClient`]), all under the same limits, timeout and CORS origins.
+pub fn router_with_routes(db: Db, options: ServerOptions, routes: Router<Db>) -> Router {
     let api = Router::new()
         .route("/ping", axum::routing::get(ping))
         .merge(account::routes())
@@ -178,7 +184,7 @@ pub fn router_with(db: Db, options: ServerOptions) -> Router {
     let timeout = options.timeout;
     let body_limit = options.body_limit;
     let cors = cors::layer(&options.cors_origins);
-    let mut app = Router::new()
+    let mut app = routes
         .nest("/v1", api)
         .fallback(|| async { ApiError::no_route() })
         .with_state(db)
