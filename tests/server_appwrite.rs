@@ -536,3 +536,101 @@ async fn management_lists_take_queries_search_and_total() {
     let (_, teams) = get_json(&s, "/v1/teams?search=blue").await;
     assert_eq!(ids(&teams, "teams"), ["t2"]);
 }
+
+/// Nuvix's client (`client.schema('db').collection('birthdays').find()`, the seed's call)
+/// speaks `/v1/schemas/.../documents` with `X-Nuvix-*` headers and reads `{total, data}`
+/// lists whose documents name `$collection` and `$schema`: served over the same rules.
+#[tokio::test]
+async fn nuvix_document_routes_are_served() {
+    let s = start().await;
+    let (_, jwt) = s.sign_in("a").await;
+    // As Nuvix's SDK sends them: its project header, its JWT header, JSON content type.
+    let nuvix = [
+        ("X-Nuvix-Project", "default"),
+        ("X-Nuvix-JWT", jwt.as_str()),
+        ("content-type", "application/json"),
+        ("X-Nuvix-Response-Format", "1.0.0"),
+    ];
+    let docs = "/v1/schemas/db/collections/birthdays/documents";
+    let (status, list) = s.call(Method::GET, docs, &nuvix, None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1);
+    let first = &list["data"][0];
+    assert_eq!(
+        (
+            &first["$id"],
+            &first["$collection"],
+            &first["$schema"],
+            &first["$sequence"],
+            &first["name"]
+        ),
+        (
+            &json!("doc1"),
+            &json!("birthdays"),
+            &json!("db"),
+            &json!(1),
+            &json!("Kevin")
+        )
+    );
+    assert!(first.get("$collectionId").is_none() && list.get("documents").is_none());
+    let named = q(r#"{"method":"equal","attribute":"name","values":["Kevin"]}"#);
+    let (_, found) = s
+        .call(
+            Method::GET,
+            &format!("{docs}?queries[0]={named}"),
+            &nuvix,
+            None,
+        )
+        .await;
+    assert_eq!(found["total"], 1);
+    // Another user's document is as missing as one that does not exist.
+    appwrite_error(
+        s.call(Method::GET, &format!("{docs}/doc2"), &nuvix, None)
+            .await,
+        StatusCode::NOT_FOUND,
+        "document_not_found",
+    );
+    // Create (a user holds create on the collection), update, delete.
+    let (status, made) = s
+        .call(
+            Method::POST,
+            docs,
+            &nuvix,
+            Some(json!({"documentId": "unique()", "data": {"name": "Ana"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["$collection"], "birthdays");
+    let id = made["$id"].as_str().unwrap().to_owned();
+    let (status, changed) = s
+        .call(
+            Method::PATCH,
+            &format!("{docs}/{id}"),
+            &nuvix,
+            Some(json!({"data": {"name": "Anna"}})),
+        )
+        .await;
+    assert_eq!((status, &changed["name"]), (StatusCode::OK, &json!("Anna")));
+    let resp = s
+        .http
+        .delete(format!("{}{docs}/{id}", s.base))
+        .header("X-Nuvix-JWT", &jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        !content_type.contains("json"),
+        "an empty 204 is not JSON: {content_type}"
+    );
+    let (_, after) = s.call(Method::GET, docs, &nuvix, None).await;
+    assert_eq!(after["total"], 1);
+    // Only the document routes: Nuvix's schema management is not Appwrite's.
+    appwrite_error(
+        s.call(Method::GET, "/v1/schemas/db/collections", &nuvix, None)
+            .await,
+        StatusCode::NOT_FOUND,
+        "general_route_not_found",
+    );
+}

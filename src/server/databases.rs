@@ -22,7 +22,26 @@ use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, TextKind};
 /// The Databases API under `/databases` and TablesDB under `/tablesdb`: one set of
 /// handlers, told apart by their [`Flavor`].
 pub(super) fn routes() -> Router<Db> {
-    routes_of::<Legacy>().merge(routes_of::<Tables>())
+    routes_of::<Legacy>()
+        .merge(routes_of::<Tables>())
+        .merge(document_routes::<Nuvix>())
+}
+
+/// The document routes alone: all Nuvix's client uses.
+fn document_routes<F: Flavor>() -> Router<Db> {
+    let (dbs, colls, docs) = (F::ROOT, F::COLLECTIONS, F::DOCUMENTS);
+    let coll = format!("/{dbs}/{{db}}/{colls}/{{coll}}");
+    Router::new()
+        .route(
+            &format!("{coll}/{docs}"),
+            post(create_document::<F>).get(list_documents::<F>),
+        )
+        .route(
+            &format!("{coll}/{docs}/{{id}}"),
+            get(get_document::<F>)
+                .patch(update_document::<F>)
+                .delete(delete_document::<F>),
+        )
 }
 
 fn routes_of<F: Flavor>() -> Router<Db> {
@@ -87,6 +106,8 @@ pub(super) trait Flavor: Send + Sync + 'static {
     const ATTRIBUTES: &'static str;
     /// Documents or rows.
     const DOCUMENTS: &'static str;
+    /// The key of a document list.
+    const DOCUMENT_LIST: &'static str;
 
     /// A document in this API's model (`Document` or `Row`).
     fn document(doc: &crate::Document) -> Result<Value, ApiError>;
@@ -104,6 +125,7 @@ impl Flavor for Legacy {
     const COLLECTIONS: &'static str = "collections";
     const ATTRIBUTES: &'static str = "attributes";
     const DOCUMENTS: &'static str = "documents";
+    const DOCUMENT_LIST: &'static str = "documents";
 
     fn document(doc: &crate::Document) -> Result<Value, ApiError> {
         serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))
@@ -123,6 +145,7 @@ impl Flavor for Tables {
     const COLLECTIONS: &'static str = "tables";
     const ATTRIBUTES: &'static str = "columns";
     const DOCUMENTS: &'static str = "rows";
+    const DOCUMENT_LIST: &'static str = "rows";
 
     fn document(doc: &crate::Document) -> Result<Value, ApiError> {
         let mut value = Legacy::document(doc)?;
@@ -610,7 +633,7 @@ async fn list_documents<F: Flavor>(
             .map(F::document)
             .collect::<Result<Vec<_>, _>>()?;
         let total = if params.total { found.total } else { 0 };
-        Ok(Json(json!({"total": total, F::DOCUMENTS: documents})).into_response())
+        Ok(Json(json!({"total": total, F::DOCUMENT_LIST: documents})).into_response())
     })
     .await
     .map_err(F::error)
@@ -700,4 +723,37 @@ async fn delete_document<F: Flavor>(
     })
     .await
     .map_err(F::error)
+}
+
+/// `/v1/schemas/{schema}/collections/{collection}/documents`: the routes of Nuvix's
+/// client (`client.schema(s).collection(c).find()` and the rest). Lists are
+/// `{total, data}`; a document names its collection `$collection` and its schema
+/// `$schema`, with `$sequence` a number, as Nuvix's server answers. The rules and errors
+/// are Appwrite's.
+pub(super) struct Nuvix;
+
+impl Flavor for Nuvix {
+    const API: Api = Api::Databases;
+    const ROOT: &'static str = "schemas";
+    const COLLECTIONS: &'static str = "collections";
+    const ATTRIBUTES: &'static str = "attributes";
+    const DOCUMENTS: &'static str = "documents";
+    const DOCUMENT_LIST: &'static str = "data";
+
+    fn document(doc: &crate::Document) -> Result<Value, ApiError> {
+        let mut value = Legacy::document(doc)?;
+        if let Value::Object(map) = &mut value {
+            for (from, to) in [("$collectionId", "$collection"), ("$databaseId", "$schema")] {
+                if let Some(v) = map.remove(from) {
+                    map.insert(to.to_owned(), v);
+                }
+            }
+            map.insert("$sequence".to_owned(), Value::from(doc.sequence()));
+        }
+        Ok(value)
+    }
+
+    fn error(e: ApiError) -> ApiError {
+        e
+    }
 }

@@ -71,7 +71,7 @@ impl Server {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if !headers
             .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("x-appwrite-project"))
+            .any(|(k, _)| k.to_ascii_lowercase().ends_with("-project"))
         {
             req = req.header("X-Appwrite-Project", "default");
         }
