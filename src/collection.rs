@@ -310,6 +310,79 @@ impl Collection {
     ) -> Result<Document> {
         self.client.require_documents(true)?;
         let patch = to_object(data, self.limits())?;
+        self.update_with(id, |_| Ok(patch), permissions)
+    }
+
+    /// Adds `by` to the number in attribute `attribute` of document `id` (a missing or
+    /// null value counts as 0), in one write: concurrent increments all count. With
+    /// `limit`, a result past it (above for a positive `by`, below for a negative one) is
+    /// refused with `InvalidDocument`, as is a value that is not a number, an integer
+    /// attribute given a fractional `by`, or a result outside i64 for an integer. Needs
+    /// `update`, as [`Collection::update`].
+    pub fn increment(
+        &self,
+        id: &str,
+        attribute: &str,
+        by: f64,
+        limit: Option<f64>,
+    ) -> Result<Document> {
+        self.client.require_documents(true)?;
+        if !by.is_finite() || limit.is_some_and(|l| !l.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "increments and limits must be finite numbers".into(),
+            ));
+        }
+        let key = attribute.to_owned();
+        self.update_with(
+            id,
+            move |data| {
+                let bad =
+                    |m: String| Error::InvalidDocument(format!("attribute {}: {m}", quote(&key)));
+                let current = match data.get(&key) {
+                    None | Some(Value::Null) => Value::from(0),
+                    Some(v @ Value::Number(_)) => v.clone(),
+                    Some(other) => return Err(bad(format!("{other} is not a number"))),
+                };
+                let whole = current.is_i64() && by.fract() == 0.0;
+                let next = if whole {
+                    // `by` is whole and within ±2^63 when the conversion is exact.
+                    let step = by as i64;
+                    if step as f64 != by {
+                        return Err(bad(format!("{by} is out of range")));
+                    }
+                    current
+                        .as_i64()
+                        .and_then(|c| c.checked_add(step))
+                        .map(Value::from)
+                        .ok_or_else(|| bad("the result is out of range".into()))?
+                } else {
+                    let sum = current.as_f64().unwrap_or(0.0) + by;
+                    serde_json::Number::from_f64(sum)
+                        .map(Value::Number)
+                        .ok_or_else(|| bad("the result is not a finite number".into()))?
+                };
+                let value = next.as_f64().unwrap_or(0.0);
+                if let Some(limit) = limit
+                    && ((by >= 0.0 && value > limit) || (by < 0.0 && value < limit))
+                {
+                    return Err(bad(format!("{value} would pass the limit {limit}")));
+                }
+                let mut patch = Map::new();
+                patch.insert(key, next);
+                Ok(patch)
+            },
+            None,
+        )
+    }
+
+    /// Updates document `id` with the patch `make_patch` computes from the stored data,
+    /// under the writer lock (so a read-modify-write is atomic).
+    fn update_with(
+        &self,
+        id: &str,
+        make_patch: impl FnOnce(&Map<String, Value>) -> Result<Map<String, Value>>,
+        permissions: Option<Vec<Permission>>,
+    ) -> Result<Document> {
         let permissions = permissions
             .map(|p| normalize(&p, Target::Document))
             .transpose()?;
@@ -328,6 +401,7 @@ impl Collection {
             })?;
             let mut data = old.data(self.limits().max_depth)?;
             let old_data = data.clone();
+            let patch = make_patch(&data)?;
             data.extend(patch.clone());
             let specs = coll.attribute_specs(self.limits().max_depth)?;
             attribute::validate(&specs, &mut data, &patch, false)?;

@@ -464,3 +464,75 @@ fn datetimes_are_stored_and_compared_in_utc() {
     let r = coll.find(&[Query::starts_with("at", "2012")]);
     assert!(matches!(r, Err(Error::InvalidQuery(_))), "{r:?}");
 }
+
+/// Increments are atomic read-modify-writes: concurrent ones all count; limits, types and
+/// permissions are checked as for any update.
+#[test]
+fn increments_count_every_time_and_respect_limits() {
+    // (Who may increment: tests/server_models.rs, over HTTP, with users.)
+    let (db, people) = setup();
+    people
+        .create("p1", json!({"name": "Ann", "age": 1}), None)
+        .unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let people = people.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    people.increment("p1", "age", 1.0, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        people.get("p1").unwrap().get("age"),
+        Some(&json!(201)),
+        "every increment counts"
+    );
+    let doc = people.increment("p1", "age", -200.0, Some(0.0)).unwrap();
+    assert_eq!(doc.get("age"), Some(&json!(1)));
+    let before = dump(&people);
+    for (attribute, by, limit, fault) in [
+        ("age", -2.0, Some(0.0), "would pass the limit 0"),
+        ("age", 5.0, Some(3.0), "would pass the limit 3"),
+        ("age", 0.5, None, "not a valid integer"),
+        ("name", 1.0, None, "is not a number"),
+        ("nothing", 1.0, None, "not in the collection's schema"),
+    ] {
+        let r = people.increment("p1", attribute, by, limit);
+        assert!(
+            matches!(&r, Err(Error::InvalidDocument(m)) if m.contains(fault)),
+            "{attribute} {by}: {r:?}"
+        );
+    }
+    let r = people.increment("p1", "age", f64::NAN, None);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    assert_eq!(dump(&people), before, "refusals change nothing");
+    // A missing value counts as 0; floats add as floats.
+    assert_eq!(
+        people
+            .increment("p1", "score", 0.25, None)
+            .unwrap()
+            .get("score"),
+        Some(&json!(0.75))
+    );
+    people.create("p2", json!({"name": "Bo"}), None).unwrap();
+    assert_eq!(
+        people
+            .increment("p2", "age", 3.0, Some(3.0))
+            .unwrap()
+            .get("age"),
+        Some(&json!(3))
+    );
+    // Integer overflow is refused, not wrapped.
+    people.update("p2", json!({"age": i64::MAX}), None).unwrap();
+    let r = people.increment("p2", "age", 1.0, None);
+    assert!(
+        matches!(&r, Err(Error::InvalidDocument(m)) if m.contains("out of range")),
+        "{r:?}"
+    );
+    drop(db);
+}

@@ -874,6 +874,87 @@ async fn tablesdb_serves_the_same_data_in_its_own_models() {
         StatusCode::UNAUTHORIZED,
         "user_unauthorized",
     );
+    // Increment and decrement: Row answers; a reader without update is refused, a user
+    // who may not read the row finds none.
+    s.db.root()
+        .schema("db")
+        .collections()
+        .create_attribute("books", permdb::AttributeSpec::integer("pages"))
+        .unwrap();
+    let up = ok(
+        call(
+            Method::PATCH,
+            format!("{base}/rows/b1/pages/increment"),
+            Some(json!({"value": 5, "max": 10})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("Row", &up);
+    assert_eq!(up["pages"], 5);
+    let down = ok(
+        call(
+            Method::PATCH,
+            format!("{base}/rows/b1/pages/decrement"),
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(down["pages"], 4);
+    appwrite_error(
+        call(
+            Method::PATCH,
+            format!("{base}/rows/b1/pages/increment"),
+            Some(json!({"value": 7, "max": 10})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "row_invalid_structure",
+    );
+    appwrite_error(
+        call(
+            Method::PATCH,
+            format!("{base}/rows/b1/pages/decrement"),
+            Some(json!({"value": -1})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    appwrite_error(
+        s.call(
+            Method::PATCH,
+            &format!("{base}/rows/b1/pages/increment"),
+            &as_b,
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    appwrite_error(
+        s.call(
+            Method::PATCH,
+            "/v1/tablesdb/db/tables/birthdays/rows/doc1/age/increment",
+            &as_b,
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "row_not_found",
+    );
+    let legacy = ok(
+        call(
+            Method::PATCH,
+            "/v1/databases/db/collections/books/documents/b1/pages/increment".into(),
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_model("Document", &legacy);
+    assert_eq!(legacy["pages"], 5);
     let (status, _) = call(Method::DELETE, format!("{base}/rows/b1"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }

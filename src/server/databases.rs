@@ -91,6 +91,14 @@ fn routes_of<F: Flavor>() -> Router<Db> {
                 .patch(update_document::<F>)
                 .delete(delete_document::<F>),
         )
+        .route(
+            &format!("{coll}/{docs}/{{id}}/{{attribute}}/increment"),
+            axum::routing::patch(increment_document::<F>),
+        )
+        .route(
+            &format!("{coll}/{docs}/{{id}}/{{attribute}}/decrement"),
+            axum::routing::patch(decrement_document::<F>),
+        )
 }
 
 /// What differs between the two APIs: paths, list keys, a document's collection field,
@@ -756,4 +764,67 @@ impl Flavor for Nuvix {
     fn error(e: ApiError) -> ApiError {
         e
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Increment {
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    max: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decrement {
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    min: Option<f64>,
+}
+
+/// `PATCH .../{id}/{attribute}/increment`: adds `value` (1 by default), refused past `max`.
+async fn increment_document<F: Flavor>(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path((schema, coll, id, attribute)): Path<(String, String, String, String)>,
+    Body(b): Body<Increment>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let by = b.value.unwrap_or(1.0);
+        if by < 0.0 {
+            return Err(ApiError::bad_request(
+                "value must not be negative: decrement instead",
+            ));
+        }
+        let client = caller(&db, &headers)?.client;
+        let c = client.schema(&schema).collection(&coll);
+        Ok(Json(F::document(&c.increment(&id, &attribute, by, b.max)?)?).into_response())
+    })
+    .await
+    .map_err(F::error)
+}
+
+/// `PATCH .../{id}/{attribute}/decrement`: subtracts `value` (1 by default), refused
+/// below `min`.
+async fn decrement_document<F: Flavor>(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path((schema, coll, id, attribute)): Path<(String, String, String, String)>,
+    Body(b): Body<Decrement>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let by = b.value.unwrap_or(1.0);
+        if by < 0.0 {
+            return Err(ApiError::bad_request(
+                "value must not be negative: increment instead",
+            ));
+        }
+        let client = caller(&db, &headers)?.client;
+        let c = client.schema(&schema).collection(&coll);
+        Ok(Json(F::document(&c.increment(&id, &attribute, -by, b.min)?)?).into_response())
+    })
+    .await
+    .map_err(F::error)
 }
