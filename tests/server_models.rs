@@ -1025,3 +1025,85 @@ async fn a_key_mints_a_users_jwt_over_http() {
         );
     }
 }
+
+/// Bulk create (`createRows`, `createDocuments`): API keys only, all in one write or none.
+#[tokio::test]
+async fn bulk_creates_are_for_keys_and_all_or_nothing() {
+    let s = start().await;
+    use common::server::appwrite_error;
+    let key = [("X-Appwrite-Key", s.key.as_str())];
+    let rows = "/v1/tablesdb/db/tables/birthdays/rows";
+    let (status, made) = s
+        .call(
+            Method::POST,
+            rows,
+            &key,
+            Some(json!({"rows": [
+                {"$id": "b1", "name": "Ada", "$permissions": ["read(\"user:user-b\")"]},
+                {"name": "Bea"}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_model("RowList", &made);
+    assert_eq!(made["total"], 2);
+    assert_eq!(
+        made["rows"][0]["$permissions"],
+        json!(["read(\"user:user-b\")"])
+    );
+    let legacy = "/v1/databases/db/collections/birthdays/documents";
+    let (status, docs) = s
+        .call(
+            Method::POST,
+            legacy,
+            &key,
+            Some(json!({"documents": [{"$id": "d9", "name": "Cy"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{docs}");
+    assert_model("DocumentList", &docs);
+    // One bad document (a taken id) and nothing is written.
+    appwrite_error(
+        s.call(
+            Method::POST,
+            rows,
+            &key,
+            Some(json!({"rows": [{"$id": "n1", "name": "x"}, {"$id": "doc1"}]})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "row_already_exists",
+    );
+    appwrite_error(
+        s.call(Method::GET, &format!("{rows}/n1"), &key, None).await,
+        StatusCode::NOT_FOUND,
+        "row_not_found",
+    );
+    // Not for users, whatever they may create one by one; system fields are refused.
+    let (_, jwt) = s.sign_in("a").await;
+    appwrite_error(
+        s.call(
+            Method::POST,
+            rows,
+            &[("X-Appwrite-JWT", &jwt)],
+            Some(json!({"rows": [{"name": "x"}]})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    for bad in [
+        json!({"rows": [{"$sequence": "9", "name": "x"}]}),
+        json!({"rows": [{"$id": 5}]}),
+        json!({"rows": [{"$permissions": "read(\"any\")"}]}),
+        json!({"rows": [], "more": 1}),
+    ] {
+        appwrite_error(
+            s.call(Method::POST, rows, &key, Some(bad)).await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
+    let (_, all) = s.call(Method::GET, rows, &key, None).await;
+    assert_eq!(all["total"], 6, "three seeded, three made in bulk");
+}

@@ -657,13 +657,56 @@ struct NewDocument {
     permissions: Option<Vec<String>>,
 }
 
+/// One document, or Appwrite's bulk form: `documents` (or `rows`), each an object with its
+/// fields, `$id` (or `unique()` when missing) and optional `$permissions`.
+enum NewDocuments {
+    One(NewDocument),
+    Many(Bulk),
+}
+
+impl<'de> Deserialize<'de> for NewDocuments {
+    /// By its keys: `documents` or `rows` is the bulk form, anything else one document
+    /// (so each form's errors name its own fields).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let map = Map::<String, Value>::deserialize(deserializer)?;
+        let bulk = map.contains_key("documents") || map.contains_key("rows");
+        let value = Value::Object(map);
+        if bulk {
+            Bulk::deserialize(value)
+                .map(NewDocuments::Many)
+                .map_err(D::Error::custom)
+        } else {
+            NewDocument::deserialize(value)
+                .map(NewDocuments::One)
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Bulk {
+    #[serde(alias = "rows")]
+    documents: Vec<Map<String, Value>>,
+}
+
+/// Most documents one bulk create may carry.
+const MAX_BULK: usize = 1000;
+
 async fn create_document<F: Flavor>(
     State(db): State<Db>,
     Extension(options): Extension<Arc<ServerOptions>>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
-    Body(b): Body<NewDocument>,
+    Body(body): Body<NewDocuments>,
 ) -> Result<Response, ApiError> {
+    let b = match body {
+        NewDocuments::One(b) => b,
+        NewDocuments::Many(bulk) => {
+            return create_documents::<F>(db, headers, schema, coll, bulk.documents).await;
+        }
+    };
     blocking(move || {
         let permissions = parse_permissions(b.permissions)?;
         let caller = caller(&db, &headers)?;
@@ -674,6 +717,69 @@ async fn create_document<F: Flavor>(
             b.data,
             permissions,
         )?)?))
+    })
+    .await
+    .map_err(F::error)
+}
+
+/// The bulk create (`createDocuments`, `createRows`): API keys only, as Appwrite; all the
+/// documents in one atomic write, or none. Answers `{total, documents}` (or `rows`).
+async fn create_documents<F: Flavor>(
+    db: Db,
+    headers: HeaderMap,
+    schema: String,
+    coll: String,
+    documents: Vec<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let caller = caller(&db, &headers)?;
+        if caller.via != super::auth::Via::Key {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "user_unauthorized",
+                "bulk writes need an API key",
+            ));
+        }
+        if documents.len() > MAX_BULK {
+            return Err(ApiError::bad_request(format!(
+                "{} documents in one bulk create, at most {MAX_BULK}",
+                documents.len()
+            )));
+        }
+        let mut batch = Vec::with_capacity(documents.len());
+        for mut doc in documents {
+            let id = match doc.remove("$id") {
+                None => crate::UNIQUE_ID.to_owned(),
+                Some(Value::String(id)) => id,
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "$id must be a string, not {other}"
+                    )));
+                }
+            };
+            let permissions = match doc.remove("$permissions") {
+                None | Some(Value::Null) => None,
+                Some(list) => {
+                    parse_permissions(Some(serde_json::from_value::<Vec<String>>(list).map_err(
+                        |_| ApiError::bad_request("$permissions must be a list of strings"),
+                    )?))?
+                }
+            };
+            if let Some(system) = doc.keys().find(|k| k.starts_with('$')) {
+                return Err(ApiError::bad_request(format!(
+                    "{system} cannot be set: a document sets only $id and $permissions"
+                )));
+            }
+            batch.push((id, doc, permissions));
+        }
+        let c = caller.client.schema(&schema).collection(&coll);
+        let made = c
+            .create_many(batch)?
+            .iter()
+            .map(F::document)
+            .collect::<Result<Vec<_>, _>>()?;
+        let answer = json!({"total": made.len(), F::DOCUMENT_LIST: made});
+        Ok((StatusCode::CREATED, Json(answer)).into_response())
     })
     .await
     .map_err(F::error)
