@@ -68,8 +68,10 @@ impl Users {
 
     /// A token to act as user `id` (what [`crate::Account::create_jwt`] gives the user),
     /// made from one of their live sessions: `session_id`, or their most recent with
-    /// `None`, so that ending the session ends the token. Valid for `ttl` (1 s to
-    /// [`crate::MAX_JWT_TTL`]; `Options::jwt_ttl` when `None`). Needs `users.write`. A
+    /// `None`, so that ending the session ends the token (deleting the key does not: the
+    /// token is the user's). Valid for `ttl` (1 s to [`crate::MAX_JWT_TTL`];
+    /// `Options::jwt_ttl` when `None`). Needs `users.write`, `documents.read` and
+    /// `documents.write`: everything the token may do. A
     /// blocked user is refused; a user without a live session is `NotFound` (permdb
     /// mints no token without a session, where Appwrite would).
     pub fn create_jwt(
@@ -78,7 +80,15 @@ impl Users {
         session_id: Option<&str>,
         ttl: Option<time::Duration>,
     ) -> Result<Jwt> {
+        // A token acts as the user in full: documents included. A key may mint one only if
+        // it could do all of that itself (the rule impersonation follows).
         let _acting = self.client.require(Scope::UsersWrite, "creating tokens")?;
+        let _reads = self
+            .client
+            .require(Scope::DocumentsRead, "creating tokens")?;
+        let _writes = self
+            .client
+            .require(Scope::DocumentsWrite, "creating tokens")?;
         if let Some(ttl) = ttl
             && !(time::Duration::SECOND..=crate::MAX_JWT_TTL).contains(&ttl)
         {

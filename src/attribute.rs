@@ -265,14 +265,14 @@ impl AttributeSpec {
             (AttributeType::Float, Value::Number(_)) | (AttributeType::Boolean, Value::Bool(_)) => {
                 true
             }
+            // The fault, not the value: a document's values are never quoted back.
             (AttributeType::Datetime, Value::String(s)) => {
-                crate::timefmt::normalize_datetime(s)?;
-                true
+                crate::timefmt::normalize_datetime(s).is_ok()
             }
             (AttributeType::Email, Value::String(s)) => crate::auth::users::check_email(s).is_ok(),
             (AttributeType::Enum { elements }, Value::String(s)) => {
                 if !elements.contains(s) {
-                    return Err(format!("{} is not one of {elements:?}", quote(s)));
+                    return Err(format!("not one of the elements {elements:?}"));
                 }
                 true
             }
@@ -281,7 +281,11 @@ impl AttributeSpec {
         if ok {
             Ok(())
         } else {
-            Err(format!("{v} is not a valid {}", self.type_name()))
+            Err(format!(
+                "not a valid {} (a {} was given)",
+                self.type_name(),
+                json_kind(v)
+            ))
         }
     }
 
@@ -302,9 +306,21 @@ impl AttributeSpec {
     fn check_value(&self, v: &Value) -> std::result::Result<(), String> {
         match (self.array, v) {
             (true, Value::Array(items)) => items.iter().try_for_each(|i| self.check_scalar(i)),
-            (true, _) => Err(format!("{v} is not an array")),
+            (true, _) => Err(format!("not an array (a {} was given)", json_kind(v))),
             (false, _) => self.check_scalar(v),
         }
+    }
+}
+
+/// The kind of a JSON value, for messages that must not quote the value.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 

@@ -856,7 +856,8 @@ fn preferences_are_the_owners_and_go_with_them() {
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
 }
 
-/// A backend with `users.write` mints a user's token from one of their live sessions; the
+/// A backend with `users.write` and both document scopes mints a user's token from one of
+/// their live sessions; the
 /// token carries the user's permissions and ends with that session.
 #[test]
 fn a_key_mints_a_users_token_from_their_session() {
@@ -865,8 +866,15 @@ fn a_key_mints_a_users_token_from_their_session() {
         let secret = db.root().keys().create("k", scopes).unwrap().secret;
         db.client().set_key(&secret).unwrap()
     };
-    let writer = key(&[Scope::UsersWrite]);
+    let writer = key(&[
+        Scope::UsersWrite,
+        Scope::DocumentsRead,
+        Scope::DocumentsWrite,
+    ]);
     let reader = key(&[Scope::UsersRead, Scope::DocumentsRead]);
+    // A token does everything the user may: a key needs every scope of that to mint one.
+    let users_only = key(&[Scope::UsersWrite]);
+    let no_writes = key(&[Scope::UsersWrite, Scope::DocumentsRead]);
     let docs = |client: &permdb::Client| {
         client
             .schema("db")
@@ -890,11 +898,14 @@ fn a_key_mints_a_users_token_from_their_session() {
     let new = account
         .create_email_password_session("a@example.com", "password-a")
         .unwrap();
-    let r = reader.users().create_jwt("user-a", None, None);
-    assert!(
-        matches!(r, Err(Error::Unauthorized(_))),
-        "users.read: {r:?}"
-    );
+    for (what, short) in [
+        ("users.read", &reader),
+        ("users.write only", &users_only),
+        ("no documents.write", &no_writes),
+    ] {
+        let r = short.users().create_jwt("user-a", None, None);
+        assert!(matches!(r, Err(Error::Unauthorized(_))), "{what}: {r:?}");
+    }
     // The most recent session by default; the token is user-a's, nothing more.
     let recent = writer.users().create_jwt("user-a", None, None).unwrap();
     let as_a = db.client().set_jwt(&recent.jwt).unwrap();

@@ -264,10 +264,11 @@ fn preflight(origin: &str) -> Vec<(&str, &str)> {
 #[tokio::test]
 async fn a_configured_origin_may_call_with_credentials_and_no_other() {
     let (options, clock) = common::test_options();
+    // Given as a person might type it; browsers send it lowercase, without :443.
     let server = ServerOptions::default()
-        .cors_origin(APP)
+        .cors_origin("http://LocalHost:5173")
         .unwrap()
-        .cors_origin("https://app.example.com")
+        .cors_origin("https://app.example.com:443")
         .unwrap();
     let s = start_with(options, clock, server).await;
     // Preflight: the origin echoed (never `*`), credentials, the SDK's headers and methods.
@@ -535,6 +536,63 @@ async fn management_lists_take_queries_search_and_total() {
     }
     let (_, teams) = get_json(&s, "/v1/teams?search=blue").await;
     assert_eq!(ids(&teams, "teams"), ["t2"]);
+    // Memberships are searched by member name and email (for callers who may see them).
+    s.db.root()
+        .teams()
+        .create_membership("t1", "user-b", &[])
+        .unwrap();
+    s.db.root()
+        .teams()
+        .create_membership("t1", "user-c", &[])
+        .unwrap();
+    let (status, found) = get_json(&s, "/v1/teams/t1/memberships?search=c").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let members: Vec<&str> = found["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["userId"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["user-c"]);
+    // Each API's own field names: the other API's are refused, not matched against nothing.
+    let rows = q(r#"{"method":"equal","attribute":"rowSecurity","values":[true]}"#);
+    let docs = q(r#"{"method":"equal","attribute":"documentSecurity","values":[true]}"#);
+    for path in [
+        format!("/v1/databases/db/collections?queries[]={rows}"),
+        format!("/v1/tablesdb/db/tables?queries[]={docs}"),
+    ] {
+        appwrite_error(
+            get_json(&s, &path).await,
+            StatusCode::BAD_REQUEST,
+            "general_query_invalid",
+        );
+    }
+    let (_, tables) = get_json(&s, &format!("/v1/tablesdb/db/tables?queries[]={rows}")).await;
+    assert_eq!(ids(&tables, "tables"), ["birthdays"]);
+}
+
+/// Appwrite's impersonation headers are not taken over HTTP: refused, never run with the
+/// key's full rights.
+#[tokio::test]
+async fn impersonation_headers_are_refused() {
+    let s = start().await;
+    for header in [
+        "X-Appwrite-Impersonate-User-Id",
+        "X-Appwrite-Impersonate-User-Email",
+        "X-Appwrite-Impersonate-User-Phone",
+    ] {
+        appwrite_error(
+            s.call(
+                Method::GET,
+                DOCS,
+                &[("X-Appwrite-Key", s.key.as_str()), (header, "user-a")],
+                None,
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
 }
 
 /// Nuvix's client (`client.schema('db').collection('birthdays').find()`, the seed's call)

@@ -371,6 +371,17 @@ async fn every_account_user_and_team_answer_is_appwrites_model() {
     let users = ok(as_key(Method::GET, "/v1/users", None).await, StatusCode::OK);
     assert_model("UserList", &users);
     assert_eq!(users["total"], 4);
+    let listed = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["$id"] == "user-n")
+        .unwrap();
+    assert_eq!(
+        listed["prefs"],
+        json!({"theme": "dark"}),
+        "the page's preferences are read"
+    );
     assert_model(
         "User",
         &ok(
@@ -994,11 +1005,15 @@ async fn a_key_mints_a_users_jwt_over_http() {
         StatusCode::UNAUTHORIZED,
         "user_jwt_invalid",
     );
-    // A key without users.write, and bad bodies, are refused.
+    // A key without the document scopes (a token reads and writes documents), and bad
+    // bodies, are refused.
     let reader =
         s.db.root()
             .keys()
-            .create("reader", &[permdb::Scope::UsersRead])
+            .create(
+                "reader",
+                &[permdb::Scope::UsersRead, permdb::Scope::UsersWrite],
+            )
             .unwrap()
             .secret;
     appwrite_error(

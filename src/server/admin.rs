@@ -71,11 +71,14 @@ async fn list_users(
     blocking(move || {
         let params = list::params(raw.as_deref(), true)?;
         let all = caller(&db, &headers)?.client.users().list()?;
-        let users = all
-            .iter()
-            .map(|u| model::user_of(&db, u))
-            .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Json(list::answer(users, &params, &list::USERS, "users")?).into_response())
+        // Preferences (up to 64 KiB each, and queries cannot name them) are read for the
+        // page only, after paging.
+        let users = all.iter().map(|u| model::user(u, Map::new())).collect();
+        let mut answer = list::answer(users, &params, &list::USERS, "users")?;
+        if let Some(page) = answer.get_mut("users") {
+            model::fill_prefs(&db, page, model::PrefsOf::User)?;
+        }
+        Ok(Json(answer).into_response())
     })
     .await
 }
@@ -173,7 +176,7 @@ async fn create_team(
             .client
             .teams()
             .create(&b.team_id, &b.name)?;
-        Ok((StatusCode::CREATED, Json(model::team_of(&db, &team)?)).into_response())
+        Ok((StatusCode::CREATED, Json(model::team_of(&db, &team, true)?)).into_response())
     })
     .await
 }
@@ -188,9 +191,13 @@ async fn list_teams(
         let all = caller(&db, &headers)?.client.teams().list()?;
         let teams = all
             .iter()
-            .map(|t| model::team_of(&db, t))
+            .map(|t| model::team_of(&db, t, false))
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Json(list::answer(teams, &params, &list::TEAMS, "teams")?).into_response())
+        let mut answer = list::answer(teams, &params, &list::TEAMS, "teams")?;
+        if let Some(page) = answer.get_mut("teams") {
+            model::fill_prefs(&db, page, model::PrefsOf::Team)?;
+        }
+        Ok(Json(answer).into_response())
     })
     .await
 }
@@ -202,7 +209,7 @@ async fn get_team(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let team = caller(&db, &headers)?.client.teams().get(&id)?;
-        Ok(Json(model::team_of(&db, &team)?).into_response())
+        Ok(Json(model::team_of(&db, &team, true)?).into_response())
     })
     .await
 }

@@ -126,8 +126,25 @@ fn check_project(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
 /// guest. Two credential headers at once are refused rather than guessed between; a
 /// credential header is taken over a session cookie (a page cannot make a browser send a
 /// header to another origin, so a header is always the caller's own choice).
+/// Appwrite's headers for a key acting as a user. permdb does not take them over HTTP
+/// (impersonation is `Client::impersonate`, in-process): a request carrying one is
+/// refused rather than run with the key's full rights.
+const IMPERSONATION_HEADERS: [&str; 3] = [
+    "x-appwrite-impersonate-user-id",
+    "x-appwrite-impersonate-user-email",
+    "x-appwrite-impersonate-user-phone",
+];
+
 pub(crate) fn caller(db: &Db, headers: &HeaderMap) -> Result<Caller, ApiError> {
     check_project(db, headers)?;
+    if let Some(name) = IMPERSONATION_HEADERS
+        .iter()
+        .find(|h| headers.contains_key(**h))
+    {
+        return Err(ApiError::bad_request(format!(
+            "header {name}: impersonation over HTTP is not supported"
+        )));
+    }
     let key = header(headers, &KEY_HEADERS)?;
     let jwt = header(headers, &JWT_HEADERS)?;
     let session = header(headers, &SESSION_HEADERS)?;

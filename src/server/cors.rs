@@ -45,6 +45,21 @@ const ALLOWED_HEADERS: [&str; 31] = [
     "x-nuvix-response-format",
 ];
 
+/// An origin as browsers send it: lowercase, without the scheme's default port. Checked
+/// by [`check_origin`].
+pub(crate) fn normalize_origin(origin: &str) -> Result<String> {
+    let lower = origin.to_ascii_lowercase();
+    check_origin(&lower)?;
+    let default_port = if lower.starts_with("https://") {
+        ":443"
+    } else {
+        ":80"
+    };
+    Ok(lower
+        .strip_suffix(default_port)
+        .map_or_else(|| lower.clone(), str::to_owned))
+}
+
 /// Checks an origin as a browser sends it: `http` or `https`, `://`, a host of letters,
 /// digits, `-` and `.` (or a bracketed IPv6 address), and an optional port; no path,
 /// query, user or wildcard.
@@ -98,8 +113,8 @@ pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
         .iter()
         // Checked when added (`ServerOptions::cors_origin`); one set directly in the
         // public field and malformed is left out: it could never match a real origin.
-        .filter(|o| check_origin(o).is_ok())
-        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .filter_map(|o| normalize_origin(o).ok())
+        .filter_map(|o| HeaderValue::from_str(&o).ok())
         .collect();
     if origins.is_empty() {
         return None;
@@ -122,7 +137,20 @@ pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_origin;
+    use super::{check_origin, normalize_origin};
+
+    #[test]
+    fn origins_are_kept_as_browsers_send_them() {
+        for (given, sent) in [
+            ("http://LOCALHOST:5173", "http://localhost:5173"),
+            ("HTTPS://App.Example.com:443", "https://app.example.com"),
+            ("http://example.com:80", "http://example.com"),
+            ("http://example.com:443", "http://example.com:443"),
+            ("https://example.com:80", "https://example.com:80"),
+        ] {
+            assert_eq!(normalize_origin(given).unwrap(), sent, "{given}");
+        }
+    }
 
     #[test]
     fn origins_are_scheme_host_and_port_only() {

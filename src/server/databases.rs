@@ -116,6 +116,10 @@ pub(super) trait Flavor: Send + Sync + 'static {
     const DOCUMENTS: &'static str;
     /// The key of a document list.
     const DOCUMENT_LIST: &'static str;
+    /// What list queries on collections (tables) may name.
+    const COLLECTION_LIST: &'static list::ListKind;
+    /// What list queries on indexes may name.
+    const INDEX_LIST: &'static list::ListKind;
 
     /// A document in this API's model (`Document` or `Row`).
     fn document(doc: &crate::Document) -> Result<Value, ApiError>;
@@ -134,6 +138,8 @@ impl Flavor for Legacy {
     const ATTRIBUTES: &'static str = "attributes";
     const DOCUMENTS: &'static str = "documents";
     const DOCUMENT_LIST: &'static str = "documents";
+    const COLLECTION_LIST: &'static list::ListKind = &list::COLLECTIONS;
+    const INDEX_LIST: &'static list::ListKind = &list::INDEXES;
 
     fn document(doc: &crate::Document) -> Result<Value, ApiError> {
         serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))
@@ -154,6 +160,8 @@ impl Flavor for Tables {
     const ATTRIBUTES: &'static str = "columns";
     const DOCUMENTS: &'static str = "rows";
     const DOCUMENT_LIST: &'static str = "rows";
+    const COLLECTION_LIST: &'static list::ListKind = &list::TABLES;
+    const INDEX_LIST: &'static list::ListKind = &list::COLUMN_INDEXES;
 
     fn document(doc: &crate::Document) -> Result<Value, ApiError> {
         let mut value = Legacy::document(doc)?;
@@ -317,7 +325,7 @@ async fn list_collections<F: Flavor>(
         let client = caller(&db, &headers)?.client;
         let all = client.schema(&schema).collections().list()?;
         let collections: Vec<Value> = all.iter().map(|c| collection::<F>(&db, c)).collect();
-        let answer = list::answer(collections, &params, &list::COLLECTIONS, F::COLLECTIONS)?;
+        let answer = list::answer(collections, &params, F::COLLECTION_LIST, F::COLLECTIONS)?;
         Ok(Json(answer).into_response())
     })
     .await
@@ -580,7 +588,7 @@ async fn list_indexes<F: Flavor>(
             .iter()
             .map(|i| model::index(i, &info, F::API))
             .collect();
-        Ok(Json(list::answer(indexes, &params, &list::INDEXES, "indexes")?).into_response())
+        Ok(Json(list::answer(indexes, &params, F::INDEX_LIST, "indexes")?).into_response())
     })
     .await
     .map_err(F::error)
@@ -853,6 +861,8 @@ impl Flavor for Nuvix {
     const ATTRIBUTES: &'static str = "attributes";
     const DOCUMENTS: &'static str = "documents";
     const DOCUMENT_LIST: &'static str = "data";
+    const COLLECTION_LIST: &'static list::ListKind = &list::COLLECTIONS;
+    const INDEX_LIST: &'static list::ListKind = &list::INDEXES;
 
     fn document(doc: &crate::Document) -> Result<Value, ApiError> {
         let mut value = Legacy::document(doc)?;

@@ -99,8 +99,11 @@ pub(crate) const MEMBERSHIPS: ListKind = ListKind {
         ("joined", Text),
         ("confirm", Bool),
         ("roles", Text),
+        ("userName", Text),
+        ("userEmail", Text),
     ],
-    searchable: &[],
+    // Empty in the answers of a caller who may not read users: nothing to find there.
+    searchable: &["userName", "userEmail"],
     missing: ResourceKind::Membership,
 };
 
@@ -113,7 +116,11 @@ pub(crate) fn answer(
     key: &str,
 ) -> Result<Value, ApiError> {
     let mut queries = params.queries.clone();
-    if let Some(text) = params.search.as_deref().filter(|t| !t.trim().is_empty()) {
+    if let Some(text) = params
+        .search
+        .as_deref()
+        .filter(|t| !t.trim().is_empty() && !kind.searchable.is_empty())
+    {
         let mut each: Vec<Query> = kind
             .searchable
             .iter()
@@ -156,8 +163,13 @@ pub(crate) const COLLECTIONS: ListKind = ListKind {
         ("name", Text),
         ("enabled", Bool),
         ("documentSecurity", Bool),
-        ("rowSecurity", Bool),
     ],
+    searchable: &["name"],
+    missing: ResourceKind::Collection,
+};
+
+pub(crate) const TABLES: ListKind = ListKind {
+    attributes: &[("name", Text), ("enabled", Bool), ("rowSecurity", Bool)],
     searchable: &["name"],
     missing: ResourceKind::Collection,
 };
@@ -182,6 +194,17 @@ pub(crate) const INDEXES: ListKind = ListKind {
         ("type", Text),
         ("status", Text),
         ("attributes", Text),
+        ("error", Text),
+    ],
+    searchable: &[],
+    missing: ResourceKind::Index,
+};
+
+pub(crate) const COLUMN_INDEXES: ListKind = ListKind {
+    attributes: &[
+        ("key", Text),
+        ("type", Text),
+        ("status", Text),
         ("columns", Text),
         ("error", Text),
     ],

@@ -141,9 +141,9 @@ impl ServerOptions {
     /// Lets pages from `origin` call the server from a browser, with credentials. The
     /// origin is `http` or `https`, a host and an optional port, nothing else (no path,
     /// no `*`): an [`Error::InvalidArgument`](crate::Error::InvalidArgument) otherwise.
+    /// It is kept as browsers send it: lowercase, without the scheme's default port.
     pub fn cors_origin(mut self, origin: &str) -> crate::Result<ServerOptions> {
-        cors::check_origin(origin)?;
-        self.cors_origins.push(origin.to_owned());
+        self.cors_origins.push(cors::normalize_origin(origin)?);
         Ok(self)
     }
 }

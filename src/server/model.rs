@@ -238,12 +238,45 @@ pub(crate) fn user_of(db: &crate::Db, u: &User) -> crate::Result<Value> {
     Ok(user(u, prefs))
 }
 
-/// [`team`] with its membership count and preferences, after the caller's own call on
-/// the team succeeded.
-pub(crate) fn team_of(db: &crate::Db, t: &Team) -> crate::Result<Value> {
+/// [`team`] with its membership count, and its preferences when `with_prefs` (lists
+/// fill them for their page only: [`fill_prefs`]), after the caller's own call on the
+/// team succeeded.
+pub(crate) fn team_of(db: &crate::Db, t: &Team, with_prefs: bool) -> crate::Result<Value> {
     let total = teams::list_memberships(&db.inner, &t.id)?.len();
-    let prefs = prefs::load(&db.inner.store, Owner::Team(&t.id))?;
+    let prefs = if with_prefs {
+        prefs::load(&db.inner.store, Owner::Team(&t.id))?
+    } else {
+        Map::new()
+    };
     Ok(team(t, total, prefs))
+}
+
+/// Whose preferences [`fill_prefs`] reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PrefsOf {
+    User,
+    Team,
+}
+
+/// Sets `prefs` of every model in `page` (a JSON array of users or teams) from the store.
+pub(crate) fn fill_prefs(db: &crate::Db, page: &mut Value, of: PrefsOf) -> crate::Result<()> {
+    for model in page.as_array_mut().into_iter().flatten() {
+        let Some(model) = model.as_object_mut() else {
+            continue;
+        };
+        let id = model
+            .get("$id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let owner = match of {
+            PrefsOf::User => Owner::User(&id),
+            PrefsOf::Team => Owner::Team(&id),
+        };
+        let prefs = prefs::load(&db.inner.store, owner)?;
+        model.insert("prefs".to_owned(), Value::Object(prefs));
+    }
+    Ok(())
 }
 
 /// [`membership`], with the member's name and email only if `client` may read users.
