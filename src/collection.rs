@@ -313,6 +313,44 @@ impl Collection {
         self.update_with(id, |_| Ok(patch), permissions)
     }
 
+    /// Creates document `id`, or updates it when it exists and the client may see it
+    /// (Appwrite's upsert): an update needs `update`, a create `create`, each as
+    /// [`Collection::update`] and [`Collection::create`] decide. A document the client
+    /// may not see is not updated: creating it is then a `Conflict`, as a create's is.
+    /// `id` may not be [`crate::UNIQUE_ID`] (there would be nothing to update).
+    pub fn upsert(
+        &self,
+        id: &str,
+        data: impl Serialize,
+        permissions: Option<Vec<Permission>>,
+    ) -> Result<Document> {
+        if id == crate::UNIQUE_ID {
+            return Err(Error::InvalidId(
+                "an upsert names its document: unique() is for create".into(),
+            ));
+        }
+        let data = serde_json::to_value(data)
+            .map_err(|e| Error::InvalidDocument(format!("not JSON: {e}")))?;
+        // Update, else create; a create that loses a race with another create updates.
+        for _ in 0..2 {
+            match self.update(id, &data, permissions.clone()) {
+                Err(Error::NotFound {
+                    kind: ResourceKind::Document,
+                    ..
+                }) => {}
+                other => return other,
+            }
+            match self.create(id, &data, permissions.clone()) {
+                Err(Error::Conflict { .. }) if self.get(id).is_ok() => {}
+                other => return other,
+            }
+        }
+        Err(Error::Conflict {
+            kind: ResourceKind::Document,
+            message: format!("document {} changed while it was upserted", quote(id)),
+        })
+    }
+
     /// Adds `by` to the number in attribute `attribute` of document `id` (a missing or
     /// null value counts as 0), in one write: concurrent increments all count. With
     /// `limit`, a result past it (above for a positive `by`, below for a negative one) is

@@ -985,3 +985,44 @@ fn unique_asks_for_a_fresh_id() {
         Err(Error::InvalidId(_))
     ));
 }
+
+/// Upsert: an update where the client sees the document, a create where none exists, and
+/// never an update of a document the client may not see (that is a create's conflict).
+#[test]
+fn upsert_updates_what_the_client_sees_and_creates_the_rest() {
+    let db = setup(vec![Permission::create(Role::users())], true);
+    let a = user(&db, "a");
+    let b = user(&db, "b");
+    // Created: a's default permissions (read, update, delete for a).
+    let made = a.upsert("d1", json!({"n": 1}), None).unwrap();
+    assert_eq!(made.get("n"), Some(&json!(1)));
+    // Updated, partially, by its owner.
+    let changed = a.upsert("d1", json!({"m": 2}), None).unwrap();
+    assert_eq!(
+        (changed.get("n"), changed.get("m")),
+        (Some(&json!(1)), Some(&json!(2)))
+    );
+    // b cannot see d1: no update, and creating it conflicts; nothing changes.
+    let before = snapshot(&db);
+    let r = b.upsert("d1", json!({"n": 99}), None);
+    assert!(matches!(r, Err(Error::Conflict { .. })), "{r:?}");
+    assert_eq!(snapshot(&db), before);
+    // b may read but not update a document shared for reading: Unauthorized.
+    coll(&db.root())
+        .create(
+            "shared",
+            json!({"n": 5}),
+            Some(vec![Permission::read(Role::users())]),
+        )
+        .unwrap();
+    let before = snapshot(&db);
+    let r = b.upsert("shared", json!({"n": 6}), None);
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert_eq!(snapshot(&db), before);
+    // A guest may not create here; unique() names nothing to update.
+    let r = coll(&db.client()).upsert("g1", json!({}), None);
+    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    let r = a.upsert(permdb::UNIQUE_ID, json!({}), None);
+    assert!(matches!(r, Err(Error::InvalidId(_))), "{r:?}");
+    assert_eq!(b.upsert("d2", json!({"n": 3}), None).unwrap().id(), "d2");
+}

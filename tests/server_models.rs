@@ -1122,3 +1122,67 @@ async fn bulk_creates_are_for_keys_and_all_or_nothing() {
     let (_, all) = s.call(Method::GET, rows, &key, None).await;
     assert_eq!(all["total"], 6, "three seeded, three made in bulk");
 }
+
+/// `PUT .../rows/{id}` and `.../documents/{id}`: Appwrite's upsert, a Row or Document.
+#[tokio::test]
+async fn upsert_over_http() {
+    let s = start().await;
+    use common::server::appwrite_error;
+    let (_, jwt) = s.sign_in("a").await;
+    let as_a = [("X-Appwrite-JWT", jwt.as_str())];
+    let rows = "/v1/tablesdb/db/tables/birthdays/rows";
+    let (status, made) = s
+        .call(
+            Method::PUT,
+            &format!("{rows}/mine"),
+            &as_a,
+            Some(json!({"data": {"name": "Zed"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    assert_model("Row", &made);
+    let (_, changed) = s
+        .call(
+            Method::PUT,
+            &format!("{rows}/mine"),
+            &as_a,
+            Some(json!({"data": {"birthday": "2001-01-01"}})),
+        )
+        .await;
+    assert_eq!(
+        (&changed["name"], &changed["birthday"]),
+        (&json!("Zed"), &json!("2001-01-01"))
+    );
+    // Laura's row is hidden from user-a: not updated, a conflict as a create's.
+    appwrite_error(
+        s.call(
+            Method::PUT,
+            &format!("{rows}/doc2"),
+            &as_a,
+            Some(json!({"data": {"name": "x"}})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "row_already_exists",
+    );
+    let (_, laura) = s
+        .call(
+            Method::GET,
+            &format!("{rows}/doc2"),
+            &[("X-Appwrite-Key", s.key.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(laura["name"], "Laura");
+    let (status, doc) = s
+        .call(
+            Method::PUT,
+            "/v1/databases/db/collections/birthdays/documents/mine",
+            &as_a,
+            Some(json!({"data": {"name": "Zoe"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_model("Document", &doc);
+    assert_eq!(doc["name"], "Zoe");
+}

@@ -89,6 +89,7 @@ fn routes_of<F: Flavor>() -> Router<Db> {
             &format!("{coll}/{docs}/{{id}}"),
             get(get_document::<F>)
                 .patch(update_document::<F>)
+                .put(upsert_document::<F>)
                 .delete(delete_document::<F>),
         )
         .route(
@@ -827,6 +828,32 @@ async fn update_document<F: Flavor>(
         let client = caller(&db, &headers)?.client;
         let c = client.schema(&schema).collection(&coll);
         let doc = c.update(&id, b.data.unwrap_or_default(), permissions)?;
+        Ok(Json(F::document(&doc)?).into_response())
+    })
+    .await
+    .map_err(F::error)
+}
+
+/// `PUT .../{id}`: Appwrite's upsert: create the document, or update it if it exists
+/// and the caller may see it (`Collection::upsert`).
+async fn upsert_document<F: Flavor>(
+    State(db): State<Db>,
+    Extension(options): Extension<Arc<ServerOptions>>,
+    headers: HeaderMap,
+    Path((schema, coll, id)): Path<(String, String, String)>,
+    Body(b): Body<DocumentPatch>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let permissions = parse_permissions(b.permissions)?;
+        let caller = caller(&db, &headers)?;
+        // With assigned ids, a request without a key names no new document: it updates.
+        if options.assigned_ids && caller.via != super::auth::Via::Key {
+            let c = caller.client.schema(&schema).collection(&coll);
+            let doc = c.update(&id, b.data.unwrap_or_default(), permissions)?;
+            return Ok(Json(F::document(&doc)?).into_response());
+        }
+        let c = caller.client.schema(&schema).collection(&coll);
+        let doc = c.upsert(&id, b.data.unwrap_or_default(), permissions)?;
         Ok(Json(F::document(&doc)?).into_response())
     })
     .await
