@@ -112,6 +112,8 @@ fn root_pages_read_one_container_and_decode_the_page() {
     assert_eq!(coll.count(&[]).unwrap(), 100_000);
     assert_eq!(e.plan, Plan::AllDocuments);
     assert_eq!(e.documents_decoded, 25);
+    // The walk stops at the page: the total comes from the bitmap, not from walking on.
+    assert_eq!(e.candidates_considered, 25, "{e:?}");
     assert_eq!((e.bitmaps_read, e.containers_read), (1, 1));
     let (_, _, e) = explain(
         &coll,
@@ -122,6 +124,10 @@ fn root_pages_read_one_container_and_decode_the_page() {
         ],
     );
     assert_eq!(e.documents_decoded, 25);
+    assert_eq!(
+        e.candidates_considered, 1025,
+        "the offset, then the page: {e:?}"
+    );
     drop(db);
 }
 
