@@ -140,18 +140,30 @@ impl Account {
     /// `Options::jwt_ttl` (15 minutes by default) or until the session ends. Needs a
     /// client made from a session: a token cannot mint another token.
     pub fn create_jwt(&self) -> Result<Jwt> {
-        self.issue(TokenKind::Access)
+        self.issue(TokenKind::Access, None)
+    }
+
+    /// As [`Account::create_jwt`], valid for `ttl` (1 s to [`crate::MAX_JWT_TTL`]) instead
+    /// of `Options::jwt_ttl`; still never past the session.
+    pub fn create_jwt_lasting(&self, ttl: time::Duration) -> Result<Jwt> {
+        if !(time::Duration::SECOND..=crate::MAX_JWT_TTL).contains(&ttl) {
+            return Err(Error::InvalidArgument(format!(
+                "a token lasts 1 s to {} s",
+                crate::MAX_JWT_TTL.whole_seconds()
+            )));
+        }
+        self.issue(TokenKind::Access, Some(ttl))
     }
 
     /// As [`Account::create_jwt`], but accepted only once.
     pub fn create_one_time_jwt(&self) -> Result<Jwt> {
-        self.issue(TokenKind::OneTime)
+        self.issue(TokenKind::OneTime, None)
     }
 
-    fn issue(&self, kind: TokenKind) -> Result<Jwt> {
+    fn issue(&self, kind: TokenKind, ttl: Option<time::Duration>) -> Result<Jwt> {
         match self.signed_in(Scope::UsersWrite, "creating a token")? {
             Some((user, UserAuth::Session(session))) => {
-                issue::create(&self.client.db.inner, &user, &session, kind, None)
+                issue::create(&self.client.db.inner, &user, &session, kind, ttl)
             }
             Some((_, UserAuth::Token(_))) => Err(Error::Unauthorized(
                 "a client authenticated by a token cannot create tokens".into(),

@@ -508,6 +508,14 @@ async fn management_lists_take_queries_search_and_total() {
     ] {
         appwrite_error(get_json(&s, &path).await, status, kind);
     }
+    // Appwrite's list cache lifetime is taken (every list is answered fresh anyway).
+    let (status, _) = get_json(&s, "/v1/tablesdb/db/tables/birthdays/rows?ttl=60").await;
+    assert_eq!(status, StatusCode::OK);
+    appwrite_error(
+        get_json(&s, "/v1/users?ttl=-1").await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
     // Documents: total=false leaves the count out, the page stays.
     let (_, docs) = get_json(
         &s,
@@ -691,4 +699,64 @@ async fn nuvix_document_routes_are_served() {
         StatusCode::NOT_FOUND,
         "general_route_not_found",
     );
+}
+
+/// `POST /v1/account/jwts` takes the SDKs' optional `{duration}`: the token lasts that
+/// long (within 1 s to 1 h); no body, or `{}`, gives the store's lifetime.
+#[tokio::test]
+async fn account_jwts_take_a_duration() {
+    let s = start().await;
+    let (secret, _) = s.sign_in("a").await;
+    let mine = [("X-Appwrite-Session", secret.as_str())];
+    let (status, short) = s
+        .call(
+            Method::POST,
+            "/v1/account/jwts",
+            &mine,
+            Some(json!({"duration": 60})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{short}");
+    let (status, default) = s
+        .call(Method::POST, "/v1/account/jwts", &mine, Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{default}");
+    let short = short["jwt"].as_str().unwrap().to_owned();
+    let default = default["jwt"].as_str().unwrap().to_owned();
+    // Past 60 s and the leeway, the short token is refused and the default one is not.
+    s.clock.advance(time::Duration::seconds(60 + 5 * 60 + 1));
+    appwrite_error(
+        s.names(&[("X-Appwrite-JWT", &short)]).await,
+        StatusCode::UNAUTHORIZED,
+        "user_jwt_invalid",
+    );
+    assert_eq!(
+        s.names(&[("X-Appwrite-JWT", &default)]).await.0,
+        StatusCode::OK
+    );
+    // A body is an object: serde would read a struct from an array of its fields.
+    appwrite_error(
+        s.call(
+            Method::POST,
+            "/v1/account/sessions/email",
+            &[],
+            Some(json!(["a@example.com", "password-a"])),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    for bad in [
+        json!({"duration": 0}),
+        json!({"duration": 3601}),
+        json!({"ttl": 5}),
+        json!([1]),
+    ] {
+        appwrite_error(
+            s.call(Method::POST, "/v1/account/jwts", &mine, Some(bad))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
 }

@@ -214,7 +214,40 @@ fn clear_session_cookie(response: &mut Response, db: &Db, options: &ServerOption
     }
 }
 
-async fn create_jwt(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewJwt {
+    /// Seconds the token lasts (Appwrite's SDKs send it when asked); the store's
+    /// `jwt_ttl` when absent.
+    #[serde(default)]
+    duration: Option<u32>,
+}
+
+/// `POST /v1/account/jwts`, with an optional JSON body `{duration}` (an empty body is
+/// `{}`, as older SDKs send none).
+async fn create_jwt(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let b: NewJwt = if body.iter().all(u8::is_ascii_whitespace) {
+        NewJwt::default()
+    } else {
+        let bad = |e: String| {
+            ApiError::bad_request(format!(
+                "the body must be {{\"duration\": seconds}}: {}",
+                super::extract::without_values(&e)
+            ))
+        };
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            // An object only: serde would read a struct from an array too.
+            Ok(value @ serde_json::Value::Object(_)) => {
+                serde_json::from_value(value).map_err(|e| bad(e.to_string()))?
+            }
+            Ok(_) => return Err(bad("not an object".into())),
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    };
     blocking(move || {
         let caller = caller(&db, &headers)?;
         if caller.via == Via::Jwt {
@@ -224,7 +257,13 @@ async fn create_jwt(State(db): State<Db>, headers: HeaderMap) -> Result<Response
                 "a request authenticated by a JWT cannot create another JWT",
             ));
         }
-        let jwt = caller.client.account().create_jwt()?;
+        let account = caller.client.account();
+        let jwt = match b.duration {
+            Some(seconds) => {
+                account.create_jwt_lasting(time::Duration::seconds(i64::from(seconds)))?
+            }
+            None => account.create_jwt()?,
+        };
         Ok((StatusCode::CREATED, Json(json!({"jwt": jwt.jwt}))).into_response())
     })
     .await

@@ -63,8 +63,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
+        // An object only: serde would also read a struct from an array of its fields.
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v @ serde_json::Value::Object(_))) => {
+                serde_json::from_value(v).map(Body).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the JSON body does not fit: {}",
+                        without_values(&e.to_string())
+                    ))
+                })
+            }
+            Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
             Err(rejection) => {
                 let status = match rejection.status() {
                     StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
@@ -83,7 +92,7 @@ where
 /// A JSON rejection's text without the values it quotes (serde writes "invalid type:
 /// string \"…\", expected …"): a body's values may be passwords, and the message is
 /// traced. Field names, expectations and positions stay.
-fn without_values(text: &str) -> String {
+pub(crate) fn without_values(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = ["invalid type: ", "invalid value: "]

@@ -45,12 +45,18 @@ pub(crate) fn params(raw: Option<&str>, searchable: bool) -> Result<ListParams, 
                     _ => return Err(ApiError::bad_request("total must be true or false")),
                 };
             }
+            // Appwrite's cache lifetime for list results: permdb answers every list fresh,
+            // which any lifetime allows, so a valid one is taken and changes nothing.
+            "ttl" if value.parse::<u32>().is_ok_and(|t| t <= 86_400) => {}
+            "ttl" => {
+                return Err(ApiError::bad_request("ttl must be 0 to 86400 seconds"));
+            }
             "search" | "total" => {
                 return Err(ApiError::bad_request(format!("{key} given more than once")));
             }
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {key:?}: lists take queries[]{}, and total",
+                    "unknown query parameter {key:?}: lists take queries[]{}, total and ttl",
                     if searchable { ", search" } else { "" }
                 )));
             }
