@@ -106,8 +106,14 @@ async fn create_session(
         if caller.via != Via::Key {
             session.secret = String::new();
         }
-        let mut response =
-            (StatusCode::CREATED, Json(model::session_of(&db, &session)?)).into_response();
+        let mut response = (
+            StatusCode::CREATED,
+            Json(model::session(
+                &session,
+                &model::account_email(&db, &session.user_id)?,
+            )),
+        )
+            .into_response();
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(SET_COOKIE, v);
         }
@@ -119,10 +125,12 @@ async fn create_session(
 async fn list_sessions(State(db): State<Db>, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
         let list = caller(&db, &headers)?.client.account().list_sessions()?;
-        let sessions = list
-            .iter()
-            .map(|s| model::session_of(&db, s))
-            .collect::<crate::Result<Vec<_>>>()?;
+        // All of one account: its email is read once.
+        let email = match list.first() {
+            Some(s) => model::account_email(&db, &s.user_id)?,
+            None => String::new(),
+        };
+        let sessions: Vec<_> = list.iter().map(|s| model::session(s, &email)).collect();
         Ok(Json(json!({"total": sessions.len(), "sessions": sessions})).into_response())
     })
     .await
@@ -145,7 +153,10 @@ async fn get_session(
                 }
             })
             .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Session, &id).into())
-            .and_then(|s| Ok(Json(model::session_of(&db, &s)?).into_response()))
+            .and_then(|s| {
+                let email = model::account_email(&db, &s.user_id)?;
+                Ok(Json(model::session(&s, &email)).into_response())
+            })
     })
     .await
 }

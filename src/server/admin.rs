@@ -248,7 +248,11 @@ async fn create_membership(
             .create_membership(&team, &b.user_id, &roles)?;
         Ok((
             StatusCode::CREATED,
-            Json(model::membership_of(&db, &client, &m)?),
+            Json(model::membership_of(
+                &client,
+                &m,
+                &crate::auth::teams::get_team(&db.inner, &team)?.name,
+            )),
         )
             .into_response())
     })
@@ -265,10 +269,12 @@ async fn list_memberships(
         let params = list::params(raw.as_deref(), true)?;
         let client = caller(&db, &headers)?.client;
         let all = client.teams().list_memberships(&team)?;
+        // One team: its name is read once.
+        let name = crate::auth::teams::get_team(&db.inner, &team)?.name;
         let memberships = all
             .iter()
-            .map(|m| model::membership_of(&db, &client, m))
-            .collect::<crate::Result<Vec<_>>>()?;
+            .map(|m| model::membership_of(&client, m, &name))
+            .collect();
         let answer = list::answer(memberships, &params, &list::MEMBERSHIPS, "memberships")?;
         Ok(Json(answer).into_response())
     })

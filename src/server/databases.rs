@@ -909,64 +909,75 @@ impl Flavor for Nuvix {
     }
 }
 
+/// The body of an increment (`max`) or a decrement (`min`): `value` (1 by default).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Increment {
+struct Step {
     #[serde(default)]
     value: Option<f64>,
     #[serde(default)]
     max: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Decrement {
-    #[serde(default)]
-    value: Option<f64>,
     #[serde(default)]
     min: Option<f64>,
 }
 
-/// `PATCH .../{id}/{attribute}/increment`: adds `value` (1 by default), refused past `max`.
+/// `PATCH .../{id}/{attribute}/increment`: adds `value`, refused past `max`.
 async fn increment_document<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, id, attribute)): Path<(String, String, String, String)>,
-    Body(b): Body<Increment>,
+    Body(b): Body<Step>,
 ) -> Result<Response, ApiError> {
-    blocking(move || {
-        let by = b.value.unwrap_or(1.0);
-        if by < 0.0 {
-            return Err(ApiError::bad_request(
-                "value must not be negative: decrement instead",
-            ));
-        }
-        let client = caller(&db, &headers)?.client;
-        let c = client.schema(&schema).collection(&coll);
-        Ok(Json(F::document(&c.increment(&id, &attribute, by, b.max)?)?).into_response())
-    })
-    .await
-    .map_err(F::error)
+    step::<F>(db, headers, (schema, coll, id, attribute), b, 1.0).await
 }
 
-/// `PATCH .../{id}/{attribute}/decrement`: subtracts `value` (1 by default), refused
-/// below `min`.
+/// `PATCH .../{id}/{attribute}/decrement`: subtracts `value`, refused below `min`.
 async fn decrement_document<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, id, attribute)): Path<(String, String, String, String)>,
-    Body(b): Body<Decrement>,
+    Body(b): Body<Step>,
+) -> Result<Response, ApiError> {
+    step::<F>(db, headers, (schema, coll, id, attribute), b, -1.0).await
+}
+
+/// Adds `sign` × `value` (`Collection::increment`), bounded by `max` going up and `min`
+/// going down; the other bound is refused.
+async fn step<F: Flavor>(
+    db: Db,
+    headers: HeaderMap,
+    (schema, coll, id, attribute): (String, String, String, String),
+    b: Step,
+    sign: f64,
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let by = b.value.unwrap_or(1.0);
         if by < 0.0 {
             return Err(ApiError::bad_request(
-                "value must not be negative: increment instead",
+                "value must not be negative: step the other way instead",
             ));
+        }
+        let (limit, other) = if sign > 0.0 {
+            (b.max, b.min)
+        } else {
+            (b.min, b.max)
+        };
+        if other.is_some() {
+            return Err(ApiError::bad_request(if sign > 0.0 {
+                "an increment is bounded by max, not min"
+            } else {
+                "a decrement is bounded by min, not max"
+            }));
         }
         let client = caller(&db, &headers)?.client;
         let c = client.schema(&schema).collection(&coll);
-        Ok(Json(F::document(&c.increment(&id, &attribute, -by, b.min)?)?).into_response())
+        Ok(Json(F::document(&c.increment(
+            &id,
+            &attribute,
+            sign * by,
+            limit,
+        )?)?)
+        .into_response())
     })
     .await
     .map_err(F::error)

@@ -279,21 +279,17 @@ pub(crate) fn fill_prefs(db: &crate::Db, page: &mut Value, of: PrefsOf) -> crate
     Ok(())
 }
 
-/// [`membership`], with the member's name and email only if `client` may read users.
-pub(crate) fn membership_of(
-    db: &crate::Db,
-    client: &crate::Client,
-    m: &Membership,
-) -> crate::Result<Value> {
-    let team = teams::get_team(&db.inner, &m.team_id)?;
+/// [`membership`] of a team named `team_name`, with the member's name and email only if
+/// `client` may read users.
+pub(crate) fn membership_of(client: &crate::Client, m: &Membership, team_name: &str) -> Value {
     let member = client.users().get(&m.user_id).ok();
-    Ok(membership(m, &team.name, member.as_ref()))
+    membership(m, team_name, member.as_ref())
 }
 
-/// [`session`] with its user's email, after the caller's own call on the session.
-pub(crate) fn session_of(db: &crate::Db, s: &Session) -> crate::Result<Value> {
-    let email = users::load_user(&db.inner.store, &s.user_id)?
+/// The email of account `user_id` (empty if it is gone), for [`session`]: read after the
+/// caller's own call on the account's sessions succeeded.
+pub(crate) fn account_email(db: &crate::Db, user_id: &str) -> crate::Result<String> {
+    Ok(users::load_user(&db.inner.store, user_id)?
         .map(|u| u.email)
-        .unwrap_or_default();
-    Ok(session(s, &email))
+        .unwrap_or_default())
 }
