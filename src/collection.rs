@@ -379,14 +379,16 @@ impl Collection {
                 let current = match data.get(&key) {
                     None | Some(Value::Null) => Value::from(0),
                     Some(v @ Value::Number(_)) => v.clone(),
-                    Some(other) => return Err(bad(format!("{other} is not a number"))),
+                    // The fault, never the stored value: the caller may update without
+                    // reading.
+                    Some(_) => return Err(bad("the stored value is not a number".into())),
                 };
                 let whole = current.is_i64() && by.fract() == 0.0;
                 let next = if whole {
                     // `by` is whole and within ±2^63 when the conversion is exact.
                     let step = by as i64;
                     if step as f64 != by {
-                        return Err(bad(format!("{by} is out of range")));
+                        return Err(bad("the step is out of range".into()));
                     }
                     current
                         .as_i64()
@@ -403,7 +405,7 @@ impl Collection {
                 if let Some(limit) = limit
                     && ((by >= 0.0 && value > limit) || (by < 0.0 && value < limit))
                 {
-                    return Err(bad(format!("{value} would pass the limit {limit}")));
+                    return Err(bad(format!("the result would pass the limit {limit}")));
                 }
                 let mut patch = Map::new();
                 patch.insert(key, next);
