@@ -19,13 +19,14 @@ use crate::index::attr;
 use crate::index::{IndexEdits, IndexKind};
 use crate::options::Limits;
 use crate::perm::{Action, Permission, Principal, Role, Target, normalize};
+use crate::query::eval::Filter;
 use crate::query::exec::{Want, find};
 use crate::query::{Explain, Query};
 use crate::store::{Store, Tree, WriteBatch, codec, keys};
 use crate::value::flatten;
 
 /// A new document checked before the write lock: its id, data and permission strings.
-type Prepared = (String, Map<String, Value>, Option<Vec<Permission>>);
+pub(crate) type Prepared = (String, Map<String, Value>, Option<Vec<Permission>>);
 
 /// Longest attribute name, in bytes.
 pub const MAX_FIELD_NAME_LEN: usize = 255;
@@ -152,6 +153,30 @@ impl Collection {
         Ok((list, found.explain))
     }
 
+    /// As [`Collection::find`], with the filter of `queries` to check documents against later.
+    pub(crate) fn find_with_filter(
+        &self,
+        queries: &[Query],
+    ) -> Result<(DocumentList, Option<Filter>)> {
+        let principal = self.client.require_documents(false)?;
+        let db = &self.client.db.inner;
+        let coll = self.resolve(&db.store, &principal)?;
+        let found = find(db, &principal, &coll, queries, Want::Page)?;
+        // `find` planned these queries already, so this cannot fail where it did not.
+        let schema = coll.query_schema(self.limits().max_depth)?;
+        let filter = crate::query::plan::plan(queries, &schema)?.filter;
+        let list = DocumentList {
+            total: found.total,
+            documents: found.documents,
+        };
+        Ok((list, filter))
+    }
+
+    /// `data` as the top-level attributes of an update, its size checked.
+    pub(crate) fn to_patch(&self, data: impl Serialize) -> Result<Map<String, Value>> {
+        to_object(data, self.limits())
+    }
+
     /// How many documents the client may read match the filters in `queries`
     /// (limit, offset and cursor are ignored).
     pub fn count(&self, queries: &[Query]) -> Result<u64> {
@@ -194,88 +219,99 @@ impl Collection {
             .collect::<Result<Vec<_>>>()?;
         let db = &self.client.db.inner;
         let now = db.now_ms();
-        let created = db.write(|store, batch| {
-            let acting = self.principal_under_lock()?;
-            let principal = &*acting;
-            let coll = self.resolve(store, principal)?;
-            if principal.roles().is_some()
-                && access(principal, &coll, Action::Create) != Access::All
-            {
-                return Err(Error::Unauthorized(format!(
-                    "collection {} grants no create to the client's roles",
-                    quote(&coll.id)
-                )));
-            }
-            let specs = coll.attribute_specs(self.limits().max_depth)?;
-            let mut counters = Counters::load(store, coll.cid)?;
-            let mut edits = IndexEdits::default();
-            let mut ids = HashSet::new();
-            let mut created = Vec::with_capacity(prepared.len());
-            for (id, data, permissions) in &prepared {
-                let permissions = match permissions {
-                    Some(p) => {
-                        check_grantable(principal, p.iter().map(Permission::role))?;
-                        p.clone()
-                    }
-                    None => default_permissions(principal),
-                };
-                let permissions = &permissions;
-                if !ids.insert(id.as_str()) || seq_of(store, coll.cid, id)?.is_some() {
-                    return Err(Error::conflict(
-                        ResourceKind::Document,
-                        format!("document {} already exists", quote(id)),
-                    ));
-                }
-                let seq = counters.next_seq;
-                counters.next_seq = seq.checked_add(1).ok_or_else(|| {
-                    Error::LimitExceeded("document sequences of the collection exhausted".into())
-                })?;
-                counters.live += 1;
-                let mut data = data.clone();
-                attribute::validate(&specs, &mut data, &Map::new(), true)?;
-                check_field_count(&data, self.limits())?;
-                let record = make_record(id, now, now, permissions, &data, self.limits())?;
-                put_record(batch, &coll, seq, &record, self.limits())?;
-                batch.put(
-                    Tree::DocIds,
-                    keys::doc_id(coll.cid, id),
-                    seq.to_be_bytes().to_vec(),
-                );
-                edits.add(coll.cid, IndexKind::Live, "", seq);
-                index_permissions(
-                    &mut edits,
-                    coll.cid,
-                    seq,
-                    &record.permissions,
-                    IndexEdits::add,
-                );
-                attr::update_entries(
-                    store,
-                    batch,
-                    &mut edits,
-                    coll.cid,
-                    &coll.indexes,
-                    seq,
-                    None,
-                    Some(&data),
-                )?;
-                created.push((record, seq));
-            }
-            counters.put(batch, coll.cid);
-            edits.write(store, batch)?;
-            Ok((acting.clone(), coll, created))
-        })?;
-        let (principal, coll, created) = created;
-        created
+        let written = db.write(|store, batch| self.create_in(store, batch, &prepared, now))?;
+        self.answer_all(written)
+    }
+
+    /// The documents a step wrote, as the client sees them.
+    pub(crate) fn answer_all(&self, written: Written) -> Result<Vec<Document>> {
+        let (principal, coll, records) = written;
+        records
             .into_iter()
             .map(|(record, seq)| self.answer(&principal, &coll, record, seq))
             .collect()
     }
 
-    /// Checks one new document's id, data and permissions before the write lock is taken.
+    /// The step of a create: checks and writes `prepared` into `batch`, reading `store`.
+    pub(crate) fn create_in(
+        &self,
+        store: &Store,
+        batch: &mut WriteBatch,
+        prepared: &[Prepared],
+        now: i64,
+    ) -> Result<Written> {
+        let acting = self.principal_under_lock()?;
+        let principal = &*acting;
+        let coll = self.resolve(store, principal)?;
+        if principal.roles().is_some() && access(principal, &coll, Action::Create) != Access::All {
+            return Err(Error::Unauthorized(format!(
+                "collection {} grants no create to the client's roles",
+                quote(&coll.id)
+            )));
+        }
+        let specs = coll.attribute_specs(self.limits().max_depth)?;
+        let mut counters = Counters::load(store, coll.cid)?;
+        let mut edits = IndexEdits::default();
+        let mut ids = HashSet::new();
+        let mut created = Vec::with_capacity(prepared.len());
+        for (id, data, permissions) in prepared {
+            let permissions = match permissions {
+                Some(p) => {
+                    check_grantable(principal, p.iter().map(Permission::role))?;
+                    p.clone()
+                }
+                None => default_permissions(principal),
+            };
+            let permissions = &permissions;
+            if !ids.insert(id.as_str()) || seq_of(store, coll.cid, id)?.is_some() {
+                return Err(Error::conflict(
+                    ResourceKind::Document,
+                    format!("document {} already exists", quote(id)),
+                ));
+            }
+            let seq = counters.next_seq;
+            counters.next_seq = seq.checked_add(1).ok_or_else(|| {
+                Error::LimitExceeded("document sequences of the collection exhausted".into())
+            })?;
+            counters.live += 1;
+            let mut data = data.clone();
+            attribute::validate(&specs, &mut data, &Map::new(), true)?;
+            check_field_count(&data, self.limits())?;
+            let record = make_record(id, now, now, permissions, &data, self.limits())?;
+            put_record(batch, &coll, seq, &record, self.limits())?;
+            batch.put(
+                Tree::DocIds,
+                keys::doc_id(coll.cid, id),
+                seq.to_be_bytes().to_vec(),
+            );
+            edits.add(coll.cid, IndexKind::Live, "", seq);
+            index_permissions(
+                &mut edits,
+                coll.cid,
+                seq,
+                &record.permissions,
+                IndexEdits::add,
+            );
+            attr::update_entries(
+                store,
+                batch,
+                &mut edits,
+                coll.cid,
+                &coll.indexes,
+                seq,
+                None,
+                Some(&data),
+            )?;
+            created.push((record, seq));
+        }
+        counters.put(batch, coll.cid);
+        edits.write(store, batch)?;
+        Ok((acting.clone(), coll, created))
+    }
+
     /// Checks one new document's id, data and permission strings before the write lock
     /// is taken; what depends on the principal is checked under it.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         id: &str,
         data: impl Serialize,
@@ -309,46 +345,81 @@ impl Collection {
         permissions: Option<Vec<Permission>>,
     ) -> Result<Document> {
         self.client.require_documents(true)?;
-        let patch = to_object(data, self.limits())?;
-        self.update_with(id, |_| Ok(patch), permissions)
+        let patch = Patch::Merge(self.to_patch(data)?);
+        self.write_one(|store, batch, now| {
+            self.update_in(store, batch, id, &patch, permissions.as_deref(), None, now)
+        })
     }
 
     /// Creates document `id`, or updates it when it exists and the client may see it
-    /// (Appwrite's upsert): an update needs `update`, a create `create`, each as
-    /// [`Collection::update`] and [`Collection::create`] decide. A document the client
-    /// may not see is not updated: creating it is then a `Conflict`, as a create's is.
-    /// `id` may not be [`crate::UNIQUE_ID`] (there would be nothing to update).
+    /// (Appwrite's upsert), in one write: an update needs `update`, a create `create`,
+    /// each as [`Collection::update`] and [`Collection::create`] decide. A document the
+    /// client may not see is not updated: creating it is then a `Conflict`, as a create's
+    /// is. `id` may not be [`crate::UNIQUE_ID`] (there would be nothing to update).
     pub fn upsert(
         &self,
         id: &str,
         data: impl Serialize,
         permissions: Option<Vec<Permission>>,
     ) -> Result<Document> {
+        self.client.require_documents(true)?;
+        let prepared = self.prepare_upsert(id, data, permissions)?;
+        self.write_one(|store, batch, now| self.upsert_in(store, batch, &prepared, now))
+    }
+
+    /// Checks an upsert's id, data and permission strings before the write lock.
+    pub(crate) fn prepare_upsert(
+        &self,
+        id: &str,
+        data: impl Serialize,
+        permissions: Option<Vec<Permission>>,
+    ) -> Result<Prepared> {
         if id == crate::UNIQUE_ID {
             return Err(Error::InvalidId(
                 "an upsert names its document: unique() is for create".into(),
             ));
         }
-        let data = serde_json::to_value(data)
-            .map_err(|e| Error::InvalidDocument(format!("not JSON: {e}")))?;
-        // Update, else create; a create that loses a race with another create updates.
-        for _ in 0..2 {
-            match self.update(id, &data, permissions.clone()) {
-                Err(Error::NotFound {
-                    kind: ResourceKind::Document,
-                    ..
-                }) => {}
-                other => return other,
-            }
-            match self.create(id, &data, permissions.clone()) {
-                Err(Error::Conflict { .. }) if self.get(id).is_ok() => {}
-                other => return other,
-            }
+        self.prepare(id, data, permissions)
+    }
+
+    /// The step of an upsert: an update when the document exists, else a create.
+    pub(crate) fn upsert_in(
+        &self,
+        store: &Store,
+        batch: &mut WriteBatch,
+        prepared: &Prepared,
+        now: i64,
+    ) -> Result<Written> {
+        let (id, data, permissions) = prepared;
+        let coll = self.resolve(store, &*self.principal_under_lock()?)?;
+        if seq_of(store, coll.cid, id)?.is_none() {
+            return self.create_in(store, batch, std::slice::from_ref(prepared), now);
         }
-        Err(Error::Conflict {
-            kind: ResourceKind::Document,
-            message: format!("document {} changed while it was upserted", quote(id)),
-        })
+        let patch = Patch::Merge(data.clone());
+        match self.update_in(store, batch, id, &patch, permissions.as_deref(), None, now) {
+            // It exists, so the client may not see it: a create's conflict, as outside.
+            Err(Error::NotFound {
+                kind: ResourceKind::Document,
+                ..
+            }) => Err(Error::conflict(
+                ResourceKind::Document,
+                format!("document {} already exists", quote(id)),
+            )),
+            other => other,
+        }
+    }
+
+    /// Runs one step in its own write and answers the document it wrote.
+    fn write_one(
+        &self,
+        step: impl FnOnce(&Store, &mut WriteBatch, i64) -> Result<Written>,
+    ) -> Result<Document> {
+        let db = &self.client.db.inner;
+        let now = db.now_ms();
+        let written = db.write(|store, batch| step(store, batch, now))?;
+        self.answer_all(written)?
+            .pop()
+            .ok_or_else(|| Error::Storage("a write returned no document".into()))
     }
 
     /// Adds `by` to the number in attribute `attribute` of document `id` (a missing or
@@ -365,177 +436,243 @@ impl Collection {
         limit: Option<f64>,
     ) -> Result<Document> {
         self.client.require_documents(true)?;
-        if !by.is_finite() || limit.is_some_and(|l| !l.is_finite()) {
-            return Err(Error::InvalidArgument(
-                "increments and limits must be finite numbers".into(),
-            ));
-        }
-        let key = attribute.to_owned();
-        self.update_with(
-            id,
-            move |data| {
-                let bad =
-                    |m: String| Error::InvalidDocument(format!("attribute {}: {m}", quote(&key)));
-                let current = match data.get(&key) {
-                    None | Some(Value::Null) => Value::from(0),
-                    Some(v @ Value::Number(_)) => v.clone(),
-                    // The fault, never the stored value: the caller may update without
-                    // reading.
-                    Some(_) => return Err(bad("the stored value is not a number".into())),
-                };
-                let whole = current.is_i64() && by.fract() == 0.0;
-                let next = if whole {
-                    // `by` is whole and within ±2^63 when the conversion is exact.
-                    let step = by as i64;
-                    if step as f64 != by {
-                        return Err(bad("the step is out of range".into()));
-                    }
-                    current
-                        .as_i64()
-                        .and_then(|c| c.checked_add(step))
-                        .map(Value::from)
-                        .ok_or_else(|| bad("the result is out of range".into()))?
-                } else {
-                    let sum = current.as_f64().unwrap_or(0.0) + by;
-                    serde_json::Number::from_f64(sum)
-                        .map(Value::Number)
-                        .ok_or_else(|| bad("the result is not a finite number".into()))?
-                };
-                let value = next.as_f64().unwrap_or(0.0);
-                if let Some(limit) = limit
-                    && ((by >= 0.0 && value > limit) || (by < 0.0 && value < limit))
-                {
-                    return Err(bad(format!("the result would pass the limit {limit}")));
-                }
-                let mut patch = Map::new();
-                patch.insert(key, next);
-                Ok(patch)
-            },
-            None,
-        )
+        let patch = Patch::increment(attribute, by, limit)?;
+        self.write_one(|store, batch, now| {
+            self.update_in(store, batch, id, &patch, None, None, now)
+        })
     }
 
-    /// Updates document `id` with the patch `make_patch` computes from the stored data,
-    /// under the writer lock (so a read-modify-write is atomic).
-    fn update_with(
+    /// The step of an update: document `id` gets `patch`, computed from its stored data
+    /// under the writer lock (so a read-modify-write is atomic), and `permissions` when
+    /// given. With `only_if`, a document that no longer matches it is left alone and
+    /// nothing is returned for it.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a step takes the store, its batch, the write and its time"
+    )]
+    pub(crate) fn update_in(
         &self,
+        store: &Store,
+        batch: &mut WriteBatch,
         id: &str,
-        make_patch: impl FnOnce(&Map<String, Value>) -> Result<Map<String, Value>>,
-        permissions: Option<Vec<Permission>>,
-    ) -> Result<Document> {
+        patch: &Patch,
+        permissions: Option<&[Permission]>,
+        only_if: Option<&Filter>,
+        now: i64,
+    ) -> Result<Written> {
         let permissions = permissions
-            .map(|p| normalize(&p, Target::Document))
+            .map(|p| normalize(p, Target::Document))
             .transpose()?;
-        let db = &self.client.db.inner;
-        let now = db.now_ms();
-        let (principal, coll, record, seq) = db.write(|store, batch| {
-            let principal = self.principal_under_lock()?;
-            if let Some(p) = &permissions {
-                check_grantable(&principal, p.iter().map(Permission::role))?;
-            }
-            let principal_ref = &*principal;
-            let coll = self.resolve(store, principal_ref)?;
-            let mut seq = 0;
-            let old = check_document(principal_ref, &coll, Action::Update, id, || {
-                lookup(store, &coll, id, &mut seq)
-            })?;
-            let mut data = old.data(self.limits().max_depth)?;
-            let old_data = data.clone();
-            let patch = make_patch(&data)?;
-            data.extend(patch.clone());
-            let specs = coll.attribute_specs(self.limits().max_depth)?;
-            attribute::validate(&specs, &mut data, &patch, false)?;
-            check_field_count(&data, self.limits())?;
-            let permissions = match &permissions {
-                Some(p) => p.clone(),
-                None => old
-                    .permissions
-                    .iter()
-                    .map(|p| {
-                        p.to_permission()
-                            .map_err(|e| Error::corrupt(format!("document {}", quote(id)), e))
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            };
-            let record = make_record(
-                id,
-                old.created_ms,
-                now.max(old.created_ms),
-                &permissions,
-                &data,
-                self.limits(),
-            )?;
-            put_record(batch, &coll, seq, &record, self.limits())?;
-            let mut edits = IndexEdits::default();
-            let removed: Vec<_> = old
-                .permissions
-                .iter()
-                .filter(|p| !record.permissions.contains(p))
-                .cloned()
-                .collect();
-            let added: Vec<_> = record
-                .permissions
-                .iter()
-                .filter(|p| !old.permissions.contains(p))
-                .cloned()
-                .collect();
-            index_permissions(&mut edits, coll.cid, seq, &removed, IndexEdits::remove);
-            index_permissions(&mut edits, coll.cid, seq, &added, IndexEdits::add);
-            attr::update_entries(
-                store,
-                batch,
-                &mut edits,
-                coll.cid,
-                &coll.indexes,
-                seq,
-                Some(&old_data),
-                Some(&data),
-            )?;
-            edits.write(store, batch)?;
-            Ok((principal, coll, record, seq))
+        let principal = self.principal_under_lock()?;
+        if let Some(p) = &permissions {
+            check_grantable(&principal, p.iter().map(Permission::role))?;
+        }
+        let principal_ref = &*principal;
+        let coll = self.resolve(store, principal_ref)?;
+        let mut seq = 0;
+        let old = check_document(principal_ref, &coll, Action::Update, id, || {
+            lookup(store, &coll, id, &mut seq)
         })?;
-        self.answer(&principal, &coll, record, seq)
+        if let Some(filter) = only_if
+            && !filter.matches(&self.to_document(old.clone(), seq)?)
+        {
+            return Ok((principal, coll, Vec::new()));
+        }
+        let mut data = old.data(self.limits().max_depth)?;
+        let old_data = data.clone();
+        let patch = patch.apply(&data)?;
+        data.extend(patch.clone());
+        let specs = coll.attribute_specs(self.limits().max_depth)?;
+        attribute::validate(&specs, &mut data, &patch, false)?;
+        check_field_count(&data, self.limits())?;
+        let permissions = match &permissions {
+            Some(p) => p.clone(),
+            None => old
+                .permissions
+                .iter()
+                .map(|p| {
+                    p.to_permission()
+                        .map_err(|e| Error::corrupt(format!("document {}", quote(id)), e))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let record = make_record(
+            id,
+            old.created_ms,
+            now.max(old.created_ms),
+            &permissions,
+            &data,
+            self.limits(),
+        )?;
+        put_record(batch, &coll, seq, &record, self.limits())?;
+        let mut edits = IndexEdits::default();
+        let removed: Vec<_> = old
+            .permissions
+            .iter()
+            .filter(|p| !record.permissions.contains(p))
+            .cloned()
+            .collect();
+        let added: Vec<_> = record
+            .permissions
+            .iter()
+            .filter(|p| !old.permissions.contains(p))
+            .cloned()
+            .collect();
+        index_permissions(&mut edits, coll.cid, seq, &removed, IndexEdits::remove);
+        index_permissions(&mut edits, coll.cid, seq, &added, IndexEdits::add);
+        attr::update_entries(
+            store,
+            batch,
+            &mut edits,
+            coll.cid,
+            &coll.indexes,
+            seq,
+            Some(&old_data),
+            Some(&data),
+        )?;
+        edits.write(store, batch)?;
+        Ok((principal, coll, vec![(record, seq)]))
     }
 
     /// Deletes document `id`. Needs `delete` on the collection or on the document.
     pub fn delete(&self, id: &str) -> Result<()> {
         self.client.require_documents(true)?;
         let db = &self.client.db.inner;
-        db.write(|store, batch| {
-            let principal = self.principal_under_lock()?;
-            let principal = &*principal;
-            let coll = self.resolve(store, principal)?;
-            let mut seq = 0;
-            let old = check_document(principal, &coll, Action::Delete, id, || {
-                lookup(store, &coll, id, &mut seq)
-            })?;
-            batch.remove(Tree::Docs, keys::doc(coll.cid, seq));
-            batch.remove(Tree::DocIds, keys::doc_id(coll.cid, id));
-            let mut counters = Counters::load(store, coll.cid)?;
-            counters.live = counters.live.saturating_sub(1);
-            counters.put(batch, coll.cid);
-            let mut edits = IndexEdits::default();
-            edits.remove(coll.cid, IndexKind::Live, "", seq);
-            index_permissions(
-                &mut edits,
-                coll.cid,
-                seq,
-                &old.permissions,
-                IndexEdits::remove,
-            );
-            let old_data = old.data(self.limits().max_depth)?;
-            attr::update_entries(
-                store,
-                batch,
-                &mut edits,
-                coll.cid,
-                &coll.indexes,
-                seq,
-                Some(&old_data),
-                None,
-            )?;
-            edits.write(store, batch)
+        db.write(|store, batch| self.delete_in(store, batch, id, None))
+            .map(|_| ())
+    }
+
+    /// The step of a delete; with `only_if`, a document that no longer matches it is
+    /// left alone. Whether the document was deleted.
+    pub(crate) fn delete_in(
+        &self,
+        store: &Store,
+        batch: &mut WriteBatch,
+        id: &str,
+        only_if: Option<&Filter>,
+    ) -> Result<bool> {
+        let principal = self.principal_under_lock()?;
+        let principal = &*principal;
+        let coll = self.resolve(store, principal)?;
+        let mut seq = 0;
+        let old = check_document(principal, &coll, Action::Delete, id, || {
+            lookup(store, &coll, id, &mut seq)
+        })?;
+        if let Some(filter) = only_if
+            && !filter.matches(&self.to_document(old.clone(), seq)?)
+        {
+            return Ok(false);
+        }
+        batch.remove(Tree::Docs, keys::doc(coll.cid, seq));
+        batch.remove(Tree::DocIds, keys::doc_id(coll.cid, id));
+        let mut counters = Counters::load(store, coll.cid)?;
+        counters.live = counters.live.saturating_sub(1);
+        counters.put(batch, coll.cid);
+        let mut edits = IndexEdits::default();
+        edits.remove(coll.cid, IndexKind::Live, "", seq);
+        index_permissions(
+            &mut edits,
+            coll.cid,
+            seq,
+            &old.permissions,
+            IndexEdits::remove,
+        );
+        let old_data = old.data(self.limits().max_depth)?;
+        attr::update_entries(
+            store,
+            batch,
+            &mut edits,
+            coll.cid,
+            &coll.indexes,
+            seq,
+            Some(&old_data),
+            None,
+        )?;
+        edits.write(store, batch)?;
+        Ok(true)
+    }
+}
+
+/// What a write step wrote: the principal it acted as, the collection, and each
+/// document's record and sequence, to be answered after the commit.
+pub(crate) type Written = (
+    std::sync::Arc<Principal>,
+    CollectionRecord,
+    Vec<(DocRecord, u32)>,
+);
+
+/// How an update changes a document's data, computed from the stored data under the lock.
+#[derive(Debug, Clone)]
+pub(crate) enum Patch {
+    /// The top-level attributes given replace those stored.
+    Merge(Map<String, Value>),
+    /// Adds `by` to one number, refusing a result past `limit`.
+    Increment {
+        attribute: String,
+        by: f64,
+        limit: Option<f64>,
+    },
+}
+
+impl Patch {
+    /// An increment, its numbers checked.
+    pub(crate) fn increment(attribute: &str, by: f64, limit: Option<f64>) -> Result<Patch> {
+        if !by.is_finite() || limit.is_some_and(|l| !l.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "increments and limits must be finite numbers".into(),
+            ));
+        }
+        Ok(Patch::Increment {
+            attribute: attribute.to_owned(),
+            by,
+            limit,
         })
+    }
+
+    /// The top-level attributes to replace in `data`.
+    fn apply(&self, data: &Map<String, Value>) -> Result<Map<String, Value>> {
+        let (key, by, limit) = match self {
+            Patch::Merge(patch) => return Ok(patch.clone()),
+            Patch::Increment {
+                attribute,
+                by,
+                limit,
+            } => (attribute, *by, *limit),
+        };
+        let bad = |m: String| Error::InvalidDocument(format!("attribute {}: {m}", quote(key)));
+        let current = match data.get(key) {
+            None | Some(Value::Null) => Value::from(0),
+            Some(v @ Value::Number(_)) => v.clone(),
+            // The fault, never the stored value: the caller may update without reading.
+            Some(_) => return Err(bad("the stored value is not a number".into())),
+        };
+        let whole = current.is_i64() && by.fract() == 0.0;
+        let next = if whole {
+            // `by` is whole and within ±2^63 when the conversion is exact.
+            let step = by as i64;
+            if step as f64 != by {
+                return Err(bad("the step is out of range".into()));
+            }
+            current
+                .as_i64()
+                .and_then(|c| c.checked_add(step))
+                .map(Value::from)
+                .ok_or_else(|| bad("the result is out of range".into()))?
+        } else {
+            let sum = current.as_f64().unwrap_or(0.0) + by;
+            serde_json::Number::from_f64(sum)
+                .map(Value::Number)
+                .ok_or_else(|| bad("the result is not a finite number".into()))?
+        };
+        let value = next.as_f64().unwrap_or(0.0);
+        if let Some(limit) = limit
+            && ((by >= 0.0 && value > limit) || (by < 0.0 && value < limit))
+        {
+            return Err(bad(format!("the result would pass the limit {limit}")));
+        }
+        let mut patch = Map::new();
+        patch.insert(key.clone(), next);
+        Ok(patch)
     }
 }
 

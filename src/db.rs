@@ -287,6 +287,34 @@ fn check_format(store: &Store) -> Result<()> {
     }
 }
 
+/// The steps of one write under the writer lock; see [`DbInner::write_steps`].
+pub(crate) struct Steps {
+    base: Store,
+    /// What the steps so far wrote, applied by nobody yet.
+    done: Arc<WriteBatch>,
+}
+
+impl Steps {
+    /// Runs one step: `f` reads the store with the earlier steps' writes laid over it and
+    /// fills a batch of its own, which joins theirs when `f` succeeds.
+    pub(crate) fn step<R>(
+        &mut self,
+        f: impl FnOnce(&Store, &mut WriteBatch) -> Result<R>,
+    ) -> Result<R> {
+        let view = if self.done.is_empty() {
+            self.base.clone()
+        } else {
+            self.base.with_pending(self.done.clone())
+        };
+        let mut batch = WriteBatch::default();
+        let out = f(&view, &mut batch)?;
+        drop(view);
+        // The view is gone, so this copies nothing unless `f` kept a clone of it.
+        Arc::make_mut(&mut self.done).extend(batch);
+        Ok(out)
+    }
+}
+
 impl DbInner {
     pub(crate) fn dummy_hash(&self) -> &str {
         &self.dummy_hash
@@ -309,18 +337,40 @@ impl DbInner {
         acting::check_again()?;
         let mut batch = WriteBatch::default();
         let out = f(&self.store, &mut batch)?;
-        let applied = self.store.apply(&batch);
+        self.commit(&batch)?;
+        Ok(out)
+    }
+
+    /// Like [`DbInner::write`], for a write made of steps: each step reads the store as
+    /// the earlier steps left it (through [`Steps::step`]), and all of them are applied
+    /// as one batch, or none when any step fails.
+    pub(crate) fn write_steps<T>(&self, f: impl FnOnce(&mut Steps) -> Result<T>) -> Result<T> {
+        let _guard = self.lock();
+        // INVARIANT (write-as-of-commit), as in `write`.
+        acting::check_again()?;
+        let mut steps = Steps {
+            base: self.store.clone(),
+            done: Arc::new(WriteBatch::default()),
+        };
+        let out = f(&mut steps)?;
+        self.commit(&steps.done)?;
+        Ok(out)
+    }
+
+    /// Applies `batch` (under the writer lock), invalidating what it may have changed.
+    fn commit(&self, batch: &WriteBatch) -> Result<()> {
+        let applied = self.store.apply(batch);
         // Whatever happened to the batch, cached bitmaps it touched may be stale now,
         // and clients must not keep a principal it may have changed.
-        self.bitmaps.invalidate(&batch);
-        if changes_principals(&batch) {
+        self.bitmaps.invalidate(batch);
+        if changes_principals(batch) {
             self.auth_epoch.fetch_add(1, Ordering::AcqRel);
         }
         applied?;
         if self.options.durability == Durability::Immediate && !batch.is_empty() {
             self.store.flush()?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The count of committed writes that may have changed a principal.

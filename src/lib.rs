@@ -70,6 +70,7 @@ pub mod server;
 mod store;
 mod timefmt;
 mod token;
+mod transaction;
 mod value;
 
 pub use account::Account;
@@ -104,6 +105,7 @@ pub use query::{
 pub use token::{
     Jwt, MAX_TOKEN_LEN, PublicKey, PublicKeys, TokenClaims, TokenError, TokenKind, TokenVerifier,
 };
+pub use transaction::{MAX_TRANSACTION_OPERATIONS, Outcome, StagedCollection, Transaction};
 
 /// Entry points for the fuzz targets under `fuzz/`: decoders of stored bytes, and the
 /// document check. Enabled by the `fuzzing` feature (and in tests); not part of the API.

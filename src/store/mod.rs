@@ -4,6 +4,7 @@
 pub(crate) mod codec;
 mod frame;
 pub(crate) mod keys;
+mod overlay;
 mod sled_backend;
 
 use std::collections::BTreeMap;
@@ -99,7 +100,7 @@ pub(crate) type Scan<'a> = Box<dyn Iterator<Item = Result<Entry>> + Send + 'a>;
 
 /// Writes to several trees that are applied all together or not at all.
 /// A later write to the same key replaces an earlier one.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct WriteBatch {
     ops: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
 }
@@ -135,6 +136,11 @@ impl WriteBatch {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Adds `later`'s writes; where both write a key, `later`'s stands.
+    pub(crate) fn extend(&mut self, later: WriteBatch) {
+        self.ops.extend(later.ops);
     }
 
     /// The writes, grouped by tree in key order.
@@ -185,6 +191,15 @@ impl std::fmt::Debug for Store {
 impl Store {
     pub(crate) fn new(backend: Arc<dyn Backend>) -> Store {
         Store { backend }
+    }
+
+    /// This store as it will be once `pending` is applied: reads see its writes.
+    /// The view refuses to apply a batch of its own.
+    pub(crate) fn with_pending(&self, pending: Arc<WriteBatch>) -> Store {
+        Store::new(Arc::new(overlay::Overlay {
+            base: self.backend.clone(),
+            pending,
+        }))
     }
 
     /// The value at `key`, its checksum verified.
