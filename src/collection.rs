@@ -543,16 +543,16 @@ impl Collection {
     }
 
     /// The step of a delete; with `only_if`, a document that no longer matches it is
-    /// left alone. Whether the document was deleted.
+    /// left alone. Returns the deleted document's record (none when left alone).
     pub(crate) fn delete_in(
         &self,
         store: &Store,
         batch: &mut WriteBatch,
         id: &str,
         only_if: Option<&Filter>,
-    ) -> Result<bool> {
-        let principal = self.principal_under_lock()?;
-        let principal = &*principal;
+    ) -> Result<Written> {
+        let acting = self.principal_under_lock()?;
+        let principal = &*acting;
         let coll = self.resolve(store, principal)?;
         let mut seq = 0;
         let old = check_document(principal, &coll, Action::Delete, id, || {
@@ -561,7 +561,7 @@ impl Collection {
         if let Some(filter) = only_if
             && !filter.matches(&self.to_document(old.clone(), seq)?)
         {
-            return Ok(false);
+            return Ok((acting, coll, Vec::new()));
         }
         batch.remove(Tree::Docs, keys::doc(coll.cid, seq));
         batch.remove(Tree::DocIds, keys::doc_id(coll.cid, id));
@@ -589,7 +589,7 @@ impl Collection {
             None,
         )?;
         edits.write(store, batch)?;
-        Ok(true)
+        Ok((acting.clone(), coll, vec![(old, seq)]))
     }
 }
 

@@ -75,8 +75,8 @@ pub enum Outcome {
     Deleted,
     /// An update by queries wrote these documents.
     WrittenMany(Vec<Document>),
-    /// A delete by queries removed this many documents.
-    DeletedMany(u64),
+    /// A delete by queries removed these documents (as they were).
+    DeletedMany(Vec<Document>),
 }
 
 impl Outcome {
@@ -182,7 +182,7 @@ impl Transaction {
                     })?),
                     Op::Delete(coll, id) => {
                         steps.step(|store, batch| coll.delete_in(store, batch, id, None))?;
-                        Step::Deleted(1)
+                        Step::Deleted(Vec::new())
                     }
                     Op::UpdateWhere { coll, data, .. } => {
                         let patch = Patch::Merge(data.clone());
@@ -195,13 +195,13 @@ impl Transaction {
                         Step::Many(many)
                     }
                     Op::DeleteWhere(coll, _) => {
-                        let mut deleted = 0;
+                        let mut deleted = Vec::new();
                         for id in ids {
-                            if steps
-                                .step(|store, batch| coll.delete_in(store, batch, id, filter))?
-                            {
-                                deleted += 1;
-                            }
+                            deleted.push(
+                                steps.step(|store, batch| {
+                                    coll.delete_in(store, batch, id, filter)
+                                })?,
+                            );
                         }
                         Step::Deleted(deleted)
                     }
@@ -216,7 +216,13 @@ impl Transaction {
                 let coll = op.collection();
                 Ok(match (op, step) {
                     (Op::Delete(..), _) => Outcome::Deleted,
-                    (_, Step::Deleted(n)) => Outcome::DeletedMany(n),
+                    (_, Step::Deleted(ws)) => {
+                        let mut docs = Vec::new();
+                        for w in ws {
+                            docs.extend(coll.answer_all(w)?);
+                        }
+                        Outcome::DeletedMany(docs)
+                    }
                     (_, Step::One(w)) => Outcome::Written(
                         coll.answer_all(w)?
                             .pop()
@@ -239,7 +245,7 @@ impl Transaction {
 enum Step {
     One(Written),
     Many(Vec<Written>),
-    Deleted(u64),
+    Deleted(Vec<Written>),
 }
 
 impl Op {
@@ -386,13 +392,13 @@ impl Collection {
 
     /// Deletes, in one atomic write, every document `queries` find for the client, as
     /// [`Collection::delete`] would one by one; the rules of [`Collection::update_where`]
-    /// apply. Returns how many were deleted.
-    pub fn delete_where(&self, queries: &[Query]) -> Result<u64> {
+    /// apply. Returns the deleted documents, as they were.
+    pub fn delete_where(&self, queries: &[Query]) -> Result<Vec<Document>> {
         let mut tx = self.client.transaction();
         tx.collection(&self.schema_id, &self.id)
             .delete_where(queries)?;
         match tx.commit()?.pop() {
-            Some(Outcome::DeletedMany(n)) => Ok(n),
+            Some(Outcome::DeletedMany(docs)) => Ok(docs),
             _ => Err(Error::Storage(
                 "a delete by queries returned nothing".into(),
             )),

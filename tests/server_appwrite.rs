@@ -68,12 +68,7 @@ async fn the_routers_own_refusals_are_appwrite_json() {
     );
     // A served path with a method it does not take.
     json_error(
-        raw(
-            &s,
-            Method::PUT,
-            "/v1/databases/db/collections/birthdays/documents",
-        )
-        .await,
+        raw(&s, Method::POST, "/v1/databases/db/collections/birthdays").await,
         StatusCode::METHOD_NOT_ALLOWED,
         "general_not_implemented",
     );

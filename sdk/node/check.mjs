@@ -88,6 +88,44 @@ expect('Databases API: documents', [docs.total, docs.documents[0].$collectionId]
 expect('Databases API: attributes', (await legacy.listAttributes({ databaseId: 'db', collectionId: 'books' })).total, 3);
 await refused('Databases API: missing document', () => legacy.getDocument({ databaseId: 'db', collectionId: 'books', documentId: 'nothing' }), 404, 'document_not_found');
 
+// Row writes: increment, decrement, upsert, bulk (key only), delete.
+const step = { databaseId: 'db', tableId: 'books', rowId: book.$id, column: 'pages' };
+expect('increment', (await tables.incrementRowColumn({ ...step, value: 2, max: 500 })).pages, 415);
+expect('decrement', (await tables.decrementRowColumn({ ...step, value: 1, min: 0 })).pages, 414);
+expect('upsert', (await tables.upsertRow({ databaseId: 'db', tableId: 'books', rowId: 'e1', data: { title: 'Emma' } })).title, 'Emma');
+const books = { databaseId: 'db', tableId: 'books' };
+expect('bulk create', (await tables.createRows({ ...books, rows: [{ $id: 'm1', title: 'M1', pages: 1 }, { $id: 'm2', title: 'M2', pages: 1 }] })).total, 2);
+const upserted = await tables.upsertRows({ ...books, rows: [{ $id: 'm1', pages: 2 }, { $id: 'm3', title: 'M3', pages: 2 }] });
+expect('bulk upsert', upserted.rows.map((r) => r.$id).sort(), ['m1', 'm3']);
+expect('bulk update', (await tables.updateRows({ ...books, data: { pages: 3 }, queries: [Query.equal('pages', [2])] })).total, 2);
+const removed = await tables.deleteRows({ ...books, queries: [Query.startsWith('title', 'M')] });
+expect('bulk delete', removed.rows.map((r) => r.$id).sort(), ['m1', 'm2', 'm3']);
+await tables.deleteRow({ ...books, rowId: 'e1' });
+await refused('deleted row', () => tables.getRow({ ...books, rowId: 'e1' }), 404, 'row_not_found');
+
+// A user's transactions: staged, committed as the user, all or nothing.
+const asA = new TablesDB(withSession);
+const birthdays = { databaseId: 'db', tableId: 'birthdays' };
+const tx = await asA.createTransaction({ ttl: 60 });
+expect('transaction', [tx.status, tx.operations], ['pending', 0]);
+await asA.createRow({ ...birthdays, rowId: 'a2', data: { name: 'Ann' }, transactionId: tx.$id });
+expect('staged', (await asA.getTransaction({ transactionId: tx.$id })).operations, 1);
+await refused('not there before the commit', () => asA.getRow({ ...birthdays, rowId: 'a2' }), 404, 'row_not_found');
+expect('user-a commits', (await asA.updateTransaction({ transactionId: tx.$id, commit: true })).status, 'committed');
+expect("user-a's new row", (await asA.getRow({ ...birthdays, rowId: 'a2' })).name, 'Ann');
+const tx2 = await asA.createTransaction();
+await asA.deleteRow({ ...birthdays, rowId: 'a2', transactionId: tx2.$id });
+await asA.updateRow({ ...birthdays, rowId: 'doc1', data: { name: 'K' }, transactionId: tx2.$id });
+await refused('a commit with an operation user-a may not make', () => asA.updateTransaction({ transactionId: tx2.$id, commit: true }), 401, 'user_unauthorized');
+expect('so its delete did not land', (await asA.getRow({ ...birthdays, rowId: 'a2' })).name, 'Ann');
+await refused('bulk writes need a key', () => asA.deleteRows(birthdays), 401, 'user_unauthorized');
+const legacyA = new Databases(withSession);
+const tx3 = await legacyA.createTransaction();
+await legacyA.deleteDocument({ databaseId: 'db', collectionId: 'birthdays', documentId: 'a2', transactionId: tx3.$id });
+expect('Databases API: transaction', (await legacyA.updateTransaction({ transactionId: tx3.$id, commit: true })).status, 'committed');
+await refused('deleted by it', () => asA.getRow({ ...birthdays, rowId: 'a2' }), 404, 'row_not_found');
+expect("user-a's transactions", (await asA.listTransactions()).total, 3);
+
 // Users and teams.
 const users = new Users(admin);
 const one = await users.list({ queries: [Query.limit(1)] });

@@ -150,6 +150,44 @@ refused("missing table", lambda: tables.get_table("db", "nothing"), 404, "table_
 tables.delete_row("db", "books", "b1")
 refused("deleted row", lambda: tables.get_row("db", "books", "b1"), 404, "row_not_found")
 
+# --- Transactions: staged operations are invisible until the commit, then land together.
+tx = tables.create_transaction(ttl=120)
+expect("transaction", (tx.status, tx.operations), ("pending", 0))
+staged = tables.create_row("db", "books", "t1", {"title": "Staged"}, transaction_id=tx.id)
+expect("a staged row answers as given", (staged.id, staged.data["title"]), ("t1", "Staged"))
+tables.increment_row_column("db", "books", "b9", "pages", value=1, transaction_id=tx.id)
+tx = tables.create_operations(
+    tx.id,
+    [{"action": "update", "databaseId": "db", "tableId": "books", "rowId": "r1", "data": {"pages": 100}}],
+)
+expect("operations staged", tx.operations, 3)
+refused("nothing before the commit", lambda: tables.get_row("db", "books", "t1"), 404, "row_not_found")
+expect("committed", tables.update_transaction(tx.id, commit=True).status, "committed")
+after = [tables.get_row("db", "books", "t1").data["title"], tables.get_row("db", "books", "b9").data["pages"], tables.get_row("db", "books", "r1").data["pages"]]
+expect("rows after the commit", after, ["Staged", 475, 100])
+failing = tables.create_transaction()
+tables.delete_row("db", "books", "t1", transaction_id=failing.id)
+tables.create_row("db", "books", "t2", {"title": "Emma"}, transaction_id=failing.id)
+refused("a commit whose last operation fails", lambda: tables.update_transaction(failing.id, commit=True), 409, "row_already_exists")
+expect("nothing of it landed", tables.get_row("db", "books", "t1").data["title"], "Staged")
+expect("failed", tables.get_transaction(failing.id).status, "failed")
+rolled = tables.create_transaction()
+tables.delete_row("db", "books", "t1", transaction_id=rolled.id)
+expect("rolled back", tables.update_transaction(rolled.id, rollback=True).status, "rolled_back")
+expect("transactions listed", tables.list_transactions().total, 3)
+tables.delete_transaction(rolled.id)
+refused("deleted transaction", lambda: tables.get_transaction(rolled.id), 404, "transaction_not_found")
+refused("reads inside a transaction", lambda: tables.get_row("db", "books", "t1", transaction_id=failing.id), 400, "general_argument_invalid")
+
+# --- Bulk writes (API keys only), each one atomic write.
+upserted = tables.upsert_rows("db", "books", [{"$id": "b9", "pages": 1}, {"$id": "u1", "title": "Upserted", "pages": 1}])
+expect("bulk upsert", (upserted.total, sorted(r.id for r in upserted.rows)), (2, ["b9", "u1"]))
+updated = tables.update_rows("db", "books", {"sold": True}, [Query.equal("pages", [1])])
+expect("bulk update", (updated.total, [r.data["sold"] for r in updated.rows]), (2, [True, True]))
+deleted = tables.delete_rows("db", "books", [Query.equal("sold", [True])])
+expect("bulk delete", sorted(r.id for r in deleted.rows), ["b9", "u1"])
+refused("bulk writes need a key", lambda: TablesDB(backend).delete_rows("db", "birthdays"), 401, "user_unauthorized")
+
 # --- The same data through the legacy Databases API.
 legacy = Databases(admin)
 documents = legacy.list_documents("db", "birthdays")

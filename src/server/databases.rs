@@ -16,6 +16,7 @@ use super::list;
 use super::model::{self, Api};
 use std::sync::Arc;
 
+use super::transactions::{self, BulkDocument, Registry, StagedOp, Target};
 use super::{ServerOptions, blocking};
 use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, TextKind};
 
@@ -25,6 +26,7 @@ pub(super) fn routes() -> Router<Db> {
     routes_of::<Legacy>()
         .merge(routes_of::<Tables>())
         .merge(document_routes::<Nuvix>())
+        .merge(transactions::all_routes())
 }
 
 /// The document routes alone: all Nuvix's client uses.
@@ -83,7 +85,11 @@ fn routes_of<F: Flavor>() -> Router<Db> {
         )
         .route(
             &format!("{coll}/{docs}"),
-            post(create_document::<F>).get(list_documents::<F>),
+            post(create_document::<F>)
+                .get(list_documents::<F>)
+                .put(upsert_documents::<F>)
+                .patch(update_documents::<F>)
+                .delete(delete_documents::<F>),
         )
         .route(
             &format!("{coll}/{docs}/{{id}}"),
@@ -198,7 +204,9 @@ fn created(value: impl serde::Serialize) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
-fn parse_permissions(list: Option<Vec<String>>) -> Result<Option<Vec<Permission>>, ApiError> {
+pub(super) fn parse_permissions(
+    list: Option<Vec<String>>,
+) -> Result<Option<Vec<Permission>>, ApiError> {
     list.map(|l| {
         l.iter()
             .map(|p| p.parse::<Permission>().map_err(ApiError::from))
@@ -638,6 +646,7 @@ async fn list_documents<F: Flavor>(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        refuse_read_in_transaction(raw.as_deref())?;
         let params = list::params(raw.as_deref(), false)?;
         let client = caller(&db, &headers)?.client;
         let found = client
@@ -664,6 +673,8 @@ struct NewDocument {
     data: Map<String, Value>,
     #[serde(default)]
     permissions: Option<Vec<String>>,
+    #[serde(default)]
+    transaction_id: Option<String>,
 }
 
 /// One document, or Appwrite's bulk form: `documents` (or `rows`), each an object with its
@@ -694,10 +705,12 @@ impl<'de> Deserialize<'de> for NewDocuments {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Bulk {
     #[serde(alias = "rows")]
     documents: Vec<Map<String, Value>>,
+    #[serde(default)]
+    transaction_id: Option<String>,
 }
 
 /// Most documents one bulk create may carry.
@@ -706,6 +719,7 @@ const MAX_BULK: usize = 1000;
 async fn create_document<F: Flavor>(
     State(db): State<Db>,
     Extension(options): Extension<Arc<ServerOptions>>,
+    Extension(registry): Extension<Arc<Registry>>,
     headers: HeaderMap,
     Path((schema, coll)): Path<(String, String)>,
     Body(body): Body<NewDocuments>,
@@ -713,13 +727,20 @@ async fn create_document<F: Flavor>(
     let b = match body {
         NewDocuments::One(b) => b,
         NewDocuments::Many(bulk) => {
-            return create_documents::<F>(db, headers, schema, coll, bulk.documents).await;
+            return create_documents::<F>(db, registry, headers, (schema, coll), bulk).await;
         }
     };
     blocking(move || {
         let permissions = parse_permissions(b.permissions)?;
         let caller = caller(&db, &headers)?;
         options.check_new_id(&caller, &b.document_id)?;
+        if let Some(tx) = &b.transaction_id {
+            let id = crate::id::new_id("document id", &b.document_id)?;
+            let preview = staged::<F>(&db, (&schema, &coll), &id, &b.data, &permissions)?;
+            let op = StagedOp::Create(target(schema, coll), id, b.data, permissions);
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(created(preview));
+        }
         let c = caller.client.schema(&schema).collection(&coll);
         Ok(created(F::document(&c.create(
             &b.document_id,
@@ -731,75 +752,290 @@ async fn create_document<F: Flavor>(
     .map_err(F::error)
 }
 
+/// Reads inside a transaction (`transactionId` on `getRow` and `listRows`) would have to
+/// see its staged writes; permdb does not serve them, and says so rather than answer
+/// from outside the transaction.
+fn refuse_read_in_transaction(raw: Option<&str>) -> Result<(), ApiError> {
+    let named =
+        form_urlencoded::parse(raw.unwrap_or("").as_bytes()).any(|(k, _)| k == "transactionId");
+    if named {
+        return Err(ApiError::bad_request(
+            "reads inside a transaction are not served: read before staging or after the commit",
+        ));
+    }
+    Ok(())
+}
+
+fn target(schema: String, collection: String) -> Target {
+    Target { schema, collection }
+}
+
+/// What a write staged in a transaction answers, as Appwrite: the document as given (no
+/// sequence yet, the time of staging), since nothing is written before the commit.
+fn staged<F: Flavor>(
+    db: &Db,
+    (schema, coll): (&str, &str),
+    id: &str,
+    data: &Map<String, Value>,
+    permissions: &Option<Vec<Permission>>,
+) -> Result<Value, ApiError> {
+    let now = db.inner.options.clock.now();
+    F::document(&crate::Document {
+        id: id.to_owned(),
+        sequence: 0,
+        collection_id: coll.to_owned(),
+        database_id: schema.to_owned(),
+        created_at: now,
+        updated_at: now,
+        permissions: permissions.clone().unwrap_or_default(),
+        data: data.clone(),
+    })
+}
+
+/// A document of a bulk body: `$id` (`unique()` when missing), optional `$permissions`,
+/// and its fields; no other `$` key.
+pub(super) fn split_bulk_document(mut doc: Map<String, Value>) -> Result<BulkDocument, ApiError> {
+    let id = match doc.remove("$id") {
+        None => crate::UNIQUE_ID.to_owned(),
+        Some(Value::String(id)) => id,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "$id must be a string, not {other}"
+            )));
+        }
+    };
+    let permissions = match doc.remove("$permissions") {
+        None | Some(Value::Null) => None,
+        Some(list) => parse_permissions(Some(
+            serde_json::from_value::<Vec<String>>(list)
+                .map_err(|_| ApiError::bad_request("$permissions must be a list of strings"))?,
+        ))?,
+    };
+    if let Some(system) = doc.keys().find(|k| k.starts_with('$')) {
+        return Err(ApiError::bad_request(format!(
+            "{system} cannot be set: a document sets only $id and $permissions"
+        )));
+    }
+    Ok((id, doc, permissions))
+}
+
+/// The caller of a bulk write: API keys only, as Appwrite.
+fn bulk_caller(db: &Db, headers: &HeaderMap) -> Result<super::auth::Caller, ApiError> {
+    let caller = caller(db, headers)?;
+    if caller.via != super::auth::Via::Key {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "user_unauthorized",
+            "bulk writes need an API key",
+        ));
+    }
+    Ok(caller)
+}
+
+/// The documents of a bulk body, at most [`MAX_BULK`].
+fn bulk_documents(documents: Vec<Map<String, Value>>) -> Result<Vec<BulkDocument>, ApiError> {
+    if documents.len() > MAX_BULK {
+        return Err(ApiError::bad_request(format!(
+            "{} documents in one bulk write, at most {MAX_BULK}",
+            documents.len()
+        )));
+    }
+    documents.into_iter().map(split_bulk_document).collect()
+}
+
+/// `{total, documents}` (or `rows`) for written documents.
+fn bulk_answer<F: Flavor>(
+    docs: &[crate::Document],
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let list = docs
+        .iter()
+        .map(F::document)
+        .collect::<Result<Vec<_>, _>>()?;
+    let answer = json!({"total": list.len(), F::DOCUMENT_LIST: list});
+    Ok((status, Json(answer)).into_response())
+}
+
+/// What a bulk write staged in a transaction answers, as Appwrite: its count, no documents.
+fn bulk_staged<F: Flavor>(count: usize, status: StatusCode) -> Response {
+    let answer = json!({"total": count, F::DOCUMENT_LIST: []});
+    (status, Json(answer)).into_response()
+}
+
 /// The bulk create (`createDocuments`, `createRows`): API keys only, as Appwrite; all the
 /// documents in one atomic write, or none. Answers `{total, documents}` (or `rows`).
 async fn create_documents<F: Flavor>(
     db: Db,
+    registry: Arc<Registry>,
     headers: HeaderMap,
-    schema: String,
-    coll: String,
-    documents: Vec<Map<String, Value>>,
+    (schema, coll): (String, String),
+    bulk: Bulk,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let caller = caller(&db, &headers)?;
-        if caller.via != super::auth::Via::Key {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "user_unauthorized",
-                "bulk writes need an API key",
-            ));
-        }
-        if documents.len() > MAX_BULK {
-            return Err(ApiError::bad_request(format!(
-                "{} documents in one bulk create, at most {MAX_BULK}",
-                documents.len()
-            )));
-        }
-        let mut batch = Vec::with_capacity(documents.len());
-        for mut doc in documents {
-            let id = match doc.remove("$id") {
-                None => crate::UNIQUE_ID.to_owned(),
-                Some(Value::String(id)) => id,
-                Some(other) => {
-                    return Err(ApiError::bad_request(format!(
-                        "$id must be a string, not {other}"
-                    )));
-                }
-            };
-            let permissions = match doc.remove("$permissions") {
-                None | Some(Value::Null) => None,
-                Some(list) => {
-                    parse_permissions(Some(serde_json::from_value::<Vec<String>>(list).map_err(
-                        |_| ApiError::bad_request("$permissions must be a list of strings"),
-                    )?))?
-                }
-            };
-            if let Some(system) = doc.keys().find(|k| k.starts_with('$')) {
-                return Err(ApiError::bad_request(format!(
-                    "{system} cannot be set: a document sets only $id and $permissions"
-                )));
+        let caller = bulk_caller(&db, &headers)?;
+        let mut docs = bulk_documents(bulk.documents)?;
+        if let Some(tx) = &bulk.transaction_id {
+            for doc in &mut docs {
+                doc.0 = crate::id::new_id("document id", &doc.0)?;
             }
-            batch.push((id, doc, permissions));
+            let count = docs.len();
+            let op = StagedOp::BulkCreate(target(schema, coll), docs);
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(bulk_staged::<F>(count, StatusCode::CREATED));
         }
         let c = caller.client.schema(&schema).collection(&coll);
-        let made = c
-            .create_many(batch)?
-            .iter()
-            .map(F::document)
-            .collect::<Result<Vec<_>, _>>()?;
-        let answer = json!({"total": made.len(), F::DOCUMENT_LIST: made});
-        Ok((StatusCode::CREATED, Json(answer)).into_response())
+        bulk_answer::<F>(&c.create_many(docs)?, StatusCode::CREATED)
     })
     .await
     .map_err(F::error)
+}
+
+/// `PUT .../documents` (`upsertDocuments`, `upsertRows`): API keys only; every document
+/// created or updated in one atomic write, or none.
+async fn upsert_documents<F: Flavor>(
+    State(db): State<Db>,
+    Extension(registry): Extension<Arc<Registry>>,
+    headers: HeaderMap,
+    Path((schema, coll)): Path<(String, String)>,
+    Body(bulk): Body<Bulk>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let caller = bulk_caller(&db, &headers)?;
+        let docs = bulk_documents(bulk.documents)?;
+        if docs.iter().any(|d| d.0 == crate::UNIQUE_ID) {
+            return Err(ApiError::bad_request(
+                "an upsert names each document: give every one an $id",
+            ));
+        }
+        if let Some(tx) = &bulk.transaction_id {
+            let count = docs.len();
+            let op = StagedOp::BulkUpsert(target(schema, coll), docs);
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(bulk_staged::<F>(count, StatusCode::OK));
+        }
+        let mut tx = caller.client.transaction();
+        {
+            let mut c = tx.collection(&schema, &coll);
+            for (id, data, permissions) in &docs {
+                c.upsert(id, data, permissions.clone())?;
+            }
+        }
+        let written: Vec<crate::Document> = tx
+            .commit()?
+            .into_iter()
+            .filter_map(|o| match o {
+                crate::Outcome::Written(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        bulk_answer::<F>(&written, StatusCode::OK)
+    })
+    .await
+    .map_err(F::error)
+}
+
+/// The body of an update or delete by queries.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ByQueries {
+    #[serde(default)]
+    data: Option<Map<String, Value>>,
+    #[serde(default)]
+    queries: Option<Vec<String>>,
+    #[serde(default)]
+    transaction_id: Option<String>,
+}
+
+impl ByQueries {
+    fn queries(&self) -> Result<Vec<crate::Query>, ApiError> {
+        self.queries
+            .iter()
+            .flatten()
+            .map(|q| crate::Query::from_json(q).map_err(ApiError::from))
+            .collect()
+    }
+}
+
+/// `PATCH .../documents` (`updateDocuments`, `updateRows`): API keys only; `data` written
+/// to every document `queries` find, in one atomic write (`Collection::update_where`).
+async fn update_documents<F: Flavor>(
+    State(db): State<Db>,
+    Extension(registry): Extension<Arc<Registry>>,
+    headers: HeaderMap,
+    Path((schema, coll)): Path<(String, String)>,
+    Body(b): Body<ByQueries>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let caller = bulk_caller(&db, &headers)?;
+        let queries = b.queries()?;
+        let data = b.data.unwrap_or_default();
+        if let Some(tx) = &b.transaction_id {
+            let op = StagedOp::UpdateWhere(target(schema, coll), queries, data);
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(bulk_staged::<F>(0, StatusCode::OK));
+        }
+        let c = caller.client.schema(&schema).collection(&coll);
+        bulk_answer::<F>(&c.update_where(&queries, data)?, StatusCode::OK)
+    })
+    .await
+    .map_err(F::error)
+}
+
+/// `DELETE .../documents` (`deleteDocuments`, `deleteRows`): API keys only; every
+/// document `queries` find deleted in one atomic write. Answers the deleted documents.
+async fn delete_documents<F: Flavor>(
+    State(db): State<Db>,
+    Extension(registry): Extension<Arc<Registry>>,
+    headers: HeaderMap,
+    Path((schema, coll)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let b: ByQueries = optional_body(&body)?.unwrap_or(ByQueries {
+        data: None,
+        queries: None,
+        transaction_id: None,
+    });
+    blocking(move || {
+        let caller = bulk_caller(&db, &headers)?;
+        if b.data.is_some() {
+            return Err(ApiError::bad_request("a delete takes no data"));
+        }
+        let queries = b.queries()?;
+        if let Some(tx) = &b.transaction_id {
+            let op = StagedOp::DeleteWhere(target(schema, coll), queries);
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(bulk_staged::<F>(0, StatusCode::OK));
+        }
+        let c = caller.client.schema(&schema).collection(&coll);
+        bulk_answer::<F>(&c.delete_where(&queries)?, StatusCode::OK)
+    })
+    .await
+    .map_err(F::error)
+}
+
+/// A JSON object body that may be absent (Appwrite's SDKs send DELETE bodies only when
+/// they have parameters).
+fn optional_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("the JSON body does not fit: {e}"))),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(_) => Err(ApiError::bad_request("the body is not JSON")),
+    }
 }
 
 async fn get_document<F: Flavor>(
     State(db): State<Db>,
     headers: HeaderMap,
     Path((schema, coll, id)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        refuse_read_in_transaction(raw.as_deref())?;
         let client = caller(&db, &headers)?.client;
         let doc = client.schema(&schema).collection(&coll).get(&id)?;
         Ok(Json(F::document(&doc)?).into_response())
@@ -809,25 +1045,35 @@ async fn get_document<F: Flavor>(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DocumentPatch {
     #[serde(default)]
     data: Option<Map<String, Value>>,
     #[serde(default)]
     permissions: Option<Vec<String>>,
+    #[serde(default)]
+    transaction_id: Option<String>,
 }
 
 async fn update_document<F: Flavor>(
     State(db): State<Db>,
+    Extension(registry): Extension<Arc<Registry>>,
     headers: HeaderMap,
     Path((schema, coll, id)): Path<(String, String, String)>,
     Body(b): Body<DocumentPatch>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let permissions = parse_permissions(b.permissions)?;
-        let client = caller(&db, &headers)?.client;
-        let c = client.schema(&schema).collection(&coll);
-        let doc = c.update(&id, b.data.unwrap_or_default(), permissions)?;
+        let caller = caller(&db, &headers)?;
+        let data = b.data.unwrap_or_default();
+        if let Some(tx) = &b.transaction_id {
+            let preview = staged::<F>(&db, (&schema, &coll), &id, &data, &permissions)?;
+            let op = StagedOp::Update(target(schema, coll), id, data, permissions);
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(Json(preview).into_response());
+        }
+        let c = caller.client.schema(&schema).collection(&coll);
+        let doc = c.update(&id, data, permissions)?;
         Ok(Json(F::document(&doc)?).into_response())
     })
     .await
@@ -839,6 +1085,7 @@ async fn update_document<F: Flavor>(
 async fn upsert_document<F: Flavor>(
     State(db): State<Db>,
     Extension(options): Extension<Arc<ServerOptions>>,
+    Extension(registry): Extension<Arc<Registry>>,
     headers: HeaderMap,
     Path((schema, coll, id)): Path<(String, String, String)>,
     Body(b): Body<DocumentPatch>,
@@ -846,28 +1093,66 @@ async fn upsert_document<F: Flavor>(
     blocking(move || {
         let permissions = parse_permissions(b.permissions)?;
         let caller = caller(&db, &headers)?;
+        let data = b.data.unwrap_or_default();
         // With assigned ids, a request without a key names no new document: it updates.
-        if options.assigned_ids && caller.via != super::auth::Via::Key {
-            let c = caller.client.schema(&schema).collection(&coll);
-            let doc = c.update(&id, b.data.unwrap_or_default(), permissions)?;
-            return Ok(Json(F::document(&doc)?).into_response());
+        let update_only = options.assigned_ids && caller.via != super::auth::Via::Key;
+        if let Some(tx) = &b.transaction_id {
+            let preview = staged::<F>(&db, (&schema, &coll), &id, &data, &permissions)?;
+            let target = target(schema, coll);
+            let op = if update_only {
+                StagedOp::Update(target, id, data, permissions)
+            } else {
+                if id == crate::UNIQUE_ID {
+                    return Err(crate::Error::InvalidId(
+                        "an upsert names its document: unique() is for create".into(),
+                    )
+                    .into());
+                }
+                StagedOp::Upsert(target, id, data, permissions)
+            };
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(Json(preview).into_response());
         }
         let c = caller.client.schema(&schema).collection(&coll);
-        let doc = c.upsert(&id, b.data.unwrap_or_default(), permissions)?;
+        let doc = if update_only {
+            c.update(&id, data, permissions)?
+        } else {
+            c.upsert(&id, data, permissions)?
+        };
         Ok(Json(F::document(&doc)?).into_response())
     })
     .await
     .map_err(F::error)
 }
 
+/// The body a single delete may carry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DeleteBody {
+    #[serde(default)]
+    transaction_id: Option<String>,
+}
+
 async fn delete_document<F: Flavor>(
     State(db): State<Db>,
+    Extension(registry): Extension<Arc<Registry>>,
     headers: HeaderMap,
     Path((schema, coll, id)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    let b: Option<DeleteBody> = optional_body(&body)?;
     blocking(move || {
-        let client = caller(&db, &headers)?.client;
-        client.schema(&schema).collection(&coll).delete(&id)?;
+        let caller = caller(&db, &headers)?;
+        if let Some(tx) = b.and_then(|b| b.transaction_id) {
+            let op = StagedOp::Delete(target(schema, coll), id);
+            registry.stage(&db, &caller, &tx, vec![op])?;
+            return Ok(super::no_content());
+        }
+        caller
+            .client
+            .schema(&schema)
+            .collection(&coll)
+            .delete(&id)?;
         Ok(super::no_content())
     })
     .await
@@ -911,7 +1196,7 @@ impl Flavor for Nuvix {
 
 /// The body of an increment (`max`) or a decrement (`min`): `value` (1 by default).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Step {
     #[serde(default)]
     value: Option<f64>,
@@ -919,32 +1204,50 @@ struct Step {
     max: Option<f64>,
     #[serde(default)]
     min: Option<f64>,
+    #[serde(default)]
+    transaction_id: Option<String>,
 }
 
 /// `PATCH .../{id}/{attribute}/increment`: adds `value`, refused past `max`.
 async fn increment_document<F: Flavor>(
     State(db): State<Db>,
+    Extension(registry): Extension<Arc<Registry>>,
     headers: HeaderMap,
     Path((schema, coll, id, attribute)): Path<(String, String, String, String)>,
     Body(b): Body<Step>,
 ) -> Result<Response, ApiError> {
-    step::<F>(db, headers, (schema, coll, id, attribute), b, 1.0).await
+    step::<F>(
+        (db, registry),
+        headers,
+        (schema, coll, id, attribute),
+        b,
+        1.0,
+    )
+    .await
 }
 
 /// `PATCH .../{id}/{attribute}/decrement`: subtracts `value`, refused below `min`.
 async fn decrement_document<F: Flavor>(
     State(db): State<Db>,
+    Extension(registry): Extension<Arc<Registry>>,
     headers: HeaderMap,
     Path((schema, coll, id, attribute)): Path<(String, String, String, String)>,
     Body(b): Body<Step>,
 ) -> Result<Response, ApiError> {
-    step::<F>(db, headers, (schema, coll, id, attribute), b, -1.0).await
+    step::<F>(
+        (db, registry),
+        headers,
+        (schema, coll, id, attribute),
+        b,
+        -1.0,
+    )
+    .await
 }
 
 /// Adds `sign` × `value` (`Collection::increment`), bounded by `max` going up and `min`
 /// going down; the other bound is refused.
 async fn step<F: Flavor>(
-    db: Db,
+    (db, registry): (Db, Arc<Registry>),
     headers: HeaderMap,
     (schema, coll, id, attribute): (String, String, String, String),
     b: Step,
@@ -969,8 +1272,20 @@ async fn step<F: Flavor>(
                 "a decrement is bounded by min, not max"
             }));
         }
-        let client = caller(&db, &headers)?.client;
-        let c = client.schema(&schema).collection(&coll);
+        let caller = caller(&db, &headers)?;
+        if let Some(tx) = &b.transaction_id {
+            let preview = staged::<F>(&db, (&schema, &coll), &id, &Map::new(), &None)?;
+            let op = StagedOp::Increment {
+                target: target(schema, coll),
+                id,
+                attribute,
+                by: sign * by,
+                limit,
+            };
+            registry.stage(&db, &caller, tx, vec![op])?;
+            return Ok(Json(preview).into_response());
+        }
+        let c = caller.client.schema(&schema).collection(&coll);
         Ok(Json(F::document(&c.increment(
             &id,
             &attribute,

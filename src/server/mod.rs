@@ -19,6 +19,7 @@ mod error;
 mod extract;
 mod list;
 mod model;
+mod transactions;
 
 use std::time::Duration;
 
@@ -189,6 +190,9 @@ pub fn router_with_routes(db: Db, options: ServerOptions, routes: Router<Db>) ->
         .fallback(|| async { ApiError::no_route() })
         .with_state(db)
         .layer(Extension(std::sync::Arc::new(options)))
+        .layer(Extension(std::sync::Arc::new(
+            transactions::Registry::default(),
+        )))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |request, next: Next| {
             within(timeout, request, next)

@@ -1,0 +1,556 @@
+//! Appwrite's transactions and bulk row writes over HTTP: staged operations are invisible
+//! until the commit, commit all or nothing as the committing caller, belong to their
+//! owner, expire; bulk writes are key-only; reads inside a transaction are refused.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+use common::models::assert_model;
+use common::server::{Server, appwrite_error, start};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const ROWS: &str = "/v1/tablesdb/db/tables/birthdays/rows";
+
+async fn key(s: &Server, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    s.call(method, path, &[("X-Appwrite-Key", &s.key)], body)
+        .await
+}
+
+async fn new_tx(s: &Server, headers: &[(&str, &str)]) -> String {
+    let (status, tx) = s
+        .call(
+            Method::POST,
+            "/v1/tablesdb/transactions",
+            headers,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_model("Transaction", &tx);
+    assert_eq!(tx["status"], "pending");
+    assert_eq!(tx["operations"], 0);
+    tx["$id"].as_str().unwrap().to_owned()
+}
+
+async fn names(s: &Server) -> Vec<String> {
+    let (status, list) = key(s, Method::GET, ROWS, None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let mut names: Vec<String> = list["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn staged_rows_appear_at_the_commit_only_and_all_together() {
+    let s = start().await;
+    let auth = [("X-Appwrite-Key", s.key.as_str())];
+    let tx = new_tx(&s, &auth).await;
+    // Through the row routes with transactionId, and through createOperations.
+    let (status, row) = key(
+        &s,
+        Method::POST,
+        ROWS,
+        Some(json!({"rowId": "r1", "data": {"name": "Ann", "n": 1}, "transactionId": tx})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{row}");
+    assert_model("Row", &row);
+    assert_eq!(row["$id"], "r1");
+    let (status, answer) = key(
+        &s,
+        Method::POST,
+        &format!("/v1/tablesdb/transactions/{tx}/operations"),
+        Some(json!({"operations": [
+            {"action": "increment", "databaseId": "db", "tableId": "birthdays", "rowId": "r1",
+             "data": {"column": "n", "value": 5, "max": 10}},
+            {"action": "update", "databaseId": "db", "tableId": "birthdays", "rowId": "doc1",
+             "data": {"name": "Kevin B."}},
+            {"action": "create", "databaseId": "db", "collectionId": "birthdays", "documentId": "r2",
+             "data": {"name": "Zed"}},
+        ]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_model("Transaction", &answer);
+    assert_eq!(answer["operations"], 4);
+    let (status, _) = key(
+        &s,
+        Method::PATCH,
+        &format!("{ROWS}/r1/n/decrement"),
+        Some(json!({"value": 2, "transactionId": tx})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = key(
+        &s,
+        Method::DELETE,
+        &format!("{ROWS}/doc3"),
+        Some(json!({"transactionId": tx})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Nothing is written before the commit.
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+    appwrite_error(
+        key(&s, Method::GET, &format!("{ROWS}/r1"), None).await,
+        StatusCode::NOT_FOUND,
+        "row_not_found",
+    );
+
+    let (status, done) = key(
+        &s,
+        Method::PATCH,
+        &format!("/v1/tablesdb/transactions/{tx}"),
+        Some(json!({"commit": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_model("Transaction", &done);
+    assert_eq!(done["status"], "committed");
+    assert_eq!(done["operations"], 6);
+    assert_eq!(names(&s).await, ["Ann", "Kevin B.", "Laura", "Zed"]);
+    let (_, r1) = key(&s, Method::GET, &format!("{ROWS}/r1"), None).await;
+    assert_eq!(r1["n"], 4, "{r1}");
+    // A committed transaction takes no more operations and no second commit.
+    appwrite_error(
+        key(
+            &s,
+            Method::PATCH,
+            &format!("/v1/tablesdb/transactions/{tx}"),
+            Some(json!({"commit": true})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "transaction_not_ready",
+    );
+    // Listed, then deleted.
+    let (status, list) = key(&s, Method::GET, "/v1/tablesdb/transactions", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_model("TransactionList", &list);
+    assert_eq!(list["total"], 1);
+    let (status, _) = key(
+        &s,
+        Method::DELETE,
+        &format!("/v1/tablesdb/transactions/{tx}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    appwrite_error(
+        key(
+            &s,
+            Method::GET,
+            &format!("/v1/tablesdb/transactions/{tx}"),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+}
+
+#[tokio::test]
+async fn a_failing_operation_fails_the_commit_and_writes_nothing() {
+    let s = start().await;
+    let auth = [("X-Appwrite-Key", s.key.as_str())];
+    let tx = new_tx(&s, &auth).await;
+    let ops = json!({"operations": [
+        {"action": "create", "databaseId": "db", "tableId": "birthdays", "rowId": "r1", "data": {"name": "Ann"}},
+        {"action": "delete", "databaseId": "db", "tableId": "birthdays", "rowId": "doc2"},
+        {"action": "update", "databaseId": "db", "tableId": "birthdays", "rowId": "missing", "data": {"name": "X"}},
+    ]});
+    let path = format!("/v1/tablesdb/transactions/{tx}/operations");
+    assert_eq!(
+        key(&s, Method::POST, &path, Some(ops)).await.0,
+        StatusCode::CREATED
+    );
+    let body = appwrite_error(
+        key(
+            &s,
+            Method::PATCH,
+            &format!("/v1/tablesdb/transactions/{tx}"),
+            Some(json!({"commit": true})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "row_not_found",
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("missing"),
+        "{body}"
+    );
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+    let (_, t) = key(
+        &s,
+        Method::GET,
+        &format!("/v1/tablesdb/transactions/{tx}"),
+        None,
+    )
+    .await;
+    assert_eq!(t["status"], "failed");
+
+    // Rolled back: nothing written, nothing more staged.
+    let tx = new_tx(&s, &auth).await;
+    let path = format!("/v1/tablesdb/transactions/{tx}/operations");
+    let one = json!({"operations": [{"action": "delete", "databaseId": "db", "tableId": "birthdays", "rowId": "doc2"}]});
+    assert_eq!(
+        key(&s, Method::POST, &path, Some(one.clone())).await.0,
+        StatusCode::CREATED
+    );
+    let (status, t) = key(
+        &s,
+        Method::PATCH,
+        &format!("/v1/tablesdb/transactions/{tx}"),
+        Some(json!({"rollback": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(t["status"], "rolled_back");
+    assert_eq!(t["operations"], 0);
+    appwrite_error(
+        key(&s, Method::POST, &path, Some(one)).await,
+        StatusCode::BAD_REQUEST,
+        "transaction_not_ready",
+    );
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+}
+
+#[tokio::test]
+async fn a_users_transaction_is_theirs_and_checked_as_them_at_commit() {
+    let s = start().await;
+    let (_, jwt_a) = s.sign_in("a").await;
+    let (secret_b, _) = s.sign_in("b").await;
+    let a = [("X-Appwrite-JWT", jwt_a.as_str())];
+    let b = [("X-Appwrite-Session", secret_b.as_str())];
+    let tx = new_tx(&s, &a).await;
+    let t_path = format!("/v1/tablesdb/transactions/{tx}");
+    let ops_path = format!("{t_path}/operations");
+
+    // Another user, a guest and another API's path name the same registry: b sees nothing.
+    appwrite_error(
+        s.call(Method::GET, &t_path, &b, None).await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+    appwrite_error(
+        s.call(Method::PATCH, &t_path, &b, Some(json!({"commit": true})))
+            .await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+    let (_, listed) = s
+        .call(Method::GET, "/v1/tablesdb/transactions", &b, None)
+        .await;
+    assert_eq!(listed["total"], 0, "{listed}");
+    appwrite_error(
+        s.call(
+            Method::POST,
+            "/v1/tablesdb/transactions",
+            &[],
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    // Bulk operations are for keys.
+    appwrite_error(
+        s.call(
+            Method::POST,
+            &ops_path,
+            &a,
+            Some(json!({"operations": [{"action": "bulkDelete", "databaseId": "db", "tableId": "birthdays", "data": {"queries": []}}]})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+
+    // Staging takes the operations; the commit checks each as user-a: doc2 is hidden
+    // from a, so it is a missing row and nothing lands, not even a's own create.
+    let ops = json!({"operations": [
+        {"action": "create", "databaseId": "db", "tableId": "birthdays", "rowId": "mine", "data": {"name": "A's"}},
+        {"action": "update", "databaseId": "db", "tableId": "birthdays", "rowId": "doc2", "data": {"name": "stolen"}},
+    ]});
+    assert_eq!(
+        s.call(Method::POST, &ops_path, &a, Some(ops)).await.0,
+        StatusCode::CREATED
+    );
+    appwrite_error(
+        s.call(Method::PATCH, &t_path, &a, Some(json!({"commit": true})))
+            .await,
+        StatusCode::NOT_FOUND,
+        "row_not_found",
+    );
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+
+    // A permission the user does not hold is refused at commit too.
+    let tx = new_tx(&s, &a).await;
+    let ops = json!({"operations": [
+        {"action": "create", "databaseId": "db", "tableId": "birthdays", "rowId": "x",
+         "data": {"name": "X", "$permissions": ["read(\"user:user-b\")"]}},
+    ]});
+    let path = format!("/v1/tablesdb/transactions/{tx}/operations");
+    assert_eq!(
+        s.call(Method::POST, &path, &a, Some(ops)).await.0,
+        StatusCode::CREATED
+    );
+    appwrite_error(
+        s.call(
+            Method::PATCH,
+            &format!("/v1/tablesdb/transactions/{tx}"),
+            &a,
+            Some(json!({"commit": true})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+
+    // A session ended between staging and commit: the commit is refused.
+    let (secret_c, _) = s.sign_in("c").await;
+    let c = [("X-Appwrite-Session", secret_c.as_str())];
+    let tx = new_tx(&s, &c).await;
+    let path = format!("/v1/tablesdb/transactions/{tx}/operations");
+    let ops = json!({"operations": [
+        {"action": "create", "databaseId": "db", "tableId": "birthdays", "rowId": "late", "data": {"name": "Late"}},
+    ]});
+    assert_eq!(
+        s.call(Method::POST, &path, &c, Some(ops)).await.0,
+        StatusCode::CREATED
+    );
+    let (status, _) = s
+        .call(Method::DELETE, "/v1/account/sessions/current", &c, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/tablesdb/transactions/{tx}"),
+            &c,
+            Some(json!({"commit": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+}
+
+#[tokio::test]
+async fn transactions_expire_and_are_bounded() {
+    let s = start().await;
+    let auth = [("X-Appwrite-Key", s.key.as_str())];
+    for ttl in [0, 59, 3601] {
+        appwrite_error(
+            s.call(
+                Method::POST,
+                "/v1/tablesdb/transactions",
+                &auth,
+                Some(json!({"ttl": ttl})),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
+    let (_, tx) = s
+        .call(
+            Method::POST,
+            "/v1/databases/transactions",
+            &auth,
+            Some(json!({"ttl": 60})),
+        )
+        .await;
+    let id = tx["$id"].as_str().unwrap();
+    let path = format!("/v1/databases/transactions/{id}/operations");
+    let op = json!({"action": "delete", "databaseId": "db", "collectionId": "birthdays", "documentId": "doc1"});
+    let many: Vec<Value> = (0..101).map(|_| op.clone()).collect();
+    appwrite_error(
+        key(&s, Method::POST, &path, Some(json!({"operations": many}))).await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    let hundred: Vec<Value> = (0..100).map(|_| op.clone()).collect();
+    assert_eq!(
+        key(
+            &s,
+            Method::POST,
+            &path,
+            Some(json!({"operations": hundred}))
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    appwrite_error(
+        key(&s, Method::POST, &path, Some(json!({"operations": [op]}))).await,
+        StatusCode::BAD_REQUEST,
+        "transaction_limit_exceeded",
+    );
+    for bad in [
+        json!({"action": "explode", "databaseId": "db", "tableId": "birthdays"}),
+        json!({"action": "update", "databaseId": "db", "tableId": "birthdays"}),
+        json!({"action": "create", "databaseId": "db", "tableId": "birthdays", "rowId": "a b"}),
+        json!({"action": "increment", "databaseId": "db", "tableId": "birthdays", "rowId": "a", "data": {"column": "n", "min": 1}}),
+        json!({"action": "bulkUpdate", "databaseId": "db", "tableId": "birthdays", "data": {"queries": ["nonsense"]}}),
+        json!({"action": "create", "databaseId": "db", "tableId": "birthdays", "rowId": "a", "extra": 1}),
+    ] {
+        let (status, body) = key(
+            &s,
+            Method::POST,
+            &format!("/v1/databases/transactions/{id}/operations"),
+            Some(json!({"operations": [bad]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    s.clock.advance(time::Duration::seconds(61));
+    appwrite_error(
+        key(
+            &s,
+            Method::GET,
+            &format!("/v1/databases/transactions/{id}"),
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "transaction_expired",
+    );
+    appwrite_error(
+        key(
+            &s,
+            Method::GET,
+            &format!("/v1/databases/transactions/{id}"),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+    // Reads inside a transaction are refused, not answered from outside it.
+    for path in [
+        format!("{ROWS}?transactionId=x"),
+        format!("{ROWS}/doc1?transactionId=x"),
+    ] {
+        appwrite_error(
+            key(&s, Method::GET, &path, None).await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
+}
+
+#[tokio::test]
+async fn bulk_upsert_update_and_delete_are_key_only_and_atomic() {
+    let s = start().await;
+    let (_, jwt_a) = s.sign_in("a").await;
+    let a = [("X-Appwrite-JWT", jwt_a.as_str())];
+    for (method, body) in [
+        (Method::PUT, json!({"rows": []})),
+        (Method::PATCH, json!({"data": {"n": 1}})),
+        (Method::DELETE, json!({})),
+    ] {
+        appwrite_error(
+            s.call(method, ROWS, &a, Some(body)).await,
+            StatusCode::UNAUTHORIZED,
+            "user_unauthorized",
+        );
+    }
+    let (status, list) = key(
+        &s,
+        Method::PUT,
+        ROWS,
+        Some(json!({"rows": [
+            {"$id": "doc1", "name": "Kevin", "n": 1},
+            {"$id": "r2", "name": "New", "n": 1, "$permissions": ["read(\"any\")"]},
+        ]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_model("RowList", &list);
+    assert_eq!(list["total"], 2);
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura", "New"]);
+    // An upsert needs every $id.
+    appwrite_error(
+        key(
+            &s,
+            Method::PUT,
+            ROWS,
+            Some(json!({"rows": [{"name": "no id"}]})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+
+    let (status, list) = key(
+        &s,
+        Method::PATCH,
+        ROWS,
+        Some(json!({"data": {"n": 7}, "queries": ["{\"method\":\"equal\",\"attribute\":\"n\",\"values\":[1]}"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_model("RowList", &list);
+    assert_eq!(list["total"], 2);
+    assert!(
+        list["rows"].as_array().unwrap().iter().all(|r| r["n"] == 7),
+        "{list}"
+    );
+    // An update that fails for one row (a bad query here) writes nothing.
+    appwrite_error(
+        key(
+            &s,
+            Method::PATCH,
+            ROWS,
+            Some(json!({"data": {"n": 8}, "queries": ["{\"method\":\"nope\"}"]})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_query_invalid",
+    );
+
+    let (status, list) = key(
+        &s,
+        Method::DELETE,
+        ROWS,
+        Some(json!({"queries": ["{\"method\":\"equal\",\"attribute\":\"n\",\"values\":[7]}"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_model("RowList", &list);
+    let mut deleted: Vec<&str> = list["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["$id"].as_str().unwrap())
+        .collect();
+    deleted.sort_unstable();
+    assert_eq!(deleted, ["doc1", "r2"]);
+    assert_eq!(names(&s).await, ["Bob", "Laura"]);
+    // Without queries, every row goes (the Databases API spells it documents).
+    let (status, list) = key(
+        &s,
+        Method::DELETE,
+        "/v1/databases/db/collections/birthdays/documents",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_model("DocumentList", &list);
+    assert_eq!(list["total"], 2);
+    assert!(names(&s).await.is_empty());
+}
