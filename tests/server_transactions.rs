@@ -554,3 +554,51 @@ async fn bulk_upsert_update_and_delete_are_key_only_and_atomic() {
     assert_eq!(list["total"], 2);
     assert!(names(&s).await.is_empty());
 }
+
+#[tokio::test]
+async fn increments_take_only_steps_they_apply_exactly() {
+    let s = start().await;
+    let (status, _) = key(
+        &s,
+        Method::POST,
+        ROWS,
+        Some(json!({"rowId": "c", "data": {"n": 0}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let path = format!("{ROWS}/c/n/increment");
+    // 2^53 + 1 would be rounded to 2^53 by a float: refused, in both ways of staging too.
+    for body in [
+        json!({"value": 9_007_199_254_740_993_u64}),
+        json!({"value": 1, "max": -9_007_199_254_740_993_i64}),
+    ] {
+        appwrite_error(
+            key(&s, Method::PATCH, &path, Some(body)).await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
+    let tx = new_tx(&s, &[("X-Appwrite-Key", s.key.as_str())]).await;
+    let op = json!({"operations": [{"action": "increment", "databaseId": "db", "tableId": "birthdays",
+        "rowId": "c", "data": {"column": "n", "value": 9_007_199_254_740_993_u64}}]});
+    appwrite_error(
+        key(
+            &s,
+            Method::POST,
+            &format!("/v1/tablesdb/transactions/{tx}/operations"),
+            Some(op),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    let (status, row) = key(
+        &s,
+        Method::PATCH,
+        &path,
+        Some(json!({"value": 9_007_199_254_740_992_u64})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(row["n"], 9_007_199_254_740_992_u64);
+}

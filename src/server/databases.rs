@@ -752,6 +752,23 @@ async fn create_document<F: Flavor>(
     .map_err(F::error)
 }
 
+/// A number of an increment as an `f64`, refused when it is an integer the `f64` would
+/// round (past 2^53): the step or bound applied must be the one sent.
+pub(super) fn exact_number(n: &serde_json::Number, what: &str) -> Result<f64, ApiError> {
+    const EXACT: u64 = 1 << 53;
+    let exact = match (n.as_i64(), n.as_u64()) {
+        (Some(i), _) => i.unsigned_abs() <= EXACT,
+        (None, Some(u)) => u <= EXACT,
+        (None, None) => true,
+    };
+    match n.as_f64() {
+        Some(f) if exact && f.is_finite() => Ok(f),
+        _ => Err(ApiError::bad_request(format!(
+            "{what} must be a number within ±2^53 (9007199254740992), so that it applies exactly"
+        ))),
+    }
+}
+
 /// Reads inside a transaction (`transactionId` on `getRow` and `listRows`) would have to
 /// see its staged writes; permdb does not serve them, and says so rather than answer
 /// from outside the transaction.
@@ -1199,11 +1216,11 @@ impl Flavor for Nuvix {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Step {
     #[serde(default)]
-    value: Option<f64>,
+    value: Option<serde_json::Number>,
     #[serde(default)]
-    max: Option<f64>,
+    max: Option<serde_json::Number>,
     #[serde(default)]
-    min: Option<f64>,
+    min: Option<serde_json::Number>,
     #[serde(default)]
     transaction_id: Option<String>,
 }
@@ -1254,17 +1271,16 @@ async fn step<F: Flavor>(
     sign: f64,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let by = b.value.unwrap_or(1.0);
+        let exact =
+            |n: Option<serde_json::Number>, what| n.map(|n| exact_number(&n, what)).transpose();
+        let by = exact(b.value, "value")?.unwrap_or(1.0);
+        let (max, min) = (exact(b.max, "max")?, exact(b.min, "min")?);
         if by < 0.0 {
             return Err(ApiError::bad_request(
                 "value must not be negative: step the other way instead",
             ));
         }
-        let (limit, other) = if sign > 0.0 {
-            (b.max, b.min)
-        } else {
-            (b.min, b.max)
-        };
+        let (limit, other) = if sign > 0.0 { (max, min) } else { (min, max) };
         if other.is_some() {
             return Err(ApiError::bad_request(if sign > 0.0 {
                 "an increment is bounded by max, not min"

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{Caller, Via, caller};
-use super::databases::{Flavor, Legacy, Tables, parse_permissions, split_bulk_document};
+use super::databases::{
+    Flavor, Legacy, Tables, exact_number, parse_permissions, split_bulk_document,
+};
 use super::error::ApiError;
 use super::extract::Body;
 use super::{blocking, list};
@@ -664,7 +666,7 @@ fn parse_operation(mut op: Map<String, Value>) -> Result<StagedOp, ApiError> {
             let number = |v: Option<Value>, what: &str| -> Result<Option<f64>, ApiError> {
                 match v {
                     None | Some(Value::Null) => Ok(None),
-                    Some(Value::Number(n)) => Ok(n.as_f64()),
+                    Some(Value::Number(n)) => exact_number(&n, what).map(Some),
                     Some(_) => Err(ApiError::bad_request(format!("{what} must be a number"))),
                 }
             };
