@@ -755,3 +755,79 @@ async fn account_jwts_take_a_duration() {
         );
     }
 }
+
+#[tokio::test]
+async fn updating_a_table_or_database_keeps_what_the_body_leaves_out() {
+    let s = start().await;
+    let auth = [("X-Appwrite-Key", s.key.as_str())];
+    let (_, jwt) = s.sign_in("a").await;
+    let a = [("X-Appwrite-JWT", jwt.as_str())];
+    let table = "/v1/tablesdb/db/tables/birthdays";
+    let (status, t) = s
+        .call(Method::PUT, table, &auth, Some(json!({"name": "Days"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    common::models::assert_model("Table", &t);
+    assert_eq!(
+        (
+            &t["name"],
+            &t["rowSecurity"],
+            &t["$permissions"],
+            &t["enabled"]
+        ),
+        (
+            &json!("Days"),
+            &json!(true),
+            &json!(["create(\"users\")"]),
+            &json!(true)
+        )
+    );
+    assert_eq!(s.names(&a).await.1["names"], json!(["Kevin"]));
+    // A user may not change it; with row security off and no read grant, user-a reads nothing.
+    appwrite_error(
+        s.call(Method::PUT, table, &a, Some(json!({"rowSecurity": false})))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    let (status, t) = s
+        .call(
+            Method::PUT,
+            "/v1/databases/db/collections/birthdays",
+            &auth,
+            Some(json!({"documentSecurity": false, "purge": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    common::models::assert_model("Collection", &t);
+    assert_eq!(
+        (&t["name"], &t["documentSecurity"]),
+        (&json!("Days"), &json!(false))
+    );
+    assert_eq!(s.names(&a).await.0, StatusCode::UNAUTHORIZED);
+    // A disabled database is missing for users, not for keys.
+    let (status, d) = s
+        .call(
+            Method::PUT,
+            "/v1/tablesdb/db",
+            &auth,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    common::models::assert_model("Database", &d);
+    assert_eq!((&d["name"], &d["enabled"]), (&json!("db"), &json!(false)));
+    assert_eq!(s.names(&a).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.names(&auth).await.1["total"], 3);
+    appwrite_error(
+        s.call(
+            Method::PUT,
+            "/v1/tablesdb/db",
+            &auth,
+            Some(json!({"replicas": 2})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+}

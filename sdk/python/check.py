@@ -150,6 +150,10 @@ refused("missing table", lambda: tables.get_table("db", "nothing"), 404, "table_
 tables.delete_row("db", "books", "b1")
 refused("deleted row", lambda: tables.get_row("db", "books", "b1"), 404, "row_not_found")
 
+renamed = tables.update_table("db", "books", name="Library")
+expect("table renamed, the rest kept", (renamed.name, renamed.permissions, renamed.rowsecurity), ("Library", ['read("users")'], False))
+expect("database renamed", tables.update("db", name="Main").name, "Main")
+
 # --- Transactions: staged operations are invisible until the commit, then land together.
 tx = tables.create_transaction(ttl=120)
 expect("transaction", (tx.status, tx.operations), ("pending", 0))
