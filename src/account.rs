@@ -4,7 +4,7 @@
 use crate::access::{Audience, check_scope};
 use crate::auth::prefs::{self, Owner};
 use crate::auth::sessions::{self, Session};
-use crate::auth::users::{self, User};
+use crate::auth::users::{self, AccountChange, User};
 use crate::client::Client;
 use crate::error::{Error, ResourceKind, Result};
 use crate::perm::{Principal, Scope, UserAuth};
@@ -104,6 +104,45 @@ impl Account {
             .client
             .require_own(Scope::UsersWrite, "updating preferences")?;
         prefs::replace(&self.client.db.inner, Owner::User(&id), prefs)
+    }
+
+    /// Renames the signed-in user (at most 128 characters).
+    pub fn update_name(&self, name: &str) -> Result<User> {
+        self.change(AccountChange::Name(name), None, "updating the name")
+    }
+
+    /// Changes the signed-in user's email, proven by their current `password`. The new
+    /// email is unverified until verified again (`users/verified` roles are lost), and
+    /// must not be another account's (any case).
+    pub fn update_email(&self, email: &str, password: &str) -> Result<User> {
+        self.change(
+            AccountChange::Email(email),
+            Some(password),
+            "updating the email",
+        )
+    }
+
+    /// Changes the signed-in user's password, proven by the current one (`old_password`).
+    /// Every other session of the user ends, with the tokens made from them; the client's
+    /// own session stays. Wrong old passwords are throttled as sign-ins are.
+    pub fn update_password(&self, password: &str, old_password: &str) -> Result<User> {
+        self.change(
+            AccountChange::Password(password),
+            Some(old_password),
+            "updating the password",
+        )
+    }
+
+    fn change(&self, change: AccountChange<'_>, proof: Option<&str>, what: &str) -> Result<User> {
+        let (id, session) = self.user_and_session(Scope::UsersWrite, what)?;
+        let _acting = self.client.require_own(Scope::UsersWrite, what)?;
+        users::change_account(
+            &self.client.db.inner,
+            &id,
+            change,
+            proof,
+            session.as_deref(),
+        )
     }
 
     /// The user's sessions (without secrets); `current` marks the client's own.

@@ -9,7 +9,7 @@ use crate::auth::keys::{self as api_keys, ApiKey};
 use crate::auth::prefs::{self, Owner};
 use crate::auth::sessions;
 use crate::auth::teams::{self, Membership, Team};
-use crate::auth::users::{self, User};
+use crate::auth::users::{self, AccountChange, User};
 use crate::client::Client;
 use crate::collection::{Revoked, revoke_grants};
 use crate::error::Result;
@@ -139,6 +139,26 @@ impl Users {
             u.labels = labels;
             Ok(())
         })
+    }
+
+    /// Renames user `id` (at most 128 characters).
+    pub fn update_name(&self, id: &str, name: &str) -> Result<User> {
+        self.change(id, AccountChange::Name(name))
+    }
+
+    /// Changes user `id`'s email (unique in any case); it is unverified from then on.
+    pub fn update_email(&self, id: &str, email: &str) -> Result<User> {
+        self.change(id, AccountChange::Email(email))
+    }
+
+    /// Sets user `id`'s password; every session of the user ends, with its tokens.
+    pub fn update_password(&self, id: &str, password: &str) -> Result<User> {
+        self.change(id, AccountChange::Password(password))
+    }
+
+    fn change(&self, id: &str, change: AccountChange<'_>) -> Result<User> {
+        let _acting = self.client.require(Scope::UsersWrite, "updating users")?;
+        users::change_account(self.db(), id, change, None, None)
     }
 
     /// Marks the user's email verified or not (changes `users/verified` and friends).

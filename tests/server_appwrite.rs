@@ -831,3 +831,151 @@ async fn updating_a_table_or_database_keeps_what_the_body_leaves_out() {
         "general_argument_invalid",
     );
 }
+
+#[tokio::test]
+async fn account_name_email_and_password_changes() {
+    let s = start().await;
+    let (secret, jwt) = s.sign_in("a").await;
+    let (other, _) = s.sign_in("a").await;
+    let me = [("X-Appwrite-Session", secret.as_str())];
+    let (status, user) = s
+        .call(
+            Method::PATCH,
+            "/v1/account/name",
+            &me,
+            Some(json!({"name": "Ann"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    common::models::assert_model("User", &user);
+    assert_eq!(user["name"], "Ann");
+    appwrite_error(
+        s.call(
+            Method::PATCH,
+            "/v1/account/email",
+            &me,
+            Some(json!({"email": "ann@example.com", "password": "nope-nope"})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_invalid_credentials",
+    );
+    appwrite_error(
+        s.call(
+            Method::PATCH,
+            "/v1/account/email",
+            &me,
+            Some(json!({"email": "b@example.com", "password": "password-a"})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "user_already_exists",
+    );
+    let (status, user) = s
+        .call(
+            Method::PATCH,
+            "/v1/account/email",
+            &me,
+            Some(json!({"email": "ann@example.com", "password": "password-a"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &user["email"]),
+        (StatusCode::OK, &json!("ann@example.com"))
+    );
+    // Without oldPassword the change is refused as a wrong password.
+    appwrite_error(
+        s.call(
+            Method::PATCH,
+            "/v1/account/password",
+            &me,
+            Some(json!({"password": "password-2"})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_invalid_credentials",
+    );
+    let (status, _) = s
+        .call(
+            Method::PATCH,
+            "/v1/account/password",
+            &me,
+            Some(json!({"password": "password-2", "oldPassword": "password-a"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // This session and its token stay; the other session ends.
+    assert_eq!(
+        s.call(Method::GET, "/v1/account", &me, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.names(&[("X-Appwrite-JWT", jwt.as_str())]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.call(
+            Method::GET,
+            "/v1/account",
+            &[("X-Appwrite-Session", other.as_str())],
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // By key: a token cannot do it, a key can.
+    appwrite_error(
+        s.call(
+            Method::PATCH,
+            "/v1/users/user-b/name",
+            &[("X-Appwrite-JWT", jwt.as_str())],
+            Some(json!({"name": "B"})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "user_unauthorized",
+    );
+    let auth = [("X-Appwrite-Key", s.key.as_str())];
+    let cases: [(&str, Value, &str, Value); 4] = [
+        (
+            "/v1/users/user-b/name",
+            json!({"name": "Bea"}),
+            "name",
+            json!("Bea"),
+        ),
+        (
+            "/v1/users/user-b/email",
+            json!({"email": "bea@example.com"}),
+            "email",
+            json!("bea@example.com"),
+        ),
+        (
+            "/v1/users/user-b/password",
+            json!({"password": "password-bea"}),
+            "$id",
+            json!("user-b"),
+        ),
+        (
+            "/v1/users/user-b/verification",
+            json!({"emailVerification": true}),
+            "emailVerification",
+            json!(true),
+        ),
+    ];
+    for (path, body, field, want) in cases {
+        let (status, user) = s.call(Method::PATCH, path, &auth, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {user}");
+        common::models::assert_model("User", &user);
+        assert_eq!(user[field], want, "{path}");
+    }
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/v1/account/sessions/email",
+            &auth,
+            Some(json!({"email": "bea@example.com", "password": "password-bea"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}

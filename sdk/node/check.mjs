@@ -138,6 +138,13 @@ page = await new TablesDB(client().setJWT(minted.jwt)).listRows({ databaseId: 'd
 expect('users.createJWT acts as user-a', page.rows.map((r) => r.name), ['Kevin']);
 await refused('duplicate user', () => users.create({ userId: 'user-a', email: 'x@example.com', password: 'password-x' }), 409, 'user_already_exists');
 await refused('wrong password', () => new Account(client()).createEmailPasswordSession({ email: 'a@example.com', password: 'wrong-one' }), 401, 'user_invalid_credentials');
+expect('account name', (await new Account(withSession).updateName({ name: 'Ann' })).name, 'Ann');
+await refused('an email change with a wrong password', () => new Account(withSession).updateEmail({ email: 'ann@example.com', password: 'wrong-one' }), 401, 'user_invalid_credentials');
+expect('account email', (await new Account(withSession).updateEmail({ email: 'ann@example.com', password: 'password-a' })).email, 'ann@example.com');
+expect('account password', (await new Account(withSession).updatePassword({ password: 'password-a2', oldPassword: 'password-a' })).$id, 'user-a');
+expect('users: name', (await users.updateName({ userId: 'user-c', name: 'Cy' })).name, 'Cy');
+expect('users: email', (await users.updateEmail({ userId: 'user-c', email: 'cy@example.com' })).email, 'cy@example.com');
+expect('users: password', (await users.updatePassword({ userId: 'user-c', password: 'password-c2' })).$id, 'user-c');
 const teams = new Teams(admin);
 const team = await teams.create({ teamId: 't1', name: 'Team' });
 expect('team', [team.$id, team.total, team.prefs], ['t1', 0, {}]);

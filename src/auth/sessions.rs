@@ -230,7 +230,20 @@ pub(crate) fn delete_sessions(db: &DbInner, user_id: &str) -> Result<()> {
 }
 
 pub(crate) fn remove_all(store: &Store, batch: &mut WriteBatch, user_id: &str) -> Result<()> {
+    remove_all_but(store, batch, user_id, None)
+}
+
+/// Removes every session of the user except `keep`, into `batch`.
+pub(crate) fn remove_all_but(
+    store: &Store,
+    batch: &mut WriteBatch,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<()> {
     for id in child_ids(store, &keys::auth_children(b'S', user_id))? {
+        if keep == Some(id.as_str()) {
+            continue;
+        }
         batch.remove(Tree::Auth, session_key(&id));
         batch.remove(Tree::Auth, by_user_key(user_id, &id));
     }

@@ -227,6 +227,97 @@ pub(crate) fn update_user(
     })
 }
 
+/// A change to an account's name, email or password.
+#[derive(Clone, Copy)]
+pub(crate) enum AccountChange<'a> {
+    Name(&'a str),
+    Email(&'a str),
+    Password(&'a str),
+}
+
+/// Changes user `id`'s name, email or password.
+///
+/// With `proof` (a user changing their own account), the current password is checked
+/// first, throttled as a sign-in for the account's email is, and the change is refused if
+/// the password changed meanwhile. A new email is unverified (the user loses the
+/// `users/verified` roles until it is verified again). A new password ends every session
+/// of the user except `keep` (the caller's own), and the tokens made from them.
+pub(crate) fn change_account(
+    db: &DbInner,
+    id: &str,
+    change: AccountChange<'_>,
+    proof: Option<&str>,
+    keep: Option<&str>,
+) -> Result<User> {
+    match change {
+        AccountChange::Name(name) => check_user_name(name)?,
+        AccountChange::Email(email) => check_email(email)?,
+        AccountChange::Password(password) => super::password::check_password(password)?,
+    }
+    let proven_hash = match proof {
+        None => None,
+        Some(password) => {
+            let user = require_user(&db.store, id)?;
+            let attempt = db
+                .throttle
+                .begin(&user.email.to_lowercase(), db.options.clock.now())?;
+            if !super::password::verify(password, &user.password_hash) {
+                return Err(Error::Unauthorized(
+                    super::sessions::INVALID_CREDENTIALS.into(),
+                ));
+            }
+            db.throttle.succeeded(attempt);
+            Some(user.password_hash)
+        }
+    };
+    // Hash before taking the writer lock: it is the slow part.
+    let new_hash = match change {
+        AccountChange::Password(password) => Some(super::password::hash(
+            password,
+            db.options.password_hashing,
+        )?),
+        _ => None,
+    };
+    let now = db.now_ms();
+    db.write(|store, batch| {
+        let mut r = require_user(store, id)?;
+        if proven_hash.as_ref().is_some_and(|h| *h != r.password_hash) {
+            return Err(Error::Unauthorized(
+                super::sessions::INVALID_CREDENTIALS.into(),
+            ));
+        }
+        match change {
+            AccountChange::Name(name) => r.name = name.to_owned(),
+            AccountChange::Email(email) => {
+                let taken = store
+                    .get(Tree::Auth, &email_key(email))?
+                    .is_some_and(|owner| *owner != *id.as_bytes());
+                if taken {
+                    return Err(Error::conflict(
+                        ResourceKind::User,
+                        "a user with this email already exists",
+                    ));
+                }
+                batch.remove(Tree::Auth, email_key(&r.email));
+                batch.put(Tree::Auth, email_key(email), id.as_bytes().to_vec());
+                if r.email.to_lowercase() != email.to_lowercase() {
+                    r.email_verified = false;
+                }
+                r.email = email.to_owned();
+            }
+            AccountChange::Password(_) => {
+                if let Some(hash) = &new_hash {
+                    r.password_hash = hash.clone();
+                }
+                super::sessions::remove_all_but(store, batch, id, keep)?;
+            }
+        }
+        r.updated_ms = now;
+        put(batch, user_key(id), &r)?;
+        Ok(r.public())
+    })
+}
+
 pub(crate) fn check_labels(labels: &[&str]) -> Result<Vec<String>> {
     if labels.len() > MAX_LABELS {
         return Err(Error::LimitExceeded(format!(

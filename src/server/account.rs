@@ -23,6 +23,9 @@ pub(super) fn routes() -> Router<Db> {
     Router::new()
         .route("/account", post(create).get(get_account))
         .route("/account/prefs", get(get_prefs).patch(update_prefs))
+        .route("/account/name", axum::routing::patch(update_name))
+        .route("/account/email", axum::routing::patch(update_email))
+        .route("/account/password", axum::routing::patch(update_password))
         .route("/account/sessions/email", post(create_session))
         .route(
             "/account/sessions",
@@ -302,6 +305,73 @@ async fn update_prefs(
         // Read first: a caller who may not read the account changes nothing.
         let user = account.get()?;
         account.update_prefs(b.prefs)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewName {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEmail {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+    /// Appwrite makes it optional for accounts without a password; every permdb account
+    /// has one, so a missing one is a wrong one.
+    #[serde(default)]
+    old_password: Option<String>,
+}
+
+async fn update_name(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<NewName>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let user = caller(&db, &headers)?
+            .client
+            .account()
+            .update_name(&b.name)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
+}
+
+/// `PATCH /account/email`: proven by the current password; the new email is unverified.
+async fn update_email(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<NewEmail>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let account = caller(&db, &headers)?.client.account();
+        let user = account.update_email(&b.email, &b.password)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
+}
+
+/// `PATCH /account/password`: proven by `oldPassword`; the user's other sessions end.
+async fn update_password(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Body(b): Body<NewPassword>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let account = caller(&db, &headers)?.client.account();
+        let old = b.old_password.unwrap_or_default();
+        let user = account.update_password(&b.password, &old)?;
         Ok(Json(model::user_of(&db, &user)?).into_response())
     })
     .await

@@ -21,6 +21,10 @@ pub(super) fn routes() -> Router<Db> {
         .route("/users", post(create_user).get(list_users))
         .route("/users/{id}", get(get_user).delete(delete_user))
         .route("/users/{id}/status", patch(update_status))
+        .route("/users/{id}/name", patch(update_user_name))
+        .route("/users/{id}/verification", patch(update_user_verification))
+        .route("/users/{id}/email", patch(update_user_email))
+        .route("/users/{id}/password", patch(update_user_password))
         .route("/users/{id}/labels", put(update_labels))
         .route(
             "/users/{id}/prefs",
@@ -124,6 +128,97 @@ async fn update_status(
             .client
             .users()
             .update_status(&id, b.status)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Verification {
+    email_verification: bool,
+}
+
+/// `PATCH /users/{id}/verification`: marks the email verified or not (the
+/// `users/verified` and `user:ID/verified` roles follow).
+async fn update_user_verification(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<Verification>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let user = caller(&db, &headers)?
+            .client
+            .users()
+            .update_email_verification(&id, b.email_verification)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserName {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEmail {
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPassword {
+    password: String,
+}
+
+async fn update_user_name(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<UserName>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let user = caller(&db, &headers)?
+            .client
+            .users()
+            .update_name(&id, &b.name)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
+}
+
+async fn update_user_email(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<UserEmail>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let user = caller(&db, &headers)?
+            .client
+            .users()
+            .update_email(&id, &b.email)?;
+        Ok(Json(model::user_of(&db, &user)?).into_response())
+    })
+    .await
+}
+
+/// `PATCH /users/{id}/password`: every session of the user ends.
+async fn update_user_password(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(b): Body<UserPassword>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let user = caller(&db, &headers)?
+            .client
+            .users()
+            .update_password(&id, &b.password)?;
         Ok(Json(model::user_of(&db, &user)?).into_response())
     })
     .await
