@@ -827,6 +827,16 @@ fn to_object(data: impl Serialize, limits: Limits) -> Result<Map<String, Value>>
         }
     }
     check_field_count(&map, limits)?;
+    // The document as a whole is one level: its values may nest `max_depth - 1` more.
+    if map
+        .values()
+        .any(|v| crate::value::too_deep(v, limits.max_depth.saturating_sub(1)))
+    {
+        return Err(Error::LimitExceeded(format!(
+            "document nested deeper than {} levels",
+            limits.max_depth
+        )));
+    }
     Ok(map)
 }
 

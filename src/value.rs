@@ -23,6 +23,23 @@ pub(crate) fn flatten(value: &Value, max_depth: usize, out: &mut Vec<Node>) -> R
     flatten_at(value, 0, max_depth, out)
 }
 
+/// Whether `value` nests containers deeper than `max_depth`, as [`flatten`] would refuse
+/// it (without building anything).
+pub(crate) fn too_deep(value: &Value, max_depth: usize) -> bool {
+    fn at(value: &Value, depth: usize, max_depth: usize) -> bool {
+        match value {
+            Value::Array(items) => {
+                depth >= max_depth || items.iter().any(|v| at(v, depth + 1, max_depth))
+            }
+            Value::Object(map) => {
+                depth >= max_depth || map.values().any(|v| at(v, depth + 1, max_depth))
+            }
+            _ => false,
+        }
+    }
+    at(value, 0, max_depth)
+}
+
 fn flatten_at(
     value: &Value,
     depth: usize,

@@ -219,7 +219,7 @@ async fn a_failing_operation_fails_the_commit_and_writes_nothing() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(t["status"], "rolled_back");
-    assert_eq!(t["operations"], 0);
+    assert_eq!(t["operations"], 1, "what was staged is still counted");
     appwrite_error(
         key(&s, Method::POST, &path, Some(one)).await,
         StatusCode::BAD_REQUEST,
@@ -601,4 +601,176 @@ async fn increments_take_only_steps_they_apply_exactly() {
     .await;
     assert_eq!(status, StatusCode::OK, "{row}");
     assert_eq!(row["n"], 9_007_199_254_740_992_u64);
+}
+
+/// Red-team round 1: what staged data may hold, who owns a transaction, and what
+/// counts against the limits.
+#[tokio::test]
+async fn staging_is_bounded_and_owned_by_one_key_or_one_account() {
+    let s = start().await;
+    let auth = [("X-Appwrite-Key", s.key.as_str())];
+    // Checked when staged, not only at commit: data deeper than the store takes.
+    let tx = new_tx(&s, &auth).await;
+    let ops = format!("/v1/tablesdb/transactions/{tx}/operations");
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({ "d": deep });
+    }
+    let (status, body) = key(
+        &s,
+        Method::POST,
+        &ops,
+        Some(json!({"operations": [{"action": "update", "databaseId": "db", "tableId": "birthdays", "rowId": "doc1", "data": {"x": deep}}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("nested deeper"),
+        "{body}"
+    );
+    // At most 4 MiB staged in one transaction: 60 KB a request runs into it.
+    let big = "x".repeat(60_000);
+    let mut refused_at = None;
+    for i in 0..100 {
+        let (status, body) = key(
+            &s,
+            Method::POST,
+            &ops,
+            Some(json!({"operations": [{"action": "update", "databaseId": "db", "tableId": "birthdays", "rowId": "doc1", "data": {"s": big}}]})),
+        )
+        .await;
+        if status != StatusCode::CREATED {
+            appwrite_error(
+                (status, body),
+                StatusCode::TOO_MANY_REQUESTS,
+                "transaction_limit_exceeded",
+            );
+            refused_at = Some(i);
+            break;
+        }
+    }
+    let refused_at = refused_at.expect("4 MiB of staged data was taken");
+    assert!((60..=75).contains(&refused_at), "refused at {refused_at}");
+
+    // Another key does not see this key's transaction.
+    let other =
+        s.db.root()
+            .keys()
+            .create(
+                "other",
+                &[permdb::Scope::DocumentsRead, permdb::Scope::DocumentsWrite],
+            )
+            .unwrap()
+            .secret;
+    let b = [("X-Appwrite-Key", other.as_str())];
+    appwrite_error(
+        s.call(
+            Method::GET,
+            &format!("/v1/tablesdb/transactions/{tx}"),
+            &b,
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+    appwrite_error(
+        s.call(Method::POST, &ops, &b, Some(json!({"operations": [{"action": "delete", "databaseId": "db", "tableId": "birthdays", "rowId": "doc1"}]}))).await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+    // Deleted once; a second delete finds nothing.
+    let path = format!("/v1/tablesdb/transactions/{tx}");
+    assert_eq!(
+        key(&s, Method::DELETE, &path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    appwrite_error(
+        key(&s, Method::DELETE, &path, None).await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+
+    // Ended transactions do not count against the 20 pending.
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(new_tx(&s, &auth).await);
+    }
+    appwrite_error(
+        s.call(
+            Method::POST,
+            "/v1/tablesdb/transactions",
+            &auth,
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "transaction_limit_exceeded",
+    );
+    let (status, _) = key(
+        &s,
+        Method::PATCH,
+        &format!("/v1/tablesdb/transactions/{}", ids[0]),
+        Some(json!({"rollback": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    new_tx(&s, &auth).await;
+
+    // A deleted account's transactions do not pass to a new account with its id.
+    let (secret, _) = s.sign_in("b").await;
+    let tx = new_tx(&s, &[("X-Appwrite-Session", secret.as_str())]).await;
+    assert_eq!(
+        key(&s, Method::DELETE, "/v1/users/user-b", None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/v1/account",
+            &[],
+            Some(json!({"userId": "user-b", "email": "b@example.com", "password": "password-b"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (secret, _) = s.sign_in("b").await;
+    let new_b = [("X-Appwrite-Session", secret.as_str())];
+    appwrite_error(
+        s.call(
+            Method::GET,
+            &format!("/v1/tablesdb/transactions/{tx}"),
+            &new_b,
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "transaction_not_found",
+    );
+    let (_, listed) = s
+        .call(Method::GET, "/v1/tablesdb/transactions", &new_b, None)
+        .await;
+    assert_eq!(listed["total"], 0, "{listed}");
+
+    // A transaction id in the query string of a write is refused, not ignored.
+    appwrite_error(
+        key(
+            &s,
+            Method::POST,
+            &format!("{ROWS}?transactionId={tx}"),
+            Some(json!({"rowId": "q", "data": {"name": "Q"}})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "general_argument_invalid",
+    );
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+    let (status, body) = key(&s, Method::GET, "/v1/tablesdb/transactions?search=a", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown query parameter"),
+        "{body}"
+    );
 }

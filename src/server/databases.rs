@@ -27,6 +27,23 @@ pub(super) fn routes() -> Router<Db> {
         .merge(routes_of::<Tables>())
         .merge(document_routes::<Nuvix>())
         .merge(transactions::all_routes())
+        .layer(axum::middleware::from_fn(transaction_in_query))
+}
+
+/// A write naming `transactionId` in its query string is refused: the SDKs send it in
+/// the JSON body, and a write that ignored it would land at once instead of being staged.
+async fn transaction_in_query(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let named = request.method() != axum::http::Method::GET
+        && form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .any(|(k, _)| k == "transactionId");
+    if named {
+        return ApiError::bad_request("transactionId goes in the JSON body of a write")
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// The document routes alone: all Nuvix's client uses.

@@ -51,8 +51,11 @@ pub(crate) fn params(raw: Option<&str>, searchable: bool) -> Result<ListParams, 
             "ttl" => {
                 return Err(ApiError::bad_request("ttl must be 0 to 86400 seconds"));
             }
-            "search" | "total" => {
-                return Err(ApiError::bad_request(format!("{key} given more than once")));
+            "total" => {
+                return Err(ApiError::bad_request("total given more than once"));
+            }
+            "search" if searchable => {
+                return Err(ApiError::bad_request("search given more than once"));
             }
             _ => {
                 return Err(ApiError::bad_request(format!(

@@ -27,10 +27,15 @@ const TTL_MIN: u32 = 60;
 const TTL_MAX: u32 = 3600;
 /// Most operations one transaction stages (a bulk operation counts as one).
 pub(crate) const MAX_OPERATIONS: usize = 100;
-/// Most transactions one owner keeps at once, and the server in all: staged operations
-/// live in memory until they are committed, rolled back or expire.
-const MAX_PER_OWNER: usize = 20;
-const MAX_OPEN: usize = 2000;
+/// Staged operations live in memory until the commit, the rollback or the expiry, so
+/// what they hold is bounded: per transaction, per owner, and for users in all (an API
+/// key's transactions count only against that key, so a flood of sign-ups cannot lock
+/// the server's own backends out). Bytes are the staged data's JSON size.
+const MAX_TRANSACTION_BYTES: usize = 4 << 20;
+const MAX_PENDING_PER_OWNER: usize = 20;
+const MAX_OWNER_BYTES: usize = 16 << 20;
+const MAX_USERS_PENDING: usize = 2000;
+const MAX_USERS_BYTES: usize = 256 << 20;
 
 /// The transactions of one router, by id.
 #[derive(Default)]
@@ -38,12 +43,22 @@ pub(crate) struct Registry {
     open: Mutex<HashMap<String, Staged>>,
 }
 
-/// Who may use a transaction: API keys (any key, as Appwrite), or one user (any of the
-/// user's sessions and tokens). Guests may not make transactions.
+/// Who may use a transaction: the API key that made it, or the user account that made
+/// it (any of its sessions and tokens; `account` tells a deleted account from a new one
+/// given the same id). Guests may not make transactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {
-    Key,
-    User(String),
+    Key(String),
+    User {
+        id: String,
+        account: Option<Vec<u8>>,
+    },
+}
+
+impl Owner {
+    fn is_user(&self) -> bool {
+        matches!(self, Owner::User { .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +89,11 @@ struct Staged {
     updated_ms: i64,
     expires_ms: i64,
     status: Status,
+    /// Operations staged: what the model counts (kept once `ops` is dropped).
+    count: usize,
+    /// The JSON size of what `ops` holds.
+    bytes: usize,
+    /// Held while pending; dropped when the transaction ends.
     ops: Vec<StagedOp>,
 }
 
@@ -113,9 +133,69 @@ impl Staged {
     fn live(&self, now: i64) -> bool {
         self.expires_ms > now || self.status == Status::Committing
     }
+
+    /// Whether it holds staged operations (pending or being committed).
+    fn open(&self) -> bool {
+        matches!(self.status, Status::Pending | Status::Committing)
+    }
+
+    /// Ends it: its operations are dropped, their count kept.
+    fn finish(&mut self, status: Status, now: i64) {
+        self.status = status;
+        self.updated_ms = now;
+        self.ops = Vec::new();
+        self.bytes = 0;
+    }
+}
+
+/// The open transactions' count and bytes of `owner`, and of all users'.
+fn usage(open: &HashMap<String, Staged>, owner: &Owner) -> (usize, usize, usize, usize) {
+    let (mut mine, mut mine_bytes, mut users, mut users_bytes) = (0, 0, 0, 0);
+    for t in open.values().filter(|t| t.open()) {
+        if t.owner == *owner {
+            mine += 1;
+            mine_bytes += t.bytes;
+        }
+        if t.owner.is_user() {
+            users += 1;
+            users_bytes += t.bytes;
+        }
+    }
+    (mine, mine_bytes, users, users_bytes)
+}
+
+fn too_much(what: String) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "transaction_limit_exceeded",
+        what,
+    )
 }
 
 impl StagedOp {
+    /// The JSON size of what this operation holds, roughly (ids and data).
+    fn size(&self) -> usize {
+        let json =
+            |m: &Map<String, Value>| serde_json::to_vec(m).map_or(usize::MAX / 4, |v| v.len());
+        let docs =
+            |d: &[BulkDocument]| d.iter().map(|(id, m, _)| id.len() + json(m)).sum::<usize>();
+        let target = self.target();
+        64 + target.schema.len()
+            + target.collection.len()
+            + match self {
+                StagedOp::Create(_, id, m, _)
+                | StagedOp::Upsert(_, id, m, _)
+                | StagedOp::Update(_, id, m, _) => id.len() + json(m),
+                StagedOp::Increment { id, attribute, .. } => id.len() + attribute.len(),
+                StagedOp::Delete(_, id) => id.len(),
+                StagedOp::BulkCreate(_, d) | StagedOp::BulkUpsert(_, d) => docs(d),
+                StagedOp::UpdateWhere(_, q, m) => {
+                    json(m) + q.iter().map(|q| q.to_json().len()).sum::<usize>()
+                }
+                StagedOp::DeleteWhere(_, q) => q.iter().map(|q| q.to_json().len()).sum(),
+            }
+    }
+
     fn is_bulk(&self) -> bool {
         matches!(
             self,
@@ -184,14 +264,15 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// The owner a caller acts as; guests have none. A key needs `documents.write`.
-fn owner_of(caller: &Caller) -> Result<Owner, ApiError> {
+fn owner_of(db: &Db, caller: &Caller) -> Result<Owner, ApiError> {
     let principal = caller.client.require_documents(true)?;
-    if caller.via == Via::Key {
-        return Ok(Owner::Key);
-    }
-    match principal.user_id() {
-        Some(user) => Ok(Owner::User(user.to_owned())),
-        None => Err(ApiError::new(
+    match &*principal {
+        crate::perm::Principal::Key { id, .. } => Ok(Owner::Key(id.clone())),
+        crate::perm::Principal::User { id, .. } => Ok(Owner::User {
+            id: id.clone(),
+            account: crate::auth::users::incarnation(&db.inner.store, id)?,
+        }),
+        _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "user_unauthorized",
             "transactions need a signed-in user or an API key",
@@ -204,8 +285,7 @@ impl Registry {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on transaction `id` if `owner` may use it; an expired one is dropped and
-    /// answered `transaction_expired`, one of another owner as a missing one.
+    /// Runs `f` on transaction `id` if `owner` may use it (see [`find`]).
     fn with<T>(
         &self,
         now: i64,
@@ -214,20 +294,7 @@ impl Registry {
         f: impl FnOnce(&mut Staged) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let mut open = self.lock();
-        open.retain(|key, t| t.live(now) || key == id);
-        let staged = match open.get_mut(id) {
-            Some(t) if t.owner == *owner => t,
-            _ => return Err(not_found(id)),
-        };
-        if staged.expires_ms <= now {
-            open.remove(id);
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "transaction_expired",
-                format!("transaction {id:?} expired"),
-            ));
-        }
-        f(staged)
+        f(find(&mut open, now, id, owner)?)
     }
 
     /// Adds `ops` to pending transaction `id`.
@@ -238,14 +305,39 @@ impl Registry {
         id: &str,
         ops: Vec<StagedOp>,
     ) -> Result<(), ApiError> {
-        let owner = owner_of(caller)?;
+        let owner = owner_of(db, caller)?;
         if caller.via != Via::Key && ops.iter().any(StagedOp::is_bulk) {
             return Err(key_only());
         }
+        // What needs no store is checked now (ids, data size and depth, permission
+        // strings), into a transaction that is dropped: the commit checks it all again.
+        let mut trial = caller.client.transaction();
+        for op in &ops {
+            op.stage(&mut trial)?;
+        }
+        let bytes: usize = ops.iter().map(StagedOp::size).sum();
         let now = db.inner.now_ms();
-        self.with(now, id, &owner, |t| {
+        let mut open = self.lock();
+        let (_, owner_bytes, _, users_bytes) = usage(&open, &owner);
+        if owner_bytes.saturating_add(bytes) > MAX_OWNER_BYTES
+            || (owner.is_user() && users_bytes.saturating_add(bytes) > MAX_USERS_BYTES)
+        {
+            return Err(too_much(format!(
+                "staged data past the most kept ({} MiB per owner, {} MiB for all users)",
+                MAX_OWNER_BYTES >> 20,
+                MAX_USERS_BYTES >> 20
+            )));
+        }
+        let t = find(&mut open, now, id, &owner)?;
+        {
             if t.status != Status::Pending {
                 return Err(not_ready(t));
+            }
+            if t.bytes.saturating_add(bytes) > MAX_TRANSACTION_BYTES {
+                return Err(too_much(format!(
+                    "transaction {id:?} would hold more than {} MiB of staged data",
+                    MAX_TRANSACTION_BYTES >> 20
+                )));
             }
             if t.ops.len() + ops.len() > MAX_OPERATIONS {
                 return Err(ApiError::new(
@@ -258,11 +350,38 @@ impl Registry {
                     ),
                 ));
             }
+            t.count += ops.len();
+            t.bytes += bytes;
             t.ops.extend(ops);
             t.updated_ms = now;
             Ok(())
-        })
+        }
     }
+}
+
+/// Transaction `id` if `owner` may use it. Expired ones are swept first; an expired one
+/// asked for is dropped and answered `transaction_expired`, one of another owner as a
+/// missing one.
+fn find<'a>(
+    open: &'a mut HashMap<String, Staged>,
+    now: i64,
+    id: &str,
+    owner: &Owner,
+) -> Result<&'a mut Staged, ApiError> {
+    open.retain(|key, t| t.live(now) || key == id);
+    match open.get(id) {
+        Some(t) if t.owner == *owner => {}
+        _ => return Err(not_found(id)),
+    }
+    if open.get(id).is_some_and(|t| !t.live(now)) {
+        open.remove(id);
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "transaction_expired",
+            format!("transaction {id:?} expired"),
+        ));
+    }
+    open.get_mut(id).ok_or_else(|| not_found(id))
 }
 
 fn key_only() -> ApiError {
@@ -296,7 +415,7 @@ fn model(t: &Staged) -> Value {
         "$createdAt": time(t.created_ms),
         "$updatedAt": time(t.updated_ms),
         "status": t.status.as_str(),
-        "operations": t.ops.len(),
+        "operations": t.count,
         "expiresAt": time(t.expires_ms),
     })
 }
@@ -342,18 +461,15 @@ async fn create<F: Flavor>(
                 "ttl must be a whole number of seconds, {TTL_MIN} to {TTL_MAX}"
             )));
         }
-        let owner = owner_of(&caller(&db, &headers)?)?;
+        let owner = owner_of(&db, &caller(&db, &headers)?)?;
         let now = db.inner.now_ms();
         let mut open = registry.lock();
         open.retain(|_, t| t.live(now));
-        if open.len() >= MAX_OPEN || open.values().filter(|t| t.owner == owner).count() >= MAX_PER_OWNER {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "transaction_limit_exceeded",
-                format!(
-                    "too many open transactions (at most {MAX_PER_OWNER} each, {MAX_OPEN} in all): commit, roll back or delete some"
-                ),
-            ));
+        let (mine, _, users, _) = usage(&open, &owner);
+        if mine >= MAX_PENDING_PER_OWNER || (owner.is_user() && users >= MAX_USERS_PENDING) {
+            return Err(too_much(format!(
+                "too many pending transactions (at most {MAX_PENDING_PER_OWNER} each, {MAX_USERS_PENDING} for all users): commit, roll back or delete some"
+            )));
         }
         let staged = Staged {
             id: crate::ID::unique(),
@@ -363,6 +479,8 @@ async fn create<F: Flavor>(
             // A whole number of seconds within TTL_MAX, checked above.
             expires_ms: now + (ttl as i64) * 1000,
             status: Status::Pending,
+            count: 0,
+            bytes: 0,
             ops: Vec::new(),
         };
         let answer = model(&staged);
@@ -391,7 +509,7 @@ async fn list_all<F: Flavor>(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let params = list::params(raw.as_deref(), false)?;
-        let owner = owner_of(&caller(&db, &headers)?)?;
+        let owner = owner_of(&db, &caller(&db, &headers)?)?;
         let now = db.inner.now_ms();
         let mut open = registry.lock();
         open.retain(|_, t| t.live(now));
@@ -412,7 +530,7 @@ async fn get_one<F: Flavor>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let owner = owner_of(&caller(&db, &headers)?)?;
+        let owner = owner_of(&db, &caller(&db, &headers)?)?;
         let answer = registry.with(db.inner.now_ms(), &id, &owner, |t| Ok(model(t)))?;
         Ok(Json(answer).into_response())
     })
@@ -445,21 +563,21 @@ async fn update<F: Flavor>(
             ));
         }
         let caller = caller(&db, &headers)?;
-        let owner = owner_of(&caller)?;
+        let owner = owner_of(&db, &caller)?;
         let now = db.inner.now_ms();
-        // Taken out under the registry's lock, so that one commit runs at a time.
+        // Marked under the registry's lock, so that one commit runs at a time and nothing
+        // removes it meanwhile (a delete refuses, the sweep keeps it).
         let ops = registry.with(now, &id, &owner, |t| {
             if t.status != Status::Pending {
                 return Err(not_ready(t));
             }
-            t.updated_ms = now;
             if rollback {
-                t.status = Status::RolledBack;
-                t.ops.clear();
+                t.finish(Status::RolledBack, now);
                 return Ok(None);
             }
             t.status = Status::Committing;
-            Ok(Some(t.ops.clone()))
+            t.updated_ms = now;
+            Ok(Some(std::mem::take(&mut t.ops)))
         })?;
         let outcome = match ops {
             None => Ok(()),
@@ -472,16 +590,17 @@ async fn update<F: Flavor>(
         };
         let answer = {
             let mut open = registry.lock();
-            open.get_mut(&id).map(|t| {
-                if t.status == Status::Committing {
-                    t.status = finished;
-                    t.updated_ms = db.inner.now_ms();
-                }
-                model(t)
-            })
+            let t = open.get_mut(&id).ok_or_else(|| {
+                ApiError::internal(format!(
+                    "transaction {id:?} went missing while it committed"
+                ))
+            })?;
+            if t.status == Status::Committing {
+                t.finish(finished, db.inner.now_ms());
+            }
+            model(t)
         };
         outcome.map_err(F::error)?;
-        let answer = answer.ok_or_else(|| not_found(&id))?;
         Ok(Json(answer).into_response())
     })
     .await
@@ -504,14 +623,15 @@ async fn delete<F: Flavor>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let owner = owner_of(&caller(&db, &headers)?)?;
-        registry.with(db.inner.now_ms(), &id, &owner, |t| {
-            if t.status == Status::Committing {
-                return Err(not_ready(t));
-            }
-            Ok(())
-        })?;
-        registry.lock().remove(&id);
+        let owner = owner_of(&db, &caller(&db, &headers)?)?;
+        // Checked and removed under one lock: a commit that has begun is never removed
+        // from under it (it would answer its end to nobody).
+        let mut open = registry.lock();
+        let t = find(&mut open, db.inner.now_ms(), &id, &owner)?;
+        if t.status == Status::Committing {
+            return Err(not_ready(t));
+        }
+        open.remove(&id);
         Ok(super::no_content())
     })
     .await
@@ -553,7 +673,7 @@ async fn add_operations<F: Flavor>(
             .collect::<Result<Vec<_>, _>>()?;
         let caller = caller(&db, &headers)?;
         registry.stage(&db, &caller, &id, ops)?;
-        let owner = owner_of(&caller)?;
+        let owner = owner_of(&db, &caller)?;
         let answer = registry.with(db.inner.now_ms(), &id, &owner, |t| Ok(model(t)))?;
         Ok((StatusCode::CREATED, Json(answer)).into_response())
     })
