@@ -114,6 +114,29 @@ pub use transaction::{MAX_TRANSACTION_OPERATIONS, Outcome, StagedCollection, Tra
 pub mod fuzzing {
     pub use crate::fuzz_document::DocumentTarget;
 
+    /// Reads `text` as a JSON list of Appwrite's transaction operations; those that parse
+    /// are staged (shape checks) and committed as one transaction of `client`. Returns
+    /// how many parsed, and whether the commit landed.
+    pub fn commit_operations(client: &crate::Client, text: &str) -> (usize, bool) {
+        let Ok(serde_json::Value::Array(list)) = serde_json::from_str(text) else {
+            return (0, false);
+        };
+        let mut tx = client.transaction();
+        let mut parsed = 0;
+        for op in list {
+            let serde_json::Value::Object(op) = op else {
+                continue;
+            };
+            if let Ok(op) = crate::transaction::wire::parse_operation(op) {
+                parsed += 1;
+                if op.stage(&mut tx).is_err() {
+                    return (parsed, false);
+                }
+            }
+        }
+        (parsed, tx.commit().is_ok())
+    }
+
     /// Decodes a stored document record and converts it to a [`crate::Document`].
     pub fn decode_document(bytes: &[u8]) -> crate::Result<crate::Document> {
         let record: crate::document::DocRecord =

@@ -225,15 +225,8 @@ fn created(value: impl serde::Serialize) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
-pub(super) fn parse_permissions(
-    list: Option<Vec<String>>,
-) -> Result<Option<Vec<Permission>>, ApiError> {
-    list.map(|l| {
-        l.iter()
-            .map(|p| p.parse::<Permission>().map_err(ApiError::from))
-            .collect()
-    })
-    .transpose()
+fn parse_permissions(list: Option<Vec<String>>) -> Result<Option<Vec<Permission>>, ApiError> {
+    Ok(crate::transaction::wire::parse_permissions(list)?)
 }
 
 #[derive(Deserialize)]
@@ -840,21 +833,9 @@ async fn create_document<F: Flavor>(
     .map_err(F::error)
 }
 
-/// A number of an increment as an `f64`, refused when it is an integer the `f64` would
-/// round (past 2^53): the step or bound applied must be the one sent.
-pub(super) fn exact_number(n: &serde_json::Number, what: &str) -> Result<f64, ApiError> {
-    const EXACT: u64 = 1 << 53;
-    let exact = match (n.as_i64(), n.as_u64()) {
-        (Some(i), _) => i.unsigned_abs() <= EXACT,
-        (None, Some(u)) => u <= EXACT,
-        (None, None) => true,
-    };
-    match n.as_f64() {
-        Some(f) if exact && f.is_finite() => Ok(f),
-        _ => Err(ApiError::bad_request(format!(
-            "{what} must be a number within ±2^53 (9007199254740992), so that it applies exactly"
-        ))),
-    }
+/// A number of an increment (see `transaction::wire::exact_number`).
+fn exact_number(n: &serde_json::Number, what: &str) -> Result<f64, ApiError> {
+    Ok(crate::transaction::wire::exact_number(n, what)?)
 }
 
 /// Reads inside a transaction (`transactionId` on `getRow` and `listRows`) would have to
@@ -897,31 +878,9 @@ fn staged<F: Flavor>(
     })
 }
 
-/// A document of a bulk body: `$id` (`unique()` when missing), optional `$permissions`,
-/// and its fields; no other `$` key.
-pub(super) fn split_bulk_document(mut doc: Map<String, Value>) -> Result<BulkDocument, ApiError> {
-    let id = match doc.remove("$id") {
-        None => crate::UNIQUE_ID.to_owned(),
-        Some(Value::String(id)) => id,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "$id must be a string, not {other}"
-            )));
-        }
-    };
-    let permissions = match doc.remove("$permissions") {
-        None | Some(Value::Null) => None,
-        Some(list) => parse_permissions(Some(
-            serde_json::from_value::<Vec<String>>(list)
-                .map_err(|_| ApiError::bad_request("$permissions must be a list of strings"))?,
-        ))?,
-    };
-    if let Some(system) = doc.keys().find(|k| k.starts_with('$')) {
-        return Err(ApiError::bad_request(format!(
-            "{system} cannot be set: a document sets only $id and $permissions"
-        )));
-    }
-    Ok((id, doc, permissions))
+/// A document of a bulk body (see `transaction::wire::split_bulk_document`).
+pub(super) fn split_bulk_document(doc: Map<String, Value>) -> Result<BulkDocument, ApiError> {
+    Ok(crate::transaction::wire::split_bulk_document(doc)?)
 }
 
 /// The caller of a bulk write: API keys only, as Appwrite.

@@ -13,13 +13,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{Caller, Via, caller};
-use super::databases::{
-    Flavor, Legacy, Tables, exact_number, parse_permissions, split_bulk_document,
-};
+use super::databases::{Flavor, Legacy, Tables};
 use super::error::ApiError;
 use super::extract::Body;
 use super::{blocking, list};
-use crate::{Db, Permission, Query};
+use crate::Db;
+use crate::transaction::wire::parse_operation;
+pub(crate) use crate::transaction::wire::{BulkDocument, Operation as StagedOp, Target};
 
 /// Seconds a transaction lives unless its `ttl` says otherwise, and the bounds of `ttl`.
 const TTL_DEFAULT: u32 = 300;
@@ -97,37 +97,6 @@ struct Staged {
     ops: Vec<StagedOp>,
 }
 
-/// One staged operation, checked for shape when staged; everything else is checked by
-/// the library at commit, as the committing caller.
-#[derive(Debug, Clone)]
-pub(crate) enum StagedOp {
-    Create(Target, String, Map<String, Value>, Option<Vec<Permission>>),
-    Upsert(Target, String, Map<String, Value>, Option<Vec<Permission>>),
-    Update(Target, String, Map<String, Value>, Option<Vec<Permission>>),
-    Increment {
-        target: Target,
-        id: String,
-        attribute: String,
-        by: f64,
-        limit: Option<f64>,
-    },
-    Delete(Target, String),
-    BulkCreate(Target, Vec<BulkDocument>),
-    BulkUpsert(Target, Vec<BulkDocument>),
-    UpdateWhere(Target, Vec<Query>, Map<String, Value>),
-    DeleteWhere(Target, Vec<Query>),
-}
-
-/// A document of a bulk operation: id, fields, permissions.
-pub(crate) type BulkDocument = (String, Map<String, Value>, Option<Vec<Permission>>);
-
-/// The database (schema) and collection (table) an operation writes to.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub(crate) schema: String,
-    pub(crate) collection: String,
-}
-
 impl Staged {
     /// Whether to keep it: not expired, or being committed (whose end must be recorded).
     fn live(&self, now: i64) -> bool {
@@ -170,89 +139,6 @@ fn too_much(what: String) -> ApiError {
         "transaction_limit_exceeded",
         what,
     )
-}
-
-impl StagedOp {
-    /// The JSON size of what this operation holds, roughly (ids and data).
-    fn size(&self) -> usize {
-        let json =
-            |m: &Map<String, Value>| serde_json::to_vec(m).map_or(usize::MAX / 4, |v| v.len());
-        let docs =
-            |d: &[BulkDocument]| d.iter().map(|(id, m, _)| id.len() + json(m)).sum::<usize>();
-        let target = self.target();
-        64 + target.schema.len()
-            + target.collection.len()
-            + match self {
-                StagedOp::Create(_, id, m, _)
-                | StagedOp::Upsert(_, id, m, _)
-                | StagedOp::Update(_, id, m, _) => id.len() + json(m),
-                StagedOp::Increment { id, attribute, .. } => id.len() + attribute.len(),
-                StagedOp::Delete(_, id) => id.len(),
-                StagedOp::BulkCreate(_, d) | StagedOp::BulkUpsert(_, d) => docs(d),
-                StagedOp::UpdateWhere(_, q, m) => {
-                    json(m) + q.iter().map(|q| q.to_json().len()).sum::<usize>()
-                }
-                StagedOp::DeleteWhere(_, q) => q.iter().map(|q| q.to_json().len()).sum(),
-            }
-    }
-
-    fn is_bulk(&self) -> bool {
-        matches!(
-            self,
-            StagedOp::BulkCreate(..)
-                | StagedOp::BulkUpsert(..)
-                | StagedOp::UpdateWhere(..)
-                | StagedOp::DeleteWhere(..)
-        )
-    }
-
-    fn target(&self) -> &Target {
-        match self {
-            StagedOp::Create(t, ..)
-            | StagedOp::Upsert(t, ..)
-            | StagedOp::Update(t, ..)
-            | StagedOp::Delete(t, _)
-            | StagedOp::BulkCreate(t, _)
-            | StagedOp::BulkUpsert(t, _)
-            | StagedOp::UpdateWhere(t, ..)
-            | StagedOp::DeleteWhere(t, _)
-            | StagedOp::Increment { target: t, .. } => t,
-        }
-    }
-
-    /// Stages this operation into a library transaction.
-    fn stage(&self, tx: &mut crate::Transaction) -> crate::Result<()> {
-        let t = self.target();
-        let mut c = tx.collection(&t.schema, &t.collection);
-        match self {
-            StagedOp::Create(_, id, data, p) => c.create(id, data, p.clone())?,
-            StagedOp::Upsert(_, id, data, p) => c.upsert(id, data, p.clone())?,
-            StagedOp::Update(_, id, data, p) => c.update(id, data, p.clone())?,
-            StagedOp::Increment {
-                id,
-                attribute,
-                by,
-                limit,
-                ..
-            } => c.increment(id, attribute, *by, *limit)?,
-            StagedOp::Delete(_, id) => c.delete(id)?,
-            StagedOp::BulkCreate(_, docs) => {
-                for (id, data, p) in docs {
-                    c.create(id, data, p.clone())?;
-                }
-                &mut c
-            }
-            StagedOp::BulkUpsert(_, docs) => {
-                for (id, data, p) in docs {
-                    c.upsert(id, data, p.clone())?;
-                }
-                &mut c
-            }
-            StagedOp::UpdateWhere(_, queries, data) => c.update_where(queries, data)?,
-            StagedOp::DeleteWhere(_, queries) => c.delete_where(queries)?,
-        };
-        Ok(())
-    }
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -667,8 +553,10 @@ async fn add_operations<F: Flavor>(
             .into_iter()
             .enumerate()
             .map(|(i, op)| {
-                parse_operation(op)
-                    .map_err(|e| ApiError::bad_request(format!("operation {i}: {}", e.message)))
+                parse_operation(op).map_err(|e| {
+                    let e = ApiError::from(e);
+                    ApiError::new(e.status, e.kind, format!("operation {i}: {}", e.message))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let caller = caller(&db, &headers)?;
@@ -678,169 +566,4 @@ async fn add_operations<F: Flavor>(
         Ok((StatusCode::CREATED, Json(answer)).into_response())
     })
     .await
-}
-
-/// Takes `key`, or its other API's spelling, as a string.
-fn text(op: &mut Map<String, Value>, keys: &[&str]) -> Result<Option<String>, ApiError> {
-    let mut found = None;
-    for key in keys {
-        match op.remove(*key) {
-            None => {}
-            Some(Value::String(s)) if found.is_none() => found = Some(s),
-            Some(Value::String(_)) => {
-                return Err(ApiError::bad_request(format!(
-                    "{} given twice",
-                    keys.join(" or ")
-                )));
-            }
-            Some(_) => return Err(ApiError::bad_request(format!("{key} must be a string"))),
-        }
-    }
-    Ok(found)
-}
-
-fn object(v: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
-    match v {
-        Value::Object(m) => Ok(m),
-        _ => Err(ApiError::bad_request(format!("{what} must be an object"))),
-    }
-}
-
-/// A document's fields and permissions.
-type Fields = (Map<String, Value>, Option<Vec<Permission>>);
-
-/// The fields of a single operation's `data`, and its `$permissions`.
-fn fields(data: Value) -> Result<Fields, ApiError> {
-    let mut fields = match data {
-        Value::Null => Map::new(),
-        other => object(other, "data")?,
-    };
-    let permissions = match fields.remove("$permissions") {
-        None | Some(Value::Null) => None,
-        Some(list) => {
-            parse_permissions(Some(serde_json::from_value(list).map_err(|_| {
-                ApiError::bad_request("$permissions must be a list of strings")
-            })?))?
-        }
-    };
-    Ok((fields, permissions))
-}
-
-/// Reads one of Appwrite's operation objects.
-fn parse_operation(mut op: Map<String, Value>) -> Result<StagedOp, ApiError> {
-    let action =
-        text(&mut op, &["action"])?.ok_or_else(|| ApiError::bad_request("action is missing"))?;
-    let schema = text(&mut op, &["databaseId"])?
-        .ok_or_else(|| ApiError::bad_request("databaseId is missing"))?;
-    let collection = text(&mut op, &["tableId", "collectionId"])?
-        .ok_or_else(|| ApiError::bad_request("tableId (or collectionId) is missing"))?;
-    let doc_id = text(&mut op, &["rowId", "documentId"])?;
-    let data = op.remove("data").unwrap_or(Value::Null);
-    if let Some(extra) = op.keys().next() {
-        return Err(ApiError::bad_request(format!("unknown field {extra:?}")));
-    }
-    let target = Target { schema, collection };
-    let needs_id = || {
-        doc_id
-            .clone()
-            .ok_or_else(|| ApiError::bad_request(format!("a {action} needs rowId (or documentId)")))
-    };
-    let queries = |v: Option<Value>| -> Result<Vec<Query>, ApiError> {
-        let list: Vec<String> = match v {
-            None | Some(Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v)
-                .map_err(|_| ApiError::bad_request("queries must be a list of strings"))?,
-        };
-        list.iter()
-            .map(|q| Query::from_json(q).map_err(ApiError::from))
-            .collect()
-    };
-    let docs = |data: Value| -> Result<Vec<BulkDocument>, ApiError> {
-        match data {
-            Value::Array(list) => list
-                .into_iter()
-                .map(|d| split_bulk_document(object(d, "each document")?))
-                .collect(),
-            _ => Err(ApiError::bad_request("data must be a list of documents")),
-        }
-    };
-    Ok(match action.as_str() {
-        "create" => {
-            let id = crate::id::new_id("document id", &needs_id()?)?;
-            let (fields, p) = fields(data)?;
-            StagedOp::Create(target, id, fields, p)
-        }
-        "upsert" => {
-            let (fields, p) = fields(data)?;
-            StagedOp::Upsert(target, needs_id()?, fields, p)
-        }
-        "update" => {
-            let (fields, p) = fields(data)?;
-            StagedOp::Update(target, needs_id()?, fields, p)
-        }
-        "delete" => StagedOp::Delete(target, needs_id()?),
-        "increment" | "decrement" => {
-            let mut data = object(data, "data")?;
-            let attribute = text(&mut data, &["column", "attribute"])?
-                .ok_or_else(|| ApiError::bad_request("data.column (or attribute) is missing"))?;
-            let number = |v: Option<Value>, what: &str| -> Result<Option<f64>, ApiError> {
-                match v {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::Number(n)) => exact_number(&n, what).map(Some),
-                    Some(_) => Err(ApiError::bad_request(format!("{what} must be a number"))),
-                }
-            };
-            let by = number(data.remove("value"), "value")?.unwrap_or(1.0);
-            let (bound, other) = if action == "increment" {
-                ("max", "min")
-            } else {
-                ("min", "max")
-            };
-            let limit = number(data.remove(bound), bound)?;
-            if data.remove(other).is_some() {
-                return Err(ApiError::bad_request(format!(
-                    "a {action} is bounded by {bound}, not {other}"
-                )));
-            }
-            if let Some(extra) = data.keys().next() {
-                return Err(ApiError::bad_request(format!("unknown field data.{extra}")));
-            }
-            if by < 0.0 {
-                return Err(ApiError::bad_request(
-                    "value must not be negative: step the other way instead",
-                ));
-            }
-            let by = if action == "increment" { by } else { -by };
-            StagedOp::Increment {
-                target,
-                id: needs_id()?,
-                attribute,
-                by,
-                limit,
-            }
-        }
-        "bulkCreate" => StagedOp::BulkCreate(target, docs(data)?),
-        "bulkUpsert" => StagedOp::BulkUpsert(target, docs(data)?),
-        "bulkUpdate" => {
-            let mut data = object(data, "data")?;
-            let q = queries(data.remove("queries"))?;
-            let fields = match data.remove("data") {
-                None | Some(Value::Null) => Map::new(),
-                Some(v) => object(v, "data.data")?,
-            };
-            StagedOp::UpdateWhere(target, q, fields)
-        }
-        "bulkDelete" => {
-            let mut data = match data {
-                Value::Null => Map::new(),
-                other => object(other, "data")?,
-            };
-            StagedOp::DeleteWhere(target, queries(data.remove("queries"))?)
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown action {other:?}: create, update, upsert, delete, increment, decrement, bulkCreate, bulkUpdate, bulkUpsert or bulkDelete"
-            )));
-        }
-    })
 }
