@@ -214,3 +214,98 @@ fn changing_users_needs_the_users_write_scope() {
         "a@example.com"
     );
 }
+
+/// Red-team round 2: sign-ins with the old password racing a password change. Every
+/// session they made must be dead once the change has returned (the change ends the
+/// sessions it finds; a sign-in that checked the old password before it and writes its
+/// session after it must be refused).
+#[test]
+fn no_sign_in_with_the_old_password_outlives_the_change() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut survivors = 0;
+    for round in 0..20 {
+        let db = setup_unthrottled();
+        let stop = Arc::new(AtomicBool::new(false));
+        let signers: Vec<_> = (0..2)
+            .map(|_| {
+                let db = db.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut secrets = Vec::new();
+                    while !stop.load(Ordering::Acquire) {
+                        if let Ok(s) = db
+                            .client()
+                            .account()
+                            .create_email_password_session("a@example.com", "password-a")
+                        {
+                            secrets.push(s.secret);
+                        }
+                    }
+                    secrets
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(5 + round % 7));
+        let password = format!("password-new-{round}");
+        if round % 2 == 0 {
+            db.root()
+                .users()
+                .update_password("user-a", &password)
+                .unwrap();
+        } else {
+            common::sign_in(&db, "a")
+                .account()
+                .update_password(&password, "password-a")
+                .unwrap();
+        }
+        stop.store(true, Ordering::Release);
+        for signer in signers {
+            for secret in signer.join().unwrap() {
+                if let Ok(client) = db.client().set_session(&secret)
+                    && client.account().get().is_ok()
+                {
+                    survivors += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        survivors, 0,
+        "sessions made with the old password outlived the change"
+    );
+}
+
+/// The seed store without a sign-in limit, for tests that sign in many times.
+fn setup_unthrottled() -> Db {
+    let (options, _clock) = common::test_options();
+    let db =
+        Db::temporary_with(options.sign_in_limit(1_000_000, time::Duration::minutes(5))).unwrap();
+    common::seed(&db);
+    db
+}
+
+/// Red-team round 2: an email that only looks like another (invisible characters,
+/// lookalike letters) is refused for new and changed accounts.
+#[test]
+fn new_emails_are_ascii() {
+    let db = setup();
+    let a = common::sign_in(&db, "a");
+    for email in [
+        "b@example.com\u{200b}",
+        "\u{131}@example.com",
+        "\u{ff42}@example.com",
+        "b@exampl\u{217c}.com",
+    ] {
+        let e = a.account().update_email(email, "password-a").unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{email:?}: {e:?}");
+        let e = db
+            .client()
+            .account()
+            .create("user-x", email, "password-x", None)
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{email:?}: {e:?}");
+        assert!(db.root().users().update_email("user-b", email).is_err());
+    }
+    assert_eq!(a.account().get().unwrap().email, "a@example.com");
+}

@@ -774,3 +774,54 @@ async fn staging_is_bounded_and_owned_by_one_key_or_one_account() {
         "{body}"
     );
 }
+
+/// Red-team round 2: staged data counted as the memory it holds, bulk operations read as
+/// strictly as the routes, ids shaped when staged, and every spelling of a query-string
+/// transaction id refused.
+#[tokio::test]
+async fn staged_operations_are_read_strictly_and_counted_as_memory() {
+    let s = start().await;
+    let auth = [("X-Appwrite-Key", s.key.as_str())];
+    let tx = new_tx(&s, &auth).await;
+    let ops = format!("/v1/tablesdb/transactions/{tx}/operations");
+    // 60 KB of `[0,0,...]` holds some 2.4 MB once parsed: the second passes 4 MiB.
+    let zeros = vec![0; 30_000];
+    let op = json!({"operations": [{"action": "update", "databaseId": "db", "tableId": "birthdays", "rowId": "doc1", "data": {"s": zeros}}]});
+    assert_eq!(
+        key(&s, Method::POST, &ops, Some(op.clone())).await.0,
+        StatusCode::CREATED
+    );
+    appwrite_error(
+        key(&s, Method::POST, &ops, Some(op)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "transaction_limit_exceeded",
+    );
+    for bad in [
+        // A misspelt `queries` would have deleted every row.
+        json!({"action": "bulkDelete", "databaseId": "db", "tableId": "birthdays", "data": {"query": []}}),
+        json!({"action": "bulkUpdate", "databaseId": "db", "tableId": "birthdays", "data": {"data": {"n": 1}, "bogus": 1}}),
+        json!({"action": "delete", "databaseId": "../x", "tableId": "birthdays", "rowId": "doc1"}),
+        json!({"action": "delete", "databaseId": "db", "tableId": "a b", "rowId": "doc1"}),
+        json!({"action": "increment", "databaseId": "db", "tableId": "birthdays", "rowId": "doc1", "data": {"column": ""}}),
+    ] {
+        let (status, body) = key(
+            &s,
+            Method::POST,
+            &format!(
+                "/v1/tablesdb/transactions/{}/operations",
+                new_tx(&s, &auth).await
+            ),
+            Some(json!({"operations": [bad]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    for query in ["transactionid=x", "transactionId[]=x", "TransactionID=x"] {
+        appwrite_error(
+            key(&s, Method::DELETE, &format!("{ROWS}/doc1?{query}"), None).await,
+            StatusCode::BAD_REQUEST,
+            "general_argument_invalid",
+        );
+    }
+    assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
+}

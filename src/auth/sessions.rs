@@ -145,6 +145,17 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
         let same_account = super::users::incarnation(store, &user.id)? == incarnation;
         match load_user(store, &user.id)? {
             Some(u) if same_account && !u.blocked => {
+                // INVARIANT (sign-in-as-of-commit): a session is made only for the password
+                // the account has when the session is written. The password may have
+                // changed while it was checked (the change ends the sessions it finds, not
+                // this one, which is not written yet): then the new hash must take the
+                // password too. Checked under the lock only in that rare case (another
+                // sign-in's re-hash changes the hash, not the password).
+                if u.password_hash != user.password_hash
+                    && !super::password::verify(password, &u.password_hash)
+                {
+                    return Err(refused());
+                }
                 // Another sign-in may have re-hashed it meanwhile: then that hash stays.
                 if let Some(h) = rehashed.filter(|_| u.password_hash == user.password_hash) {
                     let u = UserRecord {

@@ -118,6 +118,21 @@ pub(crate) fn check_email(email: &str) -> Result<()> {
     }
 }
 
+/// An email a new or changed account may take: [`check_email`], and ASCII only, as
+/// Appwrite's validator: lookalike letters (`ı`, full-width `ｋ`) and invisible characters
+/// (zero-width space) would let one account pass for another wherever emails are shown.
+/// Sign-in still takes any email `check_email` allows, so that accounts made before this
+/// rule can sign in.
+pub(crate) fn check_new_email(email: &str) -> Result<()> {
+    check_email(email)?;
+    if !email.is_ascii() {
+        return Err(Error::InvalidArgument(
+            "invalid email: letters, digits and symbols of ASCII only".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn check_user_name(name: &str) -> Result<()> {
     if name.chars().count() > crate::catalog::MAX_NAME_LEN {
         return Err(Error::InvalidArgument(format!(
@@ -165,7 +180,7 @@ pub(crate) fn create_user(
 ) -> Result<User> {
     let id = crate::id::new_id("user id", id)?;
     let id = id.as_str();
-    check_email(email)?;
+    check_new_email(email)?;
     super::password::check_password(password)?;
     let name = name.unwrap_or_default();
     check_user_name(name)?;
@@ -251,7 +266,7 @@ pub(crate) fn change_account(
 ) -> Result<User> {
     match change {
         AccountChange::Name(name) => check_user_name(name)?,
-        AccountChange::Email(email) => check_email(email)?,
+        AccountChange::Email(email) => check_new_email(email)?,
         AccountChange::Password(password) => super::password::check_password(password)?,
     }
     let proven_hash = match proof {

@@ -36,9 +36,10 @@ async fn transaction_in_query(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // Any spelling a client might use (`transactionid`, `transactionId[]`) counts.
     let named = request.method() != axum::http::Method::GET
         && form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-            .any(|(k, _)| k == "transactionId");
+            .any(|(k, _)| k.to_ascii_lowercase().starts_with("transactionid"));
     if named {
         return ApiError::bad_request("transactionId goes in the JSON body of a write")
             .into_response();
