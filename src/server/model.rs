@@ -128,8 +128,9 @@ pub(crate) fn index(spec: &IndexSpec, of: &CollectionInfo, api: Api) -> Value {
 
 /// Appwrite's `User`. permdb keeps no phone, MFA, messaging targets or last access:
 /// `phone` and `accessedAt` are empty, `mfa` and `phoneVerification` false, `targets`
-/// empty. The password is set at sign-up and never changed, so `passwordUpdate` and
-/// `registration` are the creation time.
+/// empty. `registration` is the creation time; so is `passwordUpdate`, as the user record
+/// does not keep when the password last changed (a format change, left to the storage
+/// work that brings format upgrades).
 pub(crate) fn user(user: &User, prefs: Map<String, Value>) -> Value {
     json!({
         "$id": user.id,
