@@ -825,3 +825,49 @@ async fn staged_operations_are_read_strictly_and_counted_as_memory() {
     }
     assert_eq!(names(&s).await, ["Bob", "Kevin", "Laura"]);
 }
+
+/// The users' totals bound users only: with them reached, a further user is refused and
+/// an API key is not; and a transaction is expired at its expiry instant exactly.
+#[tokio::test]
+async fn the_users_totals_do_not_bind_keys() {
+    let (options, clock) = common::test_options();
+    let mut limits = permdb::server::TransactionLimits::default();
+    limits.max_users_pending = 2;
+    let s = common::server::start_with(
+        options,
+        clock,
+        permdb::server::ServerOptions::default().transaction_limits(limits),
+    )
+    .await;
+    let mut txs = Vec::new();
+    for letter in ["a", "b"] {
+        let (secret, _) = s.sign_in(letter).await;
+        txs.push(new_tx(&s, &[("X-Appwrite-Session", secret.as_str())]).await);
+    }
+    let (secret_c, _) = s.sign_in("c").await;
+    appwrite_error(
+        s.call(
+            Method::POST,
+            "/v1/tablesdb/transactions",
+            &[("X-Appwrite-Session", secret_c.as_str())],
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "transaction_limit_exceeded",
+    );
+    let key_tx = new_tx(&s, &[("X-Appwrite-Key", s.key.as_str())]).await;
+    // Exactly at the expiry (300 s by default), a transaction is over.
+    s.clock.advance(time::Duration::seconds(300));
+    appwrite_error(
+        key(
+            &s,
+            Method::GET,
+            &format!("/v1/tablesdb/transactions/{key_tx}"),
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "transaction_expired",
+    );
+}

@@ -57,6 +57,41 @@ pub struct ServerOptions {
     /// browser, with credentials (the session cookie). Default none: no cross-origin
     /// access.
     pub cors_origins: Vec<String>,
+    /// What staged transactions may hold in the server's memory.
+    pub transaction_limits: TransactionLimits,
+}
+
+/// Bounds on staged transactions, which live in the server's memory until their commit,
+/// rollback or expiry. Bytes are the memory staged data takes once parsed. An API key's
+/// transactions count against that key only, never against the users' totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransactionLimits {
+    /// Operations in one transaction (a bulk operation counts as one). Default 100.
+    pub max_operations: usize,
+    /// Staged bytes in one transaction. Default 4 MiB.
+    pub max_transaction_bytes: usize,
+    /// Pending transactions of one owner (an account or a key). Default 20.
+    pub max_pending_per_owner: usize,
+    /// Staged bytes of one owner. Default 16 MiB.
+    pub max_owner_bytes: usize,
+    /// Pending transactions of all users together. Default 2,000.
+    pub max_users_pending: usize,
+    /// Staged bytes of all users together. Default 256 MiB.
+    pub max_users_bytes: usize,
+}
+
+impl Default for TransactionLimits {
+    fn default() -> TransactionLimits {
+        TransactionLimits {
+            max_operations: 100,
+            max_transaction_bytes: 4 << 20,
+            max_pending_per_owner: 20,
+            max_owner_bytes: 16 << 20,
+            max_users_pending: 2000,
+            max_users_bytes: 256 << 20,
+        }
+    }
 }
 
 /// The `SameSite` attribute of the session cookie.
@@ -98,6 +133,7 @@ impl Default for ServerOptions {
             same_site: SameSite::Lax,
             assigned_ids: false,
             cors_origins: Vec::new(),
+            transaction_limits: TransactionLimits::default(),
         }
     }
 }
@@ -107,6 +143,13 @@ impl ServerOptions {
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> ServerOptions {
         self.body_limit = bytes;
+        self
+    }
+
+    /// Sets the bounds on staged transactions.
+    #[must_use]
+    pub fn transaction_limits(mut self, limits: TransactionLimits) -> ServerOptions {
+        self.transaction_limits = limits;
         self
     }
 
@@ -184,15 +227,16 @@ pub fn router_with_routes(db: Db, options: ServerOptions, routes: Router<Db>) ->
         .method_not_allowed_fallback(|| async { ApiError::no_method() });
     let timeout = options.timeout;
     let body_limit = options.body_limit;
+    let transaction_limits = options.transaction_limits;
     let cors = cors::layer(&options.cors_origins);
     let mut app = routes
         .nest("/v1", api)
         .fallback(|| async { ApiError::no_route() })
         .with_state(db)
         .layer(Extension(std::sync::Arc::new(options)))
-        .layer(Extension(std::sync::Arc::new(
-            transactions::Registry::default(),
-        )))
+        .layer(Extension(std::sync::Arc::new(transactions::Registry::new(
+            transaction_limits,
+        ))))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |request, next: Next| {
             within(timeout, request, next)

@@ -16,7 +16,7 @@ use super::auth::{Caller, Via, caller};
 use super::databases::{Flavor, Legacy, Tables};
 use super::error::ApiError;
 use super::extract::Body;
-use super::{blocking, list};
+use super::{TransactionLimits, blocking, list};
 use crate::Db;
 use crate::transaction::wire::parse_operation;
 pub(crate) use crate::transaction::wire::{BulkDocument, Operation as StagedOp, Target};
@@ -25,22 +25,12 @@ pub(crate) use crate::transaction::wire::{BulkDocument, Operation as StagedOp, T
 const TTL_DEFAULT: u32 = 300;
 const TTL_MIN: u32 = 60;
 const TTL_MAX: u32 = 3600;
-/// Most operations one transaction stages (a bulk operation counts as one).
-pub(crate) const MAX_OPERATIONS: usize = 100;
-/// Staged operations live in memory until the commit, the rollback or the expiry, so
-/// what they hold is bounded: per transaction, per owner, and for users in all (an API
-/// key's transactions count only against that key, so a flood of sign-ups cannot lock
-/// the server's own backends out). Bytes are the staged data's JSON size.
-const MAX_TRANSACTION_BYTES: usize = 4 << 20;
-const MAX_PENDING_PER_OWNER: usize = 20;
-const MAX_OWNER_BYTES: usize = 16 << 20;
-const MAX_USERS_PENDING: usize = 2000;
-const MAX_USERS_BYTES: usize = 256 << 20;
 
-/// The transactions of one router, by id.
-#[derive(Default)]
+/// The transactions of one router, by id, and the bounds on what they hold: staged
+/// operations live in memory until the commit, the rollback or the expiry.
 pub(crate) struct Registry {
     open: Mutex<HashMap<String, Staged>>,
+    limits: TransactionLimits,
 }
 
 /// Who may use a transaction: the API key that made it, or the user account that made
@@ -167,6 +157,13 @@ fn owner_of(db: &Db, caller: &Caller) -> Result<Owner, ApiError> {
 }
 
 impl Registry {
+    pub(crate) fn new(limits: TransactionLimits) -> Registry {
+        Registry {
+            open: Mutex::new(HashMap::new()),
+            limits,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Staged>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -205,13 +202,14 @@ impl Registry {
         let now = db.inner.now_ms();
         let mut open = self.lock();
         let (_, owner_bytes, _, users_bytes) = usage(&open, &owner);
-        if owner_bytes.saturating_add(bytes) > MAX_OWNER_BYTES
-            || (owner.is_user() && users_bytes.saturating_add(bytes) > MAX_USERS_BYTES)
+        let l = self.limits;
+        if owner_bytes.saturating_add(bytes) > l.max_owner_bytes
+            || (owner.is_user() && users_bytes.saturating_add(bytes) > l.max_users_bytes)
         {
             return Err(too_much(format!(
                 "staged data past the most kept ({} MiB per owner, {} MiB for all users)",
-                MAX_OWNER_BYTES >> 20,
-                MAX_USERS_BYTES >> 20
+                l.max_owner_bytes >> 20,
+                l.max_users_bytes >> 20
             )));
         }
         let t = find(&mut open, now, id, &owner)?;
@@ -219,20 +217,21 @@ impl Registry {
             if t.status != Status::Pending {
                 return Err(not_ready(t));
             }
-            if t.bytes.saturating_add(bytes) > MAX_TRANSACTION_BYTES {
+            if t.bytes.saturating_add(bytes) > l.max_transaction_bytes {
                 return Err(too_much(format!(
                     "transaction {id:?} would hold more than {} MiB of staged data",
-                    MAX_TRANSACTION_BYTES >> 20
+                    l.max_transaction_bytes >> 20
                 )));
             }
-            if t.ops.len() + ops.len() > MAX_OPERATIONS {
+            if t.ops.len() + ops.len() > l.max_operations {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "transaction_limit_exceeded",
                     format!(
-                        "transaction {id:?} has {} operations; {} more would pass the most, {MAX_OPERATIONS}",
+                        "transaction {id:?} has {} operations; {} more would pass the most, {}",
                         t.ops.len(),
-                        ops.len()
+                        ops.len(),
+                        l.max_operations
                     ),
                 ));
             }
@@ -352,9 +351,12 @@ async fn create<F: Flavor>(
         let mut open = registry.lock();
         open.retain(|_, t| t.live(now));
         let (mine, _, users, _) = usage(&open, &owner);
-        if mine >= MAX_PENDING_PER_OWNER || (owner.is_user() && users >= MAX_USERS_PENDING) {
+        let l = registry.limits;
+        if mine >= l.max_pending_per_owner || (owner.is_user() && users >= l.max_users_pending) {
             return Err(too_much(format!(
-                "too many pending transactions (at most {MAX_PENDING_PER_OWNER} each, {MAX_USERS_PENDING} for all users): commit, roll back or delete some"
+                "too many pending transactions (at most {} each, {} for all users): commit, roll back or delete some",
+                l.max_pending_per_owner,
+                l.max_users_pending
             )));
         }
         let staged = Staged {
@@ -543,9 +545,10 @@ async fn add_operations<F: Flavor>(
         if b.operations.is_empty() {
             return Err(ApiError::bad_request("operations must not be empty"));
         }
-        if b.operations.len() > MAX_OPERATIONS {
+        if b.operations.len() > registry.limits.max_operations {
             return Err(ApiError::bad_request(format!(
-                "at most {MAX_OPERATIONS} operations at once"
+                "at most {} operations at once",
+                registry.limits.max_operations
             )));
         }
         let ops = b
