@@ -871,3 +871,55 @@ async fn the_users_totals_do_not_bind_keys() {
         "transaction_expired",
     );
 }
+
+/// The byte bounds across transactions: one owner's, and all users' together.
+#[tokio::test]
+async fn staged_bytes_are_bounded_per_owner_and_for_all_users() {
+    let (options, clock) = common::test_options();
+    let mut limits = permdb::server::TransactionLimits::default();
+    limits.max_owner_bytes = 100_000;
+    limits.max_users_bytes = 150_000;
+    let s = common::server::start_with(
+        options,
+        clock,
+        permdb::server::ServerOptions::default().transaction_limits(limits),
+    )
+    .await;
+    // About 40 KB each, as counted.
+    let op = json!({"operations": [{"action": "update", "databaseId": "db", "tableId": "birthdays",
+        "rowId": "doc1", "data": {"s": "x".repeat(40_000)}}]});
+    let stage = |headers: Vec<(&'static str, String)>| {
+        let s = &s;
+        let op = op.clone();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let tx = new_tx(s, &h).await;
+            let path = format!("/v1/tablesdb/transactions/{tx}/operations");
+            s.call(Method::POST, &path, &h, Some(op)).await
+        }
+    };
+    let (secret_a, _) = s.sign_in("a").await;
+    let a = vec![("X-Appwrite-Session", secret_a.clone())];
+    // Two transactions of user-a hold 80 KB; a third passes the owner's 100 KB.
+    assert_eq!(stage(a.clone()).await.0, StatusCode::CREATED);
+    assert_eq!(stage(a.clone()).await.0, StatusCode::CREATED);
+    appwrite_error(
+        stage(a).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "transaction_limit_exceeded",
+    );
+    // user-b's first 40 KB fits all users' 150 KB (120 KB); the second does not.
+    let (secret_b, _) = s.sign_in("b").await;
+    let b = vec![("X-Appwrite-Session", secret_b)];
+    assert_eq!(stage(b.clone()).await.0, StatusCode::CREATED);
+    appwrite_error(
+        stage(b).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "transaction_limit_exceeded",
+    );
+    // A key counts against itself only.
+    assert_eq!(
+        stage(vec![("X-Appwrite-Key", s.key.clone())]).await.0,
+        StatusCode::CREATED
+    );
+}
