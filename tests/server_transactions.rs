@@ -857,8 +857,22 @@ async fn the_users_totals_do_not_bind_keys() {
         "transaction_limit_exceeded",
     );
     let key_tx = new_tx(&s, &[("X-Appwrite-Key", s.key.as_str())]).await;
-    // Exactly at the expiry (300 s by default), a transaction is over.
-    s.clock.advance(time::Duration::seconds(300));
+    // A second before its expiry (300 s by default) a transaction is there; exactly at
+    // it, it is over.
+    s.clock.advance(time::Duration::seconds(299));
+    let (status, t) = key(
+        &s,
+        Method::GET,
+        &format!("/v1/tablesdb/transactions/{key_tx}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &t["status"]),
+        (StatusCode::OK, &json!("pending")),
+        "{t}"
+    );
+    s.clock.advance(time::Duration::seconds(1));
     appwrite_error(
         key(
             &s,
