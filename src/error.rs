@@ -78,7 +78,7 @@ pub enum Error {
     InvalidId(String),
     /// A token was refused: the variant says why.
     #[error("invalid token: {0}")]
-    InvalidToken(#[from] crate::token::TokenError),
+    InvalidToken(#[from] TokenError),
     /// An argument is malformed (email, password, name, option value, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -134,4 +134,68 @@ impl Error {
             detail: detail.to_string(),
         }
     }
+}
+
+/// Why a token was refused (defined here, beside [`Error`], so that errors depend on
+/// nothing; `token` re-exports it). Each check of the verification order has its own variant;
+/// messages help the caller and never contain the token or a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The text is longer than any token permdb issues.
+    #[error("token is {len} bytes, at most {max}")]
+    TooLong {
+        /// Length of the text given.
+        len: usize,
+        /// The limit, [`crate::MAX_TOKEN_LEN`].
+        max: usize,
+    },
+    /// The text does not start with `pdb<version>.`.
+    #[error("not a permdb token (expected the prefix \"pdb1.\")")]
+    BadPrefix,
+    /// A permdb token of a version this build does not read.
+    #[error("unsupported token version {0}")]
+    UnsupportedVersion(u32),
+    /// The payload is not canonical base64url without padding.
+    #[error("token payload is not canonical base64url without padding")]
+    BadEncoding,
+    /// The payload is too short or too long for a token.
+    #[error("token payload of {0} bytes has the wrong length")]
+    BadLength(usize),
+    /// The header names a token type this build does not know.
+    #[error("unknown token type {0}")]
+    UnknownType(u8),
+    /// No verifying key with the header's key id (unknown, retired, or another store's).
+    #[error("token signed by unknown key {0:016x}")]
+    UnknownKey(u64),
+    /// The signature does not verify.
+    #[error("token signature does not verify")]
+    BadSignature,
+    /// Signed claims that do not decode (only a broken signer produces these).
+    #[error("token claims malformed: {0}")]
+    BadClaims(String),
+    /// Issued for another project.
+    #[error("token was issued for another project")]
+    WrongProject,
+    /// Past its expiry (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// Issued in the future, or not valid yet (beyond the leeway).
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// The session it was issued for has been deleted.
+    #[error("the token's session no longer exists")]
+    SessionRevoked,
+    /// The session it was issued for has expired.
+    #[error("the token's session has expired")]
+    SessionExpired,
+    /// The user has been deleted.
+    #[error("the token's user no longer exists")]
+    UserDeleted,
+    /// The user has been blocked.
+    #[error("the token's user is blocked")]
+    UserBlocked,
+    /// A one-time token used before.
+    #[error("one-time token already used")]
+    Reused,
 }
