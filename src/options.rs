@@ -6,8 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use crate::auth::password::PasswordHashing;
-
 /// Source of the current time. Inject a [`ManualClock`] to test expiry.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
@@ -241,5 +239,27 @@ impl Options {
             return bad("sign_in_limit needs at least one failure".into());
         }
         Ok(())
+    }
+}
+
+/// Argon2id cost for new password hashes (an option of the store: defined here, used by
+/// `auth::password`, which re-exports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordHashing {
+    /// Memory in KiB. Default 19,456 (19 MiB, OWASP's recommendation).
+    pub memory_kib: u32,
+    /// Passes over memory. Default 2.
+    pub iterations: u32,
+    /// Lanes. Default 1.
+    pub parallelism: u32,
+}
+
+impl Default for PasswordHashing {
+    fn default() -> PasswordHashing {
+        PasswordHashing {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }

@@ -11,26 +11,7 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longest password accepted (bytes), as Appwrite.
 pub const MAX_PASSWORD_LEN: usize = 256;
 
-/// Argon2id cost for new password hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PasswordHashing {
-    /// Memory in KiB. Default 19,456 (19 MiB, OWASP's recommendation).
-    pub memory_kib: u32,
-    /// Passes over memory. Default 2.
-    pub iterations: u32,
-    /// Lanes. Default 1.
-    pub parallelism: u32,
-}
-
-impl Default for PasswordHashing {
-    fn default() -> PasswordHashing {
-        PasswordHashing {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
-    }
-}
+pub use crate::options::PasswordHashing;
 
 pub(crate) fn check_password(password: &str) -> Result<()> {
     let n = password.chars().count();
