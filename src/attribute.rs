@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::id::{check_id, quote};
-use crate::query::plan::ValueKind;
 use crate::value::{self, Node};
 
 /// Largest `size` of a string attribute, in characters.
@@ -269,7 +268,7 @@ impl AttributeSpec {
             (AttributeType::Datetime, Value::String(s)) => {
                 crate::timefmt::normalize_datetime(s).is_ok()
             }
-            (AttributeType::Email, Value::String(s)) => crate::auth::users::check_email(s).is_ok(),
+            (AttributeType::Email, Value::String(s)) => crate::text::check_email(s).is_ok(),
             (AttributeType::Enum { elements }, Value::String(s)) => {
                 if !elements.contains(s) {
                     return Err(format!("not one of the elements {elements:?}"));
@@ -473,4 +472,22 @@ mod tests {
         assert!(AttributeSpec::integer("i").default("x").validate().is_err());
         assert!(AttributeSpec::string("s", 0).validate().is_err());
     }
+}
+
+/// The kind of value an attribute holds, for checking query values against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    String,
+    Number,
+    Bool,
+    /// A string holding a datetime: query values are normalized as stored ones are.
+    Datetime,
+}
+
+/// What the planner knows of a collection: declared attributes (none: schemaless)
+/// and which attributes have a fulltext index.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QuerySchema {
+    pub(crate) attributes: Option<std::collections::BTreeMap<String, ValueKind>>,
+    pub(crate) fulltext: std::collections::BTreeSet<String>,
 }

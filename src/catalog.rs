@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::attribute::{AttributeRecord, AttributeSpec, MAX_ATTRIBUTES};
+use crate::attribute::{QuerySchema, ValueKind};
 use crate::db::DbInner;
 use crate::document::DocRecord;
 use crate::error::{Error, ResourceKind, Result};
@@ -11,7 +12,6 @@ use crate::id::{check_id, quote};
 use crate::index::IndexEdits;
 use crate::index::attr::{self, IndexRecord, IndexSpec, IndexType};
 use crate::perm::{Action, Permission, RoleSet, Target, normalize};
-use crate::query::plan::{QuerySchema, ValueKind};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 

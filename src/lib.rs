@@ -68,6 +68,7 @@ mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 mod store;
+mod text;
 mod timefmt;
 mod token;
 mod transaction;

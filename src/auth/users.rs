@@ -11,8 +11,8 @@ use crate::perm::{Role, UserFacts, Verification, label_fault};
 use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::timefmt;
 
-/// Longest email, in bytes.
-pub const MAX_EMAIL_LEN: usize = 254;
+pub use crate::text::MAX_EMAIL_LEN;
+pub(crate) use crate::text::check_email;
 /// Most labels one user may carry.
 pub const MAX_LABELS: usize = 100;
 
@@ -95,27 +95,6 @@ pub(crate) fn incarnation(store: &Store, id: &str) -> Result<Option<Vec<u8>>> {
 
 fn email_key(email: &str) -> Vec<u8> {
     keys::auth(b'e', &[&email.to_lowercase()])
-}
-
-pub(crate) fn check_email(email: &str) -> Result<()> {
-    // The messages do not quote the email: a password typed into the email field would
-    // otherwise reach the caller's logs (and the server's).
-    if email.len() > MAX_EMAIL_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "invalid email: longer than {MAX_EMAIL_LEN} bytes"
-        )));
-    }
-    let ok = !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(
-            "invalid email: one @ with text on each side, no spaces or control characters".into(),
-        ))
-    }
 }
 
 /// An email a new or changed account may take: [`check_email`], and ASCII only, as

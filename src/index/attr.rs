@@ -23,8 +23,8 @@ use serde_json::{Map, Value};
 use super::{BitmapCache, Counters, IndexEdits, IndexKind};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
-use crate::query::eval::words;
 use crate::store::{Direction, Scan, Store, Tree, WriteBatch, keys};
+use crate::text::words;
 
 /// Longest word a fulltext index keeps (bytes); longer words are cut to it.
 pub const MAX_INDEXED_WORD: usize = 64;

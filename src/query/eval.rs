@@ -61,12 +61,7 @@ fn eq(a: &Value, b: &Value) -> bool {
     scalar_cmp(a, b) == Some(Ordering::Equal)
 }
 
-/// Lowercase runs of letters and digits: the words of full-text search.
-pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-}
+pub(crate) use crate::text::words;
 
 fn contains(field: &Value, values: &[Value]) -> bool {
     match field {

@@ -1,8 +1,6 @@
 //! Validates a query list into a `QueryPlan`: the filter tree, orders, page, cursor and
 //! selection. Every fault is `InvalidQuery` naming the method and what is wrong.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde_json::Value;
 
 use super::eval::{Cond, Filter};
@@ -16,23 +14,7 @@ use crate::store::Direction;
 /// System attributes a query may name.
 pub(crate) const SYSTEM_ATTRIBUTES: [&str; 4] = ["$id", "$sequence", "$createdAt", "$updatedAt"];
 
-/// The kind of value an attribute holds, for checking query values against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueKind {
-    String,
-    Number,
-    Bool,
-    /// A string holding a datetime: query values are normalized as stored ones are.
-    Datetime,
-}
-
-/// What the planner knows of a collection: declared attributes (none: schemaless)
-/// and which attributes have a fulltext index.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct QuerySchema {
-    pub(crate) attributes: Option<BTreeMap<String, ValueKind>>,
-    pub(crate) fulltext: BTreeSet<String>,
-}
+pub(crate) use crate::attribute::{QuerySchema, ValueKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Cursor {
@@ -346,7 +328,7 @@ mod tests {
                 ]
                 .into(),
             ),
-            fulltext: BTreeSet::new(),
+            fulltext: std::collections::BTreeSet::new(),
         };
         let mut deep = Query::equal("name", ["x"]);
         for _ in 0..MAX_QUERY_DEPTH {
