@@ -467,17 +467,10 @@ impl Collection {
         if let Some(p) = &permissions {
             check_grantable(&principal, p.iter().map(Permission::role))?;
         }
-        let principal_ref = &*principal;
-        let coll = self.resolve(store, principal_ref)?;
-        let mut seq = 0;
-        let old = check_document(principal_ref, &coll, Action::Update, id, || {
-            lookup(store, &coll, id, &mut seq)
-        })?;
-        if let Some(filter) = only_if
-            && !filter.matches(&self.to_document(old.clone(), seq)?)
-        {
+        let (coll, found) = self.locate(store, &principal, Action::Update, id, only_if)?;
+        let Some((old, seq)) = found else {
             return Ok((principal, coll, Vec::new()));
-        }
+        };
         let mut data = old.data(self.limits().max_depth)?;
         let old_data = data.clone();
         let patch = patch.apply(&data)?;
@@ -542,6 +535,30 @@ impl Collection {
             .map(|_| ())
     }
 
+    /// The collection, and document `id` a step of `action` works on, found and checked
+    /// under the lock (a hidden one is `NotFound`); `None` when it no longer matches
+    /// `only_if`.
+    fn locate(
+        &self,
+        store: &Store,
+        principal: &Principal,
+        action: Action,
+        id: &str,
+        only_if: Option<&Filter>,
+    ) -> Result<(CollectionRecord, Option<(DocRecord, u32)>)> {
+        let coll = self.resolve(store, principal)?;
+        let mut seq = 0;
+        let old = check_document(principal, &coll, action, id, || {
+            lookup(store, &coll, id, &mut seq)
+        })?;
+        if let Some(filter) = only_if
+            && !filter.matches(&self.to_document(old.clone(), seq)?)
+        {
+            return Ok((coll, None));
+        }
+        Ok((coll, Some((old, seq))))
+    }
+
     /// The step of a delete; with `only_if`, a document that no longer matches it is
     /// left alone. Returns the deleted document's record (none when left alone).
     pub(crate) fn delete_in(
@@ -552,17 +569,10 @@ impl Collection {
         only_if: Option<&Filter>,
     ) -> Result<Written> {
         let acting = self.principal_under_lock()?;
-        let principal = &*acting;
-        let coll = self.resolve(store, principal)?;
-        let mut seq = 0;
-        let old = check_document(principal, &coll, Action::Delete, id, || {
-            lookup(store, &coll, id, &mut seq)
-        })?;
-        if let Some(filter) = only_if
-            && !filter.matches(&self.to_document(old.clone(), seq)?)
-        {
+        let (coll, found) = self.locate(store, &acting, Action::Delete, id, only_if)?;
+        let Some((old, seq)) = found else {
             return Ok((acting, coll, Vec::new()));
-        }
+        };
         batch.remove(Tree::Docs, keys::doc(coll.cid, seq));
         batch.remove(Tree::DocIds, keys::doc_id(coll.cid, id));
         let mut counters = Counters::load(store, coll.cid)?;

@@ -219,29 +219,26 @@ impl Transaction {
                 let coll = op.collection();
                 Ok(match (op, step) {
                     (Op::Delete(..), _) => Outcome::Deleted,
-                    (_, Step::Deleted(ws)) => {
-                        let mut docs = Vec::new();
-                        for w in ws {
-                            docs.extend(coll.answer_all(w)?);
-                        }
-                        Outcome::DeletedMany(docs)
-                    }
+                    (_, Step::Deleted(ws)) => Outcome::DeletedMany(answer_many(coll, ws)?),
                     (_, Step::One(w)) => Outcome::Written(
                         coll.answer_all(w)?
                             .pop()
                             .ok_or_else(|| Error::Storage("a write returned no document".into()))?,
                     ),
-                    (_, Step::Many(ws)) => {
-                        let mut docs = Vec::new();
-                        for w in ws {
-                            docs.extend(coll.answer_all(w)?);
-                        }
-                        Outcome::WrittenMany(docs)
-                    }
+                    (_, Step::Many(ws)) => Outcome::WrittenMany(answer_many(coll, ws)?),
                 })
             })
             .collect()
     }
+}
+
+/// The documents of many steps, as the client sees them.
+fn answer_many(coll: &Collection, steps: Vec<Written>) -> Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    for w in steps {
+        docs.extend(coll.answer_all(w)?);
+    }
+    Ok(docs)
 }
 
 /// What one operation's steps returned under the lock.
