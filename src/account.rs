@@ -1,12 +1,12 @@
 //! `Account`: what a client app does for its own user: sign up, sign in, list and
 //! end sessions, and trade a session for a short-lived token.
 
-use crate::access::{Audience, check_scope};
 use crate::auth::prefs::{self, Owner};
 use crate::auth::sessions::{self, Session};
 use crate::auth::users::{self, AccountChange, User};
 use crate::client::Client;
 use crate::error::{Error, ResourceKind, Result};
+use crate::perm::decide::{Audience, check_scope};
 use crate::perm::{Principal, Scope, UserAuth};
 use crate::token::TokenKind;
 use crate::token::issue::{self, Jwt};

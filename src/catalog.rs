@@ -11,7 +11,8 @@ use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
 use crate::index::IndexEdits;
 use crate::index::attr::{self, IndexRecord, IndexSpec, IndexType};
-use crate::perm::{Action, Permission, RoleSet, Target, normalize};
+use crate::perm::decide::CollectionRules;
+use crate::perm::{Permission, Target, normalize};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 
@@ -36,8 +37,10 @@ pub(crate) struct CollectionRecord {
     pub(crate) schema_id: String,
     pub(crate) id: String,
     pub(crate) name: String,
-    /// Canonical collection permission strings (see `perm::normalize`).
-    pub(crate) permissions: Vec<String>,
+    /// Canonical collection permissions (see `perm::normalize`), stored as their strings
+    /// and parsed when the record is decoded: a record holding one that does not parse
+    /// does not decode (it is corrupt), so no unparsable grant is ever skipped.
+    pub(crate) permissions: Vec<Permission>,
     pub(crate) document_security: bool,
     pub(crate) enabled: bool,
     pub(crate) created_ms: i64,
@@ -78,12 +81,13 @@ impl CollectionRecord {
             .collect()
     }
 
-    /// Whether the collection grants `action` to one of `roles`.
-    pub(crate) fn grants(&self, action: Action, roles: &RoleSet) -> bool {
-        self.permissions.iter().any(|p| {
-            p.parse::<Permission>()
-                .is_ok_and(|p| p.action() == action && roles.contains(p.role()))
-        })
+    /// What `perm::decide` needs of the collection.
+    pub(crate) fn rules(&self) -> CollectionRules<'_> {
+        CollectionRules {
+            id: &self.id,
+            permissions: &self.permissions,
+            document_security: self.document_security,
+        }
     }
 }
 
@@ -221,11 +225,7 @@ pub(crate) fn collection_info(r: &CollectionRecord, max_depth: usize) -> Result<
         id: r.id.clone(),
         database_id: r.schema_id.clone(),
         name: r.name.clone(),
-        permissions: r
-            .permissions
-            .iter()
-            .map(|p| p.parse().map_err(|e| Error::corrupt(where_(), e)))
-            .collect::<Result<_>>()?,
+        permissions: r.permissions.clone(),
         document_security: r.document_security,
         enabled: r.enabled,
         created_at: ts(r.created_ms)?,
@@ -280,10 +280,7 @@ pub(crate) fn drop_grants(
     coll: &CollectionRecord,
     revoked: impl Fn(&str) -> bool,
 ) -> Result<()> {
-    let names_role = |p: &String| {
-        p.parse::<Permission>()
-            .is_ok_and(|p| revoked(&p.role().to_string()))
-    };
+    let names_role = |p: &Permission| revoked(&p.role().to_string());
     if !coll.permissions.iter().any(names_role) {
         return Ok(());
     }
@@ -429,7 +426,7 @@ pub(crate) fn create_collection(
             schema_id: schema_id.into(),
             id: spec.id.clone(),
             name: spec.name.clone(),
-            permissions: permissions.iter().map(ToString::to_string).collect(),
+            permissions,
             document_security: spec.document_security,
             enabled: spec.enabled,
             created_ms: now,
@@ -482,7 +479,7 @@ pub(crate) fn update_collection(
     db.write(|store, batch| {
         let mut r = require_collection(store, schema_id, &spec.id)?;
         r.name = spec.name.clone();
-        r.permissions = permissions.iter().map(ToString::to_string).collect();
+        r.permissions = permissions;
         r.document_security = spec.document_security;
         r.enabled = spec.enabled;
         r.updated_ms = now;
@@ -777,5 +774,58 @@ impl Counters {
         v.extend_from_slice(&self.next_seq.to_le_bytes());
         v.extend_from_slice(&self.live.to_le_bytes());
         batch.put(Tree::Meta, keys::counters(cid), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perm::{Action, Role};
+
+    fn record(permissions: Vec<Permission>) -> CollectionRecord {
+        CollectionRecord {
+            cid: 7,
+            schema_id: "s".into(),
+            id: "c".into(),
+            name: "c".into(),
+            permissions,
+            document_security: true,
+            enabled: true,
+            created_ms: 0,
+            updated_ms: 0,
+            attributes: Vec::new(),
+            indexes: Vec::new(),
+            next_index: 0,
+        }
+    }
+
+    #[test]
+    fn permissions_are_stored_as_their_strings_and_parsed_on_decode() {
+        let perms = vec![
+            Permission::new(Action::Read, Role::any()),
+            Permission::new(Action::Create, Role::users()),
+        ];
+        let bytes = codec::encode(&record(perms.clone())).unwrap();
+        let back: CollectionRecord = codec::decode(&bytes, || "collection".into()).unwrap();
+        assert_eq!(back.permissions, perms);
+        assert!(back.rules().document_security);
+        assert_eq!(back.rules().permissions, perms.as_slice());
+    }
+
+    #[test]
+    fn a_stored_permission_that_does_not_parse_makes_the_record_corrupt() {
+        let bytes =
+            codec::encode(&record(vec![Permission::new(Action::Read, Role::any())])).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|w| w == b"read")
+            .expect("the permission string is in the record");
+        for bad in [&b"reed"[..], b"rea\"", b"\xffead"] {
+            let mut damaged = bytes.clone();
+            damaged[at..at + 4].copy_from_slice(bad);
+            let err = codec::decode::<CollectionRecord>(&damaged, || "collection c".into())
+                .expect_err("an unparsable grant is never skipped");
+            assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        }
     }
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 
-use crate::access::{Audience, check_scope};
 use crate::account::Account;
 use crate::admin::{Keys, Teams, TokenKeys, Users};
 use crate::attribute::AttributeSpec;
@@ -21,6 +20,7 @@ use crate::db::{Db, DbInner};
 use crate::error::{Error, Result};
 use crate::id::check_id;
 use crate::index::attr::IndexSpec;
+use crate::perm::decide::{Audience, check_scope};
 use crate::perm::{Principal, Role, Scope, UserAuth, UserFacts};
 use crate::token::{TokenClaims, TokenError};
 
@@ -357,7 +357,8 @@ impl Client {
     /// Whether this client skips the permission filter (root or a live API key).
     #[must_use]
     pub fn skips_permissions(&self) -> bool {
-        self.principal().is_ok_and(|p| p.roles().is_none())
+        self.principal()
+            .is_ok_and(|p| crate::perm::decide::skips_permissions(&p))
     }
 
     /// Schema management (root only).

@@ -1,24 +1,24 @@
 //! `Collection`: the handle through which documents are read and written, every
-//! call checked against the client's roles by the rules in `access`.
+//! call checked against the client's roles by the rules in `perm::decide`.
 
 use std::collections::HashSet;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::access::{Access, access, check_document, check_grantable, may_read};
 use crate::attribute;
 use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
 use crate::client::Client;
-use crate::document::{
-    DocRecord, Document, DocumentList, StoredPermission, action_code, load_record, seq_of,
-};
+use crate::document::{DocRecord, Document, DocumentList, load_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
 use crate::index::attr;
 use crate::index::{IndexEdits, IndexKind};
 use crate::options::Limits;
-use crate::perm::{Action, Permission, Principal, Role, Target, normalize};
+use crate::perm::decide::{
+    check_create, check_document, check_grantable, may_read, skips_permissions,
+};
+use crate::perm::{Action, Grant, Permission, Principal, Role, Target, normalize};
 use crate::query::eval::Filter;
 use crate::query::exec::{Want, find};
 use crate::query::{Explain, Query};
@@ -44,7 +44,7 @@ impl Collection {
     /// for a client that does not skip permissions (a disabled schema answers exactly as a
     /// missing one, so that users cannot tell them apart; root and keys still reach it).
     fn resolve(&self, store: &Store, principal: &Principal) -> Result<CollectionRecord> {
-        let privileged = principal.roles().is_none();
+        let privileged = skips_permissions(principal);
         let schema = load_schema(store, &self.schema_id)?.filter(|s| privileged || s.enabled);
         if schema.is_none() {
             return Err(Error::not_found(ResourceKind::Schema, &self.schema_id));
@@ -82,7 +82,7 @@ impl Collection {
         record: DocRecord,
         seq: u32,
     ) -> Result<Document> {
-        let readable = may_read(principal, coll, &record);
+        let readable = may_read(principal, coll.rules(), record.grants());
         let mut document = self.to_document(record, seq)?;
         if !readable {
             document.permissions.clear();
@@ -97,9 +97,14 @@ impl Collection {
         let store = &self.client.db.inner.store;
         let coll = self.resolve(store, &principal)?;
         let mut seq = 0;
-        let record = check_document(&principal, &coll, Action::Read, id, || {
-            lookup(store, &coll, id, &mut seq)
-        })?;
+        let record = check_document(
+            &principal,
+            coll.rules(),
+            Action::Read,
+            id,
+            || lookup(store, &coll, id, &mut seq),
+            DocRecord::grants,
+        )?;
         self.to_document(record, seq)
     }
 
@@ -125,11 +130,17 @@ impl Collection {
             .map(|&sequence| {
                 let name = format!("$sequence {sequence}");
                 let seq = u32::try_from(sequence).ok();
-                let record =
-                    check_document(&principal, &coll, Action::Read, &name, || match seq {
+                let record = check_document(
+                    &principal,
+                    coll.rules(),
+                    Action::Read,
+                    &name,
+                    || match seq {
                         Some(seq) => load_record(store, coll.cid, seq),
                         None => Ok(None),
-                    })?;
+                    },
+                    DocRecord::grants,
+                )?;
                 self.to_document(record, seq.unwrap_or_default())
             })
             .collect()
@@ -243,12 +254,7 @@ impl Collection {
         let acting = self.principal_under_lock()?;
         let principal = &*acting;
         let coll = self.resolve(store, principal)?;
-        if principal.roles().is_some() && access(principal, &coll, Action::Create) != Access::All {
-            return Err(Error::Unauthorized(format!(
-                "collection {} grants no create to the client's roles",
-                quote(&coll.id)
-            )));
-        }
+        check_create(principal, coll.rules())?;
         let specs = coll.attribute_specs(self.limits().max_depth)?;
         let mut counters = Counters::load(store, coll.cid)?;
         let mut edits = IndexEdits::default();
@@ -548,9 +554,14 @@ impl Collection {
     ) -> Result<(CollectionRecord, Option<(DocRecord, u32)>)> {
         let coll = self.resolve(store, principal)?;
         let mut seq = 0;
-        let old = check_document(principal, &coll, action, id, || {
-            lookup(store, &coll, id, &mut seq)
-        })?;
+        let old = check_document(
+            principal,
+            coll.rules(),
+            action,
+            id,
+            || lookup(store, &coll, id, &mut seq),
+            DocRecord::grants,
+        )?;
         if let Some(filter) = only_if
             && !filter.matches(&self.to_document(old.clone(), seq)?)
         {
@@ -735,7 +746,7 @@ pub(crate) fn revoke_grants(
             })?;
             let (gone, kept) = std::mem::take(&mut record.permissions)
                 .into_iter()
-                .partition(|StoredPermission(_, role)| revoked.names(role));
+                .partition(|grant: &Grant| revoked.names(grant.role()));
             record.permissions = kept;
             index_permissions(&mut edits, coll.cid, seq, &gone, IndexEdits::remove);
             put_record(batch, &coll, seq, &record, limits)?;
@@ -796,12 +807,12 @@ fn index_permissions(
     edits: &mut IndexEdits,
     cid: u32,
     seq: u32,
-    permissions: &[StoredPermission],
+    permissions: &[Grant],
     op: fn(&mut IndexEdits, u32, IndexKind, &str, u32),
 ) {
-    for StoredPermission(code, role) in permissions {
-        if let Some(kind) = IndexKind::for_action(*code) {
-            op(edits, cid, kind, role, seq);
+    for grant in permissions {
+        if let Some(kind) = IndexKind::for_action(grant.action()) {
+            op(edits, cid, kind, grant.role(), seq);
         }
     }
 }
@@ -884,9 +895,9 @@ fn make_record(
     let object = Value::Object(data.clone());
     flatten(&object, limits.max_depth, &mut nodes)
         .map_err(|e| Error::LimitExceeded(format!("document {e}")))?;
-    let mut stored: Vec<StoredPermission> = permissions
+    let mut stored: Vec<Grant> = permissions
         .iter()
-        .filter_map(|p| action_code(p.action()).map(|c| StoredPermission(c, p.role().to_string())))
+        .filter_map(Grant::of_permission)
         .collect();
     stored.sort();
     stored.dedup();

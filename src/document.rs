@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::id::quote;
-use crate::perm::{Action, Permission, Role};
+use crate::perm::{Grant, Permission};
 use crate::store::{Store, Tree, codec, keys};
 use crate::timefmt;
 use crate::value::{self, Node};
@@ -166,61 +166,22 @@ pub struct DocumentList {
     pub documents: Vec<Document>,
 }
 
-/// A document permission as stored: action code and role string.
-/// Action codes: 1 read, 2 update, 3 delete (documents hold no create or write).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub(crate) struct StoredPermission(pub(crate) u8, pub(crate) String);
-
-pub(crate) const ACTION_READ: u8 = 1;
-pub(crate) const ACTION_UPDATE: u8 = 2;
-pub(crate) const ACTION_DELETE: u8 = 3;
-
-pub(crate) fn action_code(action: Action) -> Option<u8> {
-    match action {
-        Action::Read => Some(ACTION_READ),
-        Action::Update => Some(ACTION_UPDATE),
-        Action::Delete => Some(ACTION_DELETE),
-        Action::Create | Action::Write => None,
-    }
-}
-
-impl StoredPermission {
-    /// The permission this stands for; an error names an unknown action or a malformed role.
-    pub(crate) fn to_permission(&self) -> std::result::Result<Permission, String> {
-        let action =
-            code_action(self.0).ok_or_else(|| format!("unknown action code {}", self.0))?;
-        let role: Role = self.1.parse().map_err(|e: Error| e.to_string())?;
-        Ok(Permission::new(action, role))
-    }
-}
-
-fn code_action(code: u8) -> Option<Action> {
-    match code {
-        ACTION_READ => Some(Action::Read),
-        ACTION_UPDATE => Some(Action::Update),
-        ACTION_DELETE => Some(Action::Delete),
-        _ => None,
-    }
-}
-
 /// What the docs tree stores for one document (encoded by `store::codec`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DocRecord {
     pub(crate) id: String,
     pub(crate) created_ms: i64,
     pub(crate) updated_ms: i64,
-    /// Normalized: sorted, no duplicates, no create or write.
-    pub(crate) permissions: Vec<StoredPermission>,
+    /// Normalized: sorted, no duplicates (`perm::Grant` holds no create or write).
+    pub(crate) permissions: Vec<Grant>,
     /// The attributes object, flattened (see `value`).
     pub(crate) nodes: Vec<Node>,
 }
 
 impl DocRecord {
-    /// Whether the record grants `action` to one of `roles`.
-    pub(crate) fn grants(&self, action: u8, has_role: impl Fn(&str) -> bool) -> bool {
-        self.permissions
-            .iter()
-            .any(|StoredPermission(a, role)| *a == action && has_role(role))
+    /// The document's grants, for `perm::decide`.
+    pub(crate) fn grants(&self) -> &[Grant] {
+        &self.permissions
     }
 
     /// The attributes as a JSON map.

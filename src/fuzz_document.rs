@@ -7,7 +7,8 @@
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
-use crate::document::{DocRecord, StoredPermission, action_code};
+use crate::document::DocRecord;
+use crate::perm::Grant;
 use crate::store::codec;
 use crate::{AttributeSpec, Collection, CollectionSpec, Db, Error};
 
@@ -107,11 +108,11 @@ impl DocumentTarget {
         {
             panic!("decoded attributes do not flatten again: {e}");
         }
-        let permissions: Vec<StoredPermission> = doc
+        let permissions: Vec<Grant> = doc
             .permissions
             .iter()
-            .map(|p| match action_code(p.action()) {
-                Some(code) => StoredPermission(code, p.role().to_string()),
+            .map(|p| match Grant::of_permission(p) {
+                Some(grant) => grant,
                 None => panic!("stored permission decoded to {p}, which documents do not hold"),
             })
             .collect();

@@ -77,8 +77,8 @@ fn expected(store: &Store, coll: &CollectionRecord, max_depth: usize) -> Result<
         ids.insert(keys::doc_id(coll.cid, &doc.id), seq);
         add(IndexKind::Live, "", seq);
         for p in &doc.permissions {
-            if let Some(kind) = IndexKind::for_action(p.0) {
-                add(kind, &p.1, seq);
+            if let Some(kind) = IndexKind::for_action(p.action()) {
+                add(kind, p.role(), seq);
             }
         }
         let data = doc.data(max_depth)?;

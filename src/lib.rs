@@ -42,7 +42,6 @@
 //! # }
 //! ```
 
-mod access;
 mod account;
 mod admin;
 mod attribute;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
+use crate::perm::Action;
 use crate::store::{Direction, Store, Tree, WriteBatch, keys};
 
 pub(crate) use cache::{BitmapCache, RoleBitmaps};
@@ -34,13 +35,13 @@ pub(crate) enum IndexKind {
 }
 
 impl IndexKind {
-    /// The kind for a stored permission action code (see `document`).
-    pub(crate) fn for_action(code: u8) -> Option<IndexKind> {
-        match code {
-            1 => Some(IndexKind::Read),
-            2 => Some(IndexKind::Update),
-            3 => Some(IndexKind::Delete),
-            _ => None,
+    /// The bitmap kind that indexes grants of `action` (documents grant read, update, delete).
+    pub(crate) fn for_action(action: Action) -> Option<IndexKind> {
+        match action {
+            Action::Read => Some(IndexKind::Read),
+            Action::Update => Some(IndexKind::Update),
+            Action::Delete => Some(IndexKind::Delete),
+            Action::Create | Action::Write => None,
         }
     }
 }

@@ -116,7 +116,7 @@ impl RoleSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UserAuth {
     /// By root (`None`), or by an API key (`Some`, its scopes): then the client may do
-    /// only what both the user's permissions and the key's scopes allow (`access::check_scope`).
+    /// only what both the user's permissions and the key's scopes allow (`decide::check_scope`).
     Impersonated(Option<BTreeSet<Scope>>),
     /// By a session secret: the session id.
     Session(String),

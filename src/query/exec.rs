@@ -14,11 +14,12 @@ use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
 use crate::db::DbInner;
-use crate::document::{ACTION_READ, DocRecord, Document, load_record, seq_of};
+use crate::document::{DocRecord, Document, load_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::index::attr::IndexRecord;
 use crate::index::{BitmapStream, Counters, IndexKind, MergedStream, RoleBitmaps};
+use crate::perm::decide::{Access, access, grants_to};
 use crate::perm::{Action, Principal, RoleSet};
 use crate::store::Direction;
 
@@ -107,7 +108,7 @@ impl Run<'_> {
         self.counters.document_decoded();
         if let Visible::Roles(_, roles) | Visible::Lazy(_, roles) = &source.visible {
             // Fail closed: a document whose own permissions no longer grant read is skipped.
-            if !record.grants(ACTION_READ, |r| roles.contains_key(r)) {
+            if !grants_to(record.grants(), Action::Read, roles) {
                 return Ok(None);
             }
         }
@@ -143,7 +144,7 @@ impl Run<'_> {
             Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
             Visible::Roles(..) => Err(not_found()),
             Visible::Lazy(_, roles) => match load_record(&self.db.store, self.coll.cid, seq)? {
-                Some(r) if r.grants(ACTION_READ, |role| roles.contains_key(role)) => Ok(seq),
+                Some(r) if grants_to(r.grants(), Action::Read, roles) => Ok(seq),
                 _ => Err(not_found()),
             },
         }
@@ -426,10 +427,8 @@ pub(crate) fn find(
 ) -> Result<Found> {
     // Who may read nothing is refused before the queries are looked at: the planner's
     // errors name attributes and indexes, which such a caller must not learn.
-    if let Some(roles) = principal.roles()
-        && !coll.grants(Action::Read, roles)
-        && !coll.document_security
-    {
+    let read = access(principal, coll.rules(), Action::Read);
+    if read == Access::Denied {
         return Err(no_read(coll));
     }
     let schema = coll.query_schema(db.options.limits.max_depth)?;
@@ -451,10 +450,9 @@ pub(crate) fn find(
     // Counts and `$sequence` pages never need the union itself; other orders and index
     // intersections test membership in it.
     let lazy_ok = hit.is_none() && (want == Want::Count || run.plan.sequence_order().is_some());
-    let visible = match principal.roles() {
-        None => Visible::All,
-        Some(roles) if coll.grants(Action::Read, roles) => Visible::All,
-        Some(roles) if coll.document_security => {
+    let visible = match (read, principal.roles()) {
+        (Access::All, _) | (Access::ByDocument, None) => Visible::All,
+        (Access::ByDocument, Some(roles)) => {
             let bitmaps = db.bitmaps.role_bitmaps(
                 &db.store,
                 coll.cid,
@@ -469,7 +467,7 @@ pub(crate) fn find(
                 Visible::Roles(union, roles)
             }
         }
-        Some(_) => return Err(no_read(coll)),
+        (Access::Denied, _) => return Err(no_read(coll)),
     };
     if let Visible::All = visible {
         run.counters.add(&narrowing);

@@ -1,11 +1,10 @@
-//! The permission rules of DESIGN.md section 3, decided in one place.
-//! Fails closed: anything not explicitly granted is denied.
+//! The permission rules of docs/ARCHITECTURE.md ("Permission rules"), decided here and
+//! only here: scopes, collection grants, document grants. Fails closed: anything not
+//! explicitly granted is denied.
 
-use crate::catalog::CollectionRecord;
-use crate::document::{ACTION_DELETE, ACTION_READ, ACTION_UPDATE, DocRecord};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
-use crate::perm::{Action, Principal, Role, Scope, UserAuth};
+use crate::perm::{Action, Grant, Permission, Principal, Role, RoleSet, Scope, UserAuth};
 
 /// Who a call is open to besides root and keys holding its scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,18 +61,38 @@ pub(crate) fn check_scope(
     }
 }
 
+/// What the rules need of a collection: its id (for messages), its permissions, parsed
+/// when its record was decoded, and whether document permissions count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CollectionRules<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) permissions: &'a [Permission],
+    pub(crate) document_security: bool,
+}
+
+impl CollectionRules<'_> {
+    /// Whether the collection grants `action` to one of `roles`.
+    fn grants(&self, action: Action, roles: &RoleSet) -> bool {
+        self.permissions
+            .iter()
+            .any(|p| p.action() == action && roles.contains(p.role()))
+    }
+}
+
 /// How a principal may perform an action on a collection's documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// On every document (root, or a collection-level grant).
     All,
-    /// On the documents whose own permissions grant it (document security).
+    /// On the documents whose own grants allow it to one of these roles (document
+    /// security).
     ByDocument,
     /// On none.
     Denied,
 }
 
-pub(crate) fn access(principal: &Principal, coll: &CollectionRecord, action: Action) -> Access {
+/// How `principal` may perform `action` on the documents of `coll`.
+pub(crate) fn access(principal: &Principal, coll: CollectionRules<'_>, action: Action) -> Access {
     match principal.roles() {
         None => Access::All,
         Some(roles) if coll.grants(action, roles) => Access::All,
@@ -82,49 +101,63 @@ pub(crate) fn access(principal: &Principal, coll: &CollectionRecord, action: Act
     }
 }
 
-fn code(action: Action) -> u8 {
-    match action {
-        Action::Update | Action::Write => ACTION_UPDATE,
-        Action::Delete => ACTION_DELETE,
-        Action::Read | Action::Create => ACTION_READ,
-    }
+/// Whether a document's own `grants` allow `action` to one of `roles`: the one
+/// comparison of roles against document grants, which [`allows`] and the query path's
+/// re-check of documents read through role bitmaps both make.
+pub(crate) fn grants_to(grants: &[Grant], action: Action, roles: &RoleSet) -> bool {
+    let action = match action {
+        // A document holds update and delete; `write` asks for update.
+        Action::Write => Action::Update,
+        a => a,
+    };
+    grants
+        .iter()
+        .any(|g| g.action() == action && roles.contains_key(g.role()))
 }
 
-fn allowed(principal: &Principal, access: Access, record: &DocRecord, action: Action) -> bool {
+/// Whether `principal`, whose access to the collection is `access`, may perform `action`
+/// on a document carrying `grants`.
+pub(crate) fn allows(
+    principal: &Principal,
+    access: Access,
+    grants: &[Grant],
+    action: Action,
+) -> bool {
     match (access, principal.roles()) {
         (Access::All, _) => true,
-        (Access::ByDocument, Some(roles)) => record.grants(code(action), |r| roles.contains_key(r)),
+        (Access::ByDocument, Some(roles)) => grants_to(grants, action, roles),
         (Access::ByDocument, None) => true,
         (Access::Denied, _) => false,
     }
 }
 
-/// Checks `action` (read, update or delete) on one document.
-/// Order matters so that existence never leaks:
+/// Checks `action` (read, update or delete) on one document, which `lookup` finds and
+/// `grants_of` tells the grants of. Order matters so that existence never leaks:
 /// 1. neither read nor `action` granted anywhere: `Unauthorized`, before the document is looked up;
 /// 2. no such document, or one the client can neither read nor act on: `NotFound`;
 /// 3. readable but `action` not granted: `Unauthorized`.
-pub(crate) fn check_document(
+pub(crate) fn check_document<D>(
     principal: &Principal,
-    coll: &CollectionRecord,
+    coll: CollectionRules<'_>,
     action: Action,
     id: &str,
-    lookup: impl FnOnce() -> Result<Option<DocRecord>>,
-) -> Result<DocRecord> {
+    lookup: impl FnOnce() -> Result<Option<D>>,
+    grants_of: impl Fn(&D) -> &[Grant],
+) -> Result<D> {
     let read = access(principal, coll, Action::Read);
     let act = access(principal, coll, action);
     if read == Access::Denied && act == Access::Denied {
         return Err(Error::Unauthorized(format!(
             "collection {} grants no {} to the client's roles",
-            quote(&coll.id),
+            quote(coll.id),
             action.as_str()
         )));
     }
-    let record = lookup()?.ok_or_else(|| Error::not_found(ResourceKind::Document, id))?;
-    let can_read = allowed(principal, read, &record, Action::Read);
-    let can_act = allowed(principal, act, &record, action);
+    let doc = lookup()?.ok_or_else(|| Error::not_found(ResourceKind::Document, id))?;
+    let can_read = allows(principal, read, grants_of(&doc), Action::Read);
+    let can_act = allows(principal, act, grants_of(&doc), action);
     match (can_read, can_act) {
-        (_, true) => Ok(record),
+        (_, true) => Ok(doc),
         (false, false) => Err(Error::not_found(ResourceKind::Document, id)),
         (true, false) => Err(Error::Unauthorized(format!(
             "no {} permission on document {}",
@@ -134,21 +167,41 @@ pub(crate) fn check_document(
     }
 }
 
-/// Whether `principal` may read `record` (a document of `coll` as it is after a write):
-/// a write answers with the document only then, with its system fields alone otherwise.
-/// Needs `documents.read` of a key (or of the key behind an impersonated user) and, for
-/// users and guests, the read permission.
-pub(crate) fn may_read(principal: &Principal, coll: &CollectionRecord, record: &DocRecord) -> bool {
+/// Whether `principal` may read a document of `coll` carrying `grants` (as it is after a
+/// write): a write answers with the document only then, with its system fields alone
+/// otherwise. Needs `documents.read` of a key (or of the key behind an impersonated
+/// user) and, for users and guests, the read permission.
+pub(crate) fn may_read(principal: &Principal, coll: CollectionRules<'_>, grants: &[Grant]) -> bool {
     check_scope(principal, Scope::DocumentsRead, "", Audience::Users).is_ok()
-        && allowed(
+        && allows(
             principal,
             access(principal, coll, Action::Read),
-            record,
+            grants,
             Action::Read,
         )
 }
 
-/// A user or guest may only grant roles they hold; root may grant any.
+/// Whether `principal` skips permissions: root and API keys (whose scopes
+/// [`check_scope`] checks). Only they reach disabled schemas and collections, which
+/// answer as missing to everyone else.
+pub(crate) fn skips_permissions(principal: &Principal) -> bool {
+    principal.roles().is_none()
+}
+
+/// Checks that `principal` may create documents in `coll`: root, or a collection grant
+/// of create (document permissions never grant create).
+pub(crate) fn check_create(principal: &Principal, coll: CollectionRules<'_>) -> Result<()> {
+    if principal.roles().is_none() || access(principal, coll, Action::Create) == Access::All {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized(format!(
+            "collection {} grants no create to the client's roles",
+            quote(coll.id)
+        )))
+    }
+}
+
+/// A user or guest may only grant roles they hold; root and keys may grant any.
 pub(crate) fn check_grantable<'p>(
     principal: &Principal,
     roles: impl IntoIterator<Item = &'p Role>,
