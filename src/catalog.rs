@@ -9,8 +9,8 @@ use crate::db::DbInner;
 use crate::document::DocRecord;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
-use crate::index::IndexEdits;
-use crate::index::attr::{self, IndexRecord, IndexSpec, IndexType};
+use crate::index::attr::{IndexRecord, IndexSpec, IndexType};
+use crate::index::{Contribution, IndexEdits};
 use crate::perm::decide::CollectionRules;
 use crate::perm::{Permission, Target, normalize};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
@@ -591,6 +591,7 @@ pub(crate) fn create_index(
             attributes: spec.attributes.clone(),
             number,
         };
+        let with_new: Vec<IndexRecord> = r.indexes.iter().cloned().chain([index]).collect();
         let mut edits = IndexEdits::default();
         for entry in store.scan_prefix(
             Tree::Docs,
@@ -603,19 +604,20 @@ pub(crate) fn create_index(
             })?;
             let doc: DocRecord = codec::decode(&v, || format!("document at {:02x?}", &*k))?;
             let data = doc.data(max_depth)?;
-            attr::update_entries(
+            // The new index's part: what the document contributes under the new index
+            // list beyond what it contributes under the old one.
+            Contribution::apply_change(
                 store,
                 batch,
                 &mut edits,
                 r.cid,
-                std::slice::from_ref(&index),
                 seq,
-                None,
-                Some(&data),
+                &Contribution::of(r.cid, &r.indexes, seq, doc.grants(), &data),
+                &Contribution::of(r.cid, &with_new, seq, doc.grants(), &data),
             )?;
         }
         edits.write(store, batch)?;
-        r.indexes.push(index);
+        r.indexes = with_new;
         r.updated_ms = now;
         batch.put(
             Tree::Meta,

@@ -12,8 +12,7 @@ use crate::client::Client;
 use crate::document::{DocRecord, Document, DocumentList, load_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
-use crate::index::attr;
-use crate::index::{IndexEdits, IndexKind};
+use crate::index::{Contribution, IndexEdits, IndexKind};
 use crate::options::Limits;
 use crate::perm::decide::{
     check_create, check_document, check_grantable, may_read, skips_permissions,
@@ -290,23 +289,14 @@ impl Collection {
                 keys::doc_id(coll.cid, id),
                 seq.to_be_bytes().to_vec(),
             );
-            edits.add(coll.cid, IndexKind::Live, "", seq);
-            index_permissions(
-                &mut edits,
-                coll.cid,
-                seq,
-                &record.permissions,
-                IndexEdits::add,
-            );
-            attr::update_entries(
+            Contribution::apply_change(
                 store,
                 batch,
                 &mut edits,
                 coll.cid,
-                &coll.indexes,
                 seq,
-                None,
-                Some(&data),
+                &Contribution::default(),
+                &Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data),
             )?;
             created.push((record, seq));
         }
@@ -505,29 +495,14 @@ impl Collection {
         )?;
         put_record(batch, &coll, seq, &record, self.limits())?;
         let mut edits = IndexEdits::default();
-        let removed: Vec<_> = old
-            .permissions
-            .iter()
-            .filter(|p| !record.permissions.contains(p))
-            .cloned()
-            .collect();
-        let added: Vec<_> = record
-            .permissions
-            .iter()
-            .filter(|p| !old.permissions.contains(p))
-            .cloned()
-            .collect();
-        index_permissions(&mut edits, coll.cid, seq, &removed, IndexEdits::remove);
-        index_permissions(&mut edits, coll.cid, seq, &added, IndexEdits::add);
-        attr::update_entries(
+        Contribution::apply_change(
             store,
             batch,
             &mut edits,
             coll.cid,
-            &coll.indexes,
             seq,
-            Some(&old_data),
-            Some(&data),
+            &Contribution::of(coll.cid, &coll.indexes, seq, old.grants(), &old_data),
+            &Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data),
         )?;
         edits.write(store, batch)?;
         Ok((principal, coll, vec![(record, seq)]))
@@ -590,24 +565,15 @@ impl Collection {
         counters.live = counters.live.saturating_sub(1);
         counters.put(batch, coll.cid);
         let mut edits = IndexEdits::default();
-        edits.remove(coll.cid, IndexKind::Live, "", seq);
-        index_permissions(
-            &mut edits,
-            coll.cid,
-            seq,
-            &old.permissions,
-            IndexEdits::remove,
-        );
         let old_data = old.data(self.limits().max_depth)?;
-        attr::update_entries(
+        Contribution::apply_change(
             store,
             batch,
             &mut edits,
             coll.cid,
-            &coll.indexes,
             seq,
-            Some(&old_data),
-            None,
+            &Contribution::of(coll.cid, &coll.indexes, seq, old.grants(), &old_data),
+            &Contribution::default(),
         )?;
         edits.write(store, batch)?;
         Ok((acting.clone(), coll, vec![(old, seq)]))
@@ -744,11 +710,13 @@ pub(crate) fn revoke_grants(
                     format!("names sequence {seq}, which has no document"),
                 )
             })?;
-            let (gone, kept) = std::mem::take(&mut record.permissions)
-                .into_iter()
-                .partition(|grant: &Grant| revoked.names(grant.role()));
-            record.permissions = kept;
-            index_permissions(&mut edits, coll.cid, seq, &gone, IndexEdits::remove);
+            let data = record.data(limits.max_depth)?;
+            let before = Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data);
+            record
+                .permissions
+                .retain(|grant: &Grant| !revoked.names(grant.role()));
+            let after = Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data);
+            Contribution::apply_change(store, batch, &mut edits, coll.cid, seq, &before, &after)?;
             put_record(batch, &coll, seq, &record, limits)?;
         }
         edits.write(store, batch)?;
@@ -800,20 +768,6 @@ fn default_permissions(principal: &Principal) -> Vec<Permission> {
             .map(|a| Permission::new(a, Role::user(user)))
             .collect(),
         None => Vec::new(),
-    }
-}
-
-fn index_permissions(
-    edits: &mut IndexEdits,
-    cid: u32,
-    seq: u32,
-    permissions: &[Grant],
-    op: fn(&mut IndexEdits, u32, IndexKind, &str, u32),
-) {
-    for grant in permissions {
-        if let Some(kind) = IndexKind::for_action(grant.action()) {
-            op(edits, cid, kind, grant.role(), seq);
-        }
     }
 }
 

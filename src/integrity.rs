@@ -10,7 +10,7 @@ use crate::db::{Db, DbInner};
 use crate::document::DocRecord;
 use crate::error::{Error, Result};
 use crate::index::attr::IndexType;
-use crate::index::{IndexKind, container_key_of, encode_container, stored_containers};
+use crate::index::{Contribution, container_key_of, encode_container, stored_containers};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 
 /// Most problems listed in one report (the count goes on).
@@ -39,7 +39,8 @@ impl IntegrityReport {
     }
 }
 
-/// What the documents of one collection say its indexes and counters must hold.
+/// What the documents of one collection say its indexes and counters must hold: the
+/// sum of their contributions (`index::Contribution`), id entries and live count.
 struct Expected {
     containers: BTreeMap<Vec<u8>, RoaringBitmap>,
     entries: BTreeSet<Vec<u8>>,
@@ -54,15 +55,6 @@ fn expected(store: &Store, coll: &CollectionRecord, max_depth: usize) -> Result<
         ids: BTreeMap::new(),
         live: 0,
     };
-    let mut add = |kind: IndexKind, role: &str, seq: u32| {
-        e.containers
-            .entry(container_key_of(coll.cid, kind, role, seq))
-            .or_default()
-            .insert(seq);
-    };
-    let mut entries = BTreeSet::new();
-    let mut ids = BTreeMap::new();
-    let mut live = 0u64;
     for entry in store.scan_prefix(
         Tree::Docs,
         &keys::collection_data(coll.cid),
@@ -73,28 +65,18 @@ fn expected(store: &Store, coll: &CollectionRecord, max_depth: usize) -> Result<
             .ok_or_else(|| Error::corrupt(format!("document key {:02x?}", &*k), "bad length"))?;
         let doc: DocRecord =
             codec::decode(&v, || format!("document {seq} of collection {}", coll.id))?;
-        live += 1;
-        ids.insert(keys::doc_id(coll.cid, &doc.id), seq);
-        add(IndexKind::Live, "", seq);
-        for p in &doc.permissions {
-            if let Some(kind) = IndexKind::for_action(p.action()) {
-                add(kind, p.role(), seq);
-            }
-        }
+        e.live += 1;
+        e.ids.insert(keys::doc_id(coll.cid, &doc.id), seq);
         let data = doc.data(max_depth)?;
-        for index in &coll.indexes {
-            if index.kind == IndexType::Fulltext {
-                for w in index.words(&data) {
-                    add(IndexKind::Fulltext, &index.word_role(&w), seq);
-                }
-            } else {
-                entries.insert(index.entry_of(coll.cid, &data, seq));
-            }
+        let contribution = Contribution::of(coll.cid, &coll.indexes, seq, doc.grants(), &data);
+        for (kind, role) in &contribution.bits {
+            e.containers
+                .entry(container_key_of(coll.cid, *kind, role, seq))
+                .or_default()
+                .insert(seq);
         }
+        e.entries.extend(contribution.entries.into_keys());
     }
-    e.entries = entries;
-    e.ids = ids;
-    e.live = live;
     Ok(e)
 }
 
@@ -284,6 +266,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::index::IndexKind;
     use crate::{AttributeSpec, CollectionSpec, IndexSpec, Permission, Query, Role};
 
     #[test]

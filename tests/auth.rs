@@ -182,6 +182,15 @@ fn a_new_account_with_a_deleted_users_id_inherits_nothing() {
             ]),
         )
         .unwrap();
+    // Found through the update bitmap alone, and the delete bitmap alone.
+    for (id, grant) in [
+        ("update-only", Permission::update(Role::user("user-b"))),
+        ("delete-only", Permission::delete(Role::user("user-b"))),
+    ] {
+        birthdays
+            .create(id, json!({"name": id}), Some(vec![grant]))
+            .unwrap();
+    }
     let b = common::sign_in(&db, "b");
     assert_eq!(
         b.schema("db").collection("birthdays").count(&[]).unwrap(),
@@ -224,6 +233,12 @@ fn a_new_account_with_a_deleted_users_id_inherits_nothing() {
         [Permission::read(Role::user("user-a"))]
     );
     assert!(birthdays.get("doc2").unwrap().permissions().is_empty());
+    for id in ["update-only", "delete-only"] {
+        assert!(
+            birthdays.get(id).unwrap().permissions().is_empty(),
+            "{id}: grants found through the update or delete bitmap are gone too"
+        );
+    }
     let diary_info = root.schema("db").collections().get("diary").unwrap();
     assert!(
         diary_info.permissions.is_empty(),

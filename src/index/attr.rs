@@ -20,7 +20,7 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{BitmapCache, Counters, IndexEdits, IndexKind};
+use super::{BitmapCache, Counters, IndexKind};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::store::{Direction, Scan, Store, Tree, WriteBatch, keys};
@@ -224,81 +224,33 @@ fn entry_seq(key: &[u8]) -> Result<u32> {
         .ok_or_else(|| Error::corrupt(format!("index entry {key:02x?}"), "too short"))
 }
 
-/// Index changes for one document going from `old` to `new` data (either may be absent).
-/// Unique indexes are checked against the store; `batch` receives the entries.
-#[allow(clippy::too_many_arguments, reason = "one call site per write kind")]
-pub(crate) fn update_entries(
-    store: &Store,
-    batch: &mut WriteBatch,
-    edits: &mut IndexEdits,
-    cid: u32,
-    indexes: &[IndexRecord],
-    seq: u32,
-    old: Option<&Map<String, Value>>,
-    new: Option<&Map<String, Value>>,
-) -> Result<()> {
-    for index in indexes {
-        if index.kind == IndexType::Fulltext {
-            let before = old.map(|d| index.words(d)).unwrap_or_default();
-            let after = new.map(|d| index.words(d)).unwrap_or_default();
-            for w in before.difference(&after) {
-                edits.remove(cid, IndexKind::Fulltext, &index.word_role(w), seq);
-            }
-            for w in after.difference(&before) {
-                edits.add(cid, IndexKind::Fulltext, &index.word_role(w), seq);
-            }
-            continue;
-        }
-        let before = old.and_then(|d| index.entry(cid, d, seq));
-        let after = new.and_then(|d| index.entry(cid, d, seq));
-        if before == after {
-            continue;
-        }
-        if let Some(k) = before {
-            batch.remove(Tree::AttrIndex, k);
-        }
-        if let (Some(k), Some(data)) = (after, new) {
-            if index.kind == IndexType::Unique {
-                check_unique(store, batch, index, cid, data, seq)?;
-            }
-            batch.put(Tree::AttrIndex, k, Vec::new());
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a document whose values another document of the index already has.
-/// Documents with a missing or null value are never duplicates (as in SQL).
-fn check_unique(
+/// Refuses the new `entry` of document `seq` in unique index `index` when another
+/// document's entry has the same values: in the store and not removed by `batch`, or put
+/// by `batch`. The caller leaves out entries with a missing or null value
+/// (`Contribution::of`).
+pub(crate) fn check_unique(
     store: &Store,
     batch: &WriteBatch,
-    index: &IndexRecord,
-    cid: u32,
-    data: &Map<String, Value>,
+    index: &str,
+    entry: &[u8],
     seq: u32,
 ) -> Result<()> {
-    if index
-        .attributes
-        .iter()
-        .any(|a| data.get(a).is_none_or(Value::is_null))
-    {
-        return Ok(());
-    }
-    let mut prefix = index.prefix(cid);
-    for a in &index.attributes {
-        encode_value(data.get(a), &mut prefix);
-    }
+    let prefix = entry
+        .len()
+        .checked_sub(4)
+        .and_then(|at| entry.get(..at))
+        .ok_or_else(|| Error::corrupt(format!("index entry {entry:02x?}"), "too short"))?;
     let conflict = || {
         Error::conflict(
             ResourceKind::Document,
             format!(
                 "unique index {}: another document has the same values",
-                quote(&index.key)
+                quote(index)
             ),
         )
     };
-    for entry in store.scan_prefix(Tree::AttrIndex, &prefix, Direction::Forward) {
-        let (k, _) = entry?;
+    for found in store.scan_prefix(Tree::AttrIndex, prefix, Direction::Forward) {
+        let (k, _) = found?;
         // The key must be exactly prefix + seq, and not removed by this same batch.
         if k.len() == prefix.len() + 4
             && entry_seq(&k)? != seq
@@ -307,7 +259,7 @@ fn check_unique(
             return Err(conflict());
         }
     }
-    if batch.puts_with_prefix(Tree::AttrIndex, &prefix, seq) {
+    if batch.puts_with_prefix(Tree::AttrIndex, prefix, seq) {
         return Err(conflict());
     }
     Ok(())

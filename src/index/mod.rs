@@ -3,12 +3,15 @@
 //!
 //! INVARIANT (index-matches-docs): for every collection, `Live` holds exactly the
 //! sequences in the docs tree, and `(action, role)` holds exactly the sequences whose
-//! stored permissions grant `action` to `role`. Upheld by `IndexEdits`, always applied
+//! stored permissions grant `action` to `role`; the attribute and fulltext indexes hold
+//! what `Contribution::of` says each document contributes. Upheld by applying the change
+//! of a document's contribution (`Contribution::apply_change`, through `IndexEdits`)
 //! in the same `WriteBatch` as the document change.
 
 pub(crate) mod attr;
 mod cache;
 mod container;
+mod contribution;
 mod stream;
 
 use std::collections::BTreeMap;
@@ -20,6 +23,7 @@ use crate::perm::Action;
 use crate::store::{Direction, Store, Tree, WriteBatch, keys};
 
 pub(crate) use cache::{BitmapCache, RoleBitmaps};
+pub(crate) use contribution::Contribution;
 pub(crate) use stream::{BitmapStream, Counters, MergedStream};
 
 /// Which bitmap of a collection. The byte is part of the key.
