@@ -76,7 +76,8 @@ impl Account {
     /// The returned session's `secret` is shown this once.
     pub fn create_email_password_session(&self, email: &str, password: &str) -> Result<Session> {
         self.not_signed_in("sign-in")?;
-        sessions::create_session(&self.client.db.inner, email, password)
+        let db = &self.client.db.inner;
+        sessions::create_session(db, &db.sign_in, email, password)
     }
 
     /// The signed-in user.
@@ -138,6 +139,7 @@ impl Account {
         let _acting = self.client.require_own(Scope::UsersWrite, what)?;
         users::change_account(
             &self.client.db.inner,
+            &self.client.db.inner.sign_in,
             &id,
             change,
             proof,
@@ -201,9 +203,14 @@ impl Account {
 
     fn issue(&self, kind: TokenKind, ttl: Option<time::Duration>) -> Result<Jwt> {
         match self.signed_in(Scope::UsersWrite, "creating a token")? {
-            Some((user, UserAuth::Session(session))) => {
-                issue::create(&self.client.db.inner, &user, &session, kind, ttl)
-            }
+            Some((user, UserAuth::Session(session))) => issue::create(
+                &self.client.db.inner,
+                &self.client.db.inner.keyring,
+                &user,
+                &session,
+                kind,
+                ttl,
+            ),
             Some((_, UserAuth::Token(_))) => Err(Error::Unauthorized(
                 "a client authenticated by a token cannot create tokens".into(),
             )),

@@ -118,7 +118,7 @@ impl Users {
                 session_id.unwrap_or("recent()"),
             )
         })?;
-        issue::create(db, id, &session.id, TokenKind::Access, ttl)
+        issue::create(db, &db.keyring, id, &session.id, TokenKind::Access, ttl)
     }
 
     /// Blocks (`false`) or unblocks (`true`) a user. A blocked user's sessions and
@@ -158,7 +158,7 @@ impl Users {
 
     fn change(&self, id: &str, change: AccountChange<'_>) -> Result<User> {
         let _acting = self.client.require(Scope::UsersWrite, "updating users")?;
-        users::change_account(self.db(), id, change, None, None)
+        users::change_account(self.db(), &self.db().sign_in, id, change, None, None)
     }
 
     /// Marks the user's email verified or not (changes `users/verified` and friends).

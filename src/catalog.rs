@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::attribute::{AttributeRecord, AttributeSpec, MAX_ATTRIBUTES};
 use crate::attribute::{QuerySchema, ValueKind};
-use crate::db::DbInner;
 use crate::document::DocRecord;
+use crate::engine::Engine;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
 use crate::index::attr::{IndexRecord, IndexSpec, IndexType};
@@ -14,10 +14,9 @@ use crate::index::{Contribution, IndexEdits};
 use crate::perm::decide::CollectionRules;
 use crate::perm::{Permission, Target, normalize};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
+use crate::text::check_name;
 use crate::timefmt;
 
-/// Longest schema or collection name, in characters.
-pub const MAX_NAME_LEN: usize = 128;
 /// How many keys one purge step deletes in a single atomic batch.
 const PURGE_STEP: usize = 10_000;
 
@@ -188,16 +187,6 @@ impl CollectionSpec {
     }
 }
 
-fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "{what} name {}: must be 1 to {MAX_NAME_LEN} characters",
-            quote(name)
-        )));
-    }
-    Ok(())
-}
-
 fn schema_info(r: &SchemaRecord) -> Result<SchemaInfo> {
     Ok(SchemaInfo {
         id: r.id.clone(),
@@ -305,7 +294,7 @@ pub(crate) fn require_collection(
         .ok_or_else(|| Error::not_found(ResourceKind::Collection, id))
 }
 
-pub(crate) fn create_schema(db: &DbInner, id: &str, name: &str) -> Result<SchemaInfo> {
+pub(crate) fn create_schema(db: &Engine, id: &str, name: &str) -> Result<SchemaInfo> {
     check_id("schema id", id)?;
     check_name("schema", name)?;
     let now = db.now_ms();
@@ -328,11 +317,11 @@ pub(crate) fn create_schema(db: &DbInner, id: &str, name: &str) -> Result<Schema
     })
 }
 
-pub(crate) fn get_schema(db: &DbInner, id: &str) -> Result<SchemaInfo> {
+pub(crate) fn get_schema(db: &Engine, id: &str) -> Result<SchemaInfo> {
     schema_info(&require_schema(&db.store, id)?)
 }
 
-pub(crate) fn list_schemas(db: &DbInner) -> Result<Vec<SchemaInfo>> {
+pub(crate) fn list_schemas(db: &Engine) -> Result<Vec<SchemaInfo>> {
     let mut out = Vec::new();
     for entry in db
         .store
@@ -346,7 +335,7 @@ pub(crate) fn list_schemas(db: &DbInner) -> Result<Vec<SchemaInfo>> {
 }
 
 pub(crate) fn update_schema(
-    db: &DbInner,
+    db: &Engine,
     id: &str,
     name: &str,
     enabled: bool,
@@ -364,7 +353,7 @@ pub(crate) fn update_schema(
 }
 
 /// Deletes a schema and every collection in it (their documents and indexes are purged).
-pub(crate) fn delete_schema(db: &DbInner, id: &str) -> Result<()> {
+pub(crate) fn delete_schema(db: &Engine, id: &str) -> Result<()> {
     let cids = db.write(|store, batch| {
         require_schema(store, id)?;
         batch.remove(Tree::Meta, keys::schema(id));
@@ -392,7 +381,7 @@ fn next_cid(store: &Store) -> Result<u32> {
 }
 
 pub(crate) fn create_collection(
-    db: &DbInner,
+    db: &Engine,
     schema_id: &str,
     spec: &CollectionSpec,
 ) -> Result<CollectionInfo> {
@@ -444,14 +433,14 @@ pub(crate) fn create_collection(
     })
 }
 
-pub(crate) fn get_collection(db: &DbInner, schema_id: &str, id: &str) -> Result<CollectionInfo> {
+pub(crate) fn get_collection(db: &Engine, schema_id: &str, id: &str) -> Result<CollectionInfo> {
     collection_info(
         &require_collection(&db.store, schema_id, id)?,
         db.options.limits.max_depth,
     )
 }
 
-pub(crate) fn list_collections(db: &DbInner, schema_id: &str) -> Result<Vec<CollectionInfo>> {
+pub(crate) fn list_collections(db: &Engine, schema_id: &str) -> Result<Vec<CollectionInfo>> {
     require_schema(&db.store, schema_id)?;
     let mut out = Vec::new();
     for entry in db.store.scan_prefix(
@@ -469,7 +458,7 @@ pub(crate) fn list_collections(db: &DbInner, schema_id: &str) -> Result<Vec<Coll
 
 /// Replaces name, permissions, document security and enabled; documents are untouched.
 pub(crate) fn update_collection(
-    db: &DbInner,
+    db: &Engine,
     schema_id: &str,
     spec: &CollectionSpec,
 ) -> Result<CollectionInfo> {
@@ -494,7 +483,7 @@ pub(crate) fn update_collection(
 
 /// Declares a new attribute. Existing documents are not rewritten: they lack it.
 pub(crate) fn create_attribute(
-    db: &DbInner,
+    db: &Engine,
     schema_id: &str,
     id: &str,
     spec: &AttributeSpec,
@@ -529,7 +518,7 @@ pub(crate) fn create_attribute(
 }
 
 /// Removes an attribute and its values from every document, in one atomic write.
-pub(crate) fn delete_attribute(db: &DbInner, schema_id: &str, id: &str, key: &str) -> Result<()> {
+pub(crate) fn delete_attribute(db: &Engine, schema_id: &str, id: &str, key: &str) -> Result<()> {
     let now = db.now_ms();
     let max_depth = db.options.limits.max_depth;
     db.write(|store, batch| {
@@ -563,7 +552,7 @@ pub(crate) fn delete_attribute(db: &DbInner, schema_id: &str, id: &str, key: &st
 
 /// Creates an index and fills it from the collection's documents, in one atomic write.
 pub(crate) fn create_index(
-    db: &DbInner,
+    db: &Engine,
     schema_id: &str,
     id: &str,
     spec: &IndexSpec,
@@ -662,7 +651,7 @@ fn check_index(spec: &IndexSpec, attributes: &[AttributeSpec]) -> Result<()> {
 }
 
 /// Drops an index and frees its entries, in one atomic write.
-pub(crate) fn delete_index(db: &DbInner, schema_id: &str, id: &str, key: &str) -> Result<()> {
+pub(crate) fn delete_index(db: &Engine, schema_id: &str, id: &str, key: &str) -> Result<()> {
     let now = db.now_ms();
     db.write(|store, batch| {
         let mut r = require_collection(store, schema_id, id)?;
@@ -683,7 +672,7 @@ pub(crate) fn delete_index(db: &DbInner, schema_id: &str, id: &str, key: &str) -
     })
 }
 
-pub(crate) fn delete_collection(db: &DbInner, schema_id: &str, id: &str) -> Result<()> {
+pub(crate) fn delete_collection(db: &Engine, schema_id: &str, id: &str) -> Result<()> {
     let cid = db.write(|store, batch| {
         let r = require_collection(store, schema_id, id)?;
         unlink_collection(batch, &r);
@@ -702,7 +691,7 @@ fn unlink_collection(batch: &mut WriteBatch, r: &CollectionRecord) {
 /// Deletes an unlinked collection's documents and indexes in bounded steps, then its purge mark.
 /// Safe to interrupt: the data is unreachable (collection numbers are never reused) and
 /// `resume_purges` finishes the job on the next open.
-fn purge(db: &DbInner, cid: u32) -> Result<()> {
+fn purge(db: &Engine, cid: u32) -> Result<()> {
     loop {
         let done = db.write(|store, batch| {
             let mut n = 0;
@@ -727,7 +716,7 @@ fn purge(db: &DbInner, cid: u32) -> Result<()> {
 }
 
 /// Finishes purges interrupted by a crash. Reads only the purge marks, not the data.
-pub(crate) fn resume_purges(db: &DbInner) -> Result<()> {
+pub(crate) fn resume_purges(db: &Engine) -> Result<()> {
     let mut cids = Vec::new();
     for entry in db
         .store

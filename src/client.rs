@@ -15,14 +15,28 @@ use crate::auth::users::{self, UserRecord, load_user};
 use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
 use crate::collection::Collection;
-use crate::db::acting::{Acting, acting};
 use crate::db::{Db, DbInner};
+use crate::engine::acting::{Acting, acting};
 use crate::error::{Error, Result};
 use crate::id::check_id;
 use crate::index::attr::IndexSpec;
 use crate::perm::decide::{Audience, check_scope};
 use crate::perm::{Principal, Role, Scope, UserAuth, UserFacts};
 use crate::token::{TokenClaims, TokenError};
+
+impl Db {
+    /// The in-process, trusted client: permission checks are skipped.
+    #[must_use]
+    pub fn root(&self) -> Client {
+        Client::new(self.clone(), Principal::Root)
+    }
+
+    /// A client without credentials: roles `any` and `guests`.
+    #[must_use]
+    pub fn client(&self) -> Client {
+        Client::new(self.clone(), Principal::guest())
+    }
+}
 
 /// Acts on a store as one principal: root, an API key, a guest, or a user.
 ///
@@ -279,7 +293,7 @@ impl Client {
     pub fn set_jwt(&self, token: &str) -> Result<Client> {
         let db = &self.db.inner;
         let epoch = db.auth_epoch();
-        let (claims, session, user) = crate::token::issue::verify(db, token)?;
+        let (claims, session, user) = crate::token::issue::verify(db, &db.keyring, token)?;
         let derived = token_principal(db, epoch, &claims, &session, &user)?;
         Ok(Client::bound(
             self.db.clone(),

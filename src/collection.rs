@@ -155,7 +155,7 @@ impl Collection {
         let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store, &principal)?;
-        let found = find(db, &principal, &coll, queries, Want::Page)?;
+        let found = find(db.read_view(), &principal, &coll, queries, Want::Page)?;
         let list = DocumentList {
             total: found.total,
             documents: found.documents,
@@ -171,7 +171,7 @@ impl Collection {
         let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store, &principal)?;
-        let found = find(db, &principal, &coll, queries, Want::Page)?;
+        let found = find(db.read_view(), &principal, &coll, queries, Want::Page)?;
         // `find` planned these queries already, so this cannot fail where it did not.
         let schema = coll.query_schema(self.limits().max_depth)?;
         let filter = crate::query::plan::plan(queries, &schema)?.filter;
@@ -193,7 +193,7 @@ impl Collection {
         let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store, &principal)?;
-        Ok(find(db, &principal, &coll, queries, Want::Count)?.total)
+        Ok(find(db.read_view(), &principal, &coll, queries, Want::Count)?.total)
     }
 
     /// Creates document `id` from `data` (a JSON object). Needs `create` on the collection.

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use roaring::RoaringBitmap;
 
 use crate::catalog::{CollectionRecord, Counters, SchemaRecord};
-use crate::db::{Db, DbInner};
 use crate::document::DocRecord;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::attr::IndexType;
 use crate::index::{Contribution, container_key_of, encode_container, stored_containers};
@@ -101,7 +101,7 @@ fn collections(store: &Store) -> Result<Vec<CollectionRecord>> {
 
 /// Checks one collection; with `batch`, also writes what repairs it.
 fn check(
-    db: &DbInner,
+    db: &Engine,
     coll: &CollectionRecord,
     report: &mut IntegrityReport,
     mut batch: Option<&mut WriteBatch>,
@@ -233,32 +233,28 @@ fn check_frames(store: &Store, report: &mut IntegrityReport) -> Result<()> {
     Ok(())
 }
 
-impl Db {
-    /// Checks the checksum of every record of the store, then compares every index,
-    /// counter and id entry with what the documents say; changes nothing.
-    pub fn verify(&self) -> Result<IntegrityReport> {
-        let db = &self.inner;
-        db.write(|store, _| {
-            let mut report = IntegrityReport::default();
-            check_frames(store, &mut report)?;
-            for coll in collections(store)? {
-                check(db, &coll, &mut report, None)?;
-            }
-            Ok(report)
-        })
-    }
-
-    /// Rebuilds every index, counter and id entry from the documents, one atomic write
-    /// per collection. Returns what was wrong before.
-    pub fn repair(&self) -> Result<IntegrityReport> {
-        let db = &self.inner;
-        let colls = db.write(|store, _| collections(store))?;
+/// Checks the checksum of every record of the store, then compares every index,
+/// counter and id entry with what the documents say; changes nothing (`Db::verify`).
+pub(crate) fn verify(engine: &Engine) -> Result<IntegrityReport> {
+    engine.write(|store, _| {
         let mut report = IntegrityReport::default();
-        for coll in colls {
-            db.write(|_, batch| check(db, &coll, &mut report, Some(batch)))?;
+        check_frames(store, &mut report)?;
+        for coll in collections(store)? {
+            check(engine, &coll, &mut report, None)?;
         }
         Ok(report)
+    })
+}
+
+/// Rebuilds every index, counter and id entry from the documents, one atomic write per
+/// collection; returns what was wrong before (`Db::repair`).
+pub(crate) fn repair(engine: &Engine) -> Result<IntegrityReport> {
+    let colls = engine.write(|store, _| collections(store))?;
+    let mut report = IntegrityReport::default();
+    for coll in colls {
+        engine.write(|_, batch| check(engine, &coll, &mut report, Some(batch)))?;
     }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -267,7 +263,7 @@ mod tests {
 
     use super::*;
     use crate::index::IndexKind;
-    use crate::{AttributeSpec, CollectionSpec, IndexSpec, Permission, Query, Role};
+    use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, Query, Role};
 
     #[test]
     fn verify_finds_damage_and_repair_rebuilds_from_documents() {

@@ -54,6 +54,7 @@ mod corpus_replay;
 mod db;
 pub mod demo;
 mod document;
+mod engine;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 mod fuzz_document;
@@ -82,7 +83,7 @@ pub use auth::prefs::{MAX_PREFS_BYTES, MAX_PREFS_DEPTH};
 pub use auth::sessions::Session;
 pub use auth::teams::{MAX_MEMBERSHIP_ROLES, Membership, Team};
 pub use auth::users::{MAX_EMAIL_LEN, MAX_LABELS, User};
-pub use catalog::{CollectionInfo, CollectionSpec, MAX_NAME_LEN, SchemaInfo};
+pub use catalog::{CollectionInfo, CollectionSpec, SchemaInfo};
 pub use client::{Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
 pub use db::{Db, DbStats, TreeStats};
@@ -102,6 +103,7 @@ pub use query::{
     DEFAULT_LIMIT, Explain, MAX_LIMIT, MAX_QUERIES, MAX_QUERY_DEPTH, MAX_QUERY_VALUES, Method,
     OrderPlan, Plan, Query, TOTAL_CAP,
 };
+pub use text::MAX_NAME_LEN;
 pub use token::{
     Jwt, MAX_TOKEN_LEN, PublicKey, PublicKeys, TokenClaims, TokenError, TokenKind, TokenVerifier,
 };

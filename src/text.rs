@@ -1,7 +1,22 @@
 //! Text rules shared by several layers, with no dependencies of their own: the words of
-//! full-text search (indexes and the query evaluator) and the form of an email.
+//! full-text search (indexes and the query evaluator), display names and emails.
 
 use crate::error::{Error, Result};
+
+/// Longest display name of a schema, collection, user, team or API key, in characters.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Checks the display name of a `what` (schema, collection, user, team, key): 1 to
+/// [`MAX_NAME_LEN`] characters. (A user's name may also be empty; its caller says so.)
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "{what} name must be 1 to {MAX_NAME_LEN} characters, not {}",
+            name.chars().count()
+        )));
+    }
+    Ok(())
+}
 
 /// Longest email, in bytes.
 pub const MAX_EMAIL_LEN: usize = 254;

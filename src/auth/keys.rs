@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{load, put, scan};
-use crate::db::DbInner;
+use crate::engine::Engine;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::ID;
 use crate::perm::Scope;
@@ -73,17 +73,12 @@ fn key_key(id: &str) -> Vec<u8> {
 }
 
 pub(crate) fn create_key(
-    db: &DbInner,
+    db: &Engine,
     name: &str,
     scopes: &[Scope],
     expire: Option<OffsetDateTime>,
 ) -> Result<ApiKey> {
-    if name.is_empty() || name.chars().count() > crate::catalog::MAX_NAME_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "key name must be 1 to {} characters",
-            crate::catalog::MAX_NAME_LEN
-        )));
-    }
+    crate::text::check_name("key", name)?;
     let id = ID::unique();
     let issued = secret::issue(SECRET_PREFIX, &id);
     let record = ApiKeyRecord {
@@ -98,14 +93,14 @@ pub(crate) fn create_key(
     Ok(record.public(issued.text))
 }
 
-pub(crate) fn list_keys(db: &DbInner) -> Result<Vec<ApiKey>> {
+pub(crate) fn list_keys(db: &Engine) -> Result<Vec<ApiKey>> {
     Ok(scan::<ApiKeyRecord>(&db.store, b"k")?
         .iter()
         .map(|r| r.public(String::new()))
         .collect())
 }
 
-pub(crate) fn delete_key(db: &DbInner, id: &str) -> Result<()> {
+pub(crate) fn delete_key(db: &Engine, id: &str) -> Result<()> {
     db.write(|store, batch| {
         if load::<ApiKeyRecord>(store, &key_key(id))?.is_none() {
             return Err(Error::not_found(ResourceKind::ApiKey, id));
@@ -116,7 +111,7 @@ pub(crate) fn delete_key(db: &DbInner, id: &str) -> Result<()> {
 }
 
 /// Checks a key secret: known, matching (constant time) and not expired.
-pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<ApiKeyRecord> {
+pub(crate) fn authenticate(db: &Engine, text: &str) -> Result<ApiKeyRecord> {
     let invalid = || Error::Unauthorized("invalid API key".into());
     let (id, digest) = secret::split(SECRET_PREFIX, text).ok_or_else(invalid)?;
     let key: ApiKeyRecord = load(&db.store, &key_key(&id))?.ok_or_else(invalid)?;
@@ -127,13 +122,13 @@ pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<ApiKeyRecord> {
 }
 
 /// Key `id` again, for a client made from it: it still exists and has not expired.
-pub(crate) fn reload(db: &DbInner, id: &str) -> Result<ApiKeyRecord> {
+pub(crate) fn reload(db: &Engine, id: &str) -> Result<ApiKeyRecord> {
     let key: ApiKeyRecord = load(&db.store, &key_key(id))?
         .ok_or_else(|| Error::Unauthorized("the API key no longer exists".into()))?;
     unexpired(db, key)
 }
 
-fn unexpired(db: &DbInner, key: ApiKeyRecord) -> Result<ApiKeyRecord> {
+fn unexpired(db: &Engine, key: ApiKeyRecord) -> Result<ApiKeyRecord> {
     if key.expires_ms.is_some_and(|ms| db.now_ms() > ms) {
         return Err(Error::Unauthorized("API key expired".into()));
     }

@@ -53,3 +53,36 @@ pub(crate) fn child_ids(store: &Store, prefix: &[u8]) -> Result<Vec<String>> {
         })
         .collect()
 }
+
+/// The auth layer's epoch rule (`engine::PrincipalRule`): whether a batch may change or
+/// revoke a principal. Any write to users, API keys, teams, memberships or signing keys,
+/// and the removal of a session; new sessions and one-time token bookkeeping change no
+/// existing principal.
+pub(crate) fn changes_principals(batch: &WriteBatch) -> bool {
+    batch.ops().any(|(tree, key, value)| {
+        tree == Tree::Auth
+            && match key.first() {
+                Some(b's' | b'S') => value.is_none(),
+                Some(b'e' | b'o' | b'O') => false,
+                _ => true,
+            }
+    })
+}
+
+/// What sign-ins share across calls: the throttle on failed attempts, and a password
+/// hash that no password matches, with the store's hashing parameters, checked for
+/// unknown emails so that they take as long as wrong passwords from the first sign-in on
+/// (made at open, without hashing).
+pub(crate) struct SignIn {
+    pub(crate) throttle: throttle::Throttle,
+    pub(crate) dummy_hash: String,
+}
+
+impl SignIn {
+    pub(crate) fn new(options: &crate::options::Options) -> Result<SignIn> {
+        Ok(SignIn {
+            throttle: throttle::Throttle::new(options.sign_in_failures, options.sign_in_window),
+            dummy_hash: password::unmatchable(options.password_hashing)?,
+        })
+    }
+}

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::teams::require_team;
 use super::users::require_user;
-use crate::db::DbInner;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::store::{Store, Tree, WriteBatch, keys};
 
@@ -82,7 +82,7 @@ pub(crate) fn load(store: &Store, owner: Owner<'_>) -> Result<Map<String, Value>
 
 /// Replaces the owner's preferences (an empty object removes them); returns them.
 pub(crate) fn replace(
-    db: &DbInner,
+    db: &Engine,
     owner: Owner<'_>,
     prefs: Map<String, Value>,
 ) -> Result<Map<String, Value>> {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::users::{UserRecord, find_account_by_email, load_user};
 use super::{child_ids, load, put};
-use crate::db::DbInner;
+use crate::engine::Engine;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::ID;
 use crate::secret;
@@ -99,24 +99,29 @@ fn refused() -> Error {
 /// Signs in. A wrong email and a wrong password give the same error and take the same
 /// time (an unknown email is checked against a dummy hash with the same parameters).
 /// Attempts are throttled per email, counted as they begin (see `throttle`).
-pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Result<Session> {
+pub(crate) fn create_session(
+    db: &Engine,
+    sign_in: &super::SignIn,
+    email: &str,
+    password: &str,
+) -> Result<Session> {
     // The email's form first: a bounded key for the throttle, and no work for garbage.
     // (Whether an email has an account is not part of this check.)
     super::users::check_email(email)?;
     let now = db.options.clock.now();
-    let attempt = db.throttle.begin(&email.to_lowercase(), now)?;
+    let attempt = sign_in.throttle.begin(&email.to_lowercase(), now)?;
     let account = find_account_by_email(&db.store, email)?;
     let ok = match &account {
         Some((_, u)) => super::password::verify(password, &u.password_hash),
         None => {
-            let _ = super::password::verify(password, db.dummy_hash());
+            let _ = super::password::verify(password, &sign_in.dummy_hash);
             false
         }
     };
     let Some((incarnation, user)) = account.filter(|_| ok) else {
         return Err(refused());
     };
-    db.throttle.succeeded(attempt);
+    sign_in.throttle.succeeded(attempt);
     // A hash made with other parameters (the cost was changed since) is made again now,
     // while the password is at hand.
     let cost = db.options.password_hashing;
@@ -179,7 +184,7 @@ pub(crate) fn create_session(db: &DbInner, email: &str, password: &str) -> Resul
 
 /// Checks a session secret: the session exists, the secret matches (constant time),
 /// it has not expired, and its user exists and is not blocked.
-pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<(SessionRecord, UserRecord)> {
+pub(crate) fn authenticate(db: &Engine, text: &str) -> Result<(SessionRecord, UserRecord)> {
     let invalid = || Error::Unauthorized("invalid session secret".into());
     let (id, digest) = secret::split(SECRET_PREFIX, text).ok_or_else(invalid)?;
     let session = load_session(&db.store, &id)?.ok_or_else(invalid)?;
@@ -190,14 +195,14 @@ pub(crate) fn authenticate(db: &DbInner, text: &str) -> Result<(SessionRecord, U
 }
 
 /// Session `id` again, for a client made from it: it still exists and is live.
-pub(crate) fn reload(db: &DbInner, id: &str) -> Result<(SessionRecord, UserRecord)> {
+pub(crate) fn reload(db: &Engine, id: &str) -> Result<(SessionRecord, UserRecord)> {
     let session = load_session(&db.store, id)?
         .ok_or_else(|| Error::Unauthorized("the session no longer exists".into()))?;
     live(db, session)
 }
 
 /// A session is live while it has not expired and its user exists and is not blocked.
-fn live(db: &DbInner, session: SessionRecord) -> Result<(SessionRecord, UserRecord)> {
+fn live(db: &Engine, session: SessionRecord) -> Result<(SessionRecord, UserRecord)> {
     if db.now_ms() > session.expires_ms {
         return Err(Error::Unauthorized("session expired".into()));
     }
@@ -210,7 +215,7 @@ fn live(db: &DbInner, session: SessionRecord) -> Result<(SessionRecord, UserReco
 }
 
 pub(crate) fn list_sessions(
-    db: &DbInner,
+    db: &Engine,
     user_id: &str,
     current: Option<&str>,
 ) -> Result<Vec<Session>> {
@@ -224,7 +229,7 @@ pub(crate) fn list_sessions(
 }
 
 /// Deletes session `id` of `user_id`; tokens made from it are refused from then on.
-pub(crate) fn delete_session(db: &DbInner, user_id: &str, id: &str) -> Result<()> {
+pub(crate) fn delete_session(db: &Engine, user_id: &str, id: &str) -> Result<()> {
     db.write(|store, batch| {
         match load_session(store, id)? {
             Some(s) if s.user_id == user_id => {}
@@ -236,7 +241,7 @@ pub(crate) fn delete_session(db: &DbInner, user_id: &str, id: &str) -> Result<()
     })
 }
 
-pub(crate) fn delete_sessions(db: &DbInner, user_id: &str) -> Result<()> {
+pub(crate) fn delete_sessions(db: &Engine, user_id: &str) -> Result<()> {
     db.write(|store, batch| remove_all(store, batch, user_id))
 }
 
@@ -299,7 +304,7 @@ mod tests {
         }
         let db = Db::open_with(dir.path(), Options::new().password_hashing(cost(16 << 10)))
             .unwrap_or_else(|e| panic!("{e}"));
-        let wrong = create_session(&db.inner, "u@example.com", "password-x");
+        let wrong = create_session(&db.inner, &db.inner.sign_in, "u@example.com", "password-x");
         assert!(matches!(wrong, Err(Error::Unauthorized(_))));
         assert!(
             stored(&db).contains("m=256,"),
@@ -313,7 +318,8 @@ mod tests {
                 let (db, start) = (db.clone(), std::sync::Arc::clone(&start));
                 std::thread::spawn(move || {
                     start.wait();
-                    create_session(&db.inner, "u@example.com", "password-u").map(|_| ())
+                    create_session(&db.inner, &db.inner.sign_in, "u@example.com", "password-u")
+                        .map(|_| ())
                 })
             })
             .collect();
@@ -324,6 +330,7 @@ mod tests {
             assert!(r.is_ok(), "{r:?}");
         }
         assert!(stored(&db).contains("m=16384,"), "{}", stored(&db));
-        create_session(&db.inner, "u@example.com", "password-u").unwrap_or_else(|e| panic!("{e}"));
+        create_session(&db.inner, &db.inner.sign_in, "u@example.com", "password-u")
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::users::require_user;
 use super::{child_ids, load, put, scan};
-use crate::db::DbInner;
+use crate::engine::Engine;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{ID, check_id, quote};
 use crate::perm::team_role_fault;
@@ -115,14 +115,9 @@ pub(crate) fn require_team(store: &Store, id: &str) -> Result<TeamRecord> {
     load(store, &team_key(id))?.ok_or_else(|| Error::not_found(ResourceKind::Team, id))
 }
 
-pub(crate) fn create_team(db: &DbInner, id: &str, name: &str) -> Result<Team> {
+pub(crate) fn create_team(db: &Engine, id: &str, name: &str) -> Result<Team> {
     check_id("team id", id)?;
-    if name.is_empty() || name.chars().count() > crate::catalog::MAX_NAME_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "team name must be 1 to {} characters",
-            crate::catalog::MAX_NAME_LEN
-        )));
-    }
+    crate::text::check_name("team", name)?;
     let now = db.now_ms();
     db.write(|store, batch| {
         if load::<TeamRecord>(store, &team_key(id))?.is_some() {
@@ -141,11 +136,11 @@ pub(crate) fn create_team(db: &DbInner, id: &str, name: &str) -> Result<Team> {
     })
 }
 
-pub(crate) fn get_team(db: &DbInner, id: &str) -> Result<Team> {
+pub(crate) fn get_team(db: &Engine, id: &str) -> Result<Team> {
     Ok(require_team(&db.store, id)?.public())
 }
 
-pub(crate) fn list_teams(db: &DbInner) -> Result<Vec<Team>> {
+pub(crate) fn list_teams(db: &Engine) -> Result<Vec<Team>> {
     Ok(scan::<TeamRecord>(&db.store, b"t")?
         .iter()
         .map(TeamRecord::public)
@@ -167,7 +162,7 @@ pub(crate) fn remove_team(store: &Store, batch: &mut WriteBatch, id: &str) -> Re
 }
 
 pub(crate) fn create_membership(
-    db: &DbInner,
+    db: &Engine,
     team_id: &str,
     user_id: &str,
     roles: &[&str],
@@ -223,7 +218,7 @@ pub(crate) fn create_membership(
     })
 }
 
-pub(crate) fn list_memberships(db: &DbInner, team_id: &str) -> Result<Vec<Membership>> {
+pub(crate) fn list_memberships(db: &Engine, team_id: &str) -> Result<Vec<Membership>> {
     require_team(&db.store, team_id)?;
     let mut out = Vec::new();
     for id in child_ids(&db.store, &keys::auth_children(b'T', team_id))? {
@@ -234,7 +229,7 @@ pub(crate) fn list_memberships(db: &DbInner, team_id: &str) -> Result<Vec<Member
     Ok(out)
 }
 
-pub(crate) fn delete_membership(db: &DbInner, team_id: &str, membership_id: &str) -> Result<()> {
+pub(crate) fn delete_membership(db: &Engine, team_id: &str, membership_id: &str) -> Result<()> {
     db.write(|store, batch| {
         match load::<MembershipRecord>(store, &membership_key(membership_id))? {
             Some(m) if m.team_id == team_id => remove_membership(store, batch, membership_id),

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{child_ids, load, put, scan};
-use crate::db::DbInner;
+use crate::engine::Engine;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::perm::{Role, UserFacts, Verification, label_fault};
@@ -112,14 +112,12 @@ pub(crate) fn check_new_email(email: &str) -> Result<()> {
     Ok(())
 }
 
+/// A user's name may be empty (Appwrite's default); otherwise it is a display name.
 fn check_user_name(name: &str) -> Result<()> {
-    if name.chars().count() > crate::catalog::MAX_NAME_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "user name longer than {} characters",
-            crate::catalog::MAX_NAME_LEN
-        )));
+    if name.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    crate::text::check_name("user", name)
 }
 
 /// Writes a user record (its email entry is the caller's to keep in step).
@@ -151,7 +149,7 @@ pub(crate) fn find_account_by_email(
 }
 
 pub(crate) fn create_user(
-    db: &DbInner,
+    db: &Engine,
     id: &str,
     email: &str,
     password: &str,
@@ -198,7 +196,7 @@ pub(crate) fn create_user(
     })
 }
 
-pub(crate) fn list_users(db: &DbInner) -> Result<Vec<User>> {
+pub(crate) fn list_users(db: &Engine) -> Result<Vec<User>> {
     Ok(scan::<UserRecord>(&db.store, b"u")?
         .iter()
         .map(UserRecord::public)
@@ -207,7 +205,7 @@ pub(crate) fn list_users(db: &DbInner) -> Result<Vec<User>> {
 
 /// Changes one user under the writer lock.
 pub(crate) fn update_user(
-    db: &DbInner,
+    db: &Engine,
     id: &str,
     change: impl FnOnce(&mut UserRecord) -> Result<()>,
 ) -> Result<User> {
@@ -237,7 +235,8 @@ pub(crate) enum AccountChange<'a> {
 /// `users/verified` roles until it is verified again). A new password ends every session
 /// of the user except `keep` (the caller's own), and the tokens made from them.
 pub(crate) fn change_account(
-    db: &DbInner,
+    db: &Engine,
+    sign_in: &super::SignIn,
     id: &str,
     change: AccountChange<'_>,
     proof: Option<&str>,
@@ -252,7 +251,7 @@ pub(crate) fn change_account(
         None => None,
         Some(password) => {
             let user = require_user(&db.store, id)?;
-            let attempt = db
+            let attempt = sign_in
                 .throttle
                 .begin(&user.email.to_lowercase(), db.options.clock.now())?;
             if !super::password::verify(password, &user.password_hash) {
@@ -260,7 +259,7 @@ pub(crate) fn change_account(
                     super::sessions::INVALID_CREDENTIALS.into(),
                 ));
             }
-            db.throttle.succeeded(attempt);
+            sign_in.throttle.succeeded(attempt);
             Some(user.password_hash)
         }
     };

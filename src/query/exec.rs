@@ -13,8 +13,8 @@ use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
-use crate::db::DbInner;
 use crate::document::{DocRecord, Document, load_record, seq_of};
+use crate::engine::ReadView;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::index::attr::IndexRecord;
@@ -59,7 +59,7 @@ struct Source<'r> {
 type SeqIter<'a> = Box<dyn Iterator<Item = Result<u32>> + 'a>;
 
 struct Run<'a> {
-    db: &'a DbInner,
+    view: ReadView<'a>,
     coll: &'a CollectionRecord,
     plan: QueryPlan,
     counters: Counters,
@@ -77,7 +77,7 @@ impl Run<'_> {
         }
         match &source.visible {
             Visible::All => Box::new(BitmapStream::open(
-                &self.db.store,
+                self.view.store,
                 self.coll.cid,
                 IndexKind::Live,
                 "",
@@ -102,7 +102,7 @@ impl Run<'_> {
 
     /// Decodes document `seq` if it is still there and, for a role source, still grants read.
     fn load(&self, source: &Source<'_>, seq: u32) -> Result<Option<Document>> {
-        let Some(record) = load_record(&self.db.store, self.coll.cid, seq)? else {
+        let Some(record) = load_record(self.view.store, self.coll.cid, seq)? else {
             return Ok(None); // deleted since the bitmap was read
         };
         self.counters.document_decoded();
@@ -121,7 +121,7 @@ impl Run<'_> {
             seq,
             &coll.schema_id,
             &coll.id,
-            self.db.options.limits.max_depth,
+            self.view.limits.max_depth,
             || {
                 format!(
                     "document {seq} of collection {}/{}",
@@ -138,12 +138,12 @@ impl Run<'_> {
     /// The cursor document's sequence; `NotFound` unless it exists and the client may read it.
     fn cursor_seq(&self, source: &Source<'_>, id: &str) -> Result<u32> {
         let not_found = || Error::not_found(ResourceKind::Document, id);
-        let seq = seq_of(&self.db.store, self.coll.cid, id)?.ok_or_else(not_found)?;
+        let seq = seq_of(self.view.store, self.coll.cid, id)?.ok_or_else(not_found)?;
         match &source.visible {
             Visible::All => Ok(seq),
             Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
             Visible::Roles(..) => Err(not_found()),
-            Visible::Lazy(_, roles) => match load_record(&self.db.store, self.coll.cid, seq)? {
+            Visible::Lazy(_, roles) => match load_record(self.view.store, self.coll.cid, seq)? {
                 Some(r) if grants_to(r.grants(), Action::Read, roles) => Ok(seq),
                 _ => Err(not_found()),
             },
@@ -248,7 +248,7 @@ impl Run<'_> {
             return Ok(page);
         }
         let mut skipped = 0u64;
-        for entry in index.walk(&self.db.store, self.coll.cid, dir, after.as_deref()) {
+        for entry in index.walk(self.view.store, self.coll.cid, dir, after.as_deref()) {
             let seq = IndexRecord::seq(&entry?.0)?;
             if !self.is_candidate(source, seq) {
                 continue;
@@ -345,7 +345,7 @@ impl Run<'_> {
     fn total(&self, source: &Source<'_>, cap: u64) -> Result<u64> {
         if self.plan.filter.is_none() {
             let n = match &source.visible {
-                Visible::All => CollectionCounters::load(&self.db.store, self.coll.cid)?.live,
+                Visible::All => CollectionCounters::load(self.view.store, self.coll.cid)?.live,
                 Visible::Roles(bitmap, _) => bitmap.len(),
                 Visible::Lazy(set, _) => union_len(set, cap),
             };
@@ -419,7 +419,7 @@ fn no_read(coll: &CollectionRecord) -> Error {
 
 /// Runs `queries` on `coll` as `principal`.
 pub(crate) fn find(
-    db: &DbInner,
+    view: ReadView<'_>,
     principal: &Principal,
     coll: &CollectionRecord,
     queries: &[Query],
@@ -431,9 +431,9 @@ pub(crate) fn find(
     if read == Access::Denied {
         return Err(no_read(coll));
     }
-    let schema = coll.query_schema(db.options.limits.max_depth)?;
+    let schema = coll.query_schema(view.limits.max_depth)?;
     let run = Run {
-        db,
+        view,
         coll,
         plan: plan(queries, &schema)?,
         counters: Counters::default(),
@@ -444,7 +444,7 @@ pub(crate) fn find(
     // others whether a hidden document holds a value or a word.
     let narrowing = Counters::default();
     let hit = match &run.plan.filter {
-        Some(f) => indexed::narrow(db, coll, f, &narrowing, &mut used)?,
+        Some(f) => indexed::narrow(view, coll, f, &narrowing, &mut used)?,
         None => None,
     };
     // Counts and `$sequence` pages never need the union itself; other orders and index
@@ -453,8 +453,8 @@ pub(crate) fn find(
     let visible = match (read, principal.roles()) {
         (Access::All, _) | (Access::ByDocument, None) => Visible::All,
         (Access::ByDocument, Some(roles)) => {
-            let bitmaps = db.bitmaps.role_bitmaps(
-                &db.store,
+            let bitmaps = view.bitmaps.role_bitmaps(
+                view.store,
                 coll.cid,
                 IndexKind::Read,
                 roles,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::Method;
 use super::eval::{Cond, Filter};
 use crate::catalog::CollectionRecord;
-use crate::db::DbInner;
+use crate::engine::ReadView;
 use crate::error::Result;
 use crate::index::Counters;
 use crate::index::attr::{Bound, IndexRecord, IndexType, encode_value};
@@ -18,19 +18,19 @@ use crate::store::keys::prefix_end;
 /// (`false`: a superset, every candidate must still be checked). `None`: no index helps.
 /// Names the indexes used in `used`.
 pub(crate) fn narrow(
-    db: &DbInner,
+    view: ReadView<'_>,
     coll: &CollectionRecord,
     filter: &Filter,
     counters: &Counters,
     used: &mut Vec<String>,
 ) -> Result<Option<(RoaringBitmap, bool)>> {
     match filter {
-        Filter::Cond(c) => condition(db, coll, c, counters, used),
+        Filter::Cond(c) => condition(view, coll, c, counters, used),
         Filter::And(parts) => {
             let mut found: Vec<(RoaringBitmap, bool)> = Vec::new();
             let mut all_exact = true;
             for p in parts {
-                match narrow(db, coll, p, counters, used)? {
+                match narrow(view, coll, p, counters, used)? {
                     Some(hit) => found.push(hit),
                     None => all_exact = false,
                 }
@@ -51,7 +51,7 @@ pub(crate) fn narrow(
             let mut acc = RoaringBitmap::new();
             let mut exact = true;
             for p in parts {
-                match narrow(db, coll, p, counters, used)? {
+                match narrow(view, coll, p, counters, used)? {
                     Some((b, e)) => {
                         acc |= b;
                         exact &= e;
@@ -124,7 +124,7 @@ fn bounds(c: &Cond) -> Option<Vec<Bound>> {
 }
 
 fn condition(
-    db: &DbInner,
+    view: ReadView<'_>,
     coll: &CollectionRecord,
     c: &Cond,
     counters: &Counters,
@@ -141,7 +141,7 @@ fn condition(
         let text = c.values.first().and_then(Value::as_str).unwrap_or_default();
         used.push(index.key.clone());
         return Ok(Some((
-            index.search(&db.bitmaps, &db.store, coll.cid, text, counters)?,
+            index.search(view.bitmaps, view.store, coll.cid, text, counters)?,
             false,
         )));
     }
@@ -156,12 +156,12 @@ fn condition(
         // Whole values: each one's bitmap, cached between writes to the index.
         for v in &c.values {
             out |= index
-                .equal(&db.bitmaps, &db.store, coll.cid, &enc(v))?
+                .equal(view.bitmaps, view.store, coll.cid, &enc(v))?
                 .as_ref();
         }
     } else {
         for b in &bounds {
-            out |= index.bitmap(&db.store, coll.cid, b)?;
+            out |= index.bitmap(view.store, coll.cid, b)?;
         }
     }
     used.push(index.key.clone());

@@ -8,9 +8,10 @@ use super::TokenError;
 use super::format::{self, TokenClaims, TokenKind};
 use crate::auth::sessions::{SessionRecord, load_session};
 use crate::auth::users::{UserRecord, load_user};
-use crate::db::DbInner;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::store::{Direction, Tree};
+use crate::token::keyring::KeyRing;
 
 /// Most expired one-time token ids removed by one use of a one-time token.
 const CLEANUP_BATCH: usize = 64;
@@ -39,7 +40,8 @@ impl std::fmt::Debug for Jwt {
 /// when `None`). The caller has checked that the session is the user's and live; the
 /// token is refused anyway once it is not (verification re-reads the session).
 pub(crate) fn create(
-    db: &DbInner,
+    db: &Engine,
+    keyring: &KeyRing,
     user_id: &str,
     session_id: &str,
     kind: TokenKind,
@@ -63,7 +65,7 @@ pub(crate) fn create(
         not_before: now,
         expires_at,
     };
-    let (jwt, _) = db.keyring.sign(claims)?;
+    let (jwt, _) = keyring.sign(claims)?;
     Ok(Jwt { jwt, expires_at })
 }
 
@@ -82,9 +84,13 @@ fn expiry_key(expires: i64, token_id: &[u8; 16]) -> Vec<u8> {
 
 /// Verifies `text` in order: size, prefix and version, base64, key, signature, claims,
 /// project, time, session, user, and last, atomically, one-time reuse.
-pub(crate) fn verify(db: &DbInner, text: &str) -> Result<(TokenClaims, SessionRecord, UserRecord)> {
+pub(crate) fn verify(
+    db: &Engine,
+    keyring: &KeyRing,
+    text: &str,
+) -> Result<(TokenClaims, SessionRecord, UserRecord)> {
     let parts = format::split(text)?;
-    let claims = db.keyring.verify(&parts)?;
+    let claims = keyring.verify(&parts)?;
     if claims.project != db.options.project {
         return Err(TokenError::WrongProject.into());
     }
@@ -100,7 +106,7 @@ pub(crate) fn verify(db: &DbInner, text: &str) -> Result<(TokenClaims, SessionRe
 /// The token's session still exists for its user and has not expired, and the user
 /// exists and is not blocked: checked by `verify`, and again by a client made from the
 /// token whenever users or sessions change.
-pub(crate) fn live_user(db: &DbInner, claims: &TokenClaims) -> Result<(SessionRecord, UserRecord)> {
+pub(crate) fn live_user(db: &Engine, claims: &TokenClaims) -> Result<(SessionRecord, UserRecord)> {
     let session = load_session(&db.store, &claims.session_id)?
         .filter(|s| s.user_id == claims.user_id)
         .ok_or(TokenError::SessionRevoked)?;
@@ -116,7 +122,7 @@ pub(crate) fn live_user(db: &DbInner, claims: &TokenClaims) -> Result<(SessionRe
 
 /// Remembers a one-time token's id until it expires; refuses one seen before.
 /// Also forgets a few ids whose tokens have expired.
-fn record_use(db: &DbInner, claims: &TokenClaims, now: OffsetDateTime) -> Result<()> {
+fn record_use(db: &Engine, claims: &TokenClaims, now: OffsetDateTime) -> Result<()> {
     let forget_after = claims
         .expires_at
         .checked_add(db.options.token_leeway)

@@ -1,0 +1,245 @@
+//! `Engine`: the open store beneath every service: storage, options, cached bitmaps, the
+//! writer lock and the auth epoch; and `ReadView`, the part a query reads through.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::error::{Error, Result};
+use crate::index::BitmapCache;
+use crate::options::{Durability, Limits, Options};
+use crate::store::{SledBackend, Store, Tree, WriteBatch, keys};
+
+/// Says whether a committed batch may change or revoke a principal (the auth layer's
+/// rule: `auth::changes_principals`); the engine moves its auth epoch past such batches.
+pub(crate) type PrincipalRule = fn(&WriteBatch) -> bool;
+
+pub(crate) struct Engine {
+    pub(crate) store: Store,
+    pub(crate) options: Options,
+    /// Role and word bitmaps in memory; see `index::cache`.
+    pub(crate) bitmaps: BitmapCache,
+    /// INVARIANT (single-writer): every write takes this lock for its whole
+    /// read-check-write, so checks and index containers read inside a write are current.
+    writer: Mutex<()>,
+    /// Moves past every committed write that can change or revoke a client's principal
+    /// (as `principal_rule` says); clients derive their principal again when it moved.
+    auth_epoch: AtomicU64,
+    principal_rule: PrincipalRule,
+}
+
+/// What a query reads: the store, the cached bitmaps and the limits, never a write.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadView<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) bitmaps: &'a BitmapCache,
+    pub(crate) limits: Limits,
+}
+
+impl Engine {
+    /// Opens the store in `path` (a temporary one without), checking its format version.
+    pub(crate) fn open(
+        path: Option<&Path>,
+        options: Options,
+        principal_rule: PrincipalRule,
+    ) -> Result<Engine> {
+        options.validate()?;
+        let flush_ms = match options.durability {
+            Durability::Immediate => None,
+            Durability::Periodic { every_ms } => Some(every_ms.max(1)),
+        };
+        let backend = SledBackend::open(path, options.cache_bytes, flush_ms)?;
+        let store = Store::new(Arc::new(backend));
+        check_format(&store)?;
+        Ok(Engine {
+            store,
+            options,
+            bitmaps: BitmapCache::default(),
+            writer: Mutex::new(()),
+            auth_epoch: AtomicU64::new(0),
+            principal_rule,
+        })
+    }
+
+    /// The part of the engine a query reads through.
+    pub(crate) fn read_view(&self) -> ReadView<'_> {
+        ReadView {
+            store: &self.store,
+            bitmaps: &self.bitmaps,
+            limits: self.options.limits,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` under the writer lock and applies the batch it fills atomically,
+    /// flushing first when durability is immediate. Nothing is written if `f` fails.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Store, &mut WriteBatch) -> Result<T>,
+    ) -> Result<T> {
+        let _guard = self.lock();
+        // INVARIANT (write-as-of-commit): the check of the client this thread acts for is
+        // made again here, under the lock the auth epoch moves under, so a write that
+        // began before its credential was revoked is refused rather than committed.
+        acting::check_again()?;
+        let mut batch = WriteBatch::default();
+        let out = f(&self.store, &mut batch)?;
+        self.commit(&batch)?;
+        Ok(out)
+    }
+
+    /// Like [`Engine::write`], for a write made of steps: each step reads the store as
+    /// the earlier steps left it (through [`Steps::step`]), and all of them are applied
+    /// as one batch, or none when any step fails.
+    pub(crate) fn write_steps<T>(&self, f: impl FnOnce(&mut Steps) -> Result<T>) -> Result<T> {
+        let _guard = self.lock();
+        // INVARIANT (write-as-of-commit), as in `write`.
+        acting::check_again()?;
+        let mut steps = Steps {
+            base: self.store.clone(),
+            done: Arc::new(WriteBatch::default()),
+        };
+        let out = f(&mut steps)?;
+        self.commit(&steps.done)?;
+        Ok(out)
+    }
+
+    /// Applies `batch` (under the writer lock), invalidating what it may have changed.
+    fn commit(&self, batch: &WriteBatch) -> Result<()> {
+        let applied = self.store.apply(batch);
+        // Whatever happened to the batch, cached bitmaps it touched may be stale now,
+        // and clients must not keep a principal it may have changed.
+        self.bitmaps.invalidate(batch);
+        if (self.principal_rule)(batch) {
+            self.auth_epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        applied?;
+        if self.options.durability == Durability::Immediate && !batch.is_empty() {
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The count of committed writes that may have changed a principal.
+    pub(crate) fn auth_epoch(&self) -> u64 {
+        self.auth_epoch.load(Ordering::Acquire)
+    }
+
+    /// The store's clock reading (`Options::clock`).
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.options.clock.now()
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        crate::timefmt::to_millis(self.now())
+    }
+}
+
+/// The steps of one write under the writer lock; see [`Engine::write_steps`].
+pub(crate) struct Steps {
+    base: Store,
+    /// What the steps so far wrote, applied by nobody yet.
+    done: Arc<WriteBatch>,
+}
+
+impl Steps {
+    /// Runs one step: `f` reads the store with the earlier steps' writes laid over it and
+    /// fills a batch of its own, which joins theirs when `f` succeeds.
+    pub(crate) fn step<R>(
+        &mut self,
+        f: impl FnOnce(&Store, &mut WriteBatch) -> Result<R>,
+    ) -> Result<R> {
+        let view = if self.done.is_empty() {
+            self.base.clone()
+        } else {
+            self.base.with_pending(self.done.clone())
+        };
+        let mut batch = WriteBatch::default();
+        let out = f(&view, &mut batch)?;
+        drop(view);
+        // The view is gone, so this copies nothing unless `f` kept a clone of it.
+        Arc::make_mut(&mut self.done).extend(batch);
+        Ok(out)
+    }
+}
+
+/// The permission check of the client a call acts for, kept per thread while the call
+/// runs, so that [`Engine::write`] makes it again under the writer lock.
+pub(crate) mod acting {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::error::Result;
+
+    type Check = Rc<dyn Fn() -> Result<()>>;
+
+    thread_local! {
+        static CHECKS: RefCell<Vec<Check>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// While held, writes on this thread make `check` again under the writer lock.
+    #[must_use = "the check applies only while the guard is held"]
+    pub(crate) struct Acting(());
+
+    impl Drop for Acting {
+        fn drop(&mut self) {
+            CHECKS.with(|c| {
+                c.borrow_mut().pop();
+            });
+        }
+    }
+
+    /// Registers `check` for the writes this thread makes until the guard drops.
+    pub(crate) fn acting(check: impl Fn() -> Result<()> + 'static) -> Acting {
+        CHECKS.with(|c| c.borrow_mut().push(Rc::new(check)));
+        Acting(())
+    }
+
+    /// Makes the innermost registered check, if any.
+    pub(crate) fn check_again() -> Result<()> {
+        let check = CHECKS.with(|c| c.borrow().last().cloned());
+        match check {
+            Some(check) => check(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Checks the stored format version, writing it into a new store.
+fn check_format(store: &Store) -> Result<()> {
+    // Format 1 stored the version as 4 bytes without a checksum: such a store is named as an
+    // older format rather than called corrupt.
+    let stored = match store.get(Tree::Meta, keys::VERSION) {
+        Ok(v) => v.map(|v| v.to_vec()),
+        Err(e) => match store.get_unverified(Tree::Meta, keys::VERSION)? {
+            Some(raw) if raw.len() == 4 => Some(raw.to_vec()),
+            _ => return Err(e),
+        },
+    };
+    match stored {
+        Some(v) => {
+            let version = <[u8; 4]>::try_from(v.as_slice())
+                .map(u32::from_le_bytes)
+                .map_err(|_| Error::corrupt("format version", "not 4 bytes"))?;
+            if version != keys::FORMAT_VERSION {
+                return Err(Error::Storage(format!(
+                    "store has format version {version}, this build reads {}",
+                    keys::FORMAT_VERSION
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let mut batch = WriteBatch::default();
+            batch.put(
+                Tree::Meta,
+                keys::VERSION.to_vec(),
+                keys::FORMAT_VERSION.to_le_bytes().to_vec(),
+            );
+            store.apply(&batch)
+        }
+    }
+}
