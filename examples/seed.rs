@@ -1,4 +1,4 @@
-//! The seed scenario (DESIGN.md section 1) on the embedded on-disk store, through the
+//! The seed scenario (docs/ARCHITECTURE.md, "The seed scenario") on the embedded on-disk store, through the
 //! real chain (see `permdb::demo`): users sign up and sign in with email and password,
 //! user-a trades the session for a 15-minute token, and a backend acts as user-a with
 //! that token. An API key sees everything. Then the token is refused after logout and

@@ -220,3 +220,13 @@ impl Account {
         }
     }
 }
+
+impl Client {
+    /// The signed-in user's own account: sign-up, sessions, tokens.
+    #[must_use]
+    pub fn account(&self) -> Account {
+        Account {
+            client: self.clone(),
+        }
+    }
+}

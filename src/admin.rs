@@ -11,9 +11,9 @@ use crate::auth::sessions;
 use crate::auth::teams::{self, Membership, Team};
 use crate::auth::users::{self, AccountChange, User};
 use crate::client::Client;
-use crate::collection::{Revoked, revoke_grants};
 use crate::error::Result;
 use crate::perm::Scope;
+use crate::revoke::{Revoked, revoke_grants};
 use crate::token::PublicKeys;
 use crate::token::TokenKind;
 use crate::token::issue::{self, Jwt};
@@ -352,5 +352,39 @@ impl TokenKeys {
         self.client.require_root("exporting token keys")?;
         let db = &self.client.db.inner;
         Ok(db.keyring.public(&db.options.project))
+    }
+}
+
+impl Client {
+    /// User management (root, or a key with `users.read` / `users.write`).
+    #[must_use]
+    pub fn users(&self) -> Users {
+        Users {
+            client: self.clone(),
+        }
+    }
+
+    /// Teams and memberships (root, or a key with `teams.read` / `teams.write`).
+    #[must_use]
+    pub fn teams(&self) -> Teams {
+        Teams {
+            client: self.clone(),
+        }
+    }
+
+    /// API keys (root only).
+    #[must_use]
+    pub fn keys(&self) -> Keys {
+        Keys {
+            client: self.clone(),
+        }
+    }
+
+    /// Token signing keys (root only).
+    #[must_use]
+    pub fn token_keys(&self) -> TokenKeys {
+        TokenKeys {
+            client: self.clone(),
+        }
     }
 }

@@ -7,14 +7,11 @@ use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 
-use crate::account::Account;
-use crate::admin::{Keys, Teams, TokenKeys, Users};
 use crate::attribute::AttributeSpec;
 use crate::auth::sessions::SessionRecord;
 use crate::auth::users::{self, UserRecord, load_user};
 use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
-use crate::collection::Collection;
 use crate::db::{Db, DbInner};
 use crate::engine::acting::{Acting, acting};
 use crate::error::{Error, Result};
@@ -314,46 +311,6 @@ impl Client {
         ))
     }
 
-    /// The signed-in user's own account: sign-up, sessions, tokens.
-    #[must_use]
-    pub fn account(&self) -> Account {
-        Account {
-            client: self.clone(),
-        }
-    }
-
-    /// User management (root, or a key with `users.read` / `users.write`).
-    #[must_use]
-    pub fn users(&self) -> Users {
-        Users {
-            client: self.clone(),
-        }
-    }
-
-    /// Teams and memberships (root, or a key with `teams.read` / `teams.write`).
-    #[must_use]
-    pub fn teams(&self) -> Teams {
-        Teams {
-            client: self.clone(),
-        }
-    }
-
-    /// API keys (root only).
-    #[must_use]
-    pub fn keys(&self) -> Keys {
-        Keys {
-            client: self.clone(),
-        }
-    }
-
-    /// Token signing keys (root only).
-    #[must_use]
-    pub fn token_keys(&self) -> TokenKeys {
-        TokenKeys {
-            client: self.clone(),
-        }
-    }
-
     /// The roles this client acts with now (derived again, as a call would, after a change
     /// to users, memberships or labels); empty for root and keys, which skip permission
     /// checks, and for a client whose credential no longer holds (it can act with none).
@@ -640,8 +597,8 @@ impl Schemas {
 /// A handle on one schema.
 #[derive(Debug, Clone)]
 pub struct Schema {
-    client: Client,
-    id: String,
+    pub(crate) client: Client,
+    pub(crate) id: String,
 }
 
 impl Schema {
@@ -651,16 +608,6 @@ impl Schema {
         Collections {
             client: self.client.clone(),
             schema_id: self.id.clone(),
-        }
-    }
-
-    /// A handle on collection `id` of this schema; nothing is read until it is used.
-    #[must_use]
-    pub fn collection(&self, id: &str) -> Collection {
-        Collection {
-            client: self.client.clone(),
-            schema_id: self.id.clone(),
-            id: id.to_owned(),
         }
     }
 }

@@ -8,11 +8,11 @@ use serde_json::{Map, Value};
 
 use crate::attribute;
 use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
-use crate::client::Client;
-use crate::document::{DocRecord, Document, DocumentList, load_record, seq_of};
+use crate::client::{Client, Schema};
+use crate::document::{DocRecord, Document, DocumentList, load_record, put_record, seq_of};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
-use crate::index::{Contribution, IndexEdits, IndexKind};
+use crate::index::{Contribution, IndexEdits};
 use crate::options::Limits;
 use crate::perm::decide::{
     check_create, check_document, check_grantable, may_read, skips_permissions,
@@ -21,8 +21,20 @@ use crate::perm::{Action, Grant, Permission, Principal, Role, Target, normalize}
 use crate::query::eval::Filter;
 use crate::query::exec::{Want, find};
 use crate::query::{Explain, Query};
-use crate::store::{Store, Tree, WriteBatch, codec, keys};
+use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::value::flatten;
+
+impl Schema {
+    /// A handle on collection `id` of this schema; nothing is read until it is used.
+    #[must_use]
+    pub fn collection(&self, id: &str) -> Collection {
+        Collection {
+            client: self.client.clone(),
+            schema_id: self.id.clone(),
+            id: id.to_owned(),
+        }
+    }
+}
 
 /// A new document checked before the write lock: its id, data and permission strings.
 pub(crate) type Prepared = (String, Map<String, Value>, Option<Vec<Permission>>);
@@ -283,7 +295,7 @@ impl Collection {
             attribute::validate(&specs, &mut data, &Map::new(), true)?;
             check_field_count(&data, self.limits())?;
             let record = make_record(id, now, now, permissions, &data, self.limits())?;
-            put_record(batch, &coll, seq, &record, self.limits())?;
+            put_record(batch, coll.cid, seq, &record, self.limits())?;
             batch.put(
                 Tree::DocIds,
                 keys::doc_id(coll.cid, id),
@@ -493,7 +505,7 @@ impl Collection {
             &data,
             self.limits(),
         )?;
-        put_record(batch, &coll, seq, &record, self.limits())?;
+        put_record(batch, coll.cid, seq, &record, self.limits())?;
         let mut edits = IndexEdits::default();
         Contribution::apply_change(
             store,
@@ -663,67 +675,6 @@ impl Patch {
     }
 }
 
-/// Grants to revoke: exact roles, and every role starting with a prefix.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Revoked<'a> {
-    pub(crate) roles: &'a [String],
-    pub(crate) prefix: Option<&'a str>,
-}
-
-impl Revoked<'_> {
-    fn names(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role) || self.prefix.is_some_and(|p| role.starts_with(p))
-    }
-}
-
-/// Removes every grant to a revoked role from every collection's permissions and every
-/// document's, with their permission index entries, into `batch` (under the writer lock).
-/// Used when a user or a team is deleted, so that a new one with the same id inherits
-/// nothing. The documents concerned are found through the permission index, so the work
-/// grows with them (and, for a prefix, with the collection's index keys), not with the store.
-pub(crate) fn revoke_grants(
-    store: &Store,
-    batch: &mut WriteBatch,
-    revoked: Revoked<'_>,
-    limits: Limits,
-) -> Result<()> {
-    for coll in crate::catalog::all_collections(store)? {
-        crate::catalog::drop_grants(batch, &coll, |role| revoked.names(role))?;
-        let mut edits = IndexEdits::default();
-        let mut seqs = roaring::RoaringBitmap::new();
-        let work = crate::index::Counters::default();
-        for kind in [IndexKind::Read, IndexKind::Update, IndexKind::Delete] {
-            let mut roles = revoked.roles.to_vec();
-            if let Some(prefix) = revoked.prefix {
-                roles.extend(crate::index::roles_with_prefix(
-                    store, coll.cid, kind, prefix,
-                )?);
-            }
-            for role in &roles {
-                seqs |= crate::index::load_bitmap(store, coll.cid, kind, role, &work)?;
-            }
-        }
-        for seq in seqs {
-            let mut record = load_record(store, coll.cid, seq)?.ok_or_else(|| {
-                Error::corrupt(
-                    format!("permission index of collection {}", coll.id),
-                    format!("names sequence {seq}, which has no document"),
-                )
-            })?;
-            let data = record.data(limits.max_depth)?;
-            let before = Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data);
-            record
-                .permissions
-                .retain(|grant: &Grant| !revoked.names(grant.role()));
-            let after = Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data);
-            Contribution::apply_change(store, batch, &mut edits, coll.cid, seq, &before, &after)?;
-            put_record(batch, &coll, seq, &record, limits)?;
-        }
-        edits.write(store, batch)?;
-    }
-    Ok(())
-}
-
 /// Finds document `id`, writing its sequence to `seq`.
 ///
 /// The id entry and the document are two reads, each atomic against a write but not
@@ -862,23 +813,4 @@ fn make_record(
         permissions: stored,
         nodes,
     })
-}
-
-fn put_record(
-    batch: &mut WriteBatch,
-    coll: &CollectionRecord,
-    seq: u32,
-    record: &DocRecord,
-    limits: Limits,
-) -> Result<()> {
-    let bytes = codec::encode(record)?;
-    if bytes.len() > limits.max_document_bytes {
-        return Err(Error::LimitExceeded(format!(
-            "document is {} bytes encoded, at most {}",
-            bytes.len(),
-            limits.max_document_bytes
-        )));
-    }
-    batch.put(Tree::Docs, keys::doc(coll.cid, seq), bytes);
-    Ok(())
 }

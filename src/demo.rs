@@ -1,4 +1,4 @@
-//! The seed scenario (DESIGN.md section 1) through the real chain, as
+//! The seed scenario (docs/ARCHITECTURE.md, "The seed scenario") through the real chain, as
 //! `cargo run --example seed` and `permdb demo` run it: sign-up, sign-in, a token for a
 //! backend, an API key, logout, and expiry (moved by an injected clock, so nothing sleeps).
 //! Every outcome is checked: a wrong one ends the scenario with an error (and the example

@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::id::quote;
+use crate::options::Limits;
 use crate::perm::{Grant, Permission};
-use crate::store::{Store, Tree, codec, keys};
+use crate::store::{Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 use crate::value::{self, Node};
 
@@ -265,4 +266,25 @@ pub(crate) fn seq_of(store: &Store, cid: u32, id: &str) -> Result<Option<u32>> {
             }),
         None => Ok(None),
     }
+}
+
+/// Encodes `record` into `batch` as document `seq` of collection `cid`, refusing one
+/// larger than `limits.max_document_bytes` encoded.
+pub(crate) fn put_record(
+    batch: &mut WriteBatch,
+    cid: u32,
+    seq: u32,
+    record: &DocRecord,
+    limits: Limits,
+) -> Result<()> {
+    let bytes = codec::encode(record)?;
+    if bytes.len() > limits.max_document_bytes {
+        return Err(Error::LimitExceeded(format!(
+            "document is {} bytes encoded, at most {}",
+            bytes.len(),
+            limits.max_document_bytes
+        )));
+    }
+    batch.put(Tree::Docs, keys::doc(cid, seq), bytes);
+    Ok(())
 }

@@ -64,6 +64,7 @@ mod integrity;
 mod options;
 mod perm;
 mod query;
+mod revoke;
 mod secret;
 #[cfg(feature = "server")]
 pub mod server;

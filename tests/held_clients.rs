@@ -782,7 +782,7 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
         assert!(held.roles().is_empty());
     }
     // What the id without an account wrote is the service's to grant: the new account
-    // reads it, as DESIGN's "services with their own sign-in" intend.
+    // reads it, as services with their own sign-in do.
     assert_eq!(docs(&successor).count(&[]).unwrap(), 1);
     // Ended is ended: with the account deleted again, the old clients stay refused, and
     // every refusal says why.

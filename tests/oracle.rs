@@ -1,6 +1,6 @@
 //! Property test: random collections, documents, permissions, write sequences and role
 //! changes (memberships, labels, email verification), checked after every step against a
-//! plain model that computes each principal's roles as DESIGN.md §3 says and filters all
+//! plain model that computes each principal's roles as docs/ARCHITECTURE.md ("Permission rules") says and filters all
 //! documents by hand. Users act through fresh impersonation, held session clients and held
 //! token clients, so a role change must reach a held `Client` at its next call.
 //! A deterministic test past the 5,000 total cap (`TOTAL_CAP`) follows.
@@ -338,7 +338,7 @@ fn expand_grants(grants: &[(u8, String)]) -> BTreeSet<(String, String)> {
     out
 }
 
-/// The plain user roles of DESIGN.md §3 for a user with no memberships or labels.
+/// The plain user roles of docs/ARCHITECTURE.md ("Permission rules") for a user with no memberships or labels.
 fn plain_user_roles(id: &str, verified: bool) -> BTreeSet<String> {
     let v = if verified { "verified" } else { "unverified" };
     [
@@ -352,7 +352,7 @@ fn plain_user_roles(id: &str, verified: bool) -> BTreeSet<String> {
 }
 
 impl Model {
-    /// The roles the model believes `who` holds (DESIGN.md §3); `None` for root.
+    /// The roles the model believes `who` holds (docs/ARCHITECTURE.md ("Permission rules")); `None` for root.
     fn roles(&self, who: Who) -> Option<BTreeSet<String>> {
         match who {
             Who::Root => None,

@@ -8,7 +8,7 @@
 //! verification, labels and team memberships (with team roles), and a user id without an
 //! account. Documents' read permissions and the collection's read grant name any of those
 //! roles (`member:M` included); the evaluator computes each principal's roles as
-//! DESIGN.md §3 says. Between the two rounds the users' roles change too, and the second
+//! docs/ARCHITECTURE.md ("Permission rules") says. Between the two rounds the users' roles change too, and the second
 //! round asks through session clients held since the start as well as fresh ones.
 
 #![allow(
@@ -302,7 +302,7 @@ struct People {
 }
 
 impl People {
-    /// The roles of DESIGN.md §3; `None` for root.
+    /// The roles of docs/ARCHITECTURE.md ("Permission rules"); `None` for root.
     fn roles(&self, who: Who) -> Option<BTreeSet<String>> {
         let plain = |id: &str, verified: bool| -> BTreeSet<String> {
             let v = if verified { "verified" } else { "unverified" };

@@ -1,4 +1,4 @@
-//! The permission rules of DESIGN.md section 3 and the input checks, one test each:
+//! The permission rules of docs/ARCHITECTURE.md, "Permission rules" and the input checks, one test each:
 //! the typed error, a message naming the fault, and the store unchanged afterwards.
 
 #![allow(

@@ -1,4 +1,4 @@
-//! The seed scenario of DESIGN.md section 1, as far as the core engine goes:
+//! The seed scenario of docs/ARCHITECTURE.md, "The seed scenario", as far as the core engine goes:
 //! user-a sees exactly doc1, root and an API key see all three.
 
 #![allow(
@@ -79,7 +79,7 @@ fn user_a_sees_kevin_and_root_sees_everyone() {
     );
 }
 
-/// DESIGN.md section 1 through the real chain: sign-up, email and password session,
+/// docs/ARCHITECTURE.md, "The seed scenario" through the real chain: sign-up, email and password session,
 /// token, backend client from the token; an API key; logout; expiry.
 #[test]
 fn the_seed_scenario_through_sign_in_and_tokens() {

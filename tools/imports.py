@@ -2,18 +2,23 @@
 """The library's import graph between its top-level modules (a file or a folder under
 src/), read from every `crate::` path in the code, and the circles in it.
 
-Usage: tools/imports.py [--dot]
+Usage: tools/imports.py [--dot | --check]
 Prints each module with the modules it imports, the number of arrows, and every
 strongly connected component of more than one module (an import circle). With --dot,
-prints the graph in Graphviz form instead. Issue 14 uses it to measure the layering
-before and after; it checks nothing yet.
+prints the graph in Graphviz form instead. With --check (run by .ci/run), reads the
+layer order from docs/ARCHITECTURE.md (the block after the line LAYERS_MARKER) and
+fails on an import circle, an arrow from a lower layer to a higher one, or a module
+the order does not place.
 """
 
 import pathlib
 import re
 import sys
 
-SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+LAYERS_MARKER = "<!-- layer order, lowest first: checked by tools/imports.py --check -->"
 # Not part of the library's layering: the binary, and test-only or fuzz-only helpers.
 SKIP = {"bin", "lib.rs", "corpus_replay", "fuzz_document"}
 
@@ -79,8 +84,61 @@ def circles(edges):
     return out
 
 
+def layers():
+    """The documented layer of each module: {module: (rank, layer name)}."""
+    lines = ARCHITECTURE.read_text().splitlines()
+    if LAYERS_MARKER not in lines:
+        sys.exit(f"{ARCHITECTURE}: no line {LAYERS_MARKER!r}")
+    at = lines.index(LAYERS_MARKER) + 1
+    if not lines[at].startswith("```"):
+        sys.exit(f"{ARCHITECTURE}: the layer order must follow its marker in a ``` block")
+    placed = {}
+    rank = 0
+    for line in lines[at + 1 :]:
+        if line.startswith("```"):
+            break
+        if not line.strip():
+            continue
+        # `name: module module ...`, one layer per line, lowest first.
+        name, _, modules = line.partition(":")
+        rank += 1
+        for m in modules.split():
+            if m in placed:
+                sys.exit(f"{ARCHITECTURE}: module {m} is in two layers")
+            placed[m] = (rank, name.strip())
+    return placed
+
+
+def check(edges):
+    """Every fault of the graph against the documented layers."""
+    placed = layers()
+    faults = []
+    for m in sorted(edges):
+        if m not in placed:
+            faults.append(f"module {m} is in no layer of {ARCHITECTURE.name}")
+    for m in sorted(placed):
+        if m not in edges:
+            faults.append(f"{ARCHITECTURE.name} places {m}, which is not a module")
+    for m in sorted(edges):
+        for t in sorted(edges[m]):
+            if m in placed and t in placed and placed[t][0] > placed[m][0]:
+                faults.append(
+                    f"{m} ({placed[m][1]}) imports {t} ({placed[t][1]}), a higher layer"
+                )
+    for c in circles(edges):
+        faults.append(f"import circle: {', '.join(c)}")
+    return faults
+
+
 def main():
     edges = graph()
+    if "--check" in sys.argv:
+        faults = check(edges)
+        for f in faults:
+            print(f)
+        arrows = sum(len(t) for t in edges.values())
+        print(f"{len(edges)} modules, {arrows} import arrows, {len(faults)} layering fault(s)")
+        sys.exit(1 if faults else 0)
     if "--dot" in sys.argv:
         print("digraph imports {")
         for m in sorted(edges):

@@ -1,4 +1,4 @@
-//! Bitmaps cached in memory (DESIGN §4 layout b's cache over layout a's storage): role
+//! Bitmaps cached in memory (layout b's cache over layout a's storage: docs/ARCHITECTURE.md, "Permission index"): role
 //! bitmaps, and attribute indexes' value -> bitmap for equality, built from their
 //! entries. Loaded whole on first use, dropped when a write touches them, bounded in size.
 //!

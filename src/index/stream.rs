@@ -144,7 +144,7 @@ impl Iterator for BitmapStream<'_> {
 
 /// The union of several in-memory bitmaps, in `direction` order, without duplicates,
 /// merged lazily with a min-heap: a page costs the entries it reaches, not the union of
-/// every bitmap (DESIGN §4, many roles).
+/// every bitmap (many roles: docs/ARCHITECTURE.md, "Reads").
 pub(crate) struct MergedStream<'a> {
     iters: Vec<roaring::bitmap::Iter<'a>>,
     /// Min-heap of (key, iterator): the key orders sequences in `direction`.

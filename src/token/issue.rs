@@ -1,5 +1,5 @@
 //! Tokens against the store: issuing one from a session, and the full verification
-//! order of DESIGN.md section 5, ending with the session, the user and one-time reuse.
+//! order of docs/TOKEN.md, ending with the session, the user and one-time reuse.
 
 use serde::Serialize;
 use time::OffsetDateTime;
