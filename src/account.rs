@@ -5,7 +5,7 @@ use crate::auth::prefs::{self, Owner};
 use crate::auth::sessions::{self, Session};
 use crate::auth::users::{self, AccountChange, User};
 use crate::client::Client;
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::perm::decide::{Audience, check_scope};
 use crate::perm::{Principal, Scope, UserAuth};
 use crate::token::TokenKind;
@@ -34,7 +34,9 @@ impl Account {
     fn user_id(&self, scope: Scope, what: &str) -> Result<String> {
         self.signed_in(scope, what)?
             .map(|(id, _)| id)
-            .ok_or_else(|| Error::Unauthorized("this call needs a signed-in user".into()))
+            .ok_or_else(|| {
+                Error::unauthorized(Denial::WrongClient, "this call needs a signed-in user")
+            })
     }
 
     /// The signed-in user and the session behind the client, if any.
@@ -42,17 +44,19 @@ impl Account {
         match self.signed_in(scope, what)? {
             Some((id, UserAuth::Session(s) | UserAuth::Token(s))) => Ok((id, Some(s))),
             Some((id, UserAuth::Impersonated(_))) => Ok((id, None)),
-            None => Err(Error::Unauthorized(
-                "this call needs a signed-in user".into(),
+            None => Err(Error::unauthorized(
+                Denial::WrongClient,
+                "this call needs a signed-in user",
             )),
         }
     }
 
     fn not_signed_in(&self, what: &str) -> Result<()> {
         match self.signed_in(Scope::UsersWrite, what)? {
-            Some(_) => Err(Error::Unauthorized(format!(
-                "{what}: a user is already signed in"
-            ))),
+            Some(_) => Err(Error::unauthorized(
+                Denial::WrongClient,
+                format!("{what}: a user is already signed in"),
+            )),
             None => Ok(()),
         }
     }
@@ -161,8 +165,9 @@ impl Account {
             .client
             .require_own(Scope::UsersWrite, "ending a session")?;
         let id = match id {
-            "current" => current
-                .ok_or_else(|| Error::Unauthorized("this client has no current session".into()))?,
+            "current" => current.ok_or_else(|| {
+                Error::unauthorized(Denial::WrongClient, "this client has no current session")
+            })?,
             other => other.to_owned(),
         };
         sessions::delete_session(&self.client.db.inner, &user, &id)
@@ -211,11 +216,13 @@ impl Account {
                 kind,
                 ttl,
             ),
-            Some((_, UserAuth::Token(_))) => Err(Error::Unauthorized(
-                "a client authenticated by a token cannot create tokens".into(),
+            Some((_, UserAuth::Token(_))) => Err(Error::unauthorized(
+                Denial::WrongClient,
+                "a client authenticated by a token cannot create tokens",
             )),
-            _ => Err(Error::Unauthorized(
-                "creating a token needs a client made from a session".into(),
+            _ => Err(Error::unauthorized(
+                Denial::WrongClient,
+                "creating a token needs a client made from a session",
             )),
         }
     }

@@ -11,7 +11,7 @@ use crate::auth::sessions;
 use crate::auth::teams::{self, Membership, Team};
 use crate::auth::users::{self, AccountChange, User};
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Denial, Result};
 use crate::perm::Scope;
 use crate::revoke::{Revoked, revoke_grants};
 use crate::token::PublicKeys;
@@ -100,8 +100,9 @@ impl Users {
         let db = self.db();
         let user = users::require_user(&db.store, id)?;
         if user.blocked {
-            return Err(crate::Error::Unauthorized(
-                crate::auth::sessions::USER_BLOCKED.into(),
+            return Err(crate::Error::unauthorized(
+                Denial::UserBlocked,
+                crate::auth::sessions::USER_BLOCKED,
             ));
         }
         let now = crate::timefmt::to_millis(db.options.clock.now());

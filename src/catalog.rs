@@ -302,6 +302,7 @@ pub(crate) fn create_schema(db: &Engine, id: &str, name: &str) -> Result<SchemaI
         if load_schema(store, id)?.is_some() {
             return Err(Error::conflict(
                 ResourceKind::Schema,
+                id,
                 format!("schema {} already exists", quote(id)),
             ));
         }
@@ -394,6 +395,7 @@ pub(crate) fn create_collection(
         if load_collection(store, schema_id, &spec.id)?.is_some() {
             return Err(Error::conflict(
                 ResourceKind::Collection,
+                &spec.id,
                 format!(
                     "collection {} already exists in schema {}",
                     quote(&spec.id),
@@ -495,6 +497,7 @@ pub(crate) fn create_attribute(
         if r.attributes.iter().any(|a| a.key() == spec.key) {
             return Err(Error::conflict(
                 ResourceKind::Attribute,
+                &spec.key,
                 format!("attribute {} already exists", quote(&spec.key)),
             ));
         }
@@ -565,6 +568,7 @@ pub(crate) fn create_index(
         if r.indexes.iter().any(|i| i.key == spec.key) {
             return Err(Error::conflict(
                 ResourceKind::Index,
+                &spec.key,
                 format!("index {} already exists", quote(&spec.key)),
             ));
         }
@@ -600,7 +604,7 @@ pub(crate) fn create_index(
                 batch,
                 &mut edits,
                 r.cid,
-                seq,
+                (&doc.id, seq),
                 &Contribution::of(r.cid, &r.indexes, seq, doc.grants(), &data),
                 &Contribution::of(r.cid, &with_new, seq, doc.grants(), &data),
             )?;

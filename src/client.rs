@@ -14,7 +14,7 @@ use crate::auth::{keys, sessions};
 use crate::catalog::{self, CollectionInfo, CollectionSpec, SchemaInfo};
 use crate::db::{Db, DbInner};
 use crate::engine::acting::{Acting, acting};
-use crate::error::{Error, Result};
+use crate::error::{Denial, Error, Result};
 use crate::id::check_id;
 use crate::index::attr::IndexSpec;
 use crate::perm::decide::{Audience, check_scope};
@@ -124,10 +124,10 @@ impl Expiry {
 
     fn error(self) -> Error {
         match self.ends {
-            Ends::Session => Error::Unauthorized("session expired".into()),
+            Ends::Session => Error::unauthorized(Denial::CredentialRefused, "session expired"),
             Ends::Token => TokenError::Expired.into(),
             Ends::TokenSession => TokenError::SessionExpired.into(),
-            Ends::Key => Error::Unauthorized("API key expired".into()),
+            Ends::Key => Error::unauthorized(Denial::CredentialRefused, "API key expired"),
         }
     }
 }
@@ -390,7 +390,10 @@ impl Client {
     pub(crate) fn require_root(&self, what: &str) -> Result<()> {
         match &*self.principal()? {
             Principal::Root => Ok(()),
-            _ => Err(Error::Unauthorized(format!("{what} needs the root client"))),
+            _ => Err(Error::unauthorized(
+                Denial::MissingScope,
+                format!("{what} needs the root client"),
+            )),
         }
     }
 }
@@ -400,7 +403,7 @@ impl Client {
 fn derive(db: &DbInner, credential: &Credential, epoch: u64) -> Result<Derived> {
     match credential {
         // Root and guests never change; `principal` does not call this for them.
-        Credential::Fixed => Err(Error::Storage("a fixed principal is not derived".into())),
+        Credential::Fixed => Err(Error::internal("a fixed principal is not derived")),
         Credential::Impersonated {
             user_id,
             key_id,
@@ -478,18 +481,21 @@ fn token_principal(
 }
 
 fn account_gone(account: &AccountMark) -> Error {
-    Error::Unauthorized(if account.exists {
-        "the impersonated user no longer exists".into()
-    } else {
-        "the impersonated user id now belongs to an account".into()
-    })
+    Error::unauthorized(
+        Denial::CredentialRefused,
+        if account.exists {
+            "the impersonated user no longer exists"
+        } else {
+            "the impersonated user id now belongs to an account"
+        },
+    )
 }
 
 /// The refusal of a client whose account has ended (see `ClientState::ended`).
 fn account_ended(credential: &Credential) -> Error {
     match credential {
         Credential::Impersonated { account, .. } => account_gone(account),
-        _ => Error::Unauthorized("the client's account has ended".into()),
+        _ => Error::unauthorized(Denial::CredentialRefused, "the client's account has ended"),
     }
 }
 
@@ -516,8 +522,9 @@ fn impersonated(
     }
     let facts = match user {
         Some(user) if user.blocked => {
-            return Err(Error::Unauthorized(
-                crate::auth::sessions::USER_BLOCKED.into(),
+            return Err(Error::unauthorized(
+                Denial::UserBlocked,
+                crate::auth::sessions::USER_BLOCKED,
             ));
         }
         Some(user) => users::facts(&db.store, &user)?,

@@ -125,7 +125,7 @@ impl Collection {
     pub fn get_by_sequence(&self, sequence: u64) -> Result<Document> {
         self.get_by_sequences(&[sequence])?
             .pop()
-            .ok_or_else(|| Error::Storage("no document returned".into()))
+            .ok_or_else(|| Error::internal("no document returned"))
     }
 
     /// The documents whose `$sequence`s are `sequences`, in that order, each under the
@@ -221,7 +221,7 @@ impl Collection {
         let mut created = self.create_many([(id, data, permissions)])?;
         created
             .pop()
-            .ok_or_else(|| Error::Storage("create returned no document".into()))
+            .ok_or_else(|| Error::internal("create returned no document"))
     }
 
     /// Creates many documents in one atomic write: all of them, or none when any
@@ -283,6 +283,7 @@ impl Collection {
             if !ids.insert(id.as_str()) || seq_of(store, coll.cid, id)?.is_some() {
                 return Err(Error::conflict(
                     ResourceKind::Document,
+                    id,
                     format!("document {} already exists", quote(id)),
                 ));
             }
@@ -306,7 +307,7 @@ impl Collection {
                 batch,
                 &mut edits,
                 coll.cid,
-                seq,
+                (id, seq),
                 &Contribution::default(),
                 &Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data),
             )?;
@@ -411,6 +412,7 @@ impl Collection {
                 ..
             }) => Err(Error::conflict(
                 ResourceKind::Document,
+                id,
                 format!("document {} already exists", quote(id)),
             )),
             other => other,
@@ -427,7 +429,7 @@ impl Collection {
         let written = db.write(|store, batch| step(store, batch, now))?;
         self.answer_all(written)?
             .pop()
-            .ok_or_else(|| Error::Storage("a write returned no document".into()))
+            .ok_or_else(|| Error::internal("a write returned no document"))
     }
 
     /// Adds `by` to the number in attribute `attribute` of document `id` (a missing or
@@ -512,7 +514,7 @@ impl Collection {
             batch,
             &mut edits,
             coll.cid,
-            seq,
+            (id, seq),
             &Contribution::of(coll.cid, &coll.indexes, seq, old.grants(), &old_data),
             &Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data),
         )?;
@@ -583,7 +585,7 @@ impl Collection {
             batch,
             &mut edits,
             coll.cid,
-            seq,
+            (id, seq),
             &Contribution::of(coll.cid, &coll.indexes, seq, old.grants(), &old_data),
             &Contribution::default(),
         )?;

@@ -225,10 +225,10 @@ fn check_format(store: &Store) -> Result<()> {
                 .map(u32::from_le_bytes)
                 .map_err(|_| Error::corrupt("format version", "not 4 bytes"))?;
             if version != keys::FORMAT_VERSION {
-                return Err(Error::Storage(format!(
-                    "store has format version {version}, this build reads {}",
-                    keys::FORMAT_VERSION
-                )));
+                return Err(Error::UpgradeRequired {
+                    found: version,
+                    expected: keys::FORMAT_VERSION,
+                });
             }
             Ok(())
         }
@@ -240,6 +240,32 @@ fn check_format(store: &Store) -> Result<()> {
                 keys::FORMAT_VERSION.to_le_bytes().to_vec(),
             );
             store.apply(&batch)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_of_another_format_version_asks_for_an_upgrade() {
+        let store = Store::new(Arc::new(SledBackend::open(None, 1 << 20, None).unwrap()));
+        check_format(&store).unwrap();
+        check_format(&store).expect("a store of this build's format opens again");
+        let mut batch = WriteBatch::default();
+        let older = keys::FORMAT_VERSION - 1;
+        batch.put(
+            Tree::Meta,
+            keys::VERSION.to_vec(),
+            older.to_le_bytes().to_vec(),
+        );
+        store.apply(&batch).unwrap();
+        match check_format(&store) {
+            Err(Error::UpgradeRequired { found, expected }) => {
+                assert_eq!((found, expected), (older, keys::FORMAT_VERSION));
+            }
+            other => panic!("expected UpgradeRequired, got {other:?}"),
         }
     }
 }

@@ -46,6 +46,27 @@ impl fmt::Display for ResourceKind {
     }
 }
 
+/// Why a call was refused as [`Error::Unauthorized`]; the message says more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Denial {
+    /// The client's roles are not granted the action (collection or document
+    /// permissions), or a permission names a role the client does not hold.
+    NotGranted,
+    /// The credential lacks a scope the call needs (an API key, or the key behind an
+    /// impersonated user), or the call is for the root client only.
+    MissingScope,
+    /// A wrong email or password (the two are never told apart).
+    InvalidCredentials,
+    /// The user is blocked.
+    UserBlocked,
+    /// A session secret or API key that is not valid, or a credential that has ended:
+    /// expired, deleted, or its user gone.
+    CredentialRefused,
+    /// The call needs another kind of client (a signed-in user, no user, a session).
+    WrongClient,
+}
+
 /// Every error permdb returns. Match on the variant; the message is for people.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,9 +79,14 @@ pub enum Error {
         /// The id that was asked for.
         id: String,
     },
-    /// The client's roles do not allow the operation.
-    #[error("unauthorized: {0}")]
-    Unauthorized(String),
+    /// The client may not make the call: [`Denial`] says why.
+    #[error("unauthorized: {message}")]
+    Unauthorized {
+        /// Why.
+        reason: Denial,
+        /// What was refused, for people.
+        message: String,
+    },
     /// A permission string or value is malformed.
     #[error("invalid permission {0}")]
     InvalidPermission(String),
@@ -91,6 +117,10 @@ pub enum Error {
     Conflict {
         /// What already exists: a document for a unique index's values too.
         kind: ResourceKind,
+        /// The id the call tried to create or write: for a taken email, the user being
+        /// created or changed; for a unique index's values, the document being written;
+        /// for a membership, the user already a member. Never the other holder's id.
+        id: String,
         /// What conflicted, for people.
         message: String,
     },
@@ -105,9 +135,28 @@ pub enum Error {
         /// What was wrong with it.
         detail: String,
     },
-    /// The storage engine failed (I/O, lock, ...).
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// The store was written in another format version than this build reads.
+    #[error("the store has format version {found}; this build reads version {expected}")]
+    UpgradeRequired {
+        /// The store's format version.
+        found: u32,
+        /// The version this build reads and writes.
+        expected: u32,
+    },
+    /// The storage engine or the system under it failed (I/O, a lock, encoding);
+    /// [`std::error::Error::source`] gives the underlying error.
+    #[error("storage error: {message}")]
+    Storage {
+        /// What failed, for people, ending with the underlying error's message.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// A promise between two parts of permdb was broken: a bug, reported instead of a
+    /// panic.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// The result type of every fallible permdb call.
@@ -121,11 +170,37 @@ impl Error {
         }
     }
 
-    pub(crate) fn conflict(kind: ResourceKind, message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(kind: ResourceKind, id: &str, message: impl Into<String>) -> Self {
         Error::Conflict {
             kind,
+            id: id.to_owned(),
             message: message.into(),
         }
+    }
+
+    pub(crate) fn unauthorized(reason: Denial, message: impl Into<String>) -> Self {
+        Error::Unauthorized {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A storage failure caused by `source`, described by `message`. The message
+    /// repeats the source's own, so that printing the error alone loses nothing.
+    pub(crate) fn storage(
+        message: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Storage {
+            message: format!("{message}: {source}"),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A failure of permdb's own logic with no underlying error (a broken promise between
+    /// two parts of permdb, reported instead of a panic).
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
     }
 
     pub(crate) fn corrupt(what: impl Into<String>, detail: impl fmt::Display) -> Self {

@@ -89,7 +89,7 @@ pub use client::{Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
 pub use db::{Db, DbStats, TreeStats};
 pub use document::{Document, DocumentList};
-pub use error::{Error, ResourceKind, Result};
+pub use error::{Denial, Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN, UNIQUE_ID};
 pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
 pub use integrity::IntegrityReport;

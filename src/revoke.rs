@@ -60,7 +60,15 @@ pub(crate) fn revoke_grants(
                 .permissions
                 .retain(|grant: &Grant| !revoked.names(grant.role()));
             let after = Contribution::of(coll.cid, &coll.indexes, seq, record.grants(), &data);
-            Contribution::apply_change(store, batch, &mut edits, coll.cid, seq, &before, &after)?;
+            Contribution::apply_change(
+                store,
+                batch,
+                &mut edits,
+                coll.cid,
+                (&record.id, seq),
+                &before,
+                &after,
+            )?;
             put_record(batch, coll.cid, seq, &record, limits)?;
         }
         edits.write(store, batch)?;

@@ -22,7 +22,7 @@ fn setup() -> Db {
 }
 
 fn is_invalid_credentials(e: &Error) -> bool {
-    matches!(e, Error::Unauthorized(m) if m == "invalid email or password")
+    matches!(e, Error::Unauthorized { message: m, .. } if m == "invalid email or password")
 }
 
 #[test]

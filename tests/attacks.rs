@@ -255,9 +255,9 @@ fn another_users_document_cannot_be_changed_or_deleted() {
     // Readable but not changeable: Unauthorized (existence is no secret here).
     assert!(matches!(
         c.update("pub1", json!({"secret": "defaced"}), None),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
-    assert!(matches!(c.delete("pub1"), Err(Error::Unauthorized(_))));
+    assert!(matches!(c.delete("pub1"), Err(Error::Unauthorized { .. })));
     // Taking over an id: creating over the victim's document is a plain conflict on the id,
     // which reveals no content and leaves the document alone.
     assert!(matches!(
@@ -283,14 +283,14 @@ fn a_user_cannot_grant_themselves_roles_they_do_not_hold() {
         assert!(
             matches!(
                 c.create("x1", json!({}), Some(perms.clone())),
-                Err(Error::Unauthorized(_))
+                Err(Error::Unauthorized { .. })
             ),
             "{role}"
         );
         assert!(
             matches!(
                 c.update("a1", json!({}), Some(perms)),
-                Err(Error::Unauthorized(_))
+                Err(Error::Unauthorized { .. })
             ),
             "{role}"
         );
@@ -304,15 +304,15 @@ fn a_user_cannot_grant_themselves_roles_they_do_not_hold() {
     // The account calls of a user are not admin calls.
     assert!(matches!(
         w.att.users().update_status("vic", false),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         w.att.teams().create_membership("t1", "att", &[]),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         w.att.impersonate("vic"),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
 }
 
@@ -325,16 +325,19 @@ fn nothing_works_after_logout_even_through_a_held_client() {
     // The session client, the token client made before, and new ones are all refused.
     assert!(matches!(
         docs(&w.att).count(&[]),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
-    assert!(matches!(w.att.account().get(), Err(Error::Unauthorized(_))));
+    assert!(matches!(
+        w.att.account().get(),
+        Err(Error::Unauthorized { .. })
+    ));
     assert!(matches!(
         docs(&held_jwt).find(&[]),
         Err(Error::InvalidToken(TokenError::SessionRevoked))
     ));
     assert!(matches!(
         w.db.client().set_session(&w.att_session),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         w.db.client().set_jwt(&w.att_jwt),
@@ -349,7 +352,7 @@ fn nothing_works_while_blocked_and_everything_again_after() {
     w.db.root().users().update_status("att", false).unwrap();
     assert!(matches!(
         docs(&w.att).get("a1"),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         docs(&held_jwt).get("a1"),
@@ -363,11 +366,11 @@ fn nothing_works_while_blocked_and_everything_again_after() {
         w.db.client()
             .account()
             .create_email_password_session("a@example.com", "password-a"),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         w.db.root().impersonate("att"),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     w.db.root().users().update_status("att", true).unwrap();
     assert_eq!(docs(&held_jwt).count(&[]).unwrap(), 4);
@@ -437,11 +440,11 @@ fn tokens_expire_and_one_time_tokens_are_used_once() {
     // A token client cannot mint tokens, one-time or not.
     assert!(matches!(
         first.account().create_jwt(),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         first.account().create_one_time_jwt(),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
 }
 
@@ -463,33 +466,36 @@ fn api_keys_are_bounded_by_expiry_scope_and_deletion() {
     let reader = w.db.client().set_key(&read_only.secret).unwrap();
     assert!(matches!(
         docs(&reader).create("k1", json!({}), None),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         docs(&reader).delete("v1"),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
-    assert!(matches!(reader.users().list(), Err(Error::Unauthorized(_))));
+    assert!(matches!(
+        reader.users().list(),
+        Err(Error::Unauthorized { .. })
+    ));
     assert!(matches!(
         reader.impersonate("vic"),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     // Expired: the held client and a new one are refused.
     w.clock.advance(Duration::hours(2));
     assert!(matches!(
         docs(&held).count(&[]),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     assert!(matches!(
         w.db.client().set_key(&expiring.secret),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     // Deleted: the held client is refused from the next call on.
     assert_eq!(docs(&reader).count(&[]).unwrap(), 10);
     keys.delete(&read_only.id).unwrap();
     assert!(matches!(
         docs(&reader).count(&[]),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
 }
 
@@ -524,7 +530,7 @@ fn guessed_secrets_fail_alike_and_secrets_are_stored_only_hashed() {
     let mut messages = Vec::new();
     for guess in &session_guesses {
         match w.db.client().set_session(guess) {
-            Err(Error::Unauthorized(m)) => messages.push(m),
+            Err(Error::Unauthorized { message: m, .. }) => messages.push(m),
             other => panic!("{guess}: {other:?}"),
         }
     }
@@ -537,7 +543,7 @@ fn guessed_secrets_fail_alike_and_secrets_are_stored_only_hashed() {
     let mut messages = Vec::new();
     for guess in &key_guesses {
         match w.db.client().set_key(guess) {
-            Err(Error::Unauthorized(m)) => messages.push(m),
+            Err(Error::Unauthorized { message: m, .. }) => messages.push(m),
             other => panic!("{guess}: {other:?}"),
         }
     }
@@ -625,7 +631,7 @@ fn who_may_read_nothing_learns_nothing_of_the_schema() {
     ] {
         let r = c.find(&queries);
         assert!(
-            matches!(&r, Err(Error::Unauthorized(m)) if m.contains("grants no read")),
+            matches!(&r, Err(Error::Unauthorized { message: m, .. }) if m.contains("grants no read")),
             "{queries:?}: {r:?}"
         );
     }

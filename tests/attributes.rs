@@ -167,7 +167,7 @@ fn attribute_declarations_are_checked() {
         user.schema("s")
             .collections()
             .create_attribute("people", AttributeSpec::integer("w")),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
 }
 

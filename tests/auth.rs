@@ -24,7 +24,7 @@ fn setup() -> (Db, permdb::ManualClock) {
 
 fn unauthorized<T: std::fmt::Debug>(r: permdb::Result<T>) -> String {
     match r {
-        Err(Error::Unauthorized(m)) => m,
+        Err(Error::Unauthorized { message: m, .. }) => m,
         other => panic!("expected Unauthorized, got {other:?}"),
     }
 }
@@ -136,7 +136,7 @@ fn concurrent_guesses_check_at_most_the_limit() {
     let (mut checked, mut refused) = (0, 0);
     for g in guesses {
         match g.join().unwrap() {
-            Err(Error::Unauthorized(_)) => checked += 1,
+            Err(Error::Unauthorized { .. }) => checked += 1,
             Err(Error::TooManyRequests(_)) => refused += 1,
             other => panic!("unexpected {other:?}"),
         }
@@ -705,9 +705,12 @@ fn sessions_and_keys_end_just_after_their_expiry() {
     clock.set(start + Duration::hours(1) + Duration::milliseconds(1));
     assert!(matches!(
         birthdays(&held_session),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
-    assert!(matches!(birthdays(&held_key), Err(Error::Unauthorized(_))));
+    assert!(matches!(
+        birthdays(&held_key),
+        Err(Error::Unauthorized { .. })
+    ));
     assert!(db.client().set_session(&session.secret).is_err());
     assert!(db.client().set_key(&key.secret).is_err());
 }
@@ -800,7 +803,7 @@ fn preferences_are_the_owners_and_go_with_them() {
         db.client().account().prefs(),
         db.client().account().update_prefs(object(json!({"x": 1}))),
     ] {
-        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+        assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     }
     // Keys: reading needs users.read, changing users.write; so does an impersonated client.
     let reader = db
@@ -815,11 +818,11 @@ fn preferences_are_the_owners_and_go_with_them() {
         object(json!({"lang": "fr"}))
     );
     let r = reader.users().update_prefs("user-a", object(json!({})));
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     let as_a = reader.impersonate("user-a").unwrap();
     assert_eq!(as_a.account().prefs().unwrap()["lang"], "fr");
     let r = as_a.account().update_prefs(object(json!({"x": 1})));
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     let r = reader.users().prefs("nobody");
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     db.root()
@@ -863,7 +866,7 @@ fn preferences_are_the_owners_and_go_with_them() {
         .unwrap();
     assert_eq!(teams.prefs("t1").unwrap()["color"], "red");
     let r = reader.teams().prefs("t1");
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     teams.delete("t1").unwrap();
     teams.create("t1", "T again").unwrap();
     assert!(teams.prefs("t1").unwrap().is_empty());
@@ -919,7 +922,10 @@ fn a_key_mints_a_users_token_from_their_session() {
         ("no documents.write", &no_writes),
     ] {
         let r = short.users().create_jwt("user-a", None, None);
-        assert!(matches!(r, Err(Error::Unauthorized(_))), "{what}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::Unauthorized { .. })),
+            "{what}: {r:?}"
+        );
     }
     // The most recent session by default; the token is user-a's, nothing more.
     let recent = writer.users().create_jwt("user-a", None, None).unwrap();
@@ -954,7 +960,7 @@ fn a_key_mints_a_users_token_from_their_session() {
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     db.root().users().update_status("user-a", false).unwrap();
     let r = writer.users().create_jwt("user-a", None, None);
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     db.root().users().update_status("user-a", true).unwrap();
     // An expired session is not chosen.
     clock.advance(Duration::days(400));

@@ -469,7 +469,7 @@ fn held_clients_end_with_their_session() {
         "{r:?}"
     );
     let r = birthdays(&session).find(&[]);
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
 }
 
 /// A held token client is refused once the key that signed its token is retired.
@@ -519,10 +519,10 @@ fn impersonated_clients_end_with_their_key() {
     docs(&as_vic).update("vics", json!({"n": 1}), None).unwrap();
     root.keys().delete(&w.key_id).unwrap();
     let r = docs(&as_vic).update("vics", json!({"n": 2}), None);
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     assert!(matches!(
         docs(&as_vic).get("vics"),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
 
     let expiring = root
@@ -544,10 +544,10 @@ fn impersonated_clients_end_with_their_key() {
         .time
         .advance(Duration::hours(1) + Duration::seconds(1));
     let r = docs(&as_vic).get("vics");
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     assert!(matches!(
         as_vic.account().get(),
-        Err(Error::Unauthorized(_))
+        Err(Error::Unauthorized { .. })
     ));
     // A client impersonated by root has no key to lose.
     let by_root = root.impersonate("vic").unwrap();
@@ -573,7 +573,7 @@ fn impersonation_is_bounded_by_the_keys_scopes() {
             .impersonate("vic")
             .unwrap()
     };
-    let refused = |r: permdb::Result<_>| matches!(r, Err(Error::Unauthorized(_)));
+    let refused = |r: permdb::Result<_>| matches!(r, Err(Error::Unauthorized { .. }));
 
     // users.read alone: the account may be read, nothing else.
     let only_users_read = impersonate(&[Scope::UsersRead]);
@@ -668,12 +668,12 @@ fn held_clients_follow_user_deletion_and_label_removal() {
         "{r:?}"
     );
     let r = docs(&by_session).count(&[]);
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     // The impersonated client was made for att's account: it ends with it (impersonating
     // the id again, now without an account, is allowed, and the deleted user's grants
     // went with it).
     let r = docs(&by_key).get("mine");
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     let again =
         w.db.client()
             .set_key(&w.key)
@@ -767,7 +767,7 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
     w.db.root().users().delete("att").unwrap();
     for held in [&by_key, &by_root] {
         let r = docs(held).create("after", json!({}), None);
-        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+        assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     }
     // An id without an account may be impersonated; the client ends when an account
     // takes the id.
@@ -778,7 +778,7 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
     let successor = new_account(&w.db, "att");
     for held in [&by_key, &by_root, &no_account] {
         let r = docs(held).count(&[]);
-        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+        assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
         assert!(held.roles().is_empty());
     }
     // What the id without an account wrote is the service's to grant: the new account
@@ -795,7 +795,7 @@ fn an_impersonated_client_ends_with_the_account_it_was_made_for() {
         for _ in 0..2 {
             let r = docs(held).count(&[]);
             assert!(
-                matches!(&r, Err(Error::Unauthorized(m)) if m.contains(why)),
+                matches!(&r, Err(Error::Unauthorized { message: m, .. }) if m.contains(why)),
                 "{r:?}"
             );
         }
@@ -817,7 +817,7 @@ fn an_impersonated_client_outlives_a_block() {
     w.db.root().users().update_status("att", false).unwrap();
     for held in [&by_key, &by_root] {
         let r = docs(held).count(&[]);
-        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+        assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     }
     w.db.root().users().update_status("att", true).unwrap();
     for held in [&by_key, &by_root] {
@@ -870,7 +870,7 @@ fn a_sign_in_racing_a_block_or_a_new_account_is_refused() {
                 break;
             }
             assert!(
-                matches!(&r, Err(Error::Unauthorized(m)) if m == refusal),
+                matches!(&r, Err(Error::Unauthorized { message: m, .. }) if m == refusal),
                 "{what} at clock reading {}: {r:?}",
                 wait + 1
             );

@@ -297,7 +297,7 @@ fn outcome<T>(r: &Result<T, Error>) -> Outcome {
     match r {
         Ok(_) => Outcome::Ok,
         Err(Error::NotFound { .. }) => Outcome::NotFound,
-        Err(Error::Unauthorized(_)) => Outcome::Unauthorized,
+        Err(Error::Unauthorized { .. }) => Outcome::Unauthorized,
         Err(Error::Conflict { .. }) => Outcome::Conflict,
         Err(e) => panic!("unexpected error {e}"),
     }

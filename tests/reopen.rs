@@ -235,7 +235,7 @@ fn a_store_reopens_at_once_and_is_refused_while_held() {
     let held = Db::open(dir.path()).unwrap();
     let second = Db::open(dir.path());
     assert!(
-        matches!(&second, Err(permdb::Error::Storage(m)) if m.contains("lock")),
+        matches!(&second, Err(permdb::Error::Storage { message: m, .. }) if m.contains("lock")),
         "{second:?}"
     );
     drop(held);

@@ -77,7 +77,7 @@ fn refused<T: std::fmt::Debug>(
 }
 
 fn unauthorized(e: &Error) -> bool {
-    matches!(e, Error::Unauthorized(_))
+    matches!(e, Error::Unauthorized { .. })
 }
 
 fn doc_not_found(id: &'static str) -> impl FnOnce(&Error) -> bool {
@@ -1017,11 +1017,11 @@ fn upsert_updates_what_the_client_sees_and_creates_the_rest() {
         .unwrap();
     let before = snapshot(&db);
     let r = b.upsert("shared", json!({"n": 6}), None);
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     assert_eq!(snapshot(&db), before);
     // A guest may not create here; unique() names nothing to update.
     let r = coll(&db.client()).upsert("g1", json!({}), None);
-    assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Unauthorized { .. })), "{r:?}");
     let r = a.upsert(permdb::UNIQUE_ID, json!({}), None);
     assert!(matches!(r, Err(Error::InvalidId(_))), "{r:?}");
     assert_eq!(b.upsert("d2", json!({"n": 3}), None).unwrap().id(), "d2");

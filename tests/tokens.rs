@@ -281,7 +281,7 @@ fn a_token_cannot_mint_a_token() {
     let backend = db.client().set_jwt(&jwt).unwrap();
     let err = backend.account().create_jwt().unwrap_err();
     assert!(
-        matches!(err, Error::Unauthorized(ref m) if m.contains("token cannot create tokens")),
+        matches!(err, Error::Unauthorized { ref message, .. } if message.contains("token cannot create tokens")),
         "{err}"
     );
     assert!(

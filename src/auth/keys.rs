@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{load, put, scan};
 use crate::engine::Engine;
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::ID;
 use crate::perm::Scope;
 use crate::secret;
@@ -112,7 +112,7 @@ pub(crate) fn delete_key(db: &Engine, id: &str) -> Result<()> {
 
 /// Checks a key secret: known, matching (constant time) and not expired.
 pub(crate) fn authenticate(db: &Engine, text: &str) -> Result<ApiKeyRecord> {
-    let invalid = || Error::Unauthorized("invalid API key".into());
+    let invalid = || Error::unauthorized(Denial::CredentialRefused, "invalid API key");
     let (id, digest) = secret::split(SECRET_PREFIX, text).ok_or_else(invalid)?;
     let key: ApiKeyRecord = load(&db.store, &key_key(&id))?.ok_or_else(invalid)?;
     if !secret::ct_eq(&key.secret_digest, &digest) {
@@ -123,14 +123,18 @@ pub(crate) fn authenticate(db: &Engine, text: &str) -> Result<ApiKeyRecord> {
 
 /// Key `id` again, for a client made from it: it still exists and has not expired.
 pub(crate) fn reload(db: &Engine, id: &str) -> Result<ApiKeyRecord> {
-    let key: ApiKeyRecord = load(&db.store, &key_key(id))?
-        .ok_or_else(|| Error::Unauthorized("the API key no longer exists".into()))?;
+    let key: ApiKeyRecord = load(&db.store, &key_key(id))?.ok_or_else(|| {
+        Error::unauthorized(Denial::CredentialRefused, "the API key no longer exists")
+    })?;
     unexpired(db, key)
 }
 
 fn unexpired(db: &Engine, key: ApiKeyRecord) -> Result<ApiKeyRecord> {
     if key.expires_ms.is_some_and(|ms| db.now_ms() > ms) {
-        return Err(Error::Unauthorized("API key expired".into()));
+        return Err(Error::unauthorized(
+            Denial::CredentialRefused,
+            "API key expired",
+        ));
     }
     Ok(key)
 }

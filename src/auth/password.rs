@@ -30,11 +30,11 @@ pub(crate) fn hash(password: &str, cost: PasswordHashing) -> Result<String> {
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let salt_bytes: [u8; 16] = crate::secret::random_bytes();
     let salt =
-        SaltString::encode_b64(&salt_bytes).map_err(|e| Error::Storage(format!("salt: {e}")))?;
+        SaltString::encode_b64(&salt_bytes).map_err(|e| Error::internal(format!("salt: {e}")))?;
     argon
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::Storage(format!("password hashing failed: {e}")))
+        .map_err(|e| Error::internal(format!("password hashing failed: {e}")))
 }
 
 /// A PHC string that no password matches, with the parameters of `cost`: verifying a

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::users::{UserRecord, find_account_by_email, load_user};
 use super::{child_ids, load, put};
 use crate::engine::Engine;
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::ID;
 use crate::secret;
 use crate::store::{Store, Tree, WriteBatch, keys};
@@ -93,7 +93,7 @@ pub(crate) const INVALID_CREDENTIALS: &str = "invalid email or password";
 pub(crate) const USER_BLOCKED: &str = "the user is blocked";
 
 fn refused() -> Error {
-    Error::Unauthorized(INVALID_CREDENTIALS.into())
+    Error::unauthorized(Denial::InvalidCredentials, INVALID_CREDENTIALS)
 }
 
 /// Signs in. A wrong email and a wrong password give the same error and take the same
@@ -130,7 +130,7 @@ pub(crate) fn create_session(
         false => None,
     };
     if user.blocked {
-        return Err(Error::Unauthorized(USER_BLOCKED.into()));
+        return Err(Error::unauthorized(Denial::UserBlocked, USER_BLOCKED));
     }
     let id = ID::unique();
     let issued = secret::issue(SECRET_PREFIX, &id);
@@ -171,7 +171,7 @@ pub(crate) fn create_session(
                 }
             }
             Some(_) if same_account => {
-                return Err(Error::Unauthorized(USER_BLOCKED.into()));
+                return Err(Error::unauthorized(Denial::UserBlocked, USER_BLOCKED));
             }
             _ => return Err(refused()),
         }
@@ -185,7 +185,7 @@ pub(crate) fn create_session(
 /// Checks a session secret: the session exists, the secret matches (constant time),
 /// it has not expired, and its user exists and is not blocked.
 pub(crate) fn authenticate(db: &Engine, text: &str) -> Result<(SessionRecord, UserRecord)> {
-    let invalid = || Error::Unauthorized("invalid session secret".into());
+    let invalid = || Error::unauthorized(Denial::CredentialRefused, "invalid session secret");
     let (id, digest) = secret::split(SECRET_PREFIX, text).ok_or_else(invalid)?;
     let session = load_session(&db.store, &id)?.ok_or_else(invalid)?;
     if !secret::ct_eq(&session.secret_digest, &digest) {
@@ -196,20 +196,25 @@ pub(crate) fn authenticate(db: &Engine, text: &str) -> Result<(SessionRecord, Us
 
 /// Session `id` again, for a client made from it: it still exists and is live.
 pub(crate) fn reload(db: &Engine, id: &str) -> Result<(SessionRecord, UserRecord)> {
-    let session = load_session(&db.store, id)?
-        .ok_or_else(|| Error::Unauthorized("the session no longer exists".into()))?;
+    let session = load_session(&db.store, id)?.ok_or_else(|| {
+        Error::unauthorized(Denial::CredentialRefused, "the session no longer exists")
+    })?;
     live(db, session)
 }
 
 /// A session is live while it has not expired and its user exists and is not blocked.
 fn live(db: &Engine, session: SessionRecord) -> Result<(SessionRecord, UserRecord)> {
     if db.now_ms() > session.expires_ms {
-        return Err(Error::Unauthorized("session expired".into()));
+        return Err(Error::unauthorized(
+            Denial::CredentialRefused,
+            "session expired",
+        ));
     }
-    let user = load_user(&db.store, &session.user_id)?
-        .ok_or_else(|| Error::Unauthorized("the user no longer exists".into()))?;
+    let user = load_user(&db.store, &session.user_id)?.ok_or_else(|| {
+        Error::unauthorized(Denial::CredentialRefused, "the user no longer exists")
+    })?;
     if user.blocked {
-        return Err(Error::Unauthorized(USER_BLOCKED.into()));
+        return Err(Error::unauthorized(Denial::UserBlocked, USER_BLOCKED));
     }
     Ok((session, user))
 }
@@ -305,7 +310,7 @@ mod tests {
         let db = Db::open_with(dir.path(), Options::new().password_hashing(cost(16 << 10)))
             .unwrap_or_else(|e| panic!("{e}"));
         let wrong = create_session(&db.inner, &db.inner.sign_in, "u@example.com", "password-x");
-        assert!(matches!(wrong, Err(Error::Unauthorized(_))));
+        assert!(matches!(wrong, Err(Error::Unauthorized { .. })));
         assert!(
             stored(&db).contains("m=256,"),
             "a failed sign-in changes nothing"

@@ -123,6 +123,7 @@ pub(crate) fn create_team(db: &Engine, id: &str, name: &str) -> Result<Team> {
         if load::<TeamRecord>(store, &team_key(id))?.is_some() {
             return Err(Error::conflict(
                 ResourceKind::Team,
+                id,
                 format!("team {} already exists", quote(id)),
             ));
         }
@@ -195,6 +196,7 @@ pub(crate) fn create_membership(
         {
             return Err(Error::conflict(
                 ResourceKind::Membership,
+                user_id,
                 format!(
                     "user {} is already a member of team {}",
                     quote(user_id),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{child_ids, load, put, scan};
 use crate::engine::Engine;
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::perm::{Role, UserFacts, Verification, label_fault};
 use crate::store::{Store, Tree, WriteBatch, keys};
@@ -168,12 +168,14 @@ pub(crate) fn create_user(
         if load_user(store, id)?.is_some() {
             return Err(Error::conflict(
                 ResourceKind::User,
+                id,
                 format!("user {} already exists", quote(id)),
             ));
         }
         if store.get(Tree::Auth, &email_key(email))?.is_some() {
             return Err(Error::conflict(
                 ResourceKind::User,
+                id,
                 "a user with this email already exists",
             ));
         }
@@ -255,8 +257,9 @@ pub(crate) fn change_account(
                 .throttle
                 .begin(&user.email.to_lowercase(), db.options.clock.now())?;
             if !super::password::verify(password, &user.password_hash) {
-                return Err(Error::Unauthorized(
-                    super::sessions::INVALID_CREDENTIALS.into(),
+                return Err(Error::unauthorized(
+                    Denial::InvalidCredentials,
+                    super::sessions::INVALID_CREDENTIALS,
                 ));
             }
             sign_in.throttle.succeeded(attempt);
@@ -275,8 +278,9 @@ pub(crate) fn change_account(
     db.write(|store, batch| {
         let mut r = require_user(store, id)?;
         if proven_hash.as_ref().is_some_and(|h| *h != r.password_hash) {
-            return Err(Error::Unauthorized(
-                super::sessions::INVALID_CREDENTIALS.into(),
+            return Err(Error::unauthorized(
+                Denial::InvalidCredentials,
+                super::sessions::INVALID_CREDENTIALS,
             ));
         }
         match change {
@@ -288,6 +292,7 @@ pub(crate) fn change_account(
                 if taken {
                     return Err(Error::conflict(
                         ResourceKind::User,
+                        id,
                         "a user with this email already exists",
                     ));
                 }

@@ -233,7 +233,7 @@ pub(crate) fn check_unique(
     batch: &WriteBatch,
     index: &str,
     entry: &[u8],
-    seq: u32,
+    (id, seq): (&str, u32),
 ) -> Result<()> {
     let prefix = entry
         .len()
@@ -243,6 +243,7 @@ pub(crate) fn check_unique(
     let conflict = || {
         Error::conflict(
             ResourceKind::Document,
+            id,
             format!(
                 "unique index {}: another document has the same values",
                 quote(index)

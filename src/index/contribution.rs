@@ -67,7 +67,8 @@ impl Contribution {
         c
     }
 
-    /// Applies the change from `old` to `new` for document `seq` of collection `cid`:
+    /// Applies the change from `old` to `new` for document `doc_id` (sequence `seq`) of
+    /// collection `cid`:
     /// bitmap memberships into `edits`, attribute entries removed and put in `batch`.
     /// A new entry of a unique index is first checked against the store and `batch`
     /// (`Conflict` when another document has the same values).
@@ -76,7 +77,7 @@ impl Contribution {
         batch: &mut WriteBatch,
         edits: &mut IndexEdits,
         cid: u32,
-        seq: u32,
+        (doc_id, seq): (&str, u32),
         old: &Contribution,
         new: &Contribution,
     ) -> Result<()> {
@@ -96,7 +97,7 @@ impl Contribution {
                 continue;
             }
             if let Some(index) = unique {
-                check_unique(store, batch, index, key, seq)?;
+                check_unique(store, batch, index, key, (doc_id, seq))?;
             }
             batch.put(Tree::AttrIndex, key.clone(), Vec::new());
         }
@@ -209,7 +210,8 @@ mod tests {
         let store = crate::store::Store::new(std::sync::Arc::new(backend));
         let mut batch = WriteBatch::default();
         let mut edits = IndexEdits::default();
-        Contribution::apply_change(&store, &mut batch, &mut edits, 1, 3, &old, &new).unwrap();
+        Contribution::apply_change(&store, &mut batch, &mut edits, 1, ("d", 3), &old, &new)
+            .unwrap();
         let ops: Vec<(Tree, Vec<u8>, bool)> = batch
             .ops()
             .map(|(t, k, v)| (t, k.to_vec(), v.is_some()))

@@ -2,7 +2,7 @@
 //! only here: scopes, collection grants, document grants. Fails closed: anything not
 //! explicitly granted is denied.
 
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::perm::{Action, Grant, Permission, Principal, Role, RoleSet, Scope, UserAuth};
 
@@ -41,9 +41,12 @@ pub(crate) fn check_scope(
             return if scopes.contains(&scope) {
                 Ok(())
             } else {
-                Err(Error::Unauthorized(format!(
-                    "{what} as an impersonated user needs the API key to have scope {scope}"
-                )))
+                Err(Error::unauthorized(
+                    Denial::MissingScope,
+                    format!(
+                        "{what} as an impersonated user needs the API key to have scope {scope}"
+                    ),
+                ))
             };
         }
         (Principal::User { .. } | Principal::Guest(_), Audience::Users) => true,
@@ -51,13 +54,15 @@ pub(crate) fn check_scope(
     if allowed {
         Ok(())
     } else if matches!(principal, Principal::Key { .. }) {
-        Err(Error::Unauthorized(format!(
-            "{what} needs an API key with scope {scope}"
-        )))
+        Err(Error::unauthorized(
+            Denial::MissingScope,
+            format!("{what} needs an API key with scope {scope}"),
+        ))
     } else {
-        Err(Error::Unauthorized(format!(
-            "{what} needs the root client or an API key with scope {scope}"
-        )))
+        Err(Error::unauthorized(
+            Denial::MissingScope,
+            format!("{what} needs the root client or an API key with scope {scope}"),
+        ))
     }
 }
 
@@ -147,11 +152,14 @@ pub(crate) fn check_document<D>(
     let read = access(principal, coll, Action::Read);
     let act = access(principal, coll, action);
     if read == Access::Denied && act == Access::Denied {
-        return Err(Error::Unauthorized(format!(
-            "collection {} grants no {} to the client's roles",
-            quote(coll.id),
-            action.as_str()
-        )));
+        return Err(Error::unauthorized(
+            Denial::NotGranted,
+            format!(
+                "collection {} grants no {} to the client's roles",
+                quote(coll.id),
+                action.as_str()
+            ),
+        ));
     }
     let doc = lookup()?.ok_or_else(|| Error::not_found(ResourceKind::Document, id))?;
     let can_read = allows(principal, read, grants_of(&doc), Action::Read);
@@ -159,11 +167,14 @@ pub(crate) fn check_document<D>(
     match (can_read, can_act) {
         (_, true) => Ok(doc),
         (false, false) => Err(Error::not_found(ResourceKind::Document, id)),
-        (true, false) => Err(Error::Unauthorized(format!(
-            "no {} permission on document {}",
-            action.as_str(),
-            quote(id)
-        ))),
+        (true, false) => Err(Error::unauthorized(
+            Denial::NotGranted,
+            format!(
+                "no {} permission on document {}",
+                action.as_str(),
+                quote(id)
+            ),
+        )),
     }
 }
 
@@ -194,10 +205,13 @@ pub(crate) fn check_create(principal: &Principal, coll: CollectionRules<'_>) -> 
     if principal.roles().is_none() || access(principal, coll, Action::Create) == Access::All {
         Ok(())
     } else {
-        Err(Error::Unauthorized(format!(
-            "collection {} grants no create to the client's roles",
-            quote(coll.id)
-        )))
+        Err(Error::unauthorized(
+            Denial::NotGranted,
+            format!(
+                "collection {} grants no create to the client's roles",
+                quote(coll.id)
+            ),
+        ))
     }
 }
 
@@ -211,10 +225,13 @@ pub(crate) fn check_grantable<'p>(
     };
     for role in roles {
         if !held.contains(role) {
-            return Err(Error::Unauthorized(format!(
-                "permissions may only name roles the client holds; it does not hold {}",
-                quote(&role.to_string())
-            )));
+            return Err(Error::unauthorized(
+                Denial::NotGranted,
+                format!(
+                    "permissions may only name roles the client holds; it does not hold {}",
+                    quote(&role.to_string())
+                ),
+            ));
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
 use crate::document::{DocRecord, Document, load_record, seq_of};
 use crate::engine::ReadView;
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::index::attr::IndexRecord;
 use crate::index::{BitmapStream, Counters, IndexKind, MergedStream, RoleBitmaps};
@@ -411,10 +411,13 @@ fn project(doc: &mut Document, select: &[String]) {
 }
 
 fn no_read(coll: &CollectionRecord) -> Error {
-    Error::Unauthorized(format!(
-        "collection {} grants no read to the client's roles and has document security off",
-        quote(&coll.id)
-    ))
+    Error::unauthorized(
+        Denial::NotGranted,
+        format!(
+            "collection {} grants no read to the client's roles and has document security off",
+            quote(&coll.id)
+        ),
+    )
 }
 
 /// Runs `queries` on `coll` as `principal`.

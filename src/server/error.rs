@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::{Error, ResourceKind};
+use crate::error::{Denial, Error, ResourceKind};
 
 /// The API version reported in error bodies (Appwrite's response format permdb follows).
 pub(crate) const API_VERSION: &str = "1.6.0";
@@ -94,18 +94,23 @@ fn conflict_kind(kind: ResourceKind) -> &'static str {
     }
 }
 
+/// Appwrite's type for each reason of a refusal. (Appwrite answers a missing scope with
+/// `general_unauthorized_scope`; permdb has answered `user_unauthorized` since its first
+/// server, and keeps it until a change to the wire form is its own decision.)
+fn denial_kind(reason: Denial) -> &'static str {
+    match reason {
+        Denial::InvalidCredentials => "user_invalid_credentials",
+        Denial::UserBlocked => "user_blocked",
+        _ => "user_unauthorized",
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         let message = e.to_string();
         let (status, kind) = match &e {
             Error::NotFound { kind, .. } => (StatusCode::NOT_FOUND, not_found_kind(*kind)),
-            Error::Unauthorized(m) if m == crate::auth::sessions::INVALID_CREDENTIALS => {
-                (StatusCode::UNAUTHORIZED, "user_invalid_credentials")
-            }
-            Error::Unauthorized(m) if m == crate::auth::sessions::USER_BLOCKED => {
-                (StatusCode::UNAUTHORIZED, "user_blocked")
-            }
-            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "user_unauthorized"),
+            Error::Unauthorized { reason, .. } => (StatusCode::UNAUTHORIZED, denial_kind(*reason)),
             Error::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "user_jwt_invalid"),
             Error::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "general_query_invalid"),
             Error::InvalidDocument(_) => (StatusCode::BAD_REQUEST, "document_invalid_structure"),

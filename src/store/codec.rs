@@ -18,7 +18,7 @@ fn config() -> impl bincode::config::Config {
 /// Encodes a record. Fails only for values serde cannot describe.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, config())
-        .map_err(|e| Error::Storage(format!("cannot encode record: {e}")))
+        .map_err(|e| Error::storage("cannot encode record", e))
 }
 
 /// Decodes a record of kind `what` (named in the error), rejecting trailing bytes.

@@ -64,8 +64,8 @@ impl Backend for Overlay {
     }
 
     fn apply(&self, _batch: &WriteBatch) -> Result<()> {
-        Err(Error::Storage(
-            "a step of a multi-step write cannot apply a batch of its own".into(),
+        Err(Error::internal(
+            "a step of a multi-step write cannot apply a batch of its own",
         ))
     }
 

@@ -17,7 +17,7 @@ pub(crate) struct SledBackend {
 }
 
 fn storage(e: sled::Error) -> Error {
-    Error::Storage(e.to_string())
+    Error::storage("sled failed", e)
 }
 
 impl SledBackend {
@@ -46,7 +46,7 @@ impl SledBackend {
         // INVARIANT (tree-order): `trees` holds one sled tree per entry of `Tree::ALL`, in that order.
         let pos = Tree::ALL.iter().position(|t| *t == tree);
         pos.and_then(|i| self.trees.get(i))
-            .ok_or_else(|| Error::Storage(format!("tree {} not open", tree.name())))
+            .ok_or_else(|| Error::internal(format!("tree {} not open", tree.name())))
     }
 }
 
@@ -127,7 +127,7 @@ impl Backend for SledBackend {
             });
         result.map_err(|e| match e {
             TransactionError::Storage(e) => storage(e),
-            TransactionError::Abort(()) => Error::Storage("transaction aborted".into()),
+            TransactionError::Abort(()) => Error::internal("transaction aborted"),
         })
     }
 

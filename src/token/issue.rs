@@ -50,7 +50,7 @@ pub(crate) fn create(
     let now = db.options.clock.now();
     // Whole seconds, as the format stores them.
     let now = OffsetDateTime::from_unix_timestamp(now.unix_timestamp())
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        .map_err(|e| Error::storage("the clock reads a time tokens cannot hold", e))?;
     let expires_at = now
         .checked_add(ttl.unwrap_or(db.options.jwt_ttl))
         .ok_or_else(|| Error::InvalidArgument("token expiry out of range".into()))?;

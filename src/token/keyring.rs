@@ -185,7 +185,7 @@ impl KeyRing {
         let (key_id, key) = ring
             .signing
             .as_ref()
-            .ok_or_else(|| Error::Storage("no token signing key".into()))?;
+            .ok_or_else(|| Error::internal("no token signing key"))?;
         claims.key_id = *key_id;
         Ok((encode(&claims, key, &self.store_id), claims))
     }

@@ -223,7 +223,7 @@ impl Transaction {
                     (_, Step::One(w)) => Outcome::Written(
                         coll.answer_all(w)?
                             .pop()
-                            .ok_or_else(|| Error::Storage("a write returned no document".into()))?,
+                            .ok_or_else(|| Error::internal("a write returned no document"))?,
                     ),
                     (_, Step::Many(ws)) => Outcome::WrittenMany(answer_many(coll, ws)?),
                 })
@@ -384,9 +384,7 @@ impl Collection {
             .update_where(queries, data)?;
         match tx.commit()?.pop() {
             Some(Outcome::WrittenMany(docs)) => Ok(docs),
-            _ => Err(Error::Storage(
-                "an update by queries returned nothing".into(),
-            )),
+            _ => Err(Error::internal("an update by queries returned nothing")),
         }
     }
 
@@ -399,9 +397,7 @@ impl Collection {
             .delete_where(queries)?;
         match tx.commit()?.pop() {
             Some(Outcome::DeletedMany(docs)) => Ok(docs),
-            _ => Err(Error::Storage(
-                "a delete by queries returned nothing".into(),
-            )),
+            _ => Err(Error::internal("a delete by queries returned nothing")),
         }
     }
 }
