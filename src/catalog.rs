@@ -253,7 +253,7 @@ pub(crate) fn load_collection(
 /// Every collection of every schema.
 pub(crate) fn all_collections(store: &Store) -> Result<Vec<CollectionRecord>> {
     store
-        .scan_prefix(Tree::Meta, b"c", Direction::Forward)
+        .scan_prefix(Tree::Meta, keys::COLLECTIONS_PREFIX, Direction::Forward)
         .map(|entry| {
             let (k, v) = entry?;
             codec::decode(&v, || {

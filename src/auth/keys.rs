@@ -12,6 +12,7 @@ use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::ID;
 use crate::perm::Scope;
 use crate::secret;
+use crate::store::keys::AuthTag;
 use crate::store::{Tree, keys};
 use crate::timefmt;
 
@@ -69,7 +70,7 @@ impl ApiKeyRecord {
 }
 
 fn key_key(id: &str) -> Vec<u8> {
-    keys::auth(b'k', &[id])
+    keys::auth(AuthTag::ApiKey, &[id])
 }
 
 pub(crate) fn create_key(
@@ -94,7 +95,7 @@ pub(crate) fn create_key(
 }
 
 pub(crate) fn list_keys(db: &Engine) -> Result<Vec<ApiKey>> {
-    Ok(scan::<ApiKeyRecord>(&db.store, b"k")?
+    Ok(scan::<ApiKeyRecord>(&db.store, &AuthTag::ApiKey.prefix())?
         .iter()
         .map(|r| r.public(String::new()))
         .collect())

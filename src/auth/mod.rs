@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Result;
+use crate::store::keys::AuthTag;
 use crate::store::{Direction, Store, Tree, WriteBatch, codec};
 
 /// Reads and decodes one auth record.
@@ -61,9 +62,10 @@ pub(crate) fn child_ids(store: &Store, prefix: &[u8]) -> Result<Vec<String>> {
 pub(crate) fn changes_principals(batch: &WriteBatch) -> bool {
     batch.ops().any(|(tree, key, value)| {
         tree == Tree::Auth
-            && match key.first() {
-                Some(b's' | b'S') => value.is_none(),
-                Some(b'e' | b'o' | b'O') => false,
+            && match AuthTag::of(key) {
+                Some(AuthTag::Session | AuthTag::UserSession) => value.is_none(),
+                Some(AuthTag::Email | AuthTag::UsedToken | AuthTag::TokenExpiry) => false,
+                // Every other kind, and a key of no kind: fail closed.
                 _ => true,
             }
     })

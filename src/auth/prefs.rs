@@ -7,6 +7,7 @@ use super::teams::require_team;
 use super::users::require_user;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::store::keys::AuthTag;
 use crate::store::{Store, Tree, WriteBatch, keys};
 
 /// Largest preferences object, as JSON text, in bytes (Appwrite's limit: 64 KiB).
@@ -24,8 +25,8 @@ pub(crate) enum Owner<'a> {
 impl Owner<'_> {
     fn key(self) -> Vec<u8> {
         match self {
-            Owner::User(id) => keys::auth(b'p', &[id]),
-            Owner::Team(id) => keys::auth(b'P', &[id]),
+            Owner::User(id) => keys::auth(AuthTag::UserPrefs, &[id]),
+            Owner::Team(id) => keys::auth(AuthTag::TeamPrefs, &[id]),
         }
     }
 

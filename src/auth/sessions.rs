@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::ID;
 use crate::secret;
+use crate::store::keys::AuthTag;
 use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::timefmt;
 
@@ -73,11 +74,11 @@ impl SessionRecord {
 }
 
 fn session_key(id: &str) -> Vec<u8> {
-    keys::auth(b's', &[id])
+    keys::auth(AuthTag::Session, &[id])
 }
 
 fn by_user_key(user_id: &str, id: &str) -> Vec<u8> {
-    keys::auth(b'S', &[user_id, id])
+    keys::auth(AuthTag::UserSession, &[user_id, id])
 }
 
 pub(crate) fn load_session(store: &Store, id: &str) -> Result<Option<SessionRecord>> {
@@ -225,7 +226,10 @@ pub(crate) fn list_sessions(
     current: Option<&str>,
 ) -> Result<Vec<Session>> {
     let mut out = Vec::new();
-    for id in child_ids(&db.store, &keys::auth_children(b'S', user_id))? {
+    for id in child_ids(
+        &db.store,
+        &keys::auth_children(AuthTag::UserSession, user_id),
+    )? {
         if let Some(s) = load_session(&db.store, &id)? {
             out.push(s.public(String::new(), current));
         }
@@ -261,7 +265,7 @@ pub(crate) fn remove_all_but(
     user_id: &str,
     keep: Option<&str>,
 ) -> Result<()> {
-    for id in child_ids(store, &keys::auth_children(b'S', user_id))? {
+    for id in child_ids(store, &keys::auth_children(AuthTag::UserSession, user_id))? {
         if keep == Some(id.as_str()) {
             continue;
         }

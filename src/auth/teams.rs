@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{ID, check_id, quote};
 use crate::perm::team_role_fault;
+use crate::store::keys::AuthTag;
 use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::timefmt;
 
@@ -104,11 +105,11 @@ impl MembershipRecord {
 }
 
 fn team_key(id: &str) -> Vec<u8> {
-    keys::auth(b't', &[id])
+    keys::auth(AuthTag::Team, &[id])
 }
 
 fn membership_key(id: &str) -> Vec<u8> {
-    keys::auth(b'm', &[id])
+    keys::auth(AuthTag::Membership, &[id])
 }
 
 pub(crate) fn require_team(store: &Store, id: &str) -> Result<TeamRecord> {
@@ -142,7 +143,7 @@ pub(crate) fn get_team(db: &Engine, id: &str) -> Result<Team> {
 }
 
 pub(crate) fn list_teams(db: &Engine) -> Result<Vec<Team>> {
-    Ok(scan::<TeamRecord>(&db.store, b"t")?
+    Ok(scan::<TeamRecord>(&db.store, &AuthTag::Team.prefix())?
         .iter()
         .map(TeamRecord::public)
         .collect())
@@ -155,7 +156,7 @@ pub(crate) fn remove_team(store: &Store, batch: &mut WriteBatch, id: &str) -> Re
     batch.remove(Tree::Auth, team_key(id));
     super::prefs::remove(batch, super::prefs::Owner::Team(id));
     let mut member_roles = Vec::new();
-    for m in child_ids(store, &keys::auth_children(b'T', id))? {
+    for m in child_ids(store, &keys::auth_children(AuthTag::TeamMembership, id))? {
         remove_membership(store, batch, &m)?;
         member_roles.push(crate::perm::Role::member(m).to_string());
     }
@@ -214,8 +215,16 @@ pub(crate) fn create_membership(
             created_ms: now,
         };
         put(batch, membership_key(&id), &r)?;
-        batch.put(Tree::Auth, keys::auth(b'M', &[user_id, &id]), Vec::new());
-        batch.put(Tree::Auth, keys::auth(b'T', &[team_id, &id]), Vec::new());
+        batch.put(
+            Tree::Auth,
+            keys::auth(AuthTag::UserMembership, &[user_id, &id]),
+            Vec::new(),
+        );
+        batch.put(
+            Tree::Auth,
+            keys::auth(AuthTag::TeamMembership, &[team_id, &id]),
+            Vec::new(),
+        );
         Ok(r.public())
     })
 }
@@ -223,7 +232,10 @@ pub(crate) fn create_membership(
 pub(crate) fn list_memberships(db: &Engine, team_id: &str) -> Result<Vec<Membership>> {
     require_team(&db.store, team_id)?;
     let mut out = Vec::new();
-    for id in child_ids(&db.store, &keys::auth_children(b'T', team_id))? {
+    for id in child_ids(
+        &db.store,
+        &keys::auth_children(AuthTag::TeamMembership, team_id),
+    )? {
         if let Some(m) = load::<MembershipRecord>(&db.store, &membership_key(&id))? {
             out.push(m.public());
         }
@@ -244,15 +256,24 @@ pub(crate) fn delete_membership(db: &Engine, team_id: &str, membership_id: &str)
 pub(crate) fn remove_membership(store: &Store, batch: &mut WriteBatch, id: &str) -> Result<()> {
     if let Some(m) = load::<MembershipRecord>(store, &membership_key(id))? {
         batch.remove(Tree::Auth, membership_key(id));
-        batch.remove(Tree::Auth, keys::auth(b'M', &[&m.user_id, id]));
-        batch.remove(Tree::Auth, keys::auth(b'T', &[&m.team_id, id]));
+        batch.remove(
+            Tree::Auth,
+            keys::auth(AuthTag::UserMembership, &[&m.user_id, id]),
+        );
+        batch.remove(
+            Tree::Auth,
+            keys::auth(AuthTag::TeamMembership, &[&m.team_id, id]),
+        );
     }
     Ok(())
 }
 
 pub(crate) fn memberships_of(store: &Store, user_id: &str) -> Result<Vec<MembershipRecord>> {
     let mut out = Vec::new();
-    for id in child_ids(store, &keys::auth_children(b'M', user_id))? {
+    for id in child_ids(
+        store,
+        &keys::auth_children(AuthTag::UserMembership, user_id),
+    )? {
         if let Some(m) = load::<MembershipRecord>(store, &membership_key(&id))? {
             out.push(m);
         }

@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::perm::{Role, UserFacts, Verification, label_fault};
+use crate::store::keys::AuthTag;
 use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::timefmt;
 
@@ -76,11 +77,11 @@ impl UserRecord {
 }
 
 fn user_key(id: &str) -> Vec<u8> {
-    keys::auth(b'u', &[id])
+    keys::auth(AuthTag::User, &[id])
 }
 
 fn incarnation_key(id: &str) -> Vec<u8> {
-    keys::auth(b'a', &[id])
+    keys::auth(AuthTag::Incarnation, &[id])
 }
 
 /// Which account holds user id `id` now: 16 random bytes written when the account is
@@ -94,7 +95,7 @@ pub(crate) fn incarnation(store: &Store, id: &str) -> Result<Option<Vec<u8>>> {
 }
 
 fn email_key(email: &str) -> Vec<u8> {
-    keys::auth(b'e', &[&email.to_lowercase()])
+    keys::auth(AuthTag::Email, &[&email.to_lowercase()])
 }
 
 /// An email a new or changed account may take: [`check_email`], and ASCII only, as
@@ -199,7 +200,7 @@ pub(crate) fn create_user(
 }
 
 pub(crate) fn list_users(db: &Engine) -> Result<Vec<User>> {
-    Ok(scan::<UserRecord>(&db.store, b"u")?
+    Ok(scan::<UserRecord>(&db.store, &AuthTag::User.prefix())?
         .iter()
         .map(UserRecord::public)
         .collect())
@@ -347,7 +348,7 @@ pub(crate) fn remove_user(store: &Store, batch: &mut WriteBatch, id: &str) -> Re
     batch.remove(Tree::Auth, incarnation_key(id));
     super::prefs::remove(batch, super::prefs::Owner::User(id));
     super::sessions::remove_all(store, batch, id)?;
-    for m in child_ids(store, &keys::auth_children(b'M', id))? {
+    for m in child_ids(store, &keys::auth_children(AuthTag::UserMembership, id))? {
         super::teams::remove_membership(store, batch, &m)?;
     }
     Ok(())

@@ -101,9 +101,7 @@ impl IndexRecord {
     }
 
     pub(crate) fn prefix(&self, cid: u32) -> Vec<u8> {
-        let mut k = keys::collection_data(cid).to_vec();
-        k.extend_from_slice(&self.number.to_be_bytes());
-        k
+        keys::attr_index(cid, self.number)
     }
 
     /// The ordered entry of a document, or `None` for a fulltext index.
@@ -203,9 +201,7 @@ fn first_value_len(tuple: &[u8]) -> Option<usize> {
     }
 }
 
-/// Bytes of an entry key before its values: collection (4) and index number (2), as
-/// [`IndexRecord::prefix`] writes them.
-const ENTRY_PREFIX_LEN: usize = 6;
+const ENTRY_PREFIX_LEN: usize = keys::ATTR_ENTRY_PREFIX_LEN;
 
 /// The equality key of an entry: its index prefix and first value, the key under which
 /// the bitmap cache keeps the documents having that value (`IndexRecord::equal`).
@@ -216,11 +212,7 @@ pub(crate) fn equality_key(entry: &[u8]) -> Option<&[u8]> {
 
 /// The sequence at the end of an entry key.
 fn entry_seq(key: &[u8]) -> Result<u32> {
-    key.len()
-        .checked_sub(4)
-        .and_then(|at| key.get(at..))
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_be_bytes)
+    keys::attr_entry_seq(key)
         .ok_or_else(|| Error::corrupt(format!("index entry {key:02x?}"), "too short"))
 }
 

@@ -22,10 +22,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 use roaring::{MultiOps, RoaringBitmap};
 
 use super::attr::equality_key;
-use super::{Counters, IndexKind, bitmap_prefix, load_bitmap, prefix_collection, prefix_parts};
+use super::{Counters, IndexKind, bitmap_prefix, load_bitmap};
 use crate::error::Result;
 use crate::perm::RoleSet;
-use crate::store::{Store, Tree, WriteBatch};
+use crate::store::{Store, Tree, WriteBatch, keys};
 
 /// Most bytes of bitmaps kept; past it the cache starts over.
 const MAX_CACHED_BYTES: usize = 64 << 20;
@@ -296,9 +296,9 @@ impl BitmapCache {
                 continue;
             };
             inner.forget(Space::Roles, prefix);
-            match prefix_parts(prefix) {
+            match keys::bitmap_parts(prefix) {
                 Some((cid, kind, role)) => roles.push((cid, kind, role, role_bit(role))),
-                None => collections.extend(prefix_collection(prefix)),
+                None => collections.extend(keys::key_collection(prefix)),
             }
         }
         if roles.len() > PRECISE_INVALIDATION_ROLES {

@@ -50,38 +50,9 @@ impl IndexKind {
     }
 }
 
-/// Prefix of every container key of one bitmap: `cid kind len role`.
+/// Prefix of every container key of one bitmap: `cid kind len role` (`store::keys`).
 pub(crate) fn bitmap_prefix(cid: u32, kind: IndexKind, role: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + role.len());
-    k.extend_from_slice(&keys::collection_data(cid));
-    k.push(kind as u8);
-    // Roles are at most 5 + 36 + 1 + 81 bytes, so the length fits one byte.
-    k.push(u8::try_from(role.len()).unwrap_or(u8::MAX));
-    k.extend_from_slice(role.as_bytes());
-    k
-}
-
-/// The collection a bitmap prefix (or container key) belongs to: its first four bytes.
-fn prefix_collection(prefix: &[u8]) -> Option<u32> {
-    prefix.first_chunk::<4>().map(|c| u32::from_be_bytes(*c))
-}
-
-/// The (collection, kind byte, role) a bitmap prefix names, as `bitmap_prefix` lays them out.
-fn prefix_parts(prefix: &[u8]) -> Option<(u32, u8, &str)> {
-    let cid = prefix_collection(prefix)?;
-    let (kind, rest) = prefix.get(4..)?.split_first()?;
-    let (len, role) = rest.split_first()?;
-    (role.len() == usize::from(*len))
-        .then(|| std::str::from_utf8(role).ok())
-        .flatten()
-        .map(|role| (cid, *kind, role))
-}
-
-fn container_key(prefix: &[u8], high: u16) -> Vec<u8> {
-    let mut k = Vec::with_capacity(prefix.len() + 2);
-    k.extend_from_slice(prefix);
-    k.extend_from_slice(&high.to_be_bytes());
-    k
+    keys::bitmap_prefix(cid, kind as u8, role)
 }
 
 /// The high 16 bits of a sequence: which container holds it.
@@ -108,18 +79,13 @@ pub(crate) fn decode_container_bytes(bytes: &[u8]) -> Result<RoaringBitmap, Stri
 
 /// The high 16 bits stored at the end of a container key.
 fn container_high(key: &[u8], prefix_len: usize) -> Result<u16> {
-    match key.get(prefix_len..) {
-        Some([a, b]) => Ok(u16::from_be_bytes([*a, *b])),
-        _ => Err(Error::corrupt(
-            format!("index key {key:02x?}"),
-            "bad container key length",
-        )),
-    }
+    keys::container_high(key, prefix_len)
+        .ok_or_else(|| Error::corrupt(format!("index key {key:02x?}"), "bad container key length"))
 }
 
 /// The container key holding `seq` in bitmap `(cid, kind, role)`.
 pub(crate) fn container_key_of(cid: u32, kind: IndexKind, role: &str, seq: u32) -> Vec<u8> {
-    container_key(&bitmap_prefix(cid, kind, role), high_bits(seq))
+    keys::container(&bitmap_prefix(cid, kind, role), high_bits(seq))
 }
 
 /// Every stored container of collection `cid` (live set, permissions, fulltext words), decoded.
@@ -164,7 +130,7 @@ impl IndexEdits {
     ) -> &mut (usize, Vec<u32>, Vec<u32>) {
         let prefix = bitmap_prefix(cid, kind, role);
         let prefix_len = prefix.len();
-        let key = container_key(&prefix, high_bits(seq));
+        let key = keys::container(&prefix, high_bits(seq));
         self.edits
             .entry(key)
             .or_insert_with(|| (prefix_len, Vec::new(), Vec::new()))
@@ -218,7 +184,7 @@ pub(crate) fn roles_with_prefix(
         let (key, _) = entry?;
         let role = key
             .get(..key.len().saturating_sub(2))
-            .and_then(prefix_parts)
+            .and_then(keys::bitmap_parts)
             .map(|(_, _, role)| role);
         if let Some(role) = role.filter(|r| r.starts_with(prefix))
             && roles.last().is_none_or(|last| last != role)

@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 
 use roaring::RoaringBitmap;
 
-use super::{IndexKind, bitmap_prefix, container_key, decode_container, high_bits};
+use super::{IndexKind, bitmap_prefix, decode_container, high_bits};
 use crate::error::Result;
 use crate::store::{Direction, Scan, Store, Tree, keys};
 
@@ -81,12 +81,12 @@ impl<'a> BitmapStream<'a> {
             (None, _) => store.scan_prefix(Tree::PermIndex, &prefix, direction),
             (Some(high), Direction::Forward) => store.scan_range(
                 Tree::PermIndex,
-                &container_key(&prefix, high),
+                &keys::container(&prefix, high),
                 &end,
                 direction,
             ),
             (Some(high), Direction::Reverse) => {
-                let upto = keys::prefix_end(&container_key(&prefix, high)).unwrap_or_default();
+                let upto = keys::prefix_end(&keys::container(&prefix, high)).unwrap_or_default();
                 store.scan_range(Tree::PermIndex, &prefix, &upto, direction)
             }
         };

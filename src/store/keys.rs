@@ -54,8 +54,11 @@ pub(crate) fn collection(schema_id: &str, id: &str) -> Vec<u8> {
     k
 }
 
+/// Prefix of every collection record of every schema.
+pub(crate) const COLLECTIONS_PREFIX: &[u8] = b"c";
+
 pub(crate) fn collection_prefix(schema_id: &str) -> Vec<u8> {
-    let mut k = cat(b"c", schema_id.as_bytes());
+    let mut k = cat(COLLECTIONS_PREFIX, schema_id.as_bytes());
     k.push(b'/');
     k
 }
@@ -72,9 +75,77 @@ pub(crate) const PURGE_PREFIX: &[u8] = b"p";
 
 pub(crate) const STORE_ID: &[u8] = b"i";
 
+/// The kinds of record in the auth tree, by the tag byte their keys start with: the only
+/// place these bytes are written or read (`AuthTag::of` decodes a key's tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum AuthTag {
+    /// `u` user_id -> UserRecord
+    User = b'u',
+    /// `e` lowercase email -> user id
+    Email = b'e',
+    /// `a` user_id -> the account's incarnation
+    Incarnation = b'a',
+    /// `s` session_id -> SessionRecord
+    Session = b's',
+    /// `S` user_id `/` session_id -> (empty)
+    UserSession = b'S',
+    /// `k` api_key_id -> ApiKeyRecord
+    ApiKey = b'k',
+    /// `t` team_id -> TeamRecord
+    Team = b't',
+    /// `m` membership_id -> MembershipRecord
+    Membership = b'm',
+    /// `M` user_id `/` membership_id -> (empty)
+    UserMembership = b'M',
+    /// `T` team_id `/` membership_id -> (empty)
+    TeamMembership = b'T',
+    /// `K` key_id:u64BE -> SigningKeyRecord
+    SigningKey = b'K',
+    /// `o` token_id:16 -> expires-at i64 LE
+    UsedToken = b'o',
+    /// `O` expires:i64BE token_id:16 -> (empty)
+    TokenExpiry = b'O',
+    /// `p` user_id -> the user's preferences
+    UserPrefs = b'p',
+    /// `P` team_id -> the team's preferences
+    TeamPrefs = b'P',
+}
+
+impl AuthTag {
+    const ALL: [AuthTag; 15] = [
+        AuthTag::User,
+        AuthTag::Email,
+        AuthTag::Incarnation,
+        AuthTag::Session,
+        AuthTag::UserSession,
+        AuthTag::ApiKey,
+        AuthTag::Team,
+        AuthTag::Membership,
+        AuthTag::UserMembership,
+        AuthTag::TeamMembership,
+        AuthTag::SigningKey,
+        AuthTag::UsedToken,
+        AuthTag::TokenExpiry,
+        AuthTag::UserPrefs,
+        AuthTag::TeamPrefs,
+    ];
+
+    /// The kind of record an auth-tree key belongs to; `None` for a key of no kind.
+    pub(crate) fn of(key: &[u8]) -> Option<AuthTag> {
+        let first = *key.first()?;
+        AuthTag::ALL.into_iter().find(|t| *t as u8 == first)
+    }
+
+    /// The prefix every key of this kind starts with.
+    pub(crate) fn prefix(self) -> [u8; 1] {
+        [self as u8]
+    }
+}
+
 /// `tag` followed by `parts` joined with `/` (ids never contain `/`).
-pub(crate) fn auth(tag: u8, parts: &[&str]) -> Vec<u8> {
-    let mut k = vec![tag];
+pub(crate) fn auth(tag: AuthTag, parts: &[&str]) -> Vec<u8> {
+    let mut k = vec![tag as u8];
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             k.push(b'/');
@@ -85,10 +156,86 @@ pub(crate) fn auth(tag: u8, parts: &[&str]) -> Vec<u8> {
 }
 
 /// Prefix of every `tag parent "/" ...` key.
-pub(crate) fn auth_children(tag: u8, parent: &str) -> Vec<u8> {
+pub(crate) fn auth_children(tag: AuthTag, parent: &str) -> Vec<u8> {
     let mut k = auth(tag, &[parent]);
     k.push(b'/');
     k
+}
+
+/// Key of token signing key `key_id`.
+pub(crate) fn signing_key(key_id: u64) -> Vec<u8> {
+    cat(&AuthTag::SigningKey.prefix(), &key_id.to_be_bytes())
+}
+
+/// Key recording that one-time token `token_id` was used.
+pub(crate) fn used_token(token_id: &[u8; 16]) -> Vec<u8> {
+    cat(&AuthTag::UsedToken.prefix(), token_id)
+}
+
+/// Key of the same record by expiry, so that expired ones are found in order.
+pub(crate) fn token_expiry(expires: i64, token_id: &[u8; 16]) -> Vec<u8> {
+    let mut k = cat(&AuthTag::TokenExpiry.prefix(), &expires.to_be_bytes());
+    k.extend_from_slice(token_id);
+    k
+}
+
+/// Prefix of every container key of one bitmap in perm_index: `cid kind len role`.
+/// (`kind` is `index::IndexKind`'s byte.)
+pub(crate) fn bitmap_prefix(cid: u32, kind: u8, role: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + role.len());
+    k.extend_from_slice(&collection_data(cid));
+    k.push(kind);
+    // Roles are at most 5 + 36 + 1 + 81 bytes, so the length fits one byte.
+    k.push(u8::try_from(role.len()).unwrap_or(u8::MAX));
+    k.extend_from_slice(role.as_bytes());
+    k
+}
+
+/// The (collection, kind byte, role) a bitmap prefix names, as [`bitmap_prefix`] lays
+/// them out; `None` for bytes of another shape.
+pub(crate) fn bitmap_parts(prefix: &[u8]) -> Option<(u32, u8, &str)> {
+    let cid = key_collection(prefix)?;
+    let (kind, rest) = prefix.get(4..)?.split_first()?;
+    let (len, role) = rest.split_first()?;
+    (role.len() == usize::from(*len))
+        .then(|| std::str::from_utf8(role).ok())
+        .flatten()
+        .map(|role| (cid, *kind, role))
+}
+
+/// Key of the container `high` (a sequence's high 16 bits) of the bitmap `prefix`.
+pub(crate) fn container(prefix: &[u8], high: u16) -> Vec<u8> {
+    cat(prefix, &high.to_be_bytes())
+}
+
+/// The high 16 bits at the end of container key `key` of a bitmap whose prefix is
+/// `prefix_len` bytes long; `None` for a key of another length.
+pub(crate) fn container_high(key: &[u8], prefix_len: usize) -> Option<u16> {
+    match key.get(prefix_len..) {
+        Some([a, b]) => Some(u16::from_be_bytes([*a, *b])),
+        _ => None,
+    }
+}
+
+/// The collection of any key in docs, doc_ids, perm_index or attr_index: its first four
+/// bytes.
+pub(crate) fn key_collection(key: &[u8]) -> Option<u32> {
+    key.first_chunk::<4>().map(|c| u32::from_be_bytes(*c))
+}
+
+/// Bytes of an attribute index entry before its values: collection and index number.
+pub(crate) const ATTR_ENTRY_PREFIX_LEN: usize = 6;
+
+/// Prefix of every entry of attribute index `number` of collection `cid` in attr_index;
+/// an entry continues with its encoded values and ends with the document's sequence.
+pub(crate) fn attr_index(cid: u32, number: u16) -> Vec<u8> {
+    cat(&collection_data(cid), &number.to_be_bytes())
+}
+
+/// The sequence at the end of an attribute index entry; `None` when it is too short.
+pub(crate) fn attr_entry_seq(key: &[u8]) -> Option<u32> {
+    let at = key.len().checked_sub(4)?;
+    key.get(at..)?.try_into().ok().map(u32::from_be_bytes)
 }
 
 /// Key of a document in the docs tree.
@@ -146,6 +293,23 @@ mod tests {
     fn doc_keys_sort_by_sequence() {
         assert!(doc(1, 255) < doc(1, 256));
         assert!(doc(1, u32::MAX) < doc(2, 0));
+    }
+
+    #[test]
+    fn every_auth_tag_decodes_to_itself_and_tags_are_distinct() {
+        let mut bytes = std::collections::BTreeSet::new();
+        for tag in AuthTag::ALL {
+            assert!(bytes.insert(tag as u8), "{tag:?} shares its byte");
+            assert_eq!(AuthTag::of(&auth(tag, &["x"])), Some(tag));
+        }
+        assert_eq!(AuthTag::of(b""), None);
+        assert_eq!(AuthTag::of(b"z"), None);
+        assert_eq!(AuthTag::of(&used_token(&[0; 16])), Some(AuthTag::UsedToken));
+        assert_eq!(
+            AuthTag::of(&token_expiry(5, &[0; 16])),
+            Some(AuthTag::TokenExpiry)
+        );
+        assert_eq!(AuthTag::of(&signing_key(7)), Some(AuthTag::SigningKey));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::auth::sessions::{SessionRecord, load_session};
 use crate::auth::users::{UserRecord, load_user};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::store::keys::{self, AuthTag};
 use crate::store::{Direction, Tree};
 use crate::token::keyring::KeyRing;
 
@@ -69,19 +70,6 @@ pub(crate) fn create(
     Ok(Jwt { jwt, expires_at })
 }
 
-fn used_key(token_id: &[u8; 16]) -> Vec<u8> {
-    let mut k = vec![b'o'];
-    k.extend_from_slice(token_id);
-    k
-}
-
-fn expiry_key(expires: i64, token_id: &[u8; 16]) -> Vec<u8> {
-    let mut k = vec![b'O'];
-    k.extend_from_slice(&expires.to_be_bytes());
-    k.extend_from_slice(token_id);
-    k
-}
-
 /// Verifies `text` in order: size, prefix and version, base64, key, signature, claims,
 /// project, time, session, user, and last, atomically, one-time reuse.
 pub(crate) fn verify(
@@ -132,16 +120,23 @@ fn record_use(db: &Engine, claims: &TokenClaims, now: OffsetDateTime) -> Result<
         // Either record of a use refuses the token: losing one of them (a damaged store)
         // must not make a used token usable again.
         let used = store
-            .get(Tree::Auth, &used_key(&claims.token_id))?
+            .get(Tree::Auth, &keys::used_token(&claims.token_id))?
             .is_some()
             || store
-                .get(Tree::Auth, &expiry_key(forget_after, &claims.token_id))?
+                .get(
+                    Tree::Auth,
+                    &keys::token_expiry(forget_after, &claims.token_id),
+                )?
                 .is_some();
         if used {
             return Err(TokenError::Reused.into());
         }
         for entry in store
-            .scan_prefix(Tree::Auth, b"O", Direction::Forward)
+            .scan_prefix(
+                Tree::Auth,
+                &AuthTag::TokenExpiry.prefix(),
+                Direction::Forward,
+            )
             .take(CLEANUP_BATCH)
         {
             let (key, _) = entry?;
@@ -153,7 +148,7 @@ fn record_use(db: &Engine, claims: &TokenClaims, now: OffsetDateTime) -> Result<
             match (expires, id) {
                 (Some(e), Some(id)) if e < now.unix_timestamp() => {
                     batch.remove(Tree::Auth, key.to_vec());
-                    batch.remove(Tree::Auth, used_key(&id));
+                    batch.remove(Tree::Auth, keys::used_token(&id));
                 }
                 (Some(_), Some(_)) => break,
                 _ => {
@@ -166,12 +161,12 @@ fn record_use(db: &Engine, claims: &TokenClaims, now: OffsetDateTime) -> Result<
         }
         batch.put(
             Tree::Auth,
-            used_key(&claims.token_id),
+            keys::used_token(&claims.token_id),
             forget_after.to_le_bytes().to_vec(),
         );
         batch.put(
             Tree::Auth,
-            expiry_key(forget_after, &claims.token_id),
+            keys::token_expiry(forget_after, &claims.token_id),
             Vec::new(),
         );
         Ok(())
@@ -225,10 +220,10 @@ mod tests {
         )
     }
 
-    fn auth_keys(db: &Db, tag: u8) -> usize {
+    fn auth_keys(db: &Db, tag: AuthTag) -> usize {
         db.inner
             .store
-            .scan_prefix(Tree::Auth, &[tag], Direction::Forward)
+            .scan_prefix(Tree::Auth, &tag.prefix(), Direction::Forward)
             .count()
     }
 
@@ -241,7 +236,13 @@ mod tests {
         db.client().set_jwt(&a).unwrap_or_else(|e| panic!("{e}"));
         db.client().set_jwt(&b).unwrap_or_else(|e| panic!("{e}"));
         assert!(reused(&db, &a) && reused(&db, &b));
-        assert_eq!((auth_keys(&db, b'o'), auth_keys(&db, b'O')), (2, 2));
+        assert_eq!(
+            (
+                auth_keys(&db, AuthTag::UsedToken),
+                auth_keys(&db, AuthTag::TokenExpiry)
+            ),
+            (2, 2)
+        );
         // The last second `a` verifies: 15 minutes and the 60 s leeway after its issue.
         clock.advance(time::Duration::minutes(16));
         let c = once(&client);
@@ -252,7 +253,10 @@ mod tests {
         let d = once(&client);
         db.client().set_jwt(&d).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            (auth_keys(&db, b'o'), auth_keys(&db, b'O')),
+            (
+                auth_keys(&db, AuthTag::UsedToken),
+                auth_keys(&db, AuthTag::TokenExpiry)
+            ),
             (2, 2),
             "c and d"
         );
@@ -267,7 +271,7 @@ mod tests {
     /// to reuse).
     #[test]
     fn either_record_of_a_use_refuses_the_token() {
-        for tag in [b'o', b'O'] {
+        for tag in [AuthTag::UsedToken, AuthTag::TokenExpiry] {
             let (db, _, client) = store();
             let token = once(&client);
             db.client()
@@ -277,7 +281,7 @@ mod tests {
             for entry in db
                 .inner
                 .store
-                .scan_prefix(Tree::Auth, &[tag], Direction::Forward)
+                .scan_prefix(Tree::Auth, &tag.prefix(), Direction::Forward)
             {
                 let (k, _) = entry.unwrap_or_else(|e| panic!("{e}"));
                 batch.remove(Tree::Auth, k.to_vec());
@@ -286,7 +290,7 @@ mod tests {
                 .store
                 .apply(&batch)
                 .unwrap_or_else(|e| panic!("{e}"));
-            assert!(reused(&db, &token), "with the {} record gone", tag as char);
+            assert!(reused(&db, &token), "with the {tag:?} record gone");
         }
     }
 

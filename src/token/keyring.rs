@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::TokenError;
 use super::format::{self, Parts, TokenClaims};
 use crate::error::{Error, Result};
+use crate::store::keys::AuthTag;
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
-
-const KEY_TAG: u8 = b'K';
 
 #[derive(Serialize, Deserialize)]
 struct SigningKeyRecord {
@@ -28,9 +27,7 @@ impl std::fmt::Debug for SigningKeyRecord {
 }
 
 fn key_key(key_id: u64) -> Vec<u8> {
-    let mut k = vec![KEY_TAG];
-    k.extend_from_slice(&key_id.to_be_bytes());
-    k
+    keys::signing_key(key_id)
 }
 
 /// An exported verifying key.
@@ -88,7 +85,11 @@ impl KeyRing {
             }
         };
         let mut records = Vec::new();
-        for entry in store.scan_prefix(Tree::Auth, &[KEY_TAG], Direction::Forward) {
+        for entry in store.scan_prefix(
+            Tree::Auth,
+            &AuthTag::SigningKey.prefix(),
+            Direction::Forward,
+        ) {
             let (k, v) = entry?;
             let r: SigningKeyRecord =
                 codec::decode(&v, || format!("token signing key {:02x?}", &*k))?;
