@@ -1,7 +1,7 @@
 //! Single-operation benchmarks on one 100,000-document collection: a user's first
 //! page beside root's page (no permission work) on the same data, a user holding 150
 //! roles, an equality filter on a key index, get, count and inserts. The comparison
-//! against peers is the bench runner's job (`examples/bench`).
+//! against peers is the bench runner's job (`src/main.rs` of this crate).
 
 #![allow(
     clippy::unwrap_used,

@@ -1,7 +1,7 @@
 //! The benchmark runner of the peers issue: permdb beside Appwrite's design on SQLite
 //! and a hand-written sled scan, on the same seeded data, in one run.
 //!
-//! `cargo run --release --example bench -- --docs 10000,100000,1000000 [--profiles P1,P2,P3,P4]
+//! `cargo run --release -p permdb-bench -- --docs 10000,100000,1000000 [--profiles P1,P2,P3,P4]
 //!  [--peers sqlite,sled] [--users 20] [--out target/bench]`
 //!
 //! Stores are cached under `<out>/data`, so a rerun does not rebuild them. Prints a
@@ -215,7 +215,7 @@ fn main() {
     }
     let args = args();
     let command = format!(
-        "cargo run --release --example bench -- {}",
+        "cargo run --release -p permdb-bench -- {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
     let data_dir = args.out.join("data");
