@@ -37,9 +37,8 @@ pub(crate) struct CollectionRecord {
     pub(crate) id: String,
     pub(crate) name: String,
     /// Canonical collection permissions (see `perm::normalize`), stored as their strings
-    /// and parsed when the record is decoded: a record holding one that does not parse
-    /// does not decode (it is corrupt), so no unparsable grant is ever skipped.
-    pub(crate) permissions: Vec<Permission>,
+    /// and parsed once, when the record is decoded.
+    pub(crate) permissions: CollectionPermissions,
     pub(crate) document_security: bool,
     pub(crate) enabled: bool,
     pub(crate) created_ms: i64,
@@ -50,6 +49,76 @@ pub(crate) struct CollectionRecord {
     pub(crate) indexes: Vec<IndexRecord>,
     /// The number the next index gets (its key prefix); never reused.
     pub(crate) next_index: u16,
+}
+
+/// A collection's permissions as decoded: parsed, or, when one of the stored strings does
+/// not parse (a store written by a build with looser rules), kept as stored.
+///
+/// INVARIANT (no-skipped-grant): an unparsable list is never read as a smaller one. Every
+/// permission decision on the collection refuses with `Corrupt` (`rules`), while the calls
+/// that replace or remove the permissions (updating or deleting the collection or its
+/// schema, revoking a deleted user's grants, `verify`) still work, so an admin can mend it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CollectionPermissions {
+    Parsed(Vec<Permission>),
+    Unparsable { stored: Vec<String>, fault: String },
+}
+
+impl CollectionPermissions {
+    fn parse(stored: Vec<String>) -> CollectionPermissions {
+        let parsed: std::result::Result<Vec<Permission>, Error> =
+            stored.iter().map(|p| p.parse()).collect();
+        match parsed {
+            Ok(permissions) => CollectionPermissions::Parsed(permissions),
+            Err(e) => CollectionPermissions::Unparsable {
+                stored,
+                fault: e.to_string(),
+            },
+        }
+    }
+
+    /// The parsed permissions; `Corrupt`, naming the collection, when they do not parse.
+    pub(crate) fn parsed(&self, collection: &str) -> Result<&[Permission]> {
+        match self {
+            CollectionPermissions::Parsed(p) => Ok(p),
+            CollectionPermissions::Unparsable { fault, .. } => Err(Error::corrupt(
+                format!("permissions of collection {}", quote(collection)),
+                format!("{fault}; set them again with Collections::update"),
+            )),
+        }
+    }
+
+    /// Removes the permissions `gone` says to, returning whether any was; a stored string
+    /// that does not parse is kept as it is.
+    fn remove(&mut self, gone: impl Fn(&Permission) -> bool) -> bool {
+        match self {
+            CollectionPermissions::Parsed(p) => {
+                let before = p.len();
+                p.retain(|p| !gone(p));
+                p.len() != before
+            }
+            CollectionPermissions::Unparsable { stored, .. } => {
+                let before = stored.len();
+                stored.retain(|s| !s.parse::<Permission>().is_ok_and(|p| gone(&p)));
+                stored.len() != before
+            }
+        }
+    }
+}
+
+impl Serialize for CollectionPermissions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            CollectionPermissions::Parsed(p) => p.serialize(s),
+            CollectionPermissions::Unparsable { stored, .. } => stored.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CollectionPermissions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Vec::<String>::deserialize(d).map(CollectionPermissions::parse)
+    }
 }
 
 impl CollectionRecord {
@@ -80,13 +149,14 @@ impl CollectionRecord {
             .collect()
     }
 
-    /// What `perm::decide` needs of the collection.
-    pub(crate) fn rules(&self) -> CollectionRules<'_> {
-        CollectionRules {
+    /// What `perm::decide` needs of the collection; `Corrupt` when its stored
+    /// permissions do not parse (INVARIANT no-skipped-grant).
+    pub(crate) fn rules(&self) -> Result<CollectionRules<'_>> {
+        Ok(CollectionRules {
             id: &self.id,
-            permissions: &self.permissions,
+            permissions: self.permissions.parsed(&self.id)?,
             document_security: self.document_security,
-        }
+        })
     }
 }
 
@@ -214,7 +284,7 @@ pub(crate) fn collection_info(r: &CollectionRecord, max_depth: usize) -> Result<
         id: r.id.clone(),
         database_id: r.schema_id.clone(),
         name: r.name.clone(),
-        permissions: r.permissions.clone(),
+        permissions: r.permissions.parsed(&r.id)?.to_vec(),
         document_security: r.document_security,
         enabled: r.enabled,
         created_at: ts(r.created_ms)?,
@@ -269,12 +339,13 @@ pub(crate) fn drop_grants(
     coll: &CollectionRecord,
     revoked: impl Fn(&str) -> bool,
 ) -> Result<()> {
-    let names_role = |p: &Permission| revoked(&p.role().to_string());
-    if !coll.permissions.iter().any(names_role) {
+    let mut r = coll.clone();
+    if !r
+        .permissions
+        .remove(|p: &Permission| revoked(&p.role().to_string()))
+    {
         return Ok(());
     }
-    let mut r = coll.clone();
-    r.permissions.retain(|p| !names_role(p));
     batch.put(
         Tree::Meta,
         keys::collection(&r.schema_id, &r.id),
@@ -417,7 +488,7 @@ pub(crate) fn create_collection(
             schema_id: schema_id.into(),
             id: spec.id.clone(),
             name: spec.name.clone(),
-            permissions,
+            permissions: CollectionPermissions::Parsed(permissions),
             document_security: spec.document_security,
             enabled: spec.enabled,
             created_ms: now,
@@ -470,7 +541,7 @@ pub(crate) fn update_collection(
     db.write(|store, batch| {
         let mut r = require_collection(store, schema_id, &spec.id)?;
         r.name = spec.name.clone();
-        r.permissions = permissions;
+        r.permissions = CollectionPermissions::Parsed(permissions);
         r.document_security = spec.document_security;
         r.enabled = spec.enabled;
         r.updated_ms = now;
@@ -774,10 +845,13 @@ impl Counters {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::perm::{Action, Role};
+    use crate::{Db, Error};
 
-    fn record(permissions: Vec<Permission>) -> CollectionRecord {
+    fn record(permissions: CollectionPermissions) -> CollectionRecord {
         CollectionRecord {
             cid: 7,
             schema_id: "s".into(),
@@ -794,33 +868,129 @@ mod tests {
         }
     }
 
-    #[test]
-    fn permissions_are_stored_as_their_strings_and_parsed_on_decode() {
-        let perms = vec![
-            Permission::new(Action::Read, Role::any()),
-            Permission::new(Action::Create, Role::users()),
-        ];
-        let bytes = codec::encode(&record(perms.clone())).unwrap();
-        let back: CollectionRecord = codec::decode(&bytes, || "collection".into()).unwrap();
-        assert_eq!(back.permissions, perms);
-        assert!(back.rules().document_security);
-        assert_eq!(back.rules().permissions, perms.as_slice());
+    /// The record as format 3 wrote it before permissions were parsed at decode: the
+    /// same fields, the permissions as strings.
+    #[derive(Serialize)]
+    struct StoredAsStrings {
+        cid: u32,
+        schema_id: String,
+        id: String,
+        name: String,
+        permissions: Vec<String>,
+        document_security: bool,
+        enabled: bool,
+        created_ms: i64,
+        updated_ms: i64,
+        attributes: Vec<AttributeRecord>,
+        indexes: Vec<IndexRecord>,
+        next_index: u16,
+    }
+
+    fn as_strings(permissions: &[&str]) -> Vec<u8> {
+        codec::encode(&StoredAsStrings {
+            cid: 7,
+            schema_id: "s".into(),
+            id: "c".into(),
+            name: "c".into(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            document_security: true,
+            enabled: true,
+            created_ms: 0,
+            updated_ms: 0,
+            attributes: Vec::new(),
+            indexes: Vec::new(),
+            next_index: 0,
+        })
+        .unwrap()
     }
 
     #[test]
-    fn a_stored_permission_that_does_not_parse_makes_the_record_corrupt() {
-        let bytes =
-            codec::encode(&record(vec![Permission::new(Action::Read, Role::any())])).unwrap();
-        let at = bytes
-            .windows(4)
-            .position(|w| w == b"read")
-            .expect("the permission string is in the record");
-        for bad in [&b"reed"[..], b"rea\"", b"\xffead"] {
-            let mut damaged = bytes.clone();
-            damaged[at..at + 4].copy_from_slice(bad);
-            let err = codec::decode::<CollectionRecord>(&damaged, || "collection c".into())
-                .expect_err("an unparsable grant is never skipped");
-            assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    fn parsed_permissions_are_stored_exactly_as_their_strings_were() {
+        let perms = vec![
+            Permission::new(Action::Create, Role::users()),
+            Permission::new(Action::Read, Role::any()),
+        ];
+        let bytes = codec::encode(&record(CollectionPermissions::Parsed(perms.clone()))).unwrap();
+        assert_eq!(bytes, as_strings(&["create(\"users\")", "read(\"any\")"]));
+        let back: CollectionRecord = codec::decode(&bytes, || "collection".into()).unwrap();
+        assert_eq!(
+            back.permissions,
+            CollectionPermissions::Parsed(perms.clone())
+        );
+        assert_eq!(back.rules().unwrap().permissions, perms.as_slice());
+    }
+
+    #[test]
+    fn an_unparsable_permission_is_kept_as_stored_and_refuses_every_decision() {
+        let bytes = as_strings(&["read(\"any\")", "reed(\"any\")"]);
+        let back: CollectionRecord = codec::decode(&bytes, || "collection".into()).unwrap();
+        assert!(matches!(
+            back.permissions,
+            CollectionPermissions::Unparsable { .. }
+        ));
+        let err = back
+            .rules()
+            .expect_err("never read as the smaller list [read(any)]");
+        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        assert_eq!(
+            codec::encode(&back).unwrap(),
+            bytes,
+            "written back as it was stored"
+        );
+    }
+
+    /// A store holding such a record: documents are refused, and the admin can still see
+    /// it in `verify`, delete users (revocation) and set the permissions again.
+    #[test]
+    fn an_admin_mends_a_collection_whose_permissions_do_not_parse() {
+        let db = Db::temporary().unwrap();
+        let root = db.root();
+        root.schemas().create("s", "S").unwrap();
+        let spec = CollectionSpec::new("c", "C")
+            .permissions([Permission::read(Role::user("u1"))])
+            .document_security(true);
+        root.schema("s").collections().create(spec.clone()).unwrap();
+        let c = root.schema("s").collection("c");
+        c.create("d", json!({"a": 1}), None).unwrap();
+        root.users()
+            .create("u1", "u1@example.com", "password-u1", None)
+            .unwrap();
+        // Damage that passes the checksum: a permission this build does not parse.
+        let engine = &db.inner;
+        engine
+            .write(|store, batch| {
+                let mut r = require_collection(store, "s", "c")?;
+                r.permissions = CollectionPermissions::Unparsable {
+                    stored: vec!["read(\"user:u1\")".into(), "reed(\"any\")".into()],
+                    fault: String::new(),
+                };
+                batch.put(Tree::Meta, keys::collection("s", "c"), codec::encode(&r)?);
+                Ok(())
+            })
+            .unwrap();
+        let u1 = root.impersonate("u1").unwrap();
+        let refused = u1.schema("s").collection("c").find(&[]);
+        assert!(matches!(refused, Err(Error::Corrupt { .. })), "{refused:?}");
+        assert!(matches!(c.get("d"), Err(Error::Corrupt { .. })));
+        let report = db.verify().unwrap();
+        assert_eq!(report.problems, 1, "{:?}", report.details);
+        assert!(
+            report.details.iter().any(|d| d.contains("s/c")),
+            "{:?}",
+            report.details
+        );
+        // Revocation drops the grant it can read and keeps the one it cannot.
+        root.users().delete("u1").unwrap();
+        let r = require_collection(&db.inner.store, "s", "c").unwrap();
+        match &r.permissions {
+            CollectionPermissions::Unparsable { stored, .. } => {
+                assert_eq!(stored, &["reed(\"any\")"]);
+            }
+            other => panic!("expected the unparsable list, got {other:?}"),
         }
+        // Setting the permissions again mends it.
+        root.schema("s").collections().update(spec).unwrap();
+        assert_eq!(c.get("d").unwrap().id(), "d");
+        assert_eq!(db.verify().unwrap().problems, 0);
     }
 }

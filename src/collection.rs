@@ -93,7 +93,9 @@ impl Collection {
         record: DocRecord,
         seq: u32,
     ) -> Result<Document> {
-        let readable = may_read(principal, coll.rules(), record.grants());
+        let readable = coll
+            .rules()
+            .is_ok_and(|rules| may_read(principal, rules, record.grants()));
         let mut document = self.to_document(record, seq)?;
         if !readable {
             document.permissions.clear();
@@ -110,7 +112,7 @@ impl Collection {
         let mut seq = 0;
         let record = check_document(
             &principal,
-            coll.rules(),
+            coll.rules()?,
             Action::Read,
             id,
             || lookup(store, &coll, id, &mut seq),
@@ -143,7 +145,7 @@ impl Collection {
                 let seq = u32::try_from(sequence).ok();
                 let record = check_document(
                     &principal,
-                    coll.rules(),
+                    coll.rules()?,
                     Action::Read,
                     &name,
                     || match seq {
@@ -184,14 +186,11 @@ impl Collection {
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store, &principal)?;
         let found = find(db.read_view(), &principal, &coll, queries, Want::Page)?;
-        // `find` planned these queries already, so this cannot fail where it did not.
-        let schema = coll.query_schema(self.limits().max_depth)?;
-        let filter = crate::query::plan::plan(queries, &schema)?.filter;
         let list = DocumentList {
             total: found.total,
             documents: found.documents,
         };
-        Ok((list, filter))
+        Ok((list, found.filter))
     }
 
     /// `data` as the top-level attributes of an update, its size checked.
@@ -265,7 +264,7 @@ impl Collection {
         let acting = self.principal_under_lock()?;
         let principal = &*acting;
         let coll = self.resolve(store, principal)?;
-        check_create(principal, coll.rules())?;
+        check_create(principal, coll.rules()?)?;
         let specs = coll.attribute_specs(self.limits().max_depth)?;
         let mut counters = Counters::load(store, coll.cid)?;
         let mut edits = IndexEdits::default();
@@ -545,7 +544,7 @@ impl Collection {
         let mut seq = 0;
         let old = check_document(
             principal,
-            coll.rules(),
+            coll.rules()?,
             action,
             id,
             || lookup(store, &coll, id, &mut seq),

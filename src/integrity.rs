@@ -111,6 +111,10 @@ fn check(
     report.collections += 1;
     report.documents += want.live;
     let name = format!("{}/{}", coll.schema_id, coll.id);
+    if let Err(e) = coll.rules() {
+        // Not repairable from derived data: an admin sets the permissions again.
+        report.problem(format!("{name}: {e}"));
+    }
     let stored = stored_containers(store, coll.cid)?;
     for (key, have) in &stored {
         match (have, want.containers.get(key)) {

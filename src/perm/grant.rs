@@ -101,10 +101,19 @@ mod tests {
     }
 
     #[test]
-    fn stored_codes_round_trip_and_unknown_codes_are_refused() {
-        for action in [Action::Read, Action::Update, Action::Delete] {
-            let g = Grant::of_permission(&Permission::new(action, Role::any())).unwrap();
+    fn grants_are_stored_as_the_code_and_role_tuple_and_unknown_codes_are_refused() {
+        for (action, code) in [
+            (Action::Read, 1u8),
+            (Action::Update, 2),
+            (Action::Delete, 3),
+        ] {
+            let g = Grant::of_permission(&Permission::new(action, Role::team("t1"))).unwrap();
             let bytes = crate::store::codec::encode(&g).unwrap();
+            assert_eq!(
+                bytes,
+                crate::store::codec::encode(&(code, "team:t1".to_string())).unwrap(),
+                "the bytes format 3 stores"
+            );
             let back: Grant = crate::store::codec::decode(&bytes, || "grant".into()).unwrap();
             assert_eq!(back, g);
         }
@@ -116,13 +125,27 @@ mod tests {
     }
 
     #[test]
-    fn grants_sort_as_the_stored_codes_do() {
-        let mut grants: Vec<Grant> = [Action::Delete, Action::Read, Action::Update]
-            .into_iter()
-            .filter_map(|a| Grant::of_permission(&Permission::new(a, Role::any())))
-            .collect();
+    fn grants_sort_as_their_stored_code_and_role_tuples_do() {
+        let perms = [
+            Permission::delete(Role::any()),
+            Permission::read(Role::user("z")),
+            Permission::update(Role::team("t")),
+            Permission::read(Role::any()),
+            Permission::delete(Role::guests()),
+            Permission::update(Role::any()),
+        ];
+        let mut grants: Vec<Grant> = perms.iter().filter_map(Grant::of_permission).collect();
         grants.sort();
-        let codes: Vec<u8> = grants.iter().map(Grant::code).collect();
-        assert_eq!(codes, [1, 2, 3]);
+        let mut tuples: Vec<(u8, String)> = perms
+            .iter()
+            .filter_map(Grant::of_permission)
+            .map(|g| (g.code(), g.role().to_owned()))
+            .collect();
+        tuples.sort();
+        let sorted: Vec<(u8, String)> = grants
+            .iter()
+            .map(|g| (g.code(), g.role().to_owned()))
+            .collect();
+        assert_eq!(sorted, tuples);
     }
 }

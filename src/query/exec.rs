@@ -8,7 +8,7 @@ use std::sync::Arc;
 use roaring::{MultiOps, RoaringBitmap};
 use serde_json::Value;
 
-use super::eval::{field, order_cmp};
+use super::eval::{Filter, field, order_cmp};
 use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
@@ -28,6 +28,8 @@ pub(crate) struct Found {
     pub(crate) total: u64,
     pub(crate) documents: Vec<Document>,
     pub(crate) explain: Explain,
+    /// The filter the queries planned to (a write by queries checks it again later).
+    pub(crate) filter: Option<Filter>,
 }
 
 /// Whether the caller wants a page (with a capped total) or only an exact count.
@@ -430,7 +432,7 @@ pub(crate) fn find(
 ) -> Result<Found> {
     // Who may read nothing is refused before the queries are looked at: the planner's
     // errors name attributes and indexes, which such a caller must not learn.
-    let read = access(principal, coll.rules(), Action::Read);
+    let read = access(principal, coll.rules()?, Action::Read);
     if read == Access::Denied {
         return Err(no_read(coll));
     }
@@ -545,5 +547,6 @@ pub(crate) fn find(
         total,
         documents,
         explain,
+        filter: run.plan.filter,
     })
 }
