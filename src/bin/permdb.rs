@@ -64,8 +64,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Run the benchmark runner (`cargo run --release --example bench`); needs the source
-    /// tree, as the peers it measures against are development dependencies.
+    /// Run the benchmark runner (`cargo run --release -p permdb-bench`); needs the source
+    /// tree, as the runner and the peers it measures against are a crate of their own.
     Bench {
         /// Arguments for the runner, such as `--docs 10000,100000`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -177,7 +177,7 @@ fn run(command: Command) -> Result<(), Failure> {
             let status = std::process::Command::new(
                 std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
             )
-            .args(["run", "--release", "--example", "bench", "--"])
+            .args(["run", "--release", "-p", "permdb-bench", "--"])
             .args(&args)
             .status()?;
             if status.success() {
