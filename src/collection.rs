@@ -15,7 +15,7 @@ use crate::id::{new_id, quote};
 use crate::index::{Contribution, IndexEdits};
 use crate::options::Limits;
 use crate::perm::decide::{
-    check_create, check_document, check_grantable, may_read, skips_permissions,
+    Access, access, check_create, check_document, check_grantable, may_read, skips_permissions,
 };
 use crate::perm::{Action, Grant, Permission, Principal, Role, Target, normalize};
 use crate::query::eval::Filter;
@@ -362,8 +362,8 @@ impl Collection {
     /// Creates document `id`, or updates it when it exists and the client may see it
     /// (Appwrite's upsert), in one write: an update needs `update`, a create `create`,
     /// each as [`Collection::update`] and [`Collection::create`] decide. A document the
-    /// client may not see is not updated: creating it is then a `Conflict`, as a create's
-    /// is. `id` may not be [`crate::UNIQUE_ID`] (there would be nothing to update).
+    /// client may not see is not updated: the upsert answers as a create of that id would
+    /// (`Unauthorized` without a create grant, `Conflict` with one). `id` may not be [`crate::UNIQUE_ID`] (there would be nothing to update).
     pub fn upsert(
         &self,
         id: &str,
@@ -399,21 +399,34 @@ impl Collection {
         now: i64,
     ) -> Result<Written> {
         let (id, data, permissions) = prepared;
-        let coll = self.resolve(store, &*self.principal_under_lock()?)?;
+        let principal = self.principal_under_lock()?;
+        let coll = self.resolve(store, &principal)?;
         if seq_of(store, coll.cid, id)?.is_none() {
             return self.create_in(store, batch, std::slice::from_ref(prepared), now);
         }
-        let patch = Patch::Merge(data.clone());
-        match self.update_in(store, batch, id, &patch, permissions.as_deref(), None, now) {
-            // It exists, so the client may not see it: a create's conflict, as outside.
-            Err(Error::NotFound {
-                kind: ResourceKind::Document,
-                ..
-            }) => Err(Error::conflict(
+        // A document the client may not see answers exactly as a create of its id would:
+        // refused without a create grant (as a missing id is), a conflict with one (as
+        // `create` is), so that an upsert tells no more than a create.
+        let as_create = || -> Result<Written> {
+            check_create(&principal, coll.rules()?)?;
+            Err(Error::conflict(
                 ResourceKind::Document,
                 id,
                 format!("document {} already exists", quote(id)),
-            )),
+            ))
+        };
+        let rules = coll.rules()?;
+        if access(&principal, rules, Action::Read) == Access::Denied
+            && access(&principal, rules, Action::Update) == Access::Denied
+        {
+            return as_create();
+        }
+        let patch = Patch::Merge(data.clone());
+        match self.update_in(store, batch, id, &patch, permissions.as_deref(), None, now) {
+            Err(Error::NotFound {
+                kind: ResourceKind::Document,
+                ..
+            }) => as_create(),
             other => other,
         }
     }

@@ -1026,3 +1026,31 @@ fn upsert_updates_what_the_client_sees_and_creates_the_rest() {
     assert!(matches!(r, Err(Error::InvalidId(_))), "{r:?}");
     assert_eq!(b.upsert("d2", json!({"n": 3}), None).unwrap().id(), "d2");
 }
+
+/// Red-team finding: an upsert of a document the client may not see tells no more than a
+/// create of that id. Without a create grant a hidden id and a missing id answer the same
+/// refusal (a 409 would have told that the hidden document exists); with document security
+/// off and no grant at all, the same.
+#[test]
+fn upsert_of_a_hidden_document_answers_as_a_missing_one_without_a_create_grant() {
+    for document_security in [true, false] {
+        let db = setup(Vec::new(), document_security);
+        coll(&db.root())
+            .create(
+                "hidden",
+                json!({"n": 1}),
+                Some(vec![
+                    Permission::read(Role::user("a")),
+                    Permission::update(Role::user("a")),
+                ]),
+            )
+            .unwrap();
+        let b = user(&db, "b");
+        let before = snapshot(&db);
+        let hidden = format!("{:?}", b.upsert("hidden", json!({"n": 2}), None));
+        let missing = format!("{:?}", b.upsert("nothing", json!({"n": 2}), None));
+        assert!(hidden.contains("Unauthorized"), "{hidden}");
+        assert_eq!(hidden, missing, "document security {document_security}");
+        assert_eq!(snapshot(&db), before);
+    }
+}
