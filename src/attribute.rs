@@ -476,9 +476,12 @@ mod tests {
 
 /// The kind of value an attribute holds, for checking query values against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueKind {
+pub enum ValueKind {
+    /// A string.
     String,
+    /// A number (integer or float).
     Number,
+    /// A boolean.
     Bool,
     /// A string holding a datetime: query values are normalized as stored ones are.
     Datetime,

@@ -168,6 +168,33 @@ impl fmt::Debug for Client {
     }
 }
 
+/// Who a client acts as ([`Client::writer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Actor {
+    /// The root client.
+    Root,
+    /// An API key.
+    Key {
+        /// The key's id.
+        id: String,
+    },
+    /// A user, signed in or impersonated.
+    User {
+        /// The user's id.
+        id: String,
+        /// Which account holds the id: a later account given the same id differs.
+        account: AccountStamp,
+    },
+    /// No credentials.
+    Guest,
+}
+
+/// Tells one user account from an earlier or later one given the same id (random bytes
+/// written when the account is created). Only comparable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountStamp(Option<Vec<u8>>);
+
 impl Client {
     pub(crate) fn new(db: Db, principal: Principal) -> Client {
         let derived = Derived {
@@ -330,6 +357,23 @@ impl Client {
     pub fn skips_permissions(&self) -> bool {
         self.principal()
             .is_ok_and(|p| crate::perm::decide::skips_permissions(&p))
+    }
+
+    /// Who this client writes documents as, checked now, as every document write checks
+    /// it: its credential (expiry, revocation) and, for an API key or a user
+    /// impersonated by one, the key's `documents.write` scope. A server that holds work
+    /// for a caller across requests (staged transactions) keys it by this.
+    pub fn writer(&self) -> Result<Actor> {
+        let principal = self.require_documents(true)?;
+        Ok(match &*principal {
+            Principal::Root => Actor::Root,
+            Principal::Key { id, .. } => Actor::Key { id: id.clone() },
+            Principal::User { id, .. } => Actor::User {
+                id: id.clone(),
+                account: AccountStamp(users::incarnation(&self.db.inner.store, id)?),
+            },
+            Principal::Guest(_) => Actor::Guest,
+        })
     }
 
     /// Schema management (root only).

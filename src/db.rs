@@ -9,7 +9,7 @@ use crate::catalog;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::integrity::{self, IntegrityReport};
-use crate::options::{Durability, Options};
+use crate::options::{Durability, Limits, Options};
 use crate::store::Tree;
 use crate::token::keyring::KeyRing;
 
@@ -150,13 +150,17 @@ impl Db {
         &self.inner.options.project
     }
 
-    /// The store's clock reading (`Options::clock`).
-    #[cfg_attr(
-        not(feature = "server"),
-        allow(dead_code, reason = "used by the server")
-    )]
-    pub(crate) fn now(&self) -> time::OffsetDateTime {
+    /// The store's clock reading (`Options::clock`): the time every write and token
+    /// check of this store goes by.
+    #[must_use]
+    pub fn now(&self) -> time::OffsetDateTime {
         self.inner.now()
+    }
+
+    /// The limits this store was opened with (`Options::limits`).
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.inner.options.limits
     }
 
     /// Makes every write so far durable, whatever the [`Durability`].

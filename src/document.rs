@@ -41,6 +41,30 @@ impl fmt::Debug for Document {
 }
 
 impl Document {
+    /// A document that is not stored (yet): what a write staged in a transaction
+    /// answers, as Appwrite does, before the commit gives it a sequence. Created and
+    /// updated at `at`; `$sequence` is 0.
+    #[must_use]
+    pub fn unsaved(
+        schema: &str,
+        collection: &str,
+        id: &str,
+        data: Map<String, Value>,
+        permissions: Vec<Permission>,
+        at: OffsetDateTime,
+    ) -> Document {
+        Document {
+            id: id.to_owned(),
+            sequence: 0,
+            collection_id: collection.to_owned(),
+            database_id: schema.to_owned(),
+            created_at: at,
+            updated_at: at,
+            permissions,
+            data,
+        }
+    }
+
     /// `$id`
     #[must_use]
     pub fn id(&self) -> &str {

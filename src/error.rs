@@ -163,7 +163,9 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn not_found(kind: ResourceKind, id: &str) -> Self {
+    /// `NotFound` of resource `kind` with id `id`.
+    #[must_use]
+    pub fn not_found(kind: ResourceKind, id: &str) -> Self {
         Error::NotFound {
             kind,
             id: id.to_owned(),

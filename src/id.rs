@@ -26,7 +26,7 @@ impl ID {
 pub const UNIQUE_ID: &str = "unique()";
 
 /// The id a new document or user gets: a fresh one for [`UNIQUE_ID`], else `id` checked.
-pub(crate) fn new_id(what: &str, id: &str) -> Result<String> {
+pub fn new_id(what: &str, id: &str) -> Result<String> {
     if id == UNIQUE_ID {
         return Ok(ID::unique());
     }
@@ -65,7 +65,7 @@ pub(crate) fn check_id(what: &str, s: &str) -> Result<()> {
 }
 
 /// Quotes untrusted text for an error message, cut to 64 characters.
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     const SHOWN: usize = 64;
     match s.char_indices().nth(SHOWN) {
         None => format!("{s:?}"),

@@ -66,14 +66,13 @@ mod perm;
 mod query;
 mod revoke;
 mod secret;
-#[cfg(feature = "server")]
-pub mod server;
 mod store;
 mod text;
 mod timefmt;
 mod token;
 mod transaction;
 mod value;
+pub mod wire;
 
 pub use account::Account;
 pub use admin::{Keys, Teams, TokenKeys, Users};
@@ -85,7 +84,7 @@ pub use auth::sessions::Session;
 pub use auth::teams::{MAX_MEMBERSHIP_ROLES, Membership, Team};
 pub use auth::users::{MAX_EMAIL_LEN, MAX_LABELS, User};
 pub use catalog::{CollectionInfo, CollectionSpec, SchemaInfo};
-pub use client::{Client, Collections, Schema, Schemas};
+pub use client::{AccountStamp, Actor, Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
 pub use db::{Db, DbStats, TreeStats};
 pub use document::{Document, DocumentList};

@@ -491,7 +491,7 @@ fn datetimes_are_stored_and_compared_in_utc() {
 /// permissions are checked as for any update.
 #[test]
 fn increments_count_every_time_and_respect_limits() {
-    // (Who may increment: tests/server_models.rs, over HTTP, with users.)
+    // (Who may increment: crates/permdb-server/tests/server_models.rs, over HTTP, with users.)
     let (db, people) = setup();
     people
         .create("p1", json!({"name": "Ann", "age": 1}), None)

@@ -972,3 +972,68 @@ fn db_now(clock: &permdb::ManualClock) -> time::OffsetDateTime {
     let now = clock.now();
     time::OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap()
 }
+
+/// `Client::writer` names who a client writes as, after the same checks a document write
+/// makes: a key without `documents.write` (or a user impersonated by one) is refused, a
+/// session ended is refused, and a later account given a deleted user's id is another
+/// writer.
+#[test]
+fn a_writer_is_checked_now_and_tells_accounts_apart() {
+    use permdb::Actor;
+    let (db, _clock) = setup();
+    assert_eq!(db.root().writer().unwrap(), Actor::Root);
+    assert_eq!(db.client().writer().unwrap(), Actor::Guest);
+
+    let root = db.root();
+    let writer_key = root.keys().create("w", &[Scope::DocumentsWrite]).unwrap();
+    let reader_key = root
+        .keys()
+        .create("r", &[Scope::DocumentsRead, Scope::UsersRead])
+        .unwrap();
+    let by_key = db.client().set_key(&writer_key.secret).unwrap();
+    assert_eq!(
+        by_key.writer().unwrap(),
+        Actor::Key {
+            id: writer_key.id.clone()
+        }
+    );
+    let reader = db.client().set_key(&reader_key.secret).unwrap();
+    unauthorized(reader.writer());
+    let impersonated = reader.impersonate("user-a").unwrap();
+    unauthorized(impersonated.writer());
+
+    let a = common::sign_in(&db, "a");
+    let Actor::User { id, account: first } = a.writer().unwrap() else {
+        panic!("a user writes as a user");
+    };
+    assert_eq!(id, "user-a");
+    // The same account through another credential is the same writer.
+    let again = common::sign_in(&db, "a").writer().unwrap();
+    assert_eq!(
+        again,
+        Actor::User {
+            id: "user-a".into(),
+            account: first.clone()
+        }
+    );
+
+    root.users().delete("user-a").unwrap();
+    unauthorized(a.writer());
+    db.client()
+        .account()
+        .create("user-a", "a2@example.com", "password-a2", None)
+        .unwrap();
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("a2@example.com", "password-a2")
+        .unwrap();
+    let second = db.client().set_session(&session.secret).unwrap();
+    let Actor::User { account, .. } = second.writer().unwrap() else {
+        panic!("a user writes as a user");
+    };
+    assert_ne!(
+        account, first,
+        "a new account with the id is another writer"
+    );
+}

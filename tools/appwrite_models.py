@@ -4,7 +4,7 @@
 Usage: tools/appwrite_models.py node_modules/node-appwrite/dist/models.d.ts MODEL...
 Prints {"sdk": ..., "models": {Model: {field: {"type", "required", "nullable", "items"}}}}
 for the models named (and every model their fields name), sorted, for
-tests/fixtures/appwrite_models.json: the test `server_models` checks permdb's answers
+crates/permdb-server/tests/fixtures/appwrite_models.json: the test `server_models` checks permdb's answers
 against it, and `.ci/run` regenerates it from the pinned package and fails on a change.
 """
 

@@ -2,7 +2,7 @@
 // served from another origin than the API: sign-up, sign-in by cookie, a JWT, and the
 // backend's /api/user-data with it. Exits non-zero, saying why, on any difference.
 //
-// node browser.mjs API_URL OUT_DIR   (API_URL: examples/backend.rs, started with
+// node browser.mjs API_URL OUT_DIR   (API_URL: crates/permdb-server/examples/backend.rs, started with
 // --cors-origin for this page's origin, http://localhost:PAGE_PORT; PAGE_PORT from env)
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';

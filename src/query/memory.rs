@@ -17,7 +17,7 @@ use crate::error::{Error, ResourceKind, Result};
 /// without `orderAsc`/`orderDesc`. Queries may name only `attributes` (and the system
 /// attributes); `search` works on those in `searchable`. A cursor naming no record is
 /// `NotFound` of `kind`.
-pub(crate) fn page(
+pub fn page(
     models: Vec<Map<String, Value>>,
     queries: &[Query],
     attributes: &[(&str, ValueKind)],

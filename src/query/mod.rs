@@ -4,7 +4,6 @@
 pub(crate) mod eval;
 pub(crate) mod exec;
 mod indexed;
-#[cfg(feature = "server")]
 pub(crate) mod memory;
 pub(crate) mod plan;
 mod wire;

@@ -1,7 +1,6 @@
 //! `Transaction`: writes to documents of any collections, staged in memory, then committed
 //! as one atomic write in which each is checked, in order, exactly as it would be alone.
 
-#[cfg(any(feature = "server", feature = "fuzzing", test))]
 pub(crate) mod wire;
 
 use serde::Serialize;

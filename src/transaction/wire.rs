@@ -13,14 +13,14 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 /// Permission strings, parsed.
-pub(crate) fn parse_permissions(list: Option<Vec<String>>) -> Result<Option<Vec<Permission>>> {
+pub fn parse_permissions(list: Option<Vec<String>>) -> Result<Option<Vec<Permission>>> {
     list.map(|l| l.iter().map(|p| p.parse::<Permission>()).collect())
         .transpose()
 }
 
 /// A document of a bulk body: `$id` (`unique()` when missing), optional `$permissions`,
 /// and its fields; no other `$` key.
-pub(crate) fn split_bulk_document(mut doc: Map<String, Value>) -> Result<BulkDocument> {
+pub fn split_bulk_document(mut doc: Map<String, Value>) -> Result<BulkDocument> {
     let id = match doc.remove("$id") {
         None => crate::UNIQUE_ID.to_owned(),
         Some(Value::String(id)) => id,
@@ -43,7 +43,7 @@ pub(crate) fn split_bulk_document(mut doc: Map<String, Value>) -> Result<BulkDoc
 
 /// A number of an increment as an `f64`, refused when it is an integer the `f64` would
 /// round (past 2^53): the step or bound applied must be the one sent.
-pub(crate) fn exact_number(n: &serde_json::Number, what: &str) -> Result<f64> {
+pub fn exact_number(n: &serde_json::Number, what: &str) -> Result<f64> {
     const EXACT: u64 = 1 << 53;
     let exact = match (n.as_i64(), n.as_u64()) {
         (Some(i), _) => i.unsigned_abs() <= EXACT,
@@ -61,32 +61,48 @@ pub(crate) fn exact_number(n: &serde_json::Number, what: &str) -> Result<f64> {
 /// One operation, checked for shape when read; everything else is checked when the
 /// transaction it is staged into commits.
 #[derive(Debug, Clone)]
-pub(crate) enum Operation {
+pub enum Operation {
+    /// Create a document: target, id (or `unique()`), fields, permissions.
     Create(Target, String, Map<String, Value>, Option<Vec<Permission>>),
+    /// Create or replace a document: target, id, fields, permissions.
     Upsert(Target, String, Map<String, Value>, Option<Vec<Permission>>),
+    /// Update fields of a document: target, id, fields, permissions.
     Update(Target, String, Map<String, Value>, Option<Vec<Permission>>),
+    /// Add `by` to a numeric field, refused past `limit`.
     Increment {
+        /// Where the document is.
         target: Target,
+        /// The document's id.
         id: String,
+        /// The numeric field.
         attribute: String,
+        /// What to add (negative to decrement).
         by: f64,
+        /// The bound the result may not pass.
         limit: Option<f64>,
     },
+    /// Delete a document: target, id.
     Delete(Target, String),
+    /// Create several documents.
     BulkCreate(Target, Vec<BulkDocument>),
+    /// Create or replace several documents.
     BulkUpsert(Target, Vec<BulkDocument>),
+    /// Update the given fields of every document the queries match.
     UpdateWhere(Target, Vec<Query>, Map<String, Value>),
+    /// Delete every document the queries match.
     DeleteWhere(Target, Vec<Query>),
 }
 
 /// A document of a bulk operation: id, fields, permissions.
-pub(crate) type BulkDocument = (String, Map<String, Value>, Option<Vec<Permission>>);
+pub type BulkDocument = (String, Map<String, Value>, Option<Vec<Permission>>);
 
 /// The database (schema) and collection (table) an operation writes to.
 #[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub(crate) schema: String,
-    pub(crate) collection: String,
+pub struct Target {
+    /// The database (schema) id.
+    pub schema: String,
+    /// The collection (table) id.
+    pub collection: String,
 }
 
 /// What one parsed JSON value costs beyond its text: the `Value` itself and its slot in
@@ -108,11 +124,7 @@ impl Operation {
     /// The memory this operation holds, estimated from above: every JSON value as a
     /// parsed node (`Value`, its map entry or vector slot) plus its text. Counting JSON
     /// bytes instead let 1 MB of `[0,0,...]` hold some 16 MB (red-team round 2).
-    #[cfg_attr(
-        not(feature = "server"),
-        expect(dead_code, reason = "the server's limits; fuzzing builds without it")
-    )]
-    pub(crate) fn size(&self) -> usize {
+    pub fn size(&self) -> usize {
         let json = |m: &Map<String, Value>| {
             m.iter()
                 .map(|(k, v)| NODE_BYTES + k.len() + memory(v))
@@ -137,11 +149,8 @@ impl Operation {
             }
     }
 
-    #[cfg_attr(
-        not(feature = "server"),
-        expect(dead_code, reason = "the server's limits; fuzzing builds without it")
-    )]
-    pub(crate) fn is_bulk(&self) -> bool {
+    /// Whether this operation writes many documents (bulk and query-wide operations).
+    pub fn is_bulk(&self) -> bool {
         matches!(
             self,
             Operation::BulkCreate(..)
@@ -166,7 +175,7 @@ impl Operation {
     }
 
     /// Stages this operation into a library transaction.
-    pub(crate) fn stage(&self, tx: &mut Transaction) -> crate::Result<()> {
+    pub fn stage(&self, tx: &mut Transaction) -> crate::Result<()> {
         let t = self.target();
         let mut c = tx.collection(&t.schema, &t.collection);
         match self {
@@ -251,7 +260,7 @@ fn no_more(data: &Map<String, Value>) -> Result<()> {
 }
 
 /// Reads one of Appwrite's operation objects.
-pub(crate) fn parse_operation(mut op: Map<String, Value>) -> Result<Operation> {
+pub fn parse_operation(mut op: Map<String, Value>) -> Result<Operation> {
     let action = text(&mut op, &["action"])?.ok_or_else(|| invalid("action is missing"))?;
     let schema = text(&mut op, &["databaseId"])?.ok_or_else(|| invalid("databaseId is missing"))?;
     let collection = text(&mut op, &["tableId", "collectionId"])?

@@ -4,11 +4,6 @@
 
 use std::sync::Arc;
 
-#[cfg(feature = "server")]
-pub mod models;
-#[cfg(feature = "server")]
-pub mod server;
-
 use permdb::{
     Client, Collection, CollectionSpec, Db, ManualClock, Options, PasswordHashing, Permission, Role,
 };

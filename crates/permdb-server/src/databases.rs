@@ -9,16 +9,16 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::auth::caller;
-use super::error::ApiError;
-use super::extract::Body;
-use super::list;
-use super::model::{self, Api};
+use crate::auth::caller;
+use crate::error::ApiError;
+use crate::extract::Body;
+use crate::list;
+use crate::model::{self, Api};
 use std::sync::Arc;
 
-use super::transactions::{self, BulkDocument, Registry, StagedOp, Target};
-use super::{ServerOptions, blocking};
-use crate::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, TextKind};
+use crate::transactions::{self, BulkDocument, Registry, StagedOp, Target};
+use crate::{ServerOptions, blocking};
+use permdb::{AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, TextKind};
 
 /// The Databases API under `/databases` and TablesDB under `/tablesdb`: one set of
 /// handlers, told apart by their [`Flavor`].
@@ -151,7 +151,7 @@ pub(super) trait Flavor: Send + Sync + 'static {
     const INDEX_LIST: &'static list::ListKind;
 
     /// A document in this API's model (`Document` or `Row`).
-    fn document(doc: &crate::Document) -> Result<Value, ApiError>;
+    fn document(doc: &permdb::Document) -> Result<Value, ApiError>;
 
     /// An error with this API's type.
     fn error(e: ApiError) -> ApiError;
@@ -170,7 +170,7 @@ impl Flavor for Legacy {
     const COLLECTION_LIST: &'static list::ListKind = &list::COLLECTIONS;
     const INDEX_LIST: &'static list::ListKind = &list::INDEXES;
 
-    fn document(doc: &crate::Document) -> Result<Value, ApiError> {
+    fn document(doc: &permdb::Document) -> Result<Value, ApiError> {
         serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))
     }
 
@@ -192,7 +192,7 @@ impl Flavor for Tables {
     const COLLECTION_LIST: &'static list::ListKind = &list::TABLES;
     const INDEX_LIST: &'static list::ListKind = &list::COLUMN_INDEXES;
 
-    fn document(doc: &crate::Document) -> Result<Value, ApiError> {
+    fn document(doc: &permdb::Document) -> Result<Value, ApiError> {
         let mut value = Legacy::document(doc)?;
         if let Value::Object(map) = &mut value
             && let Some(table) = map.remove("$collectionId")
@@ -218,8 +218,8 @@ impl Flavor for Tables {
 }
 
 /// A collection in Appwrite's `Collection` (or `Table`) shape.
-fn collection<F: Flavor>(db: &Db, info: &crate::CollectionInfo) -> Value {
-    model::collection(info, F::API, db.inner.options.limits.max_document_bytes)
+fn collection<F: Flavor>(db: &Db, info: &permdb::CollectionInfo) -> Value {
+    model::collection(info, F::API, db.limits().max_document_bytes)
 }
 
 fn created(value: impl serde::Serialize) -> Response {
@@ -227,7 +227,7 @@ fn created(value: impl serde::Serialize) -> Response {
 }
 
 fn parse_permissions(list: Option<Vec<String>>) -> Result<Option<Vec<Permission>>, ApiError> {
-    Ok(crate::transaction::wire::parse_permissions(list)?)
+    Ok(permdb::wire::parse_permissions(list)?)
 }
 
 #[derive(Deserialize)]
@@ -324,7 +324,7 @@ async fn delete_database<F: Flavor>(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         caller(&db, &headers)?.client.schemas().delete(&id)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
     .map_err(F::error)
@@ -445,7 +445,7 @@ async fn delete_collection<F: Flavor>(
     blocking(move || {
         let client = caller(&db, &headers)?.client;
         client.schema(&schema).collections().delete(&coll)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
     .map_err(F::error)
@@ -571,7 +571,7 @@ async fn get_attribute<F: Flavor>(
             .attributes
             .iter()
             .find(|a| a.key == key)
-            .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Attribute, &key))?;
+            .ok_or_else(|| permdb::Error::not_found(permdb::ResourceKind::Attribute, &key))?;
         Ok(Json(model::attribute(attribute, &info)).into_response())
     })
     .await
@@ -589,7 +589,7 @@ async fn delete_attribute<F: Flavor>(
             .schema(&schema)
             .collections()
             .delete_attribute(&coll, &key)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
     .map_err(F::error)
@@ -625,7 +625,7 @@ async fn create_index<F: Flavor>(
             {
                 return Err(ApiError::bad_request(format!(
                     "unknown order {}: ASC or DESC",
-                    crate::id::quote(bad)
+                    permdb::wire::quote(bad)
                 )));
             }
         }
@@ -697,7 +697,7 @@ async fn get_index<F: Flavor>(
             .indexes
             .iter()
             .find(|i| i.key == key)
-            .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Index, &key))?;
+            .ok_or_else(|| permdb::Error::not_found(permdb::ResourceKind::Index, &key))?;
         Ok(Json(model::index(index, &info, F::API)).into_response())
     })
     .await
@@ -715,7 +715,7 @@ async fn delete_index<F: Flavor>(
             .schema(&schema)
             .collections()
             .delete_index(&coll, &key)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
     .map_err(F::error)
@@ -817,7 +817,7 @@ async fn create_document<F: Flavor>(
         let caller = caller(&db, &headers)?;
         options.check_new_id(&caller, &b.document_id)?;
         if let Some(tx) = &b.transaction_id {
-            let id = crate::id::new_id("document id", &b.document_id)?;
+            let id = permdb::wire::new_id("document id", &b.document_id)?;
             let preview = staged::<F>(&db, (&schema, &coll), &id, &b.data, &permissions)?;
             let op = StagedOp::Create(target(schema, coll), id, b.data, permissions);
             registry.stage(&db, &caller, tx, vec![op])?;
@@ -836,7 +836,7 @@ async fn create_document<F: Flavor>(
 
 /// A number of an increment (see `transaction::wire::exact_number`).
 fn exact_number(n: &serde_json::Number, what: &str) -> Result<f64, ApiError> {
-    Ok(crate::transaction::wire::exact_number(n, what)?)
+    Ok(permdb::wire::exact_number(n, what)?)
 }
 
 /// Reads inside a transaction (`transactionId` on `getRow` and `listRows`) would have to
@@ -866,28 +866,25 @@ fn staged<F: Flavor>(
     data: &Map<String, Value>,
     permissions: &Option<Vec<Permission>>,
 ) -> Result<Value, ApiError> {
-    let now = db.inner.options.clock.now();
-    F::document(&crate::Document {
-        id: id.to_owned(),
-        sequence: 0,
-        collection_id: coll.to_owned(),
-        database_id: schema.to_owned(),
-        created_at: now,
-        updated_at: now,
-        permissions: permissions.clone().unwrap_or_default(),
-        data: data.clone(),
-    })
+    F::document(&permdb::Document::unsaved(
+        schema,
+        coll,
+        id,
+        data.clone(),
+        permissions.clone().unwrap_or_default(),
+        db.now(),
+    ))
 }
 
-/// A document of a bulk body (see `transaction::wire::split_bulk_document`).
+/// A document of a bulk body (see `permdb::wire::split_bulk_document`).
 pub(super) fn split_bulk_document(doc: Map<String, Value>) -> Result<BulkDocument, ApiError> {
-    Ok(crate::transaction::wire::split_bulk_document(doc)?)
+    Ok(permdb::wire::split_bulk_document(doc)?)
 }
 
 /// The caller of a bulk write: API keys only, as Appwrite.
-fn bulk_caller(db: &Db, headers: &HeaderMap) -> Result<super::auth::Caller, ApiError> {
+fn bulk_caller(db: &Db, headers: &HeaderMap) -> Result<crate::auth::Caller, ApiError> {
     let caller = caller(db, headers)?;
-    if caller.via != super::auth::Via::Key {
+    if caller.via != crate::auth::Via::Key {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "user_unauthorized",
@@ -910,7 +907,7 @@ fn bulk_documents(documents: Vec<Map<String, Value>>) -> Result<Vec<BulkDocument
 
 /// `{total, documents}` (or `rows`) for written documents.
 fn bulk_answer<F: Flavor>(
-    docs: &[crate::Document],
+    docs: &[permdb::Document],
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let list = docs
@@ -941,7 +938,7 @@ async fn create_documents<F: Flavor>(
         let mut docs = bulk_documents(bulk.documents)?;
         if let Some(tx) = &bulk.transaction_id {
             for doc in &mut docs {
-                doc.0 = crate::id::new_id("document id", &doc.0)?;
+                doc.0 = permdb::wire::new_id("document id", &doc.0)?;
             }
             let count = docs.len();
             let op = StagedOp::BulkCreate(target(schema, coll), docs);
@@ -967,7 +964,7 @@ async fn upsert_documents<F: Flavor>(
     blocking(move || {
         let caller = bulk_caller(&db, &headers)?;
         let docs = bulk_documents(bulk.documents)?;
-        if docs.iter().any(|d| d.0 == crate::UNIQUE_ID) {
+        if docs.iter().any(|d| d.0 == permdb::UNIQUE_ID) {
             return Err(ApiError::bad_request(
                 "an upsert names each document: give every one an $id",
             ));
@@ -985,11 +982,11 @@ async fn upsert_documents<F: Flavor>(
                 c.upsert(id, data, permissions.clone())?;
             }
         }
-        let written: Vec<crate::Document> = tx
+        let written: Vec<permdb::Document> = tx
             .commit()?
             .into_iter()
             .filter_map(|o| match o {
-                crate::Outcome::Written(d) => Some(d),
+                permdb::Outcome::Written(d) => Some(d),
                 _ => None,
             })
             .collect();
@@ -1012,11 +1009,11 @@ struct ByQueries {
 }
 
 impl ByQueries {
-    fn queries(&self) -> Result<Vec<crate::Query>, ApiError> {
+    fn queries(&self) -> Result<Vec<permdb::Query>, ApiError> {
         self.queries
             .iter()
             .flatten()
-            .map(|q| crate::Query::from_json(q).map_err(ApiError::from))
+            .map(|q| permdb::Query::from_json(q).map_err(ApiError::from))
             .collect()
     }
 }
@@ -1160,15 +1157,15 @@ async fn upsert_document<F: Flavor>(
         let caller = caller(&db, &headers)?;
         let data = b.data.unwrap_or_default();
         // With assigned ids, a request without a key names no new document: it updates.
-        let update_only = options.assigned_ids && caller.via != super::auth::Via::Key;
+        let update_only = options.assigned_ids && caller.via != crate::auth::Via::Key;
         if let Some(tx) = &b.transaction_id {
             let preview = staged::<F>(&db, (&schema, &coll), &id, &data, &permissions)?;
             let target = target(schema, coll);
             let op = if update_only {
                 StagedOp::Update(target, id, data, permissions)
             } else {
-                if id == crate::UNIQUE_ID {
-                    return Err(crate::Error::InvalidId(
+                if id == permdb::UNIQUE_ID {
+                    return Err(permdb::Error::InvalidId(
                         "an upsert names its document: unique() is for create".into(),
                     )
                     .into());
@@ -1211,14 +1208,14 @@ async fn delete_document<F: Flavor>(
         if let Some(tx) = b.and_then(|b| b.transaction_id) {
             let op = StagedOp::Delete(target(schema, coll), id);
             registry.stage(&db, &caller, &tx, vec![op])?;
-            return Ok(super::no_content());
+            return Ok(crate::no_content());
         }
         caller
             .client
             .schema(&schema)
             .collection(&coll)
             .delete(&id)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
     .map_err(F::error)
@@ -1241,7 +1238,7 @@ impl Flavor for Nuvix {
     const COLLECTION_LIST: &'static list::ListKind = &list::COLLECTIONS;
     const INDEX_LIST: &'static list::ListKind = &list::INDEXES;
 
-    fn document(doc: &crate::Document) -> Result<Value, ApiError> {
+    fn document(doc: &permdb::Document) -> Result<Value, ApiError> {
         let mut value = Legacy::document(doc)?;
         if let Value::Object(map) = &mut value {
             for (from, to) in [("$collectionId", "$collection"), ("$databaseId", "$schema")] {

@@ -11,13 +11,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Via, caller, cookie_name};
-use super::error::ApiError;
-use super::extract::Body;
+use crate::auth::{Via, caller, cookie_name};
+use crate::error::ApiError;
+use crate::extract::Body;
 use std::sync::Arc;
 
-use super::{SameSite, ServerOptions, blocking, model};
-use crate::Db;
+use crate::{SameSite, ServerOptions, blocking, model};
+use permdb::Db;
 
 pub(super) fn routes() -> Router<Db> {
     Router::new()
@@ -155,7 +155,7 @@ async fn get_session(
                     s.id == id
                 }
             })
-            .ok_or_else(|| crate::Error::not_found(crate::ResourceKind::Session, &id).into())
+            .ok_or_else(|| permdb::Error::not_found(permdb::ResourceKind::Session, &id).into())
             .and_then(|s| {
                 let email = model::account_email(&db, &s.user_id)?;
                 Ok(Json(model::session(&s, &email)).into_response())
@@ -178,7 +178,7 @@ async fn delete_session(
                 .iter()
                 .any(|s| s.current && s.id == id);
         account.delete_session(&id)?;
-        let mut response = super::no_content();
+        let mut response = crate::no_content();
         if current {
             clear_session_cookie(&mut response, &db, &options);
         }
@@ -194,7 +194,7 @@ async fn delete_sessions(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         caller(&db, &headers)?.client.account().delete_sessions()?;
-        let mut response = super::no_content();
+        let mut response = crate::no_content();
         clear_session_cookie(&mut response, &db, &options);
         Ok(response)
     })
@@ -250,7 +250,7 @@ async fn create_jwt(
         let bad = |e: String| {
             ApiError::bad_request(format!(
                 "the body must be {{\"duration\": seconds}}: {}",
-                super::extract::without_values(&e)
+                crate::extract::without_values(&e)
             ))
         };
         match serde_json::from_slice::<serde_json::Value>(&body) {

@@ -2,7 +2,7 @@
 //! measured with wrk on loopback, beside the same page in-process.
 //!
 //! ```sh
-//! cargo run --release --features server --example load -- --docs 100000 --seconds 10
+//! cargo run --release -p permdb-server --example load -- --docs 100000 --seconds 10
 //! ```
 //!
 //! The store (N documents, each readable by one of 1,000 users, every tenth also by
@@ -139,7 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "http://{}/v1/databases/db/collections/docs/documents",
         listener.local_addr()?
     );
-    let app = permdb::server::router(db.clone());
+    let app = permdb_server::router(db.clone());
     runtime.spawn(async move { axum::serve(listener, app).await });
     std::thread::sleep(Duration::from_millis(200));
 

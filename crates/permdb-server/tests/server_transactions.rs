@@ -831,12 +831,12 @@ async fn staged_operations_are_read_strictly_and_counted_as_memory() {
 #[tokio::test]
 async fn the_users_totals_do_not_bind_keys() {
     let (options, clock) = common::test_options();
-    let mut limits = permdb::server::TransactionLimits::default();
+    let mut limits = permdb_server::TransactionLimits::default();
     limits.max_users_pending = 2;
     let s = common::server::start_with(
         options,
         clock,
-        permdb::server::ServerOptions::default().transaction_limits(limits),
+        permdb_server::ServerOptions::default().transaction_limits(limits),
     )
     .await;
     let mut txs = Vec::new();
@@ -890,13 +890,13 @@ async fn the_users_totals_do_not_bind_keys() {
 #[tokio::test]
 async fn staged_bytes_are_bounded_per_owner_and_for_all_users() {
     let (options, clock) = common::test_options();
-    let mut limits = permdb::server::TransactionLimits::default();
+    let mut limits = permdb_server::TransactionLimits::default();
     limits.max_owner_bytes = 100_000;
     limits.max_users_bytes = 150_000;
     let s = common::server::start_with(
         options,
         clock,
-        permdb::server::ServerOptions::default().transaction_limits(limits),
+        permdb_server::ServerOptions::default().transaction_limits(limits),
     )
     .await;
     // About 40 KB each, as counted.

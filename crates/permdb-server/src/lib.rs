@@ -1,12 +1,13 @@
 //! An HTTP server speaking the part of Appwrite's REST API permdb implements (account,
 //! sessions, JWTs, databases, collections, attributes, indexes, documents, users, teams),
-//! and [`UserClient`], an axum extractor for one's own routes. Behind the `server` feature.
+//! and [`UserClient`], an axum extractor for one's own routes. It uses the permdb library
+//! through its public API only; the `permdb` command (`src/main.rs`) serves a store.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! let db = permdb::Db::open("data/").expect("open the store");
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, permdb::server::router(db)).await
+//! axum::serve(listener, permdb_server::router(db)).await
 //! # }
 //! ```
 
@@ -33,7 +34,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use extract::UserClient;
 
-use crate::Db;
+use permdb::Db;
 
 /// Limits the server puts on every request, and what it lets browsers do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,16 +110,16 @@ pub enum SameSite {
 }
 
 impl std::str::FromStr for SameSite {
-    type Err = crate::Error;
+    type Err = permdb::Error;
 
-    fn from_str(s: &str) -> crate::Result<SameSite> {
+    fn from_str(s: &str) -> permdb::Result<SameSite> {
         match s.to_ascii_lowercase().as_str() {
             "strict" => Ok(SameSite::Strict),
             "lax" => Ok(SameSite::Lax),
             "none" => Ok(SameSite::None),
-            _ => Err(crate::Error::InvalidArgument(format!(
+            _ => Err(permdb::Error::InvalidArgument(format!(
                 "SameSite {}: strict, lax or none",
-                crate::id::quote(s)
+                permdb::wire::quote(s)
             ))),
         }
     }
@@ -184,9 +185,9 @@ impl ServerOptions {
 
     /// Lets pages from `origin` call the server from a browser, with credentials. The
     /// origin is `http` or `https`, a host and an optional port, nothing else (no path,
-    /// no `*`): an [`Error::InvalidArgument`](crate::Error::InvalidArgument) otherwise.
+    /// no `*`): an [`Error::InvalidArgument`](permdb::Error::InvalidArgument) otherwise.
     /// It is kept as browsers send it: lowercase, without the scheme's default port.
-    pub fn cors_origin(mut self, origin: &str) -> crate::Result<ServerOptions> {
+    pub fn cors_origin(mut self, origin: &str) -> permdb::Result<ServerOptions> {
         self.cors_origins.push(cors::normalize_origin(origin)?);
         Ok(self)
     }
@@ -195,11 +196,11 @@ impl ServerOptions {
 impl ServerOptions {
     /// Refuses an id the caller chose when the server assigns them (`assigned_ids`).
     pub(crate) fn check_new_id(&self, caller: &auth::Caller, id: &str) -> Result<(), ApiError> {
-        if self.assigned_ids && caller.via != auth::Via::Key && id != crate::UNIQUE_ID {
+        if self.assigned_ids && caller.via != auth::Via::Key && id != permdb::UNIQUE_ID {
             return Err(ApiError::bad_request(format!(
                 "this server assigns ids: pass \"{}\" instead of {}",
-                crate::UNIQUE_ID,
-                crate::id::quote(id)
+                permdb::UNIQUE_ID,
+                permdb::wire::quote(id)
             )));
         }
         Ok(())

@@ -4,8 +4,8 @@
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 
-use super::error::ApiError;
-use crate::{Client, Db};
+use crate::error::ApiError;
+use permdb::{Client, Db};
 
 /// How the caller authenticated; token callers may not mint tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

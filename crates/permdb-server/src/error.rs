@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::{Denial, Error, ResourceKind};
+use permdb::{Denial, Error, ResourceKind};
 
 /// The API version reported in error bodies (Appwrite's response format permdb follows).
 pub(crate) const API_VERSION: &str = "1.6.0";
@@ -77,6 +77,9 @@ fn not_found_kind(kind: ResourceKind) -> &'static str {
         ResourceKind::Membership => "membership_not_found",
         ResourceKind::Attribute => "attribute_not_found",
         ResourceKind::Index => "index_not_found",
+        // `ResourceKind` may grow (it is non-exhaustive): a kind this server does not
+        // know yet is answered as a document's.
+        _ => "document_not_found",
     }
 }
 

@@ -2,8 +2,8 @@
 
 use axum::Router;
 use axum::routing::get;
-use permdb::server::{ServerOptions, UserClient};
 use permdb::{Db, ManualClock, Options, Scope};
+use permdb_server::{ServerOptions, UserClient};
 use reqwest::{Client as Http, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ pub async fn start_with(options: Options, clock: ManualClock, server: ServerOpti
         .create("backend", &Scope::ALL)
         .unwrap()
         .secret;
-    let app = permdb::server::router_with(db.clone(), server).merge(
+    let app = permdb_server::router_with(db.clone(), server).merge(
         Router::new()
             .route("/api/mine", get(mine))
             .with_state(db.clone()),

@@ -13,7 +13,7 @@
 mod common;
 
 use common::server::{Server, appwrite_error, start, start_with};
-use permdb::server::{SameSite, ServerOptions};
+use permdb_server::{SameSite, ServerOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

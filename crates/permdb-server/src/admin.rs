@@ -9,12 +9,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::auth::caller;
-use super::blocking;
-use super::error::ApiError;
-use super::extract::Body;
-use super::{list, model};
-use crate::Db;
+use crate::auth::caller;
+use crate::blocking;
+use crate::error::ApiError;
+use crate::extract::Body;
+use crate::{list, model};
+use permdb::Db;
 
 pub(super) fn routes() -> Router<Db> {
     Router::new()
@@ -106,7 +106,7 @@ async fn delete_user(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         caller(&db, &headers)?.client.users().delete(&id)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
 }
@@ -287,7 +287,7 @@ async fn list_teams(
         let teams = all
             .iter()
             .map(|t| model::team_of(&db, t, false))
-            .collect::<crate::Result<Vec<_>>>()?;
+            .collect::<permdb::Result<Vec<_>>>()?;
         let mut answer = list::answer(teams, &params, &list::TEAMS, "teams")?;
         if let Some(page) = answer.get_mut("teams") {
             model::fill_prefs(&db, page, model::PrefsOf::Team)?;
@@ -316,7 +316,7 @@ async fn delete_team(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         caller(&db, &headers)?.client.teams().delete(&id)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
 }
@@ -346,7 +346,7 @@ async fn create_membership(
             Json(model::membership_of(
                 &client,
                 &m,
-                &crate::auth::teams::get_team(&db.inner, &team)?.name,
+                &db.root().teams().get(&team)?.name,
             )),
         )
             .into_response())
@@ -365,7 +365,7 @@ async fn list_memberships(
         let client = caller(&db, &headers)?.client;
         let all = client.teams().list_memberships(&team)?;
         // One team: its name is read once.
-        let name = crate::auth::teams::get_team(&db.inner, &team)?.name;
+        let name = db.root().teams().get(&team)?.name;
         let memberships = all
             .iter()
             .map(|m| model::membership_of(&client, m, &name))
@@ -386,7 +386,7 @@ async fn delete_membership(
             .client
             .teams()
             .delete_membership(&team, &mid)?;
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
 }

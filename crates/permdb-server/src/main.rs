@@ -129,7 +129,7 @@ fn run(command: Command) -> Result<(), Failure> {
             cors_origins,
             cookie_same_site,
         } => {
-            let mut server = permdb::server::ServerOptions::default()
+            let mut server = permdb_server::ServerOptions::default()
                 .secure_cookies(secure_cookies)
                 .same_site(cookie_same_site.parse()?)
                 .assigned_ids(assigned_ids);
@@ -233,7 +233,7 @@ fn serve(
     data: PathBuf,
     addr: SocketAddr,
     project: String,
-    server: permdb::server::ServerOptions,
+    server: permdb_server::ServerOptions,
 ) -> Result<(), Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -248,7 +248,7 @@ fn serve(
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, permdb::server::router_with(db, server))
+        axum::serve(listener, permdb_server::router_with(db, server))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -3,11 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::error::ApiError;
-use crate::Query;
-use crate::error::ResourceKind;
-use crate::query::memory;
-use crate::query::plan::ValueKind;
+use crate::error::ApiError;
+use permdb::wire::{ValueKind, page_records};
+use permdb::{Query, ResourceKind};
 
 /// What a list call asks for.
 #[derive(Debug, Default)]
@@ -148,7 +146,7 @@ pub(crate) fn answer(
             _ => None,
         })
         .collect();
-    let (page, total) = memory::page(
+    let (page, total) = page_records(
         models,
         &queries,
         kind.attributes,

@@ -12,14 +12,15 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::auth::{Caller, Via, caller};
-use super::databases::{Flavor, Legacy, Tables};
-use super::error::ApiError;
-use super::extract::Body;
-use super::{TransactionLimits, blocking, list};
-use crate::Db;
-use crate::transaction::wire::parse_operation;
-pub(crate) use crate::transaction::wire::{BulkDocument, Operation as StagedOp, Target};
+use crate::auth::{Caller, Via, caller};
+use crate::databases::{Flavor, Legacy, Tables};
+use crate::error::ApiError;
+use crate::extract::Body;
+use crate::{TransactionLimits, blocking, list};
+use permdb::wire::{ValueKind, parse_operation};
+use permdb::{AccountStamp, Actor, Db};
+
+pub(crate) use permdb::wire::{BulkDocument, Operation as StagedOp, Target};
 
 /// Seconds a transaction lives unless its `ttl` says otherwise, and the bounds of `ttl`.
 const TTL_DEFAULT: u32 = 300;
@@ -39,10 +40,7 @@ pub(crate) struct Registry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {
     Key(String),
-    User {
-        id: String,
-        account: Option<Vec<u8>>,
-    },
+    User { id: String, account: AccountStamp },
 }
 
 impl Owner {
@@ -140,20 +138,21 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// The owner a caller acts as; guests have none. A key needs `documents.write`.
-fn owner_of(db: &Db, caller: &Caller) -> Result<Owner, ApiError> {
-    let principal = caller.client.require_documents(true)?;
-    match &*principal {
-        crate::perm::Principal::Key { id, .. } => Ok(Owner::Key(id.clone())),
-        crate::perm::Principal::User { id, .. } => Ok(Owner::User {
-            id: id.clone(),
-            account: crate::auth::users::incarnation(&db.inner.store, id)?,
-        }),
+fn owner_of(caller: &Caller) -> Result<Owner, ApiError> {
+    match caller.client.writer()? {
+        Actor::Key { id } => Ok(Owner::Key(id)),
+        Actor::User { id, account } => Ok(Owner::User { id, account }),
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "user_unauthorized",
             "transactions need a signed-in user or an API key",
         )),
     }
+}
+
+/// The store's clock in milliseconds since the epoch: what staged transactions expire by.
+fn now_ms(db: &Db) -> i64 {
+    i64::try_from(db.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 impl Registry {
@@ -188,7 +187,7 @@ impl Registry {
         id: &str,
         ops: Vec<StagedOp>,
     ) -> Result<(), ApiError> {
-        let owner = owner_of(db, caller)?;
+        let owner = owner_of(caller)?;
         if caller.via != Via::Key && ops.iter().any(StagedOp::is_bulk) {
             return Err(key_only());
         }
@@ -199,7 +198,7 @@ impl Registry {
             op.stage(&mut trial)?;
         }
         let bytes: usize = ops.iter().map(StagedOp::size).sum();
-        let now = db.inner.now_ms();
+        let now = now_ms(db);
         let mut open = self.lock();
         let (_, owner_bytes, _, users_bytes) = usage(&open, &owner);
         let l = self.limits;
@@ -291,8 +290,8 @@ fn not_ready(t: &Staged) -> ApiError {
 
 fn model(t: &Staged) -> Value {
     let time = |ms: i64| {
-        crate::timefmt::from_millis(ms)
-            .map(crate::timefmt::format)
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .map(permdb::wire::format_time)
             .unwrap_or_default()
     };
     json!({
@@ -346,8 +345,8 @@ async fn create<F: Flavor>(
                 "ttl must be a whole number of seconds, {TTL_MIN} to {TTL_MAX}"
             )));
         }
-        let owner = owner_of(&db, &caller(&db, &headers)?)?;
-        let now = db.inner.now_ms();
+        let owner = owner_of(&caller(&db, &headers)?)?;
+        let now = now_ms(&db);
         let mut open = registry.lock();
         open.retain(|_, t| t.live(now));
         let (mine, _, users, _) = usage(&open, &owner);
@@ -360,7 +359,7 @@ async fn create<F: Flavor>(
             )));
         }
         let staged = Staged {
-            id: crate::ID::unique(),
+            id: permdb::ID::unique(),
             owner,
             created_ms: now,
             updated_ms: now,
@@ -381,12 +380,12 @@ async fn create<F: Flavor>(
 /// The transaction kinds list queries may name.
 const TRANSACTIONS: list::ListKind = list::ListKind {
     attributes: &[
-        ("status", crate::query::plan::ValueKind::String),
-        ("operations", crate::query::plan::ValueKind::Number),
-        ("expiresAt", crate::query::plan::ValueKind::String),
+        ("status", ValueKind::String),
+        ("operations", ValueKind::Number),
+        ("expiresAt", ValueKind::String),
     ],
     searchable: &[],
-    missing: crate::ResourceKind::Document,
+    missing: permdb::ResourceKind::Document,
 };
 
 async fn list_all<F: Flavor>(
@@ -397,8 +396,8 @@ async fn list_all<F: Flavor>(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let params = list::params(raw.as_deref(), false)?;
-        let owner = owner_of(&db, &caller(&db, &headers)?)?;
-        let now = db.inner.now_ms();
+        let owner = owner_of(&caller(&db, &headers)?)?;
+        let now = now_ms(&db);
         let mut open = registry.lock();
         open.retain(|_, t| t.live(now));
         let mut mine: Vec<&Staged> = open.values().filter(|t| t.owner == owner).collect();
@@ -418,8 +417,8 @@ async fn get_one<F: Flavor>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let owner = owner_of(&db, &caller(&db, &headers)?)?;
-        let answer = registry.with(db.inner.now_ms(), &id, &owner, |t| Ok(model(t)))?;
+        let owner = owner_of(&caller(&db, &headers)?)?;
+        let answer = registry.with(now_ms(&db), &id, &owner, |t| Ok(model(t)))?;
         Ok(Json(answer).into_response())
     })
     .await
@@ -451,8 +450,8 @@ async fn update<F: Flavor>(
             ));
         }
         let caller = caller(&db, &headers)?;
-        let owner = owner_of(&db, &caller)?;
-        let now = db.inner.now_ms();
+        let owner = owner_of(&caller)?;
+        let now = now_ms(&db);
         // Marked under the registry's lock, so that one commit runs at a time and nothing
         // removes it meanwhile (a delete refuses, the sweep keeps it).
         let ops = registry.with(now, &id, &owner, |t| {
@@ -484,7 +483,7 @@ async fn update<F: Flavor>(
                 ))
             })?;
             if t.status == Status::Committing {
-                t.finish(finished, db.inner.now_ms());
+                t.finish(finished, now_ms(&db));
             }
             model(t)
         };
@@ -511,16 +510,16 @@ async fn delete<F: Flavor>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let owner = owner_of(&db, &caller(&db, &headers)?)?;
+        let owner = owner_of(&caller(&db, &headers)?)?;
         // Checked and removed under one lock: a commit that has begun is never removed
         // from under it (it would answer its end to nobody).
         let mut open = registry.lock();
-        let t = find(&mut open, db.inner.now_ms(), &id, &owner)?;
+        let t = find(&mut open, now_ms(&db), &id, &owner)?;
         if t.status == Status::Committing {
             return Err(not_ready(t));
         }
         open.remove(&id);
-        Ok(super::no_content())
+        Ok(crate::no_content())
     })
     .await
 }
@@ -564,8 +563,8 @@ async fn add_operations<F: Flavor>(
             .collect::<Result<Vec<_>, _>>()?;
         let caller = caller(&db, &headers)?;
         registry.stage(&db, &caller, &id, ops)?;
-        let owner = owner_of(&db, &caller)?;
-        let answer = registry.with(db.inner.now_ms(), &id, &owner, |t| Ok(model(t)))?;
+        let owner = owner_of(&caller)?;
+        let answer = registry.with(now_ms(&db), &id, &owner, |t| Ok(model(t)))?;
         Ok((StatusCode::CREATED, Json(answer)).into_response())
     })
     .await

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::server::{Server, appwrite_error, start, start_with};
-use permdb::server::ServerOptions;
 use permdb::{CollectionSpec, PasswordHashing, Permission, Role};
+use permdb_server::ServerOptions;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -269,7 +269,7 @@ async fn every_account_user_and_team_answer_is_appwrites_model() {
     // The default 4 MiB body limit, so that preferences past their own limit arrive.
     let (options, clock) = common::test_options();
     let s =
-        common::server::start_with(options, clock, permdb::server::ServerOptions::default()).await;
+        common::server::start_with(options, clock, permdb_server::ServerOptions::default()).await;
     let key = [("X-Appwrite-Key", s.key.as_str())];
     let as_key = |method: Method, path: &str, body: Option<Value>| {
         let (s, path) = (&s, path.to_owned());

@@ -3,14 +3,14 @@
 //! user through the `UserClient` extractor and returns their account and documents.
 //!
 //! ```sh
-//! cargo run --features server --example backend -- 127.0.0.1:8080 [--cors-origin URL]
+//! cargo run -p permdb-server --example backend -- 127.0.0.1:8080 [--cors-origin URL]
 //! ```
 //! then drive it with the curl lines it prints (also in README.md).
 
 use axum::routing::get;
 use axum::{Json, Router};
-use permdb::server::{ApiError, ServerOptions, UserClient};
 use permdb::{CollectionSpec, Db, Permission, Query, Role};
+use permdb_server::{ApiError, ServerOptions, UserClient};
 use serde_json::{Value, json};
 
 /// The calling user's account and the birthdays they may read: nothing more.
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::open(&dir)?;
     seed(&db)?;
     let own = Router::new().route("/api/user-data", get(user_data));
-    let app = permdb::server::router_with_routes(db.clone(), options, own);
+    let app = permdb_server::router_with_routes(db.clone(), options, own);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!("listening on {base} (store in {})", dir.display());

@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::error::{Error, Result};
-use crate::id::quote;
+use permdb::wire::quote;
+use permdb::{Error, Result};
 
 /// Request headers a page may send: those of Appwrite's web SDK (as Appwrite's own server
 /// allows them), their Nuvix names, and the standard ones a JSON request carries.

@@ -3,13 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::attribute::{AttributeSpec, AttributeType, TextKind};
-use crate::auth::prefs::{self, Owner};
-use crate::auth::sessions::Session;
-use crate::auth::teams::{self, Membership, Team};
-use crate::auth::users::{self, User};
-use crate::catalog::{CollectionInfo, SchemaInfo};
-use crate::index::attr::{IndexSpec, IndexType};
+use permdb::wire::format_time;
+use permdb::{
+    AttributeSpec, AttributeType, CollectionInfo, Db, Error, IndexSpec, IndexType, Membership,
+    SchemaInfo, Session, Team, TextKind, User,
+};
 
 /// Which of Appwrite's two APIs an answer is for: the same stored thing is a collection
 /// of documents with attributes in one and a table of rows with columns in the other.
@@ -94,6 +92,9 @@ pub(crate) fn attribute(spec: &AttributeSpec, of: &CollectionInfo) -> Value {
             size,
         } => json!({"type": "varchar", "size": size, "encrypt": false}),
         AttributeType::Text { kind, .. } => json!({"type": kind.as_str(), "encrypt": false}),
+        // `AttributeType` may grow (it is non-exhaustive): a type this server does not
+        // know yet shows the common fields only.
+        _ => json!({}),
     };
     if let (Value::Object(out), Value::Object(extra)) = (&mut out, extra) {
         out.extend(extra);
@@ -197,7 +198,7 @@ pub(crate) fn session(s: &Session, email: &str) -> Value {
         "$createdAt": s.created_at,
         "$updatedAt": s.created_at,
         "userId": s.user_id,
-        "expire": crate::timefmt::format(s.expire),
+        "expire": format_time(s.expire),
         "provider": "email",
         "providerUid": email,
         "providerAccessToken": "",
@@ -232,20 +233,33 @@ pub(crate) fn session(s: &Session, email: &str) -> Value {
     out
 }
 
+/// The preferences of `of` read as root, after the caller's own call on it succeeded;
+/// empty if it is gone since (a list's page may name a user deleted meanwhile).
+fn prefs_of(db: &Db, of: PrefsOf, id: &str) -> permdb::Result<Map<String, Value>> {
+    let root = db.root();
+    let prefs = match of {
+        PrefsOf::User => root.users().prefs(id),
+        PrefsOf::Team => root.teams().prefs(id),
+    };
+    match prefs {
+        Err(Error::NotFound { .. }) => Ok(Map::new()),
+        other => other,
+    }
+}
+
 /// [`user`] with the user's stored preferences. Called after the caller's own call on the
 /// user succeeded: it shows nothing of another user.
-pub(crate) fn user_of(db: &crate::Db, u: &User) -> crate::Result<Value> {
-    let prefs = prefs::load(&db.inner.store, Owner::User(&u.id))?;
-    Ok(user(u, prefs))
+pub(crate) fn user_of(db: &Db, u: &User) -> permdb::Result<Value> {
+    Ok(user(u, prefs_of(db, PrefsOf::User, &u.id)?))
 }
 
 /// [`team`] with its membership count, and its preferences when `with_prefs` (lists
 /// fill them for their page only: [`fill_prefs`]), after the caller's own call on the
 /// team succeeded.
-pub(crate) fn team_of(db: &crate::Db, t: &Team, with_prefs: bool) -> crate::Result<Value> {
-    let total = teams::list_memberships(&db.inner, &t.id)?.len();
+pub(crate) fn team_of(db: &Db, t: &Team, with_prefs: bool) -> permdb::Result<Value> {
+    let total = db.root().teams().list_memberships(&t.id)?.len();
     let prefs = if with_prefs {
-        prefs::load(&db.inner.store, Owner::Team(&t.id))?
+        prefs_of(db, PrefsOf::Team, &t.id)?
     } else {
         Map::new()
     };
@@ -260,7 +274,7 @@ pub(crate) enum PrefsOf {
 }
 
 /// Sets `prefs` of every model in `page` (a JSON array of users or teams) from the store.
-pub(crate) fn fill_prefs(db: &crate::Db, page: &mut Value, of: PrefsOf) -> crate::Result<()> {
+pub(crate) fn fill_prefs(db: &Db, page: &mut Value, of: PrefsOf) -> permdb::Result<()> {
     for model in page.as_array_mut().into_iter().flatten() {
         let Some(model) = model.as_object_mut() else {
             continue;
@@ -270,11 +284,7 @@ pub(crate) fn fill_prefs(db: &crate::Db, page: &mut Value, of: PrefsOf) -> crate
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let owner = match of {
-            PrefsOf::User => Owner::User(&id),
-            PrefsOf::Team => Owner::Team(&id),
-        };
-        let prefs = prefs::load(&db.inner.store, owner)?;
+        let prefs = prefs_of(db, of, &id)?;
         model.insert("prefs".to_owned(), Value::Object(prefs));
     }
     Ok(())
@@ -282,15 +292,17 @@ pub(crate) fn fill_prefs(db: &crate::Db, page: &mut Value, of: PrefsOf) -> crate
 
 /// [`membership`] of a team named `team_name`, with the member's name and email only if
 /// `client` may read users.
-pub(crate) fn membership_of(client: &crate::Client, m: &Membership, team_name: &str) -> Value {
+pub(crate) fn membership_of(client: &permdb::Client, m: &Membership, team_name: &str) -> Value {
     let member = client.users().get(&m.user_id).ok();
     membership(m, team_name, member.as_ref())
 }
 
-/// The email of account `user_id` (empty if it is gone), for [`session`]: read after the
-/// caller's own call on the account's sessions succeeded.
-pub(crate) fn account_email(db: &crate::Db, user_id: &str) -> crate::Result<String> {
-    Ok(users::load_user(&db.inner.store, user_id)?
-        .map(|u| u.email)
-        .unwrap_or_default())
+/// The email of account `user_id` (empty if it is gone), for [`session`]: read as root
+/// after the caller's own call on the account's sessions succeeded.
+pub(crate) fn account_email(db: &Db, user_id: &str) -> permdb::Result<String> {
+    match db.root().users().get(user_id) {
+        Ok(u) => Ok(u.email),
+        Err(Error::NotFound { .. }) => Ok(String::new()),
+        Err(e) => Err(e),
+    }
 }

@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::auth::bearer;
-use super::error::ApiError;
-use crate::{Client, Db};
+use crate::auth::bearer;
+use crate::error::ApiError;
+use permdb::{Client, Db};
 
 /// A permdb [`Client`] acting as the user whose token the request carries, in
 /// `Authorization: Bearer <token>` or `X-Appwrite-JWT`. The token is verified against the
@@ -19,7 +19,7 @@ use crate::{Client, Db};
 ///
 /// ```no_run
 /// use axum::{Json, Router, routing::get};
-/// use permdb::server::UserClient;
+/// use permdb_server::UserClient;
 ///
 /// async fn mine(UserClient(client): UserClient) -> Json<u64> {
 ///     let count = client.schema("db").collection("birthdays").count(&[]).unwrap_or(0);
