@@ -119,6 +119,7 @@ await asA.updateRow({ ...birthdays, rowId: 'doc1', data: { name: 'K' }, transact
 await refused('a commit with an operation user-a may not make', () => asA.updateTransaction({ transactionId: tx2.$id, commit: true }), 401, 'user_unauthorized');
 expect('so its delete did not land', (await asA.getRow({ ...birthdays, rowId: 'a2' })).name, 'Ann');
 await refused('bulk writes need a key', () => asA.deleteRows(birthdays), 401, 'user_unauthorized');
+await refused('a user listing users (a scope the role lacks)', () => new Users(withSession).list(), 401, 'general_unauthorized_scope');
 const legacyA = new Databases(withSession);
 const tx3 = await legacyA.createTransaction();
 await legacyA.deleteDocument({ databaseId: 'db', collectionId: 'birthdays', documentId: 'a2', transactionId: tx3.$id });

@@ -97,13 +97,15 @@ fn conflict_kind(kind: ResourceKind) -> &'static str {
     }
 }
 
-/// Appwrite's type for each reason of a refusal. (Appwrite answers a missing scope with
-/// `general_unauthorized_scope`; permdb has answered `user_unauthorized` since its first
-/// server, and keeps it until a change to the wire form is its own decision.)
+/// Appwrite's type for each reason of a refusal: a credential without the scope a route
+/// needs (an API key without it, or a user or guest on an admin route) is
+/// `general_unauthorized_scope`, as Appwrite's scope check answers; permissions not
+/// granted, a credential refused and the wrong kind of client are `user_unauthorized`.
 fn denial_kind(reason: Denial) -> &'static str {
     match reason {
         Denial::InvalidCredentials => "user_invalid_credentials",
         Denial::UserBlocked => "user_blocked",
+        Denial::MissingScope => "general_unauthorized_scope",
         _ => "user_unauthorized",
     }
 }

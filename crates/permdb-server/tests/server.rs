@@ -466,7 +466,8 @@ async fn management_routes_for_keys() {
     assert_eq!(status, StatusCode::CREATED, "{m}");
     let (status, users) = s.call(Method::GET, "/v1/users", &key, None).await;
     assert_eq!((status, &users["total"]), (StatusCode::OK, &json!(3)));
-    // A user is not a key: management routes refuse them.
+    // A user is not a key: management routes refuse them, with Appwrite's type for a
+    // scope the caller's role lacks.
     let (secret, _) = s.sign_in("a").await;
     appwrite_error(
         s.call(
@@ -477,7 +478,7 @@ async fn management_routes_for_keys() {
         )
         .await,
         StatusCode::UNAUTHORIZED,
-        "user_unauthorized",
+        "general_unauthorized_scope",
     );
     let (status, _) = s
         .call(

@@ -788,7 +788,7 @@ async fn updating_a_table_or_database_keeps_what_the_body_leaves_out() {
         s.call(Method::PUT, table, &a, Some(json!({"rowSecurity": false})))
             .await,
         StatusCode::UNAUTHORIZED,
-        "user_unauthorized",
+        "general_unauthorized_scope",
     );
     let (status, t) = s
         .call(
@@ -934,7 +934,7 @@ async fn account_name_email_and_password_changes() {
         )
         .await,
         StatusCode::UNAUTHORIZED,
-        "user_unauthorized",
+        "general_unauthorized_scope",
     );
     let auth = [("X-Appwrite-Key", s.key.as_str())];
     let cases: [(&str, Value, &str, Value); 4] = [

@@ -515,7 +515,7 @@ async fn every_account_user_and_team_answer_is_appwrites_model() {
     appwrite_error(
         mine(Method::GET, "/v1/users/user-a/prefs", None).await,
         StatusCode::UNAUTHORIZED,
-        "user_unauthorized",
+        "general_unauthorized_scope",
     );
     appwrite_error(
         s.call(
@@ -526,7 +526,7 @@ async fn every_account_user_and_team_answer_is_appwrites_model() {
         )
         .await,
         StatusCode::UNAUTHORIZED,
-        "user_unauthorized",
+        "general_unauthorized_scope",
     );
     appwrite_error(
         as_key(Method::GET, "/v1/users/nobody/prefs", None).await,
@@ -1025,7 +1025,7 @@ async fn a_key_mints_a_users_jwt_over_http() {
         )
         .await,
         StatusCode::UNAUTHORIZED,
-        "user_unauthorized",
+        "general_unauthorized_scope",
     );
     for bad in [
         json!({"duration": 7200}),
