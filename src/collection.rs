@@ -2,6 +2,7 @@
 //! call checked against the client's roles by the rules in `perm::decide`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -10,9 +11,10 @@ use crate::attribute;
 use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
 use crate::client::{Client, Schema};
 use crate::document::{DocRecord, Document, DocumentList, load_record, put_record, seq_of};
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
 use crate::index::{Contribution, IndexEdits};
+use crate::live::{PrincipalSource, Subscription, Watch};
 use crate::options::Limits;
 use crate::perm::decide::{
     Access, access, check_create, check_document, check_grantable, may_read, skips_permissions,
@@ -20,9 +22,24 @@ use crate::perm::decide::{
 use crate::perm::{Action, Grant, Permission, Principal, Role, Target, normalize};
 use crate::query::eval::Filter;
 use crate::query::exec::{Want, find};
-use crate::query::{Explain, Query};
+use crate::query::plan::plan;
+use crate::query::{Explain, Method, Query};
 use crate::store::{Store, Tree, WriteBatch, keys};
 use crate::value::flatten;
+
+/// Whether `method` is a filter (what `watch` takes).
+fn is_filter(method: Method) -> bool {
+    !matches!(
+        method,
+        Method::Select
+            | Method::OrderAsc
+            | Method::OrderDesc
+            | Method::Limit
+            | Method::Offset
+            | Method::CursorAfter
+            | Method::CursorBefore
+    )
+}
 
 impl Schema {
     /// A handle on collection `id` of this schema; nothing is read until it is used.
@@ -157,6 +174,64 @@ impl Collection {
                 self.to_document(record, seq.unwrap_or_default())
             })
             .collect()
+    }
+
+    /// A live subscription to the changes of this collection that the client may see and
+    /// `queries` (filters only) match: documents created, updated, deleted, and those
+    /// that enter or leave its view when permissions, its roles or its filters' matches
+    /// change. Each event carries the change's log sequence number. Refused as `find`
+    /// would refuse it, and for queries other than filters (order, limit, offset,
+    /// cursor, select).
+    ///
+    /// ```
+    /// # use permdb::{CollectionSpec, Db, Event, Permission, Role};
+    /// let db = Db::temporary()?;
+    /// let root = db.root();
+    /// root.schemas().create("app", "App")?;
+    /// let spec = CollectionSpec::new("notes", "Notes").permissions([Permission::read(Role::any())]);
+    /// root.schema("app").collections().create(spec)?;
+    /// let notes = db.client().schema("app").collection("notes");
+    /// let live = notes.watch(&[])?;
+    /// root.schema("app").collection("notes").create("n1", serde_json::json!({"t": "hi"}), None)?;
+    /// match live.recv() {
+    ///     Some(Event::Created { document, .. }) => assert_eq!(document.id(), "n1"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), permdb::Error>(())
+    /// ```
+    pub fn watch(&self, queries: &[Query]) -> Result<Subscription> {
+        if let Some(q) = queries.iter().find(|q| !is_filter(q.method())) {
+            return Err(Error::InvalidQuery(format!(
+                "watch takes filters only, not {}",
+                q.method().as_str()
+            )));
+        }
+        let db = &self.client.db.inner;
+        let client = self.client.clone();
+        let source: PrincipalSource = Box::new(move || client.require_documents(false));
+        db.exclusive(|| {
+            let principal = self.client.require_documents(false)?;
+            let coll = self.resolve(&db.store, &principal)?;
+            // Who may read nothing is refused as `find` refuses it, before the queries.
+            if access(&principal, coll.rules()?, Action::Read) == Access::Denied {
+                return Err(Error::unauthorized(
+                    Denial::NotGranted,
+                    format!(
+                        "reading documents of collection {} is not granted",
+                        quote(&self.id)
+                    ),
+                ));
+            }
+            let plan = plan(queries, &coll.query_schema(self.limits().max_depth)?)?;
+            let watch = Watch {
+                schema_id: self.schema_id.clone(),
+                collection_id: self.id.clone(),
+                filter: plan.filter,
+                principal: source,
+            };
+            let (id, shared) = db.hub.subscribe(db, watch, principal, &coll)?;
+            Ok(Subscription::new(Arc::clone(&db.hub), id, shared))
+        })
     }
 
     /// The page of documents the client may read that match `queries`, and their total.

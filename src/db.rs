@@ -9,6 +9,7 @@ use crate::catalog;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::integrity::{self, IntegrityReport};
+use crate::live::Hub;
 use crate::options::{Durability, Limits, Options};
 use crate::store::Tree;
 use crate::token::keyring::KeyRing;
@@ -35,6 +36,11 @@ pub struct DbStats {
     pub trees: Vec<TreeStats>,
     /// Bytes of role bitmaps held in memory (their serialized size).
     pub cached_bitmap_bytes: u64,
+    /// The last log sequence number given to a document change.
+    pub last_lsn: u64,
+    /// How many times commits visited a live subscription since open (a work counter:
+    /// a change visits only the subscriptions that may see it, before or after).
+    pub watch_visits: u64,
 }
 
 /// Sizes of one tree.
@@ -59,6 +65,8 @@ pub(crate) struct DbInner {
     pub(crate) engine: Engine,
     pub(crate) keyring: KeyRing,
     pub(crate) sign_in: SignIn,
+    /// The live subscriptions, fed by every commit.
+    pub(crate) hub: Arc<Hub>,
 }
 
 impl std::ops::Deref for DbInner {
@@ -101,11 +109,14 @@ impl Db {
         engine.store.apply(&first_keys)?;
         engine.store.flush()?;
         let sign_in = SignIn::new(&engine.options)?;
+        let hub = Arc::new(Hub::default());
+        engine.observe(hub.clone());
         let db = Db {
             inner: Arc::new(DbInner {
                 engine,
                 keyring,
                 sign_in,
+                hub,
             }),
         };
         catalog::resume_purges(&db.inner)?;
@@ -141,6 +152,8 @@ impl Db {
         Ok(DbStats {
             trees,
             cached_bitmap_bytes: self.inner.bitmaps.bytes() as u64,
+            last_lsn: self.inner.last_lsn(),
+            watch_visits: self.inner.hub.visits(),
         })
     }
 

@@ -1,9 +1,10 @@
 //! `Engine`: the open store beneath every service: storage, options, cached bitmaps, the
 //! writer lock and the auth epoch; and `ReadView`, the part a query reads through.
 
+use std::any::Any;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::index::BitmapCache;
@@ -13,6 +14,26 @@ use crate::store::{SledBackend, Store, Tree, WriteBatch, keys};
 /// Says whether a committed batch may change or revoke a principal (the auth layer's
 /// rule: `auth::changes_principals`); the engine moves its auth epoch past such batches.
 pub(crate) type PrincipalRule = fn(&WriteBatch) -> bool;
+
+/// What an observer of commits carries from before a batch is applied to after.
+pub(crate) type Prepared = Box<dyn Any + Send>;
+
+/// Sees every batch committed, under the writer lock, so in commit order: before it is
+/// applied (to read what it replaces) and after. The live-events hub is one. It must not
+/// block: writers never wait for readers.
+pub(crate) trait CommitObserver: Send + Sync {
+    /// Before `batch` is applied; what it returns is handed to [`CommitObserver::committed`].
+    fn prepare(&self, engine: &Engine, batch: &WriteBatch) -> Option<Prepared>;
+    /// After `batch` was applied: its document changes were given the log sequence
+    /// numbers from `first_lsn` on, in the batch's key order.
+    fn committed(
+        &self,
+        engine: &Engine,
+        batch: &WriteBatch,
+        prepared: Option<Prepared>,
+        first_lsn: u64,
+    );
+}
 
 pub(crate) struct Engine {
     pub(crate) store: Store,
@@ -26,6 +47,10 @@ pub(crate) struct Engine {
     /// (as `principal_rule` says); clients derive their principal again when it moved.
     auth_epoch: AtomicU64,
     principal_rule: PrincipalRule,
+    /// The last log sequence number given to a document change (stored at
+    /// `keys::LAST_LSN`); moved under the writer lock only.
+    last_lsn: AtomicU64,
+    observer: OnceLock<Arc<dyn CommitObserver>>,
 }
 
 /// What a query reads: the store, the cached bitmaps and the limits, never a write.
@@ -51,6 +76,7 @@ impl Engine {
         let backend = SledBackend::open(path, options.cache_bytes, flush_ms)?;
         let store = Store::new(Arc::new(backend));
         check_format(&store)?;
+        let last_lsn = load_last_lsn(&store)?;
         Ok(Engine {
             store,
             options,
@@ -58,7 +84,26 @@ impl Engine {
             writer: Mutex::new(()),
             auth_epoch: AtomicU64::new(0),
             principal_rule,
+            last_lsn: AtomicU64::new(last_lsn),
+            observer: OnceLock::new(),
         })
+    }
+
+    /// Sets the one observer of commits (at open).
+    pub(crate) fn observe(&self, observer: Arc<dyn CommitObserver>) {
+        // Set once, at open, before any write: a second call is a bug and changes nothing.
+        let _ = self.observer.set(observer);
+    }
+
+    /// Runs `f` under the writer lock without writing: no commit falls inside it.
+    pub(crate) fn exclusive<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _guard = self.lock();
+        f()
+    }
+
+    /// The last log sequence number given to a document change; 0 before the first.
+    pub(crate) fn last_lsn(&self) -> u64 {
+        self.last_lsn.load(Ordering::Acquire)
     }
 
     /// The part of the engine a query reads through.
@@ -87,7 +132,7 @@ impl Engine {
         acting::check_again()?;
         let mut batch = WriteBatch::default();
         let out = f(&self.store, &mut batch)?;
-        self.commit(&batch)?;
+        self.commit(batch)?;
         Ok(out)
     }
 
@@ -103,22 +148,46 @@ impl Engine {
             done: Arc::new(WriteBatch::default()),
         };
         let out = f(&mut steps)?;
-        self.commit(&steps.done)?;
+        let Steps { base, done } = steps;
+        drop(base);
+        self.commit(Arc::unwrap_or_clone(done))?;
         Ok(out)
     }
 
     /// Applies `batch` (under the writer lock), invalidating what it may have changed.
-    fn commit(&self, batch: &WriteBatch) -> Result<()> {
-        let applied = self.store.apply(batch);
+    /// Its document changes get the next log sequence numbers, one each in key order,
+    /// and the last of them is written in the same batch (INVARIANT lsn-atomic: a change
+    /// and its number are durable together, so numbers survive a crash and never repeat).
+    fn commit(&self, mut batch: WriteBatch) -> Result<()> {
+        let changes = batch.ops().filter(|(tree, ..)| *tree == Tree::Docs).count() as u64;
+        let first_lsn = self.last_lsn() + 1;
+        if changes > 0 {
+            let last = first_lsn + changes - 1;
+            batch.put(
+                Tree::Meta,
+                keys::LAST_LSN.to_vec(),
+                last.to_be_bytes().to_vec(),
+            );
+        }
+        let observer = self.observer.get();
+        let prepared = observer.and_then(|o| o.prepare(self, &batch));
+        let applied = self.store.apply(&batch);
         // Whatever happened to the batch, cached bitmaps it touched may be stale now,
         // and clients must not keep a principal it may have changed.
-        self.bitmaps.invalidate(batch);
-        if (self.principal_rule)(batch) {
+        self.bitmaps.invalidate(&batch);
+        if (self.principal_rule)(&batch) {
             self.auth_epoch.fetch_add(1, Ordering::AcqRel);
         }
         applied?;
+        if changes > 0 {
+            self.last_lsn
+                .store(first_lsn + changes - 1, Ordering::Release);
+        }
         if self.options.durability == Durability::Immediate && !batch.is_empty() {
             self.store.flush()?;
+        }
+        if let Some(observer) = observer {
+            observer.committed(self, &batch, prepared, first_lsn);
         }
         Ok(())
     }
@@ -205,6 +274,18 @@ pub(crate) mod acting {
             Some(check) => check(),
             None => Ok(()),
         }
+    }
+}
+
+/// The last log sequence number a store gave out (0 for a store without one).
+fn load_last_lsn(store: &Store) -> Result<u64> {
+    match store.get(Tree::Meta, keys::LAST_LSN)? {
+        None => Ok(0),
+        Some(bytes) => bytes
+            .first_chunk::<8>()
+            .filter(|_| bytes.len() == 8)
+            .map(|b| u64::from_be_bytes(*b))
+            .ok_or_else(|| Error::corrupt("the last log sequence number", "not 8 bytes")),
     }
 }
 

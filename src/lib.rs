@@ -61,6 +61,7 @@ mod fuzz_document;
 mod id;
 mod index;
 mod integrity;
+mod live;
 mod options;
 mod perm;
 mod query;
@@ -92,6 +93,7 @@ pub use error::{Denial, Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN, UNIQUE_ID};
 pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
 pub use integrity::IntegrityReport;
+pub use live::{Event, Subscription, WATCH_QUEUE};
 pub use options::{
     Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, SystemClock,
 };

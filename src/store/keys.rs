@@ -75,6 +75,10 @@ pub(crate) const PURGE_PREFIX: &[u8] = b"p";
 
 pub(crate) const STORE_ID: &[u8] = b"i";
 
+/// The last log sequence number given to a document change (8 bytes, big-endian),
+/// written in the batch of the changes it counts.
+pub(crate) const LAST_LSN: &[u8] = b"l";
+
 /// The kinds of record in the auth tree, by the tag byte their keys start with: the only
 /// place these bytes are written or read (`AuthTag::of` decodes a key's tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
