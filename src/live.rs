@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use roaring::RoaringBitmap;
 
-use crate::auth::changes_principals;
+use crate::auth::{Affected, affected_principals};
 use crate::catalog::{CollectionRecord, load_collection, load_schema};
 use crate::document::{DocRecord, Document, load_record};
 use crate::engine::{CommitObserver, Engine, Prepared};
@@ -385,11 +385,33 @@ impl CommitObserver for Hub {
         // Rules first: the roles of subscribers and the collections' rules, as this
         // batch left them; then each document change against the subscriptions it may
         // concern.
-        let recheck_all = changes_principals(batch).then(|| state.subs.keys().copied().collect());
-        let rechecks: Vec<u64> = recheck_all.unwrap_or_else(|| catalog_touched(&state, batch));
+        // The collections' rules changed: their subscriptions' sets are computed again.
+        // A principal changed: its subscriptions are derived again, and their sets
+        // computed again only when the roles or the access changed.
         let lsn_now = engine.last_lsn();
-        for id in rechecks {
-            recheck(&mut state, engine, id, lsn_now);
+        let touched = catalog_touched(&state, batch);
+        for id in &touched {
+            recheck(&mut state, engine, *id, lsn_now, true);
+        }
+        let affected: Vec<u64> = match affected_principals(batch) {
+            Affected::Nobody => Vec::new(),
+            Affected::Everyone => state.subs.keys().copied().collect(),
+            Affected::Users(users) => state
+                .subs
+                .iter()
+                .filter(|(_, shared)| {
+                    lock(&shared.sub)
+                        .current
+                        .user_id()
+                        .is_some_and(|u| users.contains(u))
+                })
+                .map(|(id, _)| *id)
+                .collect(),
+        };
+        for id in affected {
+            if !touched.contains(&id) {
+                recheck(&mut state, engine, id, lsn_now, false);
+            }
         }
         for (i, (cid, seq)) in doc_changes(batch).enumerate() {
             let lsn = first_lsn + i as u64;
@@ -460,7 +482,7 @@ fn doc_changes(batch: &WriteBatch) -> impl Iterator<Item = (u32, u32)> + '_ {
 /// Derives subscription `id`'s principal and collection again; when what it may see
 /// changed, sends the difference (entered, left) and moves it in the fan-out index; when
 /// it may no longer read the collection, ends it with the error a `find` would give.
-fn recheck(state: &mut State, engine: &Engine, id: u64, lsn: u64) {
+fn recheck(state: &mut State, engine: &Engine, id: u64, lsn: u64, rules_changed: bool) {
     let Some(shared) = state.subs.get(&id).cloned() else {
         return;
     };
@@ -479,6 +501,13 @@ fn recheck(state: &mut State, engine: &Engine, id: u64, lsn: u64) {
             return;
         }
     };
+    let indexed = index_of(&principal, &coll);
+    let same_roles =
+        principal.roles().map(|r| r.shared_keys()) == sub.current.roles().map(|r| r.shared_keys());
+    if !rules_changed && same_roles && indexed == sub.indexed {
+        sub.current = principal;
+        return;
+    }
     let visible = match visible_set(engine, &principal, &coll, sub.filter.as_ref()) {
         Ok(v) => v,
         Err(error) => {
@@ -486,7 +515,6 @@ fn recheck(state: &mut State, engine: &Engine, id: u64, lsn: u64) {
             return;
         }
     };
-    let indexed = index_of(&principal, &coll);
     if indexed != sub.indexed {
         if let Some(f) = state.fanout.get_mut(&sub.cid) {
             f.remove(id, &sub.indexed);

@@ -12,6 +12,8 @@ pub(crate) mod users;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::collections::BTreeSet;
+
 use crate::error::Result;
 use crate::store::keys::AuthTag;
 use crate::store::{Direction, Store, Tree, WriteBatch, codec};
@@ -69,6 +71,69 @@ pub(crate) fn changes_principals(batch: &WriteBatch) -> bool {
                 _ => true,
             }
     })
+}
+
+/// Whose principals a committed batch may have changed: [`changes_principals`] narrowed
+/// to the users its keys name, so that live subscriptions of others are not rechecked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Affected {
+    Nobody,
+    Users(BTreeSet<String>),
+    /// API keys, token signing keys, a key of no kind, or a membership whose user the
+    /// batch does not name: every principal (fail closed).
+    Everyone,
+}
+
+/// Who `batch` may have changed the principal of (see [`Affected`]).
+pub(crate) fn affected_principals(batch: &WriteBatch) -> Affected {
+    let mut users = BTreeSet::new();
+    let (mut memberships, mut named_memberships) = (0usize, 0usize);
+    let (mut ended_sessions, mut named_sessions) = (0usize, 0usize);
+    for (tree, key, value) in batch.ops() {
+        if tree != Tree::Auth {
+            continue;
+        }
+        let rest = || String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
+        let parent = || {
+            let rest = key.get(1..).unwrap_or_default();
+            let end = rest.iter().position(|b| *b == b'/').unwrap_or(rest.len());
+            String::from_utf8_lossy(rest.get(..end).unwrap_or_default()).into_owned()
+        };
+        match AuthTag::of(key) {
+            Some(AuthTag::User | AuthTag::Incarnation) => {
+                users.insert(rest());
+            }
+            Some(AuthTag::UserSession) if value.is_none() => {
+                named_sessions += 1;
+                users.insert(parent());
+            }
+            Some(AuthTag::Session) if value.is_none() => ended_sessions += 1,
+            Some(AuthTag::UserMembership) => {
+                named_memberships += 1;
+                users.insert(parent());
+            }
+            Some(AuthTag::Membership) => memberships += 1,
+            Some(
+                AuthTag::Session
+                | AuthTag::UserSession
+                | AuthTag::Email
+                | AuthTag::UsedToken
+                | AuthTag::TokenExpiry
+                | AuthTag::UserPrefs
+                | AuthTag::TeamPrefs
+                | AuthTag::Team
+                | AuthTag::TeamMembership,
+            ) => {}
+            Some(AuthTag::ApiKey | AuthTag::SigningKey) | None => return Affected::Everyone,
+        }
+    }
+    if memberships > named_memberships || ended_sessions > named_sessions {
+        Affected::Everyone
+    } else if users.is_empty() {
+        Affected::Nobody
+    } else {
+        Affected::Users(users)
+    }
 }
 
 /// What sign-ins share across calls: the throttle on failed attempts, and a password
