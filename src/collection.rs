@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::attribute;
 use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
+use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{DocRecord, Document, DocumentList, load_record, put_record, seq_of};
 use crate::error::{Denial, Error, ResourceKind, Result};
@@ -231,6 +232,22 @@ impl Collection {
             };
             let (id, shared) = db.hub.subscribe(db, watch, principal, &coll)?;
             Ok(Subscription::new(Arc::clone(&db.hub), id, shared))
+        })
+    }
+
+    /// The changes feed: the documents created or updated after log sequence number
+    /// `since` that the client may read now (in change order), the ids of those deleted
+    /// or no longer readable since, and the number to resume from, at most `limit`
+    /// entries. Pass 0 at first; then [`Changes::next`]. `ResyncRequired` when it cannot
+    /// answer from `since` (tombstones purged, the client's roles or the collection's
+    /// permissions changed since): read the view again with `find` and follow from
+    /// [`crate::Db`]'s last number taken before that `find`.
+    pub fn changes(&self, since: u64, limit: usize) -> Result<Changes> {
+        let db = &self.client.db.inner;
+        db.exclusive(|| {
+            let principal = self.client.require_documents(false)?;
+            let coll = self.resolve(&db.store, &principal)?;
+            crate::changes::read(db, &principal, &coll, since, limit.clamp(1, 5000))
         })
     }
 

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use crate::auth::SignIn;
 use crate::catalog;
+use crate::changes::{self, OldRecords};
 use crate::engine::Engine;
+use crate::engine::{CommitObserver, Lsns, Prepared};
 use crate::error::Result;
 use crate::integrity::{self, IntegrityReport};
 use crate::live::Hub;
 use crate::options::{Durability, Limits, Options};
 use crate::store::Tree;
+use crate::store::WriteBatch;
 use crate::token::keyring::KeyRing;
 
 /// An open permdb store.
@@ -110,7 +113,8 @@ impl Db {
         engine.store.flush()?;
         let sign_in = SignIn::new(&engine.options)?;
         let hub = Arc::new(Hub::default());
-        engine.observe(hub.clone());
+        engine.observe(Arc::new(Feeds { hub: hub.clone() }));
+        changes::mark_older_store(&engine)?;
         let db = Db {
             inner: Arc::new(DbInner {
                 engine,
@@ -170,6 +174,13 @@ impl Db {
         self.inner.now()
     }
 
+    /// The last log sequence number the store gave out: a `find` made after reading it,
+    /// and `Collection::changes` from it, together miss no change.
+    #[must_use]
+    pub fn last_lsn(&self) -> u64 {
+        self.inner.last_lsn()
+    }
+
     /// The limits this store was opened with (`Options::limits`).
     #[must_use]
     pub fn limits(&self) -> &Limits {
@@ -191,5 +202,37 @@ impl Db {
     /// per collection. Returns what was wrong before.
     pub fn repair(&self) -> Result<IntegrityReport> {
         integrity::repair(&self.inner)
+    }
+}
+
+/// What every commit feeds: the changes feed's records, written in the batch, and the
+/// live subscriptions, told after it is applied. The records a batch replaces are read
+/// once for both.
+struct Feeds {
+    hub: Arc<Hub>,
+}
+
+impl CommitObserver for Feeds {
+    fn prepare(
+        &self,
+        engine: &Engine,
+        batch: &mut WriteBatch,
+        lsns: Lsns,
+    ) -> Result<Option<Prepared>> {
+        let old = changes::old_records(&engine.store, batch)?;
+        changes::record(engine, batch, &old, lsns)?;
+        Ok(self.hub.watching().then(|| Box::new(old) as Prepared))
+    }
+
+    fn committed(
+        &self,
+        engine: &Engine,
+        batch: &WriteBatch,
+        prepared: Option<Prepared>,
+        lsns: Lsns,
+    ) {
+        if let Some(old) = prepared.and_then(|p| p.downcast::<OldRecords>().ok()) {
+            self.hub.committed(engine, batch, &old, lsns);
+        }
     }
 }

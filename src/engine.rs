@@ -18,20 +18,42 @@ pub(crate) type PrincipalRule = fn(&WriteBatch) -> bool;
 /// What an observer of commits carries from before a batch is applied to after.
 pub(crate) type Prepared = Box<dyn Any + Send>;
 
+/// The log sequence numbers of one batch: each document change (in the batch's key
+/// order) gets one, from `first`; a batch that may change a principal or a collection's
+/// rules gets one more, the last (`rules`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lsns {
+    pub(crate) first: u64,
+    pub(crate) documents: u64,
+    pub(crate) rules: Option<u64>,
+}
+
+impl Lsns {
+    /// The last number of the batch, or the one before it when it takes none.
+    pub(crate) fn last(&self) -> u64 {
+        self.first + self.documents + u64::from(self.rules.is_some()) - 1
+    }
+}
+
 /// Sees every batch committed, under the writer lock, so in commit order: before it is
-/// applied (to read what it replaces) and after. The live-events hub is one. It must not
-/// block: writers never wait for readers.
+/// applied (to read what it replaces, and to add the writes that go with it) and after.
+/// It must not block: writers never wait for readers.
 pub(crate) trait CommitObserver: Send + Sync {
-    /// Before `batch` is applied; what it returns is handed to [`CommitObserver::committed`].
-    fn prepare(&self, engine: &Engine, batch: &WriteBatch) -> Option<Prepared>;
-    /// After `batch` was applied: its document changes were given the log sequence
-    /// numbers from `first_lsn` on, in the batch's key order.
+    /// Before `batch` is applied; may add to it. An error fails the write. What it
+    /// returns is handed to [`CommitObserver::committed`].
+    fn prepare(
+        &self,
+        engine: &Engine,
+        batch: &mut WriteBatch,
+        lsns: Lsns,
+    ) -> Result<Option<Prepared>>;
+    /// After `batch` was applied.
     fn committed(
         &self,
         engine: &Engine,
         batch: &WriteBatch,
         prepared: Option<Prepared>,
-        first_lsn: u64,
+        lsns: Lsns,
     );
 }
 
@@ -101,6 +123,13 @@ impl Engine {
         f()
     }
 
+    /// Takes `lsn` as the last number given out: for a write made outside `commit`'s
+    /// numbering (the mark of a store older than the feed), under the writer lock.
+    pub(crate) fn numbered_up_to(&self, lsn: u64) {
+        let _guard = self.lock();
+        self.last_lsn.fetch_max(lsn, Ordering::AcqRel);
+    }
+
     /// The last log sequence number given to a document change; 0 before the first.
     pub(crate) fn last_lsn(&self) -> u64 {
         self.last_lsn.load(Ordering::Acquire)
@@ -159,18 +188,28 @@ impl Engine {
     /// and the last of them is written in the same batch (INVARIANT lsn-atomic: a change
     /// and its number are durable together, so numbers survive a crash and never repeat).
     fn commit(&self, mut batch: WriteBatch) -> Result<()> {
-        let changes = batch.ops().filter(|(tree, ..)| *tree == Tree::Docs).count() as u64;
-        let first_lsn = self.last_lsn() + 1;
-        if changes > 0 {
-            let last = first_lsn + changes - 1;
+        let documents = batch.ops().filter(|(tree, ..)| *tree == Tree::Docs).count() as u64;
+        let first = self.last_lsn() + 1;
+        let rules =
+            ((self.principal_rule)(&batch) || changes_rules(&batch)).then_some(first + documents);
+        let lsns = Lsns {
+            first,
+            documents,
+            rules,
+        };
+        let observer = self.observer.get();
+        let prepared = match observer {
+            Some(o) => o.prepare(self, &mut batch, lsns)?,
+            None => None,
+        };
+        let numbered = lsns.last() >= first;
+        if numbered {
             batch.put(
                 Tree::Meta,
                 keys::LAST_LSN.to_vec(),
-                last.to_be_bytes().to_vec(),
+                lsns.last().to_be_bytes().to_vec(),
             );
         }
-        let observer = self.observer.get();
-        let prepared = observer.and_then(|o| o.prepare(self, &batch));
         let applied = self.store.apply(&batch);
         // Whatever happened to the batch, cached bitmaps it touched may be stale now,
         // and clients must not keep a principal it may have changed.
@@ -179,15 +218,14 @@ impl Engine {
             self.auth_epoch.fetch_add(1, Ordering::AcqRel);
         }
         applied?;
-        if changes > 0 {
-            self.last_lsn
-                .store(first_lsn + changes - 1, Ordering::Release);
+        if numbered {
+            self.last_lsn.store(lsns.last(), Ordering::Release);
         }
         if self.options.durability == Durability::Immediate && !batch.is_empty() {
             self.store.flush()?;
         }
         if let Some(observer) = observer {
-            observer.committed(self, &batch, prepared, first_lsn);
+            observer.committed(self, &batch, prepared, lsns);
         }
         Ok(())
     }
@@ -275,6 +313,14 @@ pub(crate) mod acting {
             None => Ok(()),
         }
     }
+}
+
+/// Whether `batch` writes a schema or collection record (rules that decide who reads).
+fn changes_rules(batch: &WriteBatch) -> bool {
+    batch.ops().any(|(tree, key, _)| {
+        tree == Tree::Meta
+            && (key.starts_with(keys::COLLECTIONS_PREFIX) || key.starts_with(keys::SCHEMA_PREFIX))
+    })
 }
 
 /// The last log sequence number a store gave out (0 for a store without one).

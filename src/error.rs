@@ -143,6 +143,15 @@ pub enum Error {
         /// The version this build reads and writes.
         expected: u32,
     },
+    /// The changes feed cannot answer from `since`: the client must read its view again
+    /// with `find` (then follow the feed from the number that read started at).
+    #[error("resync needed from {since}: {reason}")]
+    ResyncRequired {
+        /// The `since` asked for.
+        since: u64,
+        /// Why: tombstones purged, the client's roles or the collection's rules changed.
+        reason: String,
+    },
     /// The storage engine or the system under it failed (I/O, a lock, encoding);
     /// [`std::error::Error::source`] gives the underlying error.
     #[error("storage error: {message}")]

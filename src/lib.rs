@@ -47,6 +47,7 @@ mod admin;
 mod attribute;
 mod auth;
 mod catalog;
+mod changes;
 mod client;
 mod collection;
 #[cfg(test)]
@@ -85,6 +86,7 @@ pub use auth::sessions::Session;
 pub use auth::teams::{MAX_MEMBERSHIP_ROLES, Membership, Team};
 pub use auth::users::{MAX_EMAIL_LEN, MAX_LABELS, User};
 pub use catalog::{CollectionInfo, CollectionSpec, SchemaInfo};
+pub use changes::Changes;
 pub use client::{AccountStamp, Actor, Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
 pub use db::{Db, DbStats, TreeStats};

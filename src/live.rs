@@ -15,8 +15,9 @@ use roaring::RoaringBitmap;
 
 use crate::auth::{Affected, affected_principals};
 use crate::catalog::{CollectionRecord, load_collection, load_schema};
+use crate::changes::{OldRecords, doc_changes};
 use crate::document::{DocRecord, Document, load_record};
-use crate::engine::{CommitObserver, Engine, Prepared};
+use crate::engine::{Engine, Lsns};
 use crate::error::{Error, ResourceKind, Result};
 use crate::index::{Counters, IndexKind};
 use crate::perm::decide::{Access, access, may_read, skips_permissions};
@@ -348,47 +349,32 @@ fn reachable(
         .ok_or_else(|| Error::not_found(ResourceKind::Collection, collection_id))
 }
 
-/// The old records of the watched documents a batch changes, read before it is applied.
-struct Before {
-    records: HashMap<(u32, u32), Option<DocRecord>>,
-}
-
-impl CommitObserver for Hub {
-    fn prepare(&self, engine: &Engine, batch: &WriteBatch) -> Option<Prepared> {
-        let state = lock(&self.state);
-        if state.subs.is_empty() {
-            return None;
-        }
-        let mut records = HashMap::new();
-        for (cid, seq) in doc_changes(batch) {
-            if state.fanout.contains_key(&cid) {
-                // A record that does not decode is left out: its readers learn of the
-                // change from the new record (and `Corrupt` from their own reads).
-                let old = load_record(&engine.store, cid, seq).ok().flatten();
-                records.insert((cid, seq), old);
-            }
-        }
-        Some(Box::new(Before { records }))
+impl Hub {
+    /// Whether any subscription is open (else commits skip the hub).
+    pub(crate) fn watching(&self) -> bool {
+        !lock(&self.state).subs.is_empty()
     }
 
-    fn committed(
+    /// Sends every subscription what the applied `batch` means to it; `old` holds the
+    /// records its document changes replaced.
+    pub(crate) fn committed(
         &self,
         engine: &Engine,
         batch: &WriteBatch,
-        prepared: Option<Prepared>,
-        first_lsn: u64,
+        old: &OldRecords,
+        lsns: Lsns,
     ) {
-        let Some(before) = prepared.and_then(|p| p.downcast::<Before>().ok()) else {
-            return;
-        };
         let mut state = lock(&self.state);
+        if state.subs.is_empty() {
+            return;
+        }
         // Rules first: the roles of subscribers and the collections' rules, as this
         // batch left them; then each document change against the subscriptions it may
         // concern.
         // The collections' rules changed: their subscriptions' sets are computed again.
         // A principal changed: its subscriptions are derived again, and their sets
         // computed again only when the roles or the access changed.
-        let lsn_now = engine.last_lsn();
+        let lsn_now = lsns.rules.unwrap_or_else(|| engine.last_lsn());
         let touched = catalog_touched(&state, batch);
         for id in &touched {
             recheck(&mut state, engine, *id, lsn_now, true);
@@ -414,11 +400,11 @@ impl CommitObserver for Hub {
             }
         }
         for (i, (cid, seq)) in doc_changes(batch).enumerate() {
-            let lsn = first_lsn + i as u64;
+            let lsn = lsns.first + i as u64;
             let Some(fanout) = state.fanout.get(&cid) else {
                 continue;
             };
-            let old = before.records.get(&(cid, seq)).and_then(Option::as_ref);
+            let old = old.get(&(cid, seq)).and_then(Option::as_ref);
             let new = load_record(&engine.store, cid, seq).ok().flatten();
             let mut candidates: BTreeSet<u64> = fanout.every.clone();
             for record in [old, new.as_ref()].into_iter().flatten() {
@@ -468,15 +454,6 @@ fn catalog_touched(state: &State, batch: &WriteBatch) -> Vec<u64> {
         })
         .map(|(id, _)| *id)
         .collect()
-}
-
-/// The (collection, sequence) of every document `batch` writes or removes, in key order
-/// (the order the engine numbers them in).
-fn doc_changes(batch: &WriteBatch) -> impl Iterator<Item = (u32, u32)> + '_ {
-    batch
-        .ops()
-        .filter(|(tree, ..)| *tree == Tree::Docs)
-        .filter_map(|(_, key, _)| Some((keys::key_collection(key)?, keys::doc_seq(key)?)))
 }
 
 /// Derives subscription `id`'s principal and collection again; when what it may see

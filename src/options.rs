@@ -119,6 +119,7 @@ pub struct Options {
     pub(crate) password_hashing: PasswordHashing,
     pub(crate) sign_in_failures: u32,
     pub(crate) sign_in_window: time::Duration,
+    pub(crate) tombstone_retention: time::Duration,
 }
 
 impl Default for Options {
@@ -135,6 +136,7 @@ impl Default for Options {
             password_hashing: PasswordHashing::default(),
             sign_in_failures: 10,
             sign_in_window: time::Duration::minutes(15),
+            tombstone_retention: time::Duration::days(30),
         }
     }
 }
@@ -188,6 +190,15 @@ impl Options {
         self
     }
 
+    /// How long the changes feed keeps the tombstones of deleted documents; a
+    /// `Collection::changes` from before the oldest kept is `ResyncRequired`. At least a
+    /// second. Default 30 days.
+    #[must_use]
+    pub fn tombstone_retention(mut self, retention: time::Duration) -> Options {
+        self.tombstone_retention = retention;
+        self
+    }
+
     /// How long a token lasts, at most [`MAX_JWT_TTL`]; opening fails above it. Default 15 minutes.
     #[must_use]
     pub fn jwt_ttl(mut self, ttl: time::Duration) -> Options {
@@ -228,6 +239,9 @@ impl Options {
             return bad(format!(
                 "jwt_ttl must be above zero and at most {MAX_JWT_TTL}"
             ));
+        }
+        if self.tombstone_retention < time::Duration::SECOND {
+            return bad("tombstone_retention must be at least a second".into());
         }
         if self.token_leeway < time::Duration::ZERO || self.token_leeway > MAX_TOKEN_LEEWAY {
             return bad(format!("token_leeway must be 0 to {MAX_TOKEN_LEEWAY}"));

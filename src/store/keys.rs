@@ -322,3 +322,42 @@ mod tests {
         assert!(collection("db", "x").starts_with(&collection_prefix("db")));
     }
 }
+
+/// The kinds of record in the changes tree, by the tag byte their keys start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ChangeTag {
+    /// `D` cid seq -> (the document's last change number, read roles it lost)
+    Doc = b'D',
+    /// `C` cid bucket -> bitmap of the live documents whose last change is in the bucket
+    Changed = b'C',
+    /// `L` cid bucket role -> of those, the ones that lost read for `role`
+    Lost = b'L',
+    /// `G` cid bucket -> bitmap of the documents deleted in the bucket (tombstones)
+    Gone = b'G',
+    /// `R` cid bucket role -> of those, the ones `role` could read when deleted
+    GoneReaders = b'R',
+    /// `M` cid bucket -> when the bucket's last tombstone was made (ms)
+    GoneAt = b'M',
+    /// `T` cid seq -> tombstone (id, number, ms)
+    Tombstone = b'T',
+    /// `U` user_id -> the number of the last change of the user's principal
+    UserRoles = b'U',
+    /// `A` -> the number of the last change of every principal (keys, signing keys)
+    AllRoles = b'A',
+    /// `Y` cid -> the number of the last change of the collection's rules; `Y` alone: of
+    /// every collection's (a schema record changed)
+    Rules = b'Y',
+    /// `H` cid -> the lowest `since` the feed still answers (tombstones before it were
+    /// purged); `H` alone: for every collection (a store older than the feed)
+    Horizon = b'H',
+}
+
+/// `tag` followed by `parts`, each as given (the caller fixes their widths).
+pub(crate) fn change(tag: ChangeTag, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![tag as u8];
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}

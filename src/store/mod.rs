@@ -31,16 +31,20 @@ pub(crate) enum Tree {
     Auth,
     /// Key and unique index entries: ordered (values, sequence) keys.
     AttrIndex,
+    /// The changes feed: each document's last change, bucketed change and tombstone
+    /// bitmaps, tombstones, and the numbers of role and rule changes (`changes.rs`).
+    Changes,
 }
 
 impl Tree {
-    pub(crate) const ALL: [Tree; 6] = [
+    pub(crate) const ALL: [Tree; 7] = [
         Tree::Meta,
         Tree::Docs,
         Tree::DocIds,
         Tree::PermIndex,
         Tree::Auth,
         Tree::AttrIndex,
+        Tree::Changes,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -51,6 +55,7 @@ impl Tree {
             Tree::PermIndex => "perm_index",
             Tree::Auth => "auth",
             Tree::AttrIndex => "attr_index",
+            Tree::Changes => "changes",
         }
     }
 }
