@@ -448,13 +448,21 @@ pub(crate) fn read(
             "since {since} is after the last change number {last}"
         )));
     }
-    for key in [
-        keys::change(ChangeTag::Horizon, &[]),
-        keys::change(ChangeTag::Horizon, &[&cid_bytes(cid)]),
-    ] {
-        if read_u64(store, &key)?.is_some_and(|h| since < h) {
-            return resync("the changes before it are no longer kept");
-        }
+    // A store older than the feed has documents without feed records: only `find` sees
+    // them all.
+    if read_u64(store, &keys::change(ChangeTag::Horizon, &[]))?.is_some_and(|h| since < h) {
+        return resync("the store was written before the feed existed");
+    }
+    // From 0 the client holds nothing: every live document it may read now is in the
+    // log (its last change), so purged tombstones and changed roles or rules do not
+    // matter. From a later number they do.
+    if since == 0 {
+        return read_after(engine, principal, coll, since, limit);
+    }
+    if read_u64(store, &keys::change(ChangeTag::Horizon, &[&cid_bytes(cid)]))?
+        .is_some_and(|h| since < h)
+    {
+        return resync("the changes before it are no longer kept");
     }
     for key in [
         keys::change(ChangeTag::Rules, &[]),
@@ -475,6 +483,20 @@ pub(crate) fn read(
             return resync("the client's roles changed since");
         }
     }
+    read_after(engine, principal, coll, since, limit)
+}
+
+/// [`read`] once it is known that the feed can answer from `since`.
+fn read_after(
+    engine: &Engine,
+    principal: &Principal,
+    coll: &CollectionRecord,
+    since: u64,
+    limit: usize,
+) -> Result<Changes> {
+    let store = &engine.store;
+    let cid = coll.cid;
+    let last = engine.last_lsn();
     let counters = crate::index::Counters::default();
     let (visible, roles): (RoaringBitmap, Option<Vec<String>>) = match (
         access(principal, coll.rules()?, Action::Read),

@@ -142,6 +142,8 @@ struct Sub {
     queue: VecDeque<Event>,
     closed: bool,
     last_lsn: u64,
+    /// The task polling the subscription as a stream, woken by the next event.
+    waker: Option<std::task::Waker>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -179,6 +181,7 @@ impl Hub {
                 queue: VecDeque::new(),
                 closed: false,
                 last_lsn: engine.last_lsn(),
+                waker: None,
             }),
             ready: Condvar::new(),
         });
@@ -616,14 +619,22 @@ fn push(shared: &Shared, sub: &mut Sub, event: Event) {
         sub.last_lsn = lsn;
     }
     sub.queue.push_back(event);
-    shared.ready.notify_all();
+    wake(shared, sub);
 }
 
 /// Queues the final `event` and closes the subscription.
 fn end(shared: &Shared, sub: &mut Sub, event: Event) {
     sub.queue.push_back(event);
     sub.closed = true;
+    wake(shared, sub);
+}
+
+/// Wakes the threads blocked in `recv` and the task polling the stream.
+fn wake(shared: &Shared, sub: &mut Sub) {
     shared.ready.notify_all();
+    if let Some(waker) = sub.waker.take() {
+        waker.wake();
+    }
 }
 
 fn event_lsn(event: &Event) -> Option<u64> {
@@ -671,6 +682,26 @@ impl Shared {
                 }
             };
         }
+    }
+
+    /// The next event for a task: `Ready(None)` once closed and drained; else `Pending`,
+    /// with the task woken by the next event.
+    #[cfg(feature = "stream")]
+    fn poll_next(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Event>> {
+        use std::task::Poll;
+        let mut sub = lock(&self.sub);
+        if let Some(event) = sub.queue.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        if sub.closed {
+            return Poll::Ready(None);
+        }
+        if let Err(error) = (sub.principal)() {
+            sub.closed = true;
+            return Poll::Ready(Some(Event::Ended { error }));
+        }
+        sub.waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 
     /// The next event if one is queued.
@@ -742,6 +773,21 @@ impl Subscription {
     #[must_use]
     pub fn last_lsn(&self) -> u64 {
         self.shared.last_lsn()
+    }
+}
+
+/// An async stream of the events (feature `stream`): the same events as
+/// [`Subscription::recv`], for a task. A credential that ends without a write (a token
+/// that expires) is seen at the next poll.
+#[cfg(feature = "stream")]
+impl futures_core::Stream for Subscription {
+    type Item = Event;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Event>> {
+        self.shared.poll_next(cx)
     }
 }
 

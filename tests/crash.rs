@@ -366,6 +366,47 @@ fn check_views(db: &Db, model: &Model, context: &str) {
     }
 }
 
+fn data_by_id(docs: &[permdb::Document]) -> BTreeMap<String, Value> {
+    docs.iter()
+        .map(|d| (d.id().to_owned(), Value::Object(d.data().clone())))
+        .collect()
+}
+
+/// Follows `c`'s changes feed from `since` to the present in pages of 7, applying each
+/// page to `docs`; a resync reads the view with `find`.
+fn follow(db: &Db, c: &Collection, since: &mut u64, docs: &mut BTreeMap<String, Value>) {
+    loop {
+        match c.changes(*since, 7) {
+            Ok(page) => {
+                let mut entries: Vec<(u64, String, Option<Value>)> = page
+                    .documents
+                    .iter()
+                    .map(|(l, d)| (*l, d.id().to_owned(), Some(Value::Object(d.data().clone()))))
+                    .collect();
+                entries.extend(page.gone.into_iter().map(|(l, id)| (l, id, None)));
+                entries.sort_by_key(|e| e.0);
+                for (_, id, data) in entries {
+                    match data {
+                        Some(v) => docs.insert(id, v),
+                        None => docs.remove(&id),
+                    };
+                }
+                let done = page.next == *since || page.next == db.last_lsn();
+                *since = page.next;
+                if done {
+                    return;
+                }
+            }
+            Err(Error::ResyncRequired { .. }) => {
+                *since = db.last_lsn();
+                *docs = data_by_id(&c.find(&[Query::limit(1000)]).unwrap().documents);
+                return;
+            }
+            Err(e) => panic!("the changes feed: {e}"),
+        }
+    }
+}
+
 /// One line of the child's log: an op and when its write was acknowledged.
 #[derive(Debug, Clone, Copy)]
 struct Ack {
@@ -440,6 +481,9 @@ struct Crashes {
     model: Model,
     next: u64,
     tally: Tally,
+    /// Per user, a replica following the changes feed across the rounds: (the number
+    /// to resume from, the documents' data by id).
+    replicas: BTreeMap<&'static str, (u64, BTreeMap<String, Value>)>,
 }
 
 impl Crashes {
@@ -456,6 +500,30 @@ impl Crashes {
             model: Model::new(),
             next: 0,
             tally: Tally::default(),
+            replicas: BTreeMap::new(),
+        }
+    }
+
+    /// Each user's replica resumes the changes feed where it stopped before the crash,
+    /// and must then equal the user's `find`; so must a replica read from number 0.
+    fn follow_feeds(&mut self, db: &Db, context: &str) {
+        for user in USERS {
+            let c = db
+                .root()
+                .impersonate(user)
+                .unwrap()
+                .schema("s")
+                .collection("c");
+            let view = data_by_id(&c.find(&[Query::limit(1000)]).unwrap().documents);
+            let (since, docs) = self.replicas.entry(user).or_default();
+            follow(db, &c, since, docs);
+            assert_eq!(
+                *docs, view,
+                "{context}: {user}'s replica resumed after the crash"
+            );
+            let (mut from_zero, mut fresh) = (0, BTreeMap::new());
+            follow(db, &c, &mut from_zero, &mut fresh);
+            assert_eq!(fresh, view, "{context}: {user}'s feed from 0");
         }
     }
 
@@ -623,6 +691,7 @@ impl Crashes {
             }
         };
         check_views(&db, &states[j], &context);
+        self.follow_feeds(&db, &context);
         drop(db);
         let tally = &mut self.tally;
         tally.rounds += 1;

@@ -396,3 +396,54 @@ fn log_sequence_numbers_survive_a_reopen_and_never_repeat() {
     notes_of(&db.root()).delete("n2").unwrap();
     assert!(matches!(live.try_recv(), Some(Event::Deleted { lsn, .. }) if lsn == last + 1));
 }
+
+/// The async stream (feature `stream`): pending while nothing happened, woken by the
+/// write that concerns it, then the event.
+#[cfg(feature = "stream")]
+#[test]
+fn the_stream_wakes_its_task_on_an_event() {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use futures_core::Stream;
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let (db, notes) = setup();
+    let a = common::sign_in(&db, "a");
+    let mut live = notes_of(&a).watch(&[]).unwrap();
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(Pin::new(&mut live).poll_next(&mut cx).is_pending());
+    notes
+        .create("other", json!({}), Some(read("user-b")))
+        .unwrap();
+    assert!(
+        !flag.0.load(Ordering::SeqCst),
+        "a write user-a cannot see wakes nothing"
+    );
+    notes
+        .create("mine", json!({}), Some(read("user-a")))
+        .unwrap();
+    assert!(flag.0.load(Ordering::SeqCst));
+    match Pin::new(&mut live).poll_next(&mut cx) {
+        Poll::Ready(Some(Event::Created { document, .. })) => assert_eq!(document.id(), "mine"),
+        other => panic!("{other:?}"),
+    }
+    a.account().delete_sessions().unwrap();
+    assert!(matches!(
+        Pin::new(&mut live).poll_next(&mut cx),
+        Poll::Ready(Some(Event::Ended { .. }))
+    ));
+    assert!(matches!(
+        Pin::new(&mut live).poll_next(&mut cx),
+        Poll::Ready(None)
+    ));
+}

@@ -2,7 +2,8 @@
 //! and a hand-written sled scan, on the same seeded data, in one run.
 //!
 //! `cargo run --release -p permdb-bench -- --docs 10000,100000,1000000 [--profiles P1,P2,P3,P4]
-//!  [--peers sqlite,sled] [--users 20] [--out target/bench]`
+//!  [--peers sqlite,sled] [--users 20] [--out target/bench]`, or
+//! `cargo run --release -p permdb-bench -- --live 0,100,10000 [writes]` (live subscriptions).
 //!
 //! Stores are cached under `<out>/data`, so a rerun does not rebuild them. Prints a
 //! markdown table per size and profile, writes `<out>/results.json` and `<out>/page-<P>.svg`.
@@ -17,6 +18,7 @@
 )]
 
 mod data;
+mod live;
 mod peers;
 mod report;
 
@@ -211,6 +213,32 @@ fn main() {
             raw[4].parse().unwrap(),
             raw.get(5).map(String::as_str),
         );
+        return;
+    }
+    if raw.get(1).map(String::as_str) == Some("--live") {
+        // `--live 0,100,10000 [writes]`: write and delivery latency with live subscribers.
+        let counts: Vec<u32> = raw[2].split(',').map(|v| v.parse().unwrap()).collect();
+        let writes = raw.get(3).map_or(2000, |w| w.parse().unwrap());
+        let dir = std::env::temp_dir().join("permdb-bench-live");
+        println!(
+            "| subscribers | single create median (µs) | p99 (µs) | batched insert (docs/s) | delivery median (µs) | delivery p99 (µs) | subscription visits |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for n in counts {
+            eprintln!("== {n} live subscribers");
+            let r = live::run(&dir, n, writes);
+            let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1}"));
+            println!(
+                "| {n} | {} | {} | {:.0} | {} | {} | {} |",
+                f("single_create_median_us"),
+                f("single_create_p99_us"),
+                r["batched_insert_docs_per_s"].as_f64().unwrap_or(0.0),
+                f("delivery_median_us"),
+                f("delivery_p99_us"),
+                r["subscription_visits"]
+            );
+            eprintln!("{r}");
+        }
         return;
     }
     let args = args();
