@@ -7,7 +7,7 @@
 //! in exactly one `Changed` bucket, that of its last change; each tombstone in one `Gone`
 //! bucket.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -66,19 +66,33 @@ pub(crate) fn old_records(store: &Store, batch: &WriteBatch) -> Result<OldRecord
         .collect()
 }
 
-/// What `D cid seq` holds: the document's last change and the read roles it lost.
+/// What `D cid seq` holds: the document's last change, and each read role it lost with
+/// the change that took it (a client holding the role is told only of a loss after its
+/// `since`: its roles did not change since, or it would resync).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct DocEntry {
     lsn: u64,
-    lost: Vec<String>,
+    lost: Vec<(String, u64)>,
 }
 
-/// A deleted document: its id, the change that deleted it, and when (ms).
+/// A deleted document: its id, the change that deleted it, when (ms), the roles that
+/// could read it then, and the read roles it had lost before, with when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tombstone {
     id: String,
     lsn: u64,
     at_ms: i64,
+    readers: Vec<String>,
+    lost: Vec<(String, u64)>,
+}
+
+/// Whether a client holding `roles` (constant since `since`) could read, after `since`,
+/// a document that `readers` could read at a change after `since`, or that lost a role
+/// of `lost` after `since`.
+fn seen_after(roles: &[String], since: u64, readers: &[String], lost: &[(String, u64)]) -> bool {
+    roles
+        .iter()
+        .any(|r| readers.contains(r) || lost.iter().any(|(l, at)| l == r && *at > since))
 }
 
 fn cid_bytes(cid: u32) -> [u8; 4] {
@@ -189,7 +203,10 @@ pub(crate) fn record(
     lsns: Lsns,
 ) -> Result<()> {
     let store = &engine.store;
-    let now_ms = engine.now_ms();
+    // The clock is read only for a batch that deletes (tombstones are timed): most
+    // batches, sign-ins among them, read no clock under the writer lock.
+    let mut clock: Option<i64> = None;
+    let mut now_ms = || *clock.get_or_insert_with(|| engine.now_ms());
     let mut edits = Edits {
         store,
         bitmaps: HashMap::new(),
@@ -215,30 +232,44 @@ pub(crate) fn record(
             edits
                 .bitmap(bucket_key(ChangeTag::Changed, cid, ob))?
                 .remove(seq);
-            for role in &before.lost {
-                edits
-                    .bitmap(role_key(ChangeTag::Lost, cid, ob, role))?
-                    .remove(seq);
-            }
         }
         let old_record = old.get(&(cid, seq)).and_then(Option::as_ref);
         let old_readers = old_record.map(read_roles).unwrap_or_default();
-        let mut lost: BTreeSet<String> = before
+        // Each role that lost read, with the change that took it (kept while the
+        // document lives, so that a client behind that change still learns of it).
+        let mut lost: BTreeMap<String, u64> = before
             .map(|b| b.lost.into_iter().collect())
             .unwrap_or_default();
+        // INVARIANT (loss-bucket): a live document is in `Lost(bucket(at), role)` for each
+        // `(role, at)` of its entry, so that a read finds a loss in the bucket of the
+        // change that made it, whatever changed after.
         match new {
             Some(new) => {
                 let readers = read_roles(&new);
-                lost.extend(old_readers);
-                lost.retain(|r| !readers.contains(r));
+                for role in &old_readers {
+                    if !readers.contains(role) {
+                        if let Some(at) = lost.insert(role.clone(), lsn) {
+                            edits
+                                .bitmap(role_key(ChangeTag::Lost, cid, bucket(at), role))?
+                                .remove(seq);
+                        }
+                        edits
+                            .bitmap(role_key(ChangeTag::Lost, cid, b, role))?
+                            .insert(seq);
+                    }
+                }
+                // A role read again is no longer lost.
+                for (role, at) in &lost {
+                    if readers.contains(role) {
+                        edits
+                            .bitmap(role_key(ChangeTag::Lost, cid, bucket(*at), role))?
+                            .remove(seq);
+                    }
+                }
+                lost.retain(|r, _| !readers.contains(r));
                 edits
                     .bitmap(bucket_key(ChangeTag::Changed, cid, b))?
                     .insert(seq);
-                for role in &lost {
-                    edits
-                        .bitmap(role_key(ChangeTag::Lost, cid, b, role))?
-                        .insert(seq);
-                }
                 let entry = DocEntry {
                     lsn,
                     lost: lost.into_iter().collect(),
@@ -250,23 +281,30 @@ pub(crate) fn record(
                     continue;
                 };
                 puts.push((doc_key(cid, seq), None));
+                for (role, at) in &lost {
+                    edits
+                        .bitmap(role_key(ChangeTag::Lost, cid, bucket(*at), role))?
+                        .remove(seq);
+                }
                 let tomb = Tombstone {
                     id: old_record.id.clone(),
                     lsn,
-                    at_ms: now_ms,
+                    at_ms: now_ms(),
+                    readers: old_readers.iter().cloned().collect(),
+                    lost: lost.iter().map(|(r, l)| (r.clone(), *l)).collect(),
                 };
                 puts.push((tombstone_key(cid, seq), Some(codec::encode(&tomb)?)));
                 edits
                     .bitmap(bucket_key(ChangeTag::Gone, cid, b))?
                     .insert(seq);
-                for role in old_readers.iter().chain(lost.iter()) {
+                for role in old_readers.iter().chain(lost.keys()) {
                     edits
                         .bitmap(role_key(ChangeTag::GoneReaders, cid, b, role))?
                         .insert(seq);
                 }
                 puts.push((
                     bucket_key(ChangeTag::GoneAt, cid, b),
-                    Some(now_ms.to_be_bytes().to_vec()),
+                    Some(now_ms().to_be_bytes().to_vec()),
                 ));
                 deleted_in.insert(cid);
             }
@@ -297,7 +335,7 @@ pub(crate) fn record(
         }
     }
     for cid in deleted_in {
-        purge(engine, cid, now_ms, &mut edits, &mut puts)?;
+        purge(engine, cid, now_ms(), &mut edits, &mut puts)?;
     }
     edits.finish(batch)?;
     for (key, value) in puts {
@@ -442,6 +480,16 @@ pub(crate) fn read(
             reason: reason.to_owned(),
         })
     };
+    // Who may read nothing learns nothing of the feed (not even when rules changed).
+    if access(principal, coll.rules()?, Action::Read) == Access::Denied {
+        return Err(Error::unauthorized(
+            crate::error::Denial::NotGranted,
+            format!(
+                "reading documents of collection {} is not granted",
+                crate::id::quote(&coll.id)
+            ),
+        ));
+    }
     let last = engine.last_lsn();
     if since > last {
         return Err(Error::InvalidArgument(format!(
@@ -457,33 +505,45 @@ pub(crate) fn read(
     // log (its last change), so purged tombstones and changed roles or rules do not
     // matter. From a later number they do.
     if since == 0 {
-        return read_after(engine, principal, coll, since, limit);
+        return read_after(engine, principal, coll, since, 0, limit);
     }
     if read_u64(store, &keys::change(ChangeTag::Horizon, &[&cid_bytes(cid)]))?
         .is_some_and(|h| since < h)
     {
         return resync("the changes before it are no longer kept");
     }
+    // `tenure`: since when the client's roles and the collection's rules are what they
+    // are now (each change of them is numbered); a later one than `since` must resync.
+    let mut tenure = 0;
     for key in [
         keys::change(ChangeTag::Rules, &[]),
         keys::change(ChangeTag::Rules, &[&cid_bytes(cid)]),
     ] {
-        if read_u64(store, &key)?.is_some_and(|l| l > since) {
-            return resync("the collection's permissions or settings changed since");
+        if let Some(l) = read_u64(store, &key)? {
+            if l > since {
+                return resync("the collection's permissions or settings changed since");
+            }
+            tenure = tenure.max(l);
         }
     }
-    if (principal.roles().is_some() || matches!(principal, Principal::Key { .. }))
-        && read_u64(store, &keys::change(ChangeTag::AllRoles, &[]))?.is_some_and(|l| l > since)
-    {
-        return resync("credentials changed since");
+    if principal.roles().is_some() || matches!(principal, Principal::Key { .. }) {
+        if let Some(l) = read_u64(store, &keys::change(ChangeTag::AllRoles, &[]))? {
+            if l > since {
+                return resync("credentials changed since");
+            }
+            tenure = tenure.max(l);
+        }
     }
     if let Some(user) = principal.user_id() {
         let key = keys::change(ChangeTag::UserRoles, &[user.as_bytes()]);
-        if read_u64(store, &key)?.is_some_and(|l| l > since) {
-            return resync("the client's roles changed since");
+        if let Some(l) = read_u64(store, &key)? {
+            if l > since {
+                return resync("the client's roles changed since");
+            }
+            tenure = tenure.max(l);
         }
     }
-    read_after(engine, principal, coll, since, limit)
+    read_after(engine, principal, coll, since, tenure, limit)
 }
 
 /// [`read`] once it is known that the feed can answer from `since`.
@@ -492,6 +552,7 @@ fn read_after(
     principal: &Principal,
     coll: &CollectionRecord,
     since: u64,
+    tenure: u64,
     limit: usize,
 ) -> Result<Changes> {
     let store = &engine.store;
@@ -569,7 +630,13 @@ fn read_after(
                 documents.push((entry.lsn, doc));
             }
         }
-        let tombs = load_bitmap(store, &bucket_key(ChangeTag::Gone, cid, b))?;
+        // From 0 the client holds nothing to remove: no gone ids (a tombstone or a lost
+        // role from before it had access would name a document it never could read).
+        let tombs = if since == 0 {
+            RoaringBitmap::new()
+        } else {
+            load_bitmap(store, &bucket_key(ChangeTag::Gone, cid, b))?
+        };
         let tombs = match &roles {
             None => tombs,
             Some(roles) => tombs & union_of(ChangeTag::GoneReaders, b, roles)?,
@@ -577,21 +644,37 @@ fn read_after(
         for seq in &tombs {
             examined += 1;
             if let Some(t) = load::<Tombstone>(store, &tombstone_key(cid, seq))? {
-                if t.lsn > since {
+                // Readable by the client before it went: through a role that read it when
+                // deleted, or one it lost while the client held that role (after
+                // `tenure`; a loss the client was told of before `since` is told again,
+                // which names nothing it could not read).
+                let seen = roles
+                    .as_ref()
+                    .is_none_or(|roles| seen_after(roles, tenure, &t.readers, &t.lost));
+                if t.lsn > since && seen {
                     gone.push((t.lsn, t.id));
                 }
             }
         }
-        if let Some(roles) = &roles {
-            let left = (union_of(ChangeTag::Lost, b, roles)? & &changed) - &visible;
+        if let Some(roles) = roles.as_ref().filter(|_| since > 0) {
+            // Documents that lost one of the client's roles at a change of this bucket
+            // (loss-bucket), and that it cannot read now: gone at that change.
+            let left = union_of(ChangeTag::Lost, b, roles)? - &visible;
             for seq in &left {
                 examined += 1;
                 let entry: Option<DocEntry> = load(store, &doc_key(cid, seq))?;
-                let Some(entry) = entry.filter(|e| e.lsn > since) else {
+                let at = entry.as_ref().and_then(|e| {
+                    e.lost
+                        .iter()
+                        .filter(|(r, at)| roles.contains(r) && *at > since && bucket(*at) == b)
+                        .map(|(_, at)| *at)
+                        .min()
+                });
+                let Some(at) = at else {
                     continue;
                 };
                 if let Some(record) = load_record(store, cid, seq)? {
-                    gone.push((entry.lsn, record.id));
+                    gone.push((at, record.id));
                 }
             }
         }

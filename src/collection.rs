@@ -209,7 +209,7 @@ impl Collection {
         }
         let db = &self.client.db.inner;
         let client = self.client.clone();
-        let source: PrincipalSource = Box::new(move || client.require_documents(false));
+        let source: PrincipalSource = Arc::new(move || client.require_documents(false));
         db.exclusive(|| {
             let principal = self.client.require_documents(false)?;
             let coll = self.resolve(&db.store, &principal)?;

@@ -221,13 +221,17 @@ impl Engine {
         if numbered {
             self.last_lsn.store(lsns.last(), Ordering::Release);
         }
-        if self.options.durability == Durability::Immediate && !batch.is_empty() {
-            self.store.flush()?;
-        }
+        let flushed = if self.options.durability == Durability::Immediate && !batch.is_empty() {
+            self.store.flush()
+        } else {
+            Ok(())
+        };
+        // The batch is applied (a failed flush does not undo it): observers must see it,
+        // or a subscription would keep a principal the batch revoked.
         if let Some(observer) = observer {
             observer.committed(self, &batch, prepared, lsns);
         }
-        Ok(())
+        flushed
     }
 
     /// The count of committed writes that may have changed a principal.

@@ -18,7 +18,7 @@ use crate::catalog::{CollectionRecord, load_collection, load_schema};
 use crate::changes::{OldRecords, doc_changes};
 use crate::document::{DocRecord, Document, load_record};
 use crate::engine::{Engine, Lsns};
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::index::{Counters, IndexKind};
 use crate::perm::decide::{Access, access, may_read, skips_permissions};
 use crate::perm::{Action, Principal};
@@ -87,7 +87,7 @@ pub enum Event {
 
 /// Gives a subscription's principal as a call of its client would, derived again after
 /// changes to users, memberships, sessions or keys.
-pub(crate) type PrincipalSource = Box<dyn Fn() -> Result<Arc<Principal>> + Send + Sync>;
+pub(crate) type PrincipalSource = Arc<dyn Fn() -> Result<Arc<Principal>> + Send + Sync>;
 
 /// What a new subscription watches.
 pub(crate) struct Watch {
@@ -108,6 +108,8 @@ pub(crate) struct Hub {
 struct State {
     next_id: u64,
     subs: HashMap<u64, Arc<Shared>>,
+    /// Open subscriptions per user or API key (`owner_of`).
+    per_owner: HashMap<String, usize>,
     /// By collection number: which subscriptions a change may concern.
     fanout: HashMap<u32, Fanout>,
 }
@@ -166,6 +168,24 @@ impl Hub {
         principal: Arc<Principal>,
         coll: &CollectionRecord,
     ) -> Result<(u64, Arc<Shared>)> {
+        let owner = owner_of(&principal);
+        {
+            let state = lock(&self.state);
+            let options = &engine.options;
+            if state.subs.len() >= options.max_subscriptions {
+                return Err(Error::LimitExceeded(format!(
+                    "the store has {} live subscriptions, its most",
+                    options.max_subscriptions
+                )));
+            }
+            let mine = owner.as_ref().and_then(|o| state.per_owner.get(o)).copied();
+            if mine.unwrap_or(0) >= options.max_subscriptions_per_owner {
+                return Err(Error::LimitExceeded(format!(
+                    "this client's user or key has {} live subscriptions, its most",
+                    options.max_subscriptions_per_owner
+                )));
+            }
+        }
         let visible = visible_set(engine, &principal, coll, watch.filter.as_ref())?;
         let indexed = index_of(&principal, coll);
         let shared = Arc::new(Shared {
@@ -189,6 +209,9 @@ impl Hub {
         let id = state.next_id;
         state.next_id += 1;
         state.subs.insert(id, Arc::clone(&shared));
+        if let Some(owner) = owner {
+            *state.per_owner.entry(owner).or_default() += 1;
+        }
         state.fanout.entry(coll.cid).or_default().add(id, &indexed);
         Ok((id, shared))
     }
@@ -199,10 +222,18 @@ impl Hub {
         let Some(shared) = state.subs.remove(&id) else {
             return;
         };
-        let (cid, indexed) = {
+        let (cid, indexed, owner) = {
             let sub = lock(&shared.sub);
-            (sub.cid, sub.indexed.clone())
+            (sub.cid, sub.indexed.clone(), owner_of(&sub.current))
         };
+        if let Some(owner) = owner {
+            if let Some(n) = state.per_owner.get_mut(&owner) {
+                *n -= 1;
+                if *n == 0 {
+                    state.per_owner.remove(&owner);
+                }
+            }
+        }
         if let Some(f) = state.fanout.get_mut(&cid) {
             f.remove(id, &indexed);
             if f.every.is_empty() && f.by_role.is_empty() {
@@ -248,6 +279,16 @@ impl Fanout {
                 }
             }
         }
+    }
+}
+
+/// Whose subscriptions count together against the per-owner limit: a user's (signed in
+/// or impersonated) or an API key's; root and guests count against the store's only.
+fn owner_of(principal: &Principal) -> Option<String> {
+    match principal {
+        Principal::User { id, .. } => Some(format!("user:{id}")),
+        Principal::Key { id, .. } => Some(format!("key:{id}")),
+        Principal::Root | Principal::Guest(_) => None,
     }
 }
 
@@ -378,9 +419,15 @@ impl Hub {
         // A principal changed: its subscriptions are derived again, and their sets
         // computed again only when the roles or the access changed.
         let lsn_now = lsns.rules.unwrap_or_else(|| engine.last_lsn());
+        // Every change before this batch was delivered: where a subscription that lags
+        // in it resumes.
+        let at = At {
+            lsn: lsn_now,
+            resume: lsns.first - 1,
+        };
         let touched = catalog_touched(&state, batch);
         for id in &touched {
-            recheck(&mut state, engine, *id, lsn_now, true);
+            recheck(&mut state, engine, *id, at, old, true);
         }
         let affected: Vec<u64> = match affected_principals(batch) {
             Affected::Nobody => Vec::new(),
@@ -399,7 +446,7 @@ impl Hub {
         };
         for id in affected {
             if !touched.contains(&id) {
-                recheck(&mut state, engine, id, lsn_now, false);
+                recheck(&mut state, engine, id, at, old, false);
             }
         }
         for (i, (cid, seq)) in doc_changes(batch).enumerate() {
@@ -407,10 +454,11 @@ impl Hub {
             let Some(fanout) = state.fanout.get(&cid) else {
                 continue;
             };
-            let old = old.get(&(cid, seq)).and_then(Option::as_ref);
-            let new = load_record(&engine.store, cid, seq).ok().flatten();
+            let before = old.get(&(cid, seq)).and_then(Option::as_ref);
+            let new = load_record(&engine.store, cid, seq);
             let mut candidates: BTreeSet<u64> = fanout.every.clone();
-            for record in [old, new.as_ref()].into_iter().flatten() {
+            let after = new.as_ref().ok().and_then(Option::as_ref);
+            for record in [before, after].into_iter().flatten() {
                 for grant in record.grants() {
                     if grant.action() == Action::Read {
                         if let Some(ids) = fanout.by_role.get(grant.role()) {
@@ -425,7 +473,26 @@ impl Hub {
                 };
                 self.visits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                deliver(engine, &shared, seq, old, new.as_ref(), lsn);
+                let new = match &new {
+                    Ok(new) => new.as_ref(),
+                    Err(e) => {
+                        // Its new state cannot be read: what the subscription may see is
+                        // unknown, so it ends (fail closed).
+                        let error = Error::corrupt(format!("document {seq} as written"), e);
+                        end(&shared, &mut lock(&shared.sub), Event::Ended { error });
+                        continue;
+                    }
+                };
+                // A principal that changed without naming itself in this batch (or whose
+                // recheck was missed) is rechecked before the change is judged for it.
+                if is_stale(&shared) {
+                    recheck(&mut state, engine, id, at, old, false);
+                }
+                let at = At {
+                    lsn,
+                    resume: at.resume,
+                };
+                deliver(engine, &shared, seq, before, new, at);
             }
         }
     }
@@ -462,7 +529,14 @@ fn catalog_touched(state: &State, batch: &WriteBatch) -> Vec<u64> {
 /// Derives subscription `id`'s principal and collection again; when what it may see
 /// changed, sends the difference (entered, left) and moves it in the fan-out index; when
 /// it may no longer read the collection, ends it with the error a `find` would give.
-fn recheck(state: &mut State, engine: &Engine, id: u64, lsn: u64, rules_changed: bool) {
+fn recheck(
+    state: &mut State,
+    engine: &Engine,
+    id: u64,
+    at: At,
+    old: &OldRecords,
+    rules_changed: bool,
+) {
     let Some(shared) = state.subs.get(&id).cloned() else {
         return;
     };
@@ -472,6 +546,16 @@ fn recheck(state: &mut State, engine: &Engine, id: u64, lsn: u64, rules_changed:
     }
     let derived = (sub.principal)().and_then(|principal| {
         let coll = reachable(engine, &principal, &sub.schema_id, &sub.collection_id)?;
+        // Who may no longer read the collection at all is ended, as `find` refuses it.
+        if access(&principal, coll.rules()?, Action::Read) == Access::Denied {
+            return Err(Error::unauthorized(
+                Denial::NotGranted,
+                format!(
+                    "reading documents of collection {} is not granted",
+                    crate::id::quote(&coll.id)
+                ),
+            ));
+        }
         Ok((principal, coll))
     });
     let (principal, coll) = match derived {
@@ -505,20 +589,32 @@ fn recheck(state: &mut State, engine: &Engine, id: u64, lsn: u64, rules_changed:
     sub.current = principal;
     let left = &sub.visible - &visible;
     let entered = &visible - &sub.visible;
+    let lsn = at.lsn;
     for seq in &left {
-        let id = load_record(&engine.store, coll.cid, seq)
-            .ok()
-            .flatten()
-            .map(|r| r.id);
-        if let Some(id) = id {
-            push(&shared, &mut sub, Event::Left { lsn, id });
-        }
+        // Its id from the store, or from the record this batch deleted.
+        let id = match load_record(&engine.store, coll.cid, seq) {
+            Ok(Some(r)) => r.id,
+            Ok(None) => match old.get(&(coll.cid, seq)) {
+                Some(Some(r)) => r.id.clone(),
+                _ => continue,
+            },
+            Err(error) => {
+                end(&shared, &mut sub, Event::Ended { error });
+                return;
+            }
+        };
+        push(&shared, &mut sub, Event::Left { lsn, id }, at.resume);
     }
     for seq in &entered {
         let document = load_record(&engine.store, coll.cid, seq)
             .and_then(|r| r.map(|r| to_document(engine, &coll, r, seq)).transpose());
         match document {
-            Ok(Some(document)) => push(&shared, &mut sub, Event::Entered { lsn, document }),
+            Ok(Some(document)) => push(
+                &shared,
+                &mut sub,
+                Event::Entered { lsn, document },
+                at.resume,
+            ),
             Ok(None) => {}
             Err(error) => {
                 end(&shared, &mut sub, Event::Ended { error });
@@ -537,8 +633,9 @@ fn deliver(
     seq: u32,
     old: Option<&DocRecord>,
     new: Option<&DocRecord>,
-    lsn: u64,
+    at: At,
 ) {
+    let lsn = at.lsn;
     let mut sub = lock(&shared.sub);
     if sub.closed {
         return;
@@ -601,29 +698,59 @@ fn deliver(
     } else {
         sub.visible.remove(seq);
     }
-    push(shared, &mut sub, event);
+    push(shared, &mut sub, event, at.resume);
 }
 
-/// Queues `event`, or, when the queue is full, closes the subscription with `Lagged`.
-/// Never waits: writers call it.
-fn push(shared: &Shared, sub: &mut Sub, event: Event) {
+/// The number an event carries, and the number before its batch (every change up to it
+/// was delivered): where a subscription that lags in the batch resumes.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    lsn: u64,
+    resume: u64,
+}
+
+/// Whether the subscription's principal is no longer the one it was computed for: its
+/// credential ended, or its roles changed.
+fn is_stale(shared: &Shared) -> bool {
+    let sub = lock(&shared.sub);
+    if sub.closed {
+        return false;
+    }
+    match (sub.principal)() {
+        Err(_) => true,
+        Ok(p) => p.roles().map(|r| r.shared_keys()) != sub.current.roles().map(|r| r.shared_keys()),
+    }
+}
+
+/// Queues `event`, or, when the queue is full, closes the subscription with
+/// `Lagged { resume_from: resume }`. Never waits: writers call it.
+fn push(shared: &Shared, sub: &mut Sub, event: Event, resume: u64) {
     if sub.closed {
         return;
     }
     if sub.queue.len() >= WATCH_QUEUE {
-        let resume_from = sub.last_lsn;
-        end(shared, sub, Event::Lagged { resume_from });
+        end(
+            shared,
+            sub,
+            Event::Lagged {
+                resume_from: resume,
+            },
+        );
         return;
     }
     if let Some(lsn) = event_lsn(&event) {
-        sub.last_lsn = lsn;
+        sub.last_lsn = sub.last_lsn.max(lsn);
     }
     sub.queue.push_back(event);
     wake(shared, sub);
 }
 
-/// Queues the final `event` and closes the subscription.
+/// Queues the final `event` and closes the subscription. An `Ended` subscription drops
+/// what it had not delivered: its credential no longer reads it.
 fn end(shared: &Shared, sub: &mut Sub, event: Event) {
+    if matches!(event, Event::Ended { .. }) {
+        sub.queue.clear();
+    }
     sub.queue.push_back(event);
     sub.closed = true;
     wake(shared, sub);
@@ -652,35 +779,45 @@ impl Shared {
     /// The next event, waiting until `deadline` (forever without one); `None` at the
     /// deadline, and once the subscription is closed and every event was taken.
     pub(crate) fn next(&self, deadline: Option<Instant>) -> Option<Event> {
-        let mut sub = lock(&self.sub);
         loop {
-            if let Some(event) = sub.queue.pop_front() {
-                return Some(event);
-            }
-            if sub.closed {
-                return None;
-            }
+            let source = {
+                let mut sub = lock(&self.sub);
+                if let Some(event) = sub.queue.pop_front() {
+                    return Some(event);
+                }
+                if sub.closed {
+                    return None;
+                }
+                Arc::clone(&sub.principal)
+            };
             // A credential that ended without a write (a token that expired) ends the
-            // subscription here, as the next call of its client would be refused.
-            if let Err(error) = (sub.principal)() {
-                end(self, &mut sub, Event::Ended { error });
+            // subscription here, as the next call of its client would be refused. It is
+            // derived without the subscription's lock, which writers take.
+            let checked = source();
+            let mut sub = lock(&self.sub);
+            if let Err(error) = checked {
+                if !sub.closed {
+                    end(self, &mut sub, Event::Ended { error });
+                }
                 continue;
             }
-            sub = match deadline {
-                None => self.ready.wait(sub).unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    // Wake at least every second to see a credential that expired.
-                    let wait = left.min(Duration::from_secs(1));
-                    self.ready
-                        .wait_timeout(sub, wait)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
+            if !sub.queue.is_empty() || sub.closed {
+                continue;
+            }
+            // Wake at least every second to see a credential that expired.
+            let mut wait = Duration::from_secs(1);
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
                 }
-            };
+                wait = wait.min(left);
+            }
+            drop(
+                self.ready
+                    .wait_timeout(sub, wait)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
         }
     }
 

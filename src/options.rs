@@ -120,6 +120,8 @@ pub struct Options {
     pub(crate) sign_in_failures: u32,
     pub(crate) sign_in_window: time::Duration,
     pub(crate) tombstone_retention: time::Duration,
+    pub(crate) max_subscriptions: usize,
+    pub(crate) max_subscriptions_per_owner: usize,
 }
 
 impl Default for Options {
@@ -137,6 +139,8 @@ impl Default for Options {
             sign_in_failures: 10,
             sign_in_window: time::Duration::minutes(15),
             tombstone_retention: time::Duration::days(30),
+            max_subscriptions: 100_000,
+            max_subscriptions_per_owner: 1_000,
         }
     }
 }
@@ -196,6 +200,16 @@ impl Options {
     #[must_use]
     pub fn tombstone_retention(mut self, retention: time::Duration) -> Options {
         self.tombstone_retention = retention;
+        self
+    }
+
+    /// Most live subscriptions (`Collection::watch`) open at once in the store, and per
+    /// user or API key; past either, `watch` is `LimitExceeded`. Each holds up to
+    /// `WATCH_QUEUE` events in memory. Default 100,000 and 1,000.
+    #[must_use]
+    pub fn max_subscriptions(mut self, total: usize, per_owner: usize) -> Options {
+        self.max_subscriptions = total;
+        self.max_subscriptions_per_owner = per_owner;
         self
     }
 

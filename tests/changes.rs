@@ -396,3 +396,66 @@ proptest! {
         }
     }
 }
+
+/// Red-team findings: a gone id must never name a document the client could not read
+/// after its `since`. A new account given a deleted user's id, and a new member of a
+/// team whose read was taken before it joined, learn nothing of those documents.
+#[test]
+fn gone_ids_name_only_documents_the_client_could_read_after_since() {
+    let (db, notes) = setup();
+    let root = db.root();
+    notes
+        .create("c-private", json!({"t": 1}), Some(read("user-c")))
+        .unwrap();
+    notes
+        .create("c-deleted", json!({"t": 1}), Some(read("user-c")))
+        .unwrap();
+    root.users().delete("user-c").unwrap();
+    notes.delete("c-deleted").unwrap();
+    db.client()
+        .account()
+        .create("user-c", "c2@example.com", "password-c2", None)
+        .unwrap();
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("c2@example.com", "password-c2")
+        .unwrap();
+    let new_c = notes_of(&db.client().set_session(&session.secret).unwrap());
+    let page = new_c.changes(0, 100).unwrap();
+    assert!(
+        page.documents.is_empty() && page.gone.is_empty(),
+        "{page:?}"
+    );
+    let since = page.next;
+    notes.update("c-private", json!({"t": 2}), None).unwrap();
+    assert!(new_c.changes(since, 100).unwrap().gone.is_empty());
+
+    // A team's read is taken, then mallory (user-a) joins and follows from after that.
+    root.teams().create("t1", "Team").unwrap();
+    notes
+        .create(
+            "team-doc",
+            json!({}),
+            Some(vec![Permission::read(Role::team("t1"))]),
+        )
+        .unwrap();
+    notes
+        .update("team-doc", json!({}), Some(read("user-b")))
+        .unwrap();
+    root.teams().create_membership("t1", "user-a", &[]).unwrap();
+    let a = notes_of(&common::sign_in(&db, "a"));
+    let since = db.last_lsn();
+    notes.update("team-doc", json!({"x": 1}), None).unwrap();
+    notes.delete("team-doc").unwrap();
+    let page = a.changes(since, 100).unwrap();
+    assert!(page.gone.is_empty(), "{:?}", page.gone);
+    // Access denied is said before anything about the feed.
+    let denied = common::create_collection(&db, "app", CollectionSpec::new("closed", "Closed"));
+    drop(denied);
+    let closed = common::sign_in(&db, "a").schema("app").collection("closed");
+    assert!(matches!(
+        closed.changes(1, 10),
+        Err(Error::Unauthorized { .. })
+    ));
+}

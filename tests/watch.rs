@@ -239,17 +239,38 @@ fn a_subscriber_that_falls_behind_is_closed_and_never_blocks_a_writer() {
             .create_many(chunk.iter().map(|(id, v, p)| (id.as_str(), v, p.clone())))
             .unwrap();
     }
-    let events: Vec<Event> = live.collect();
+    let mut events: Vec<Event> = live.collect();
     assert_eq!(events.len(), WATCH_QUEUE + 1);
-    match events.last() {
-        Some(Event::Lagged { resume_from }) => {
-            let Event::Created { lsn, .. } = &events[WATCH_QUEUE - 1] else {
-                panic!("created events first");
-            };
-            assert_eq!(resume_from, lsn);
-        }
-        other => panic!("{other:?}"),
+    let Some(Event::Lagged { resume_from }) = events.pop() else {
+        panic!("the last event says it lagged");
+    };
+    // The queue filled in the third batch (documents 1,000 on): every change before that
+    // batch was delivered, and the feed gives the rest from there.
+    let Event::Created { lsn: first, .. } = &events[0] else {
+        panic!("created events first");
+    };
+    assert_eq!(resume_from, first - 1 + 1000);
+    let mut replica = Replica::default();
+    for e in events
+        .into_iter()
+        .filter(|e| matches!(e, Event::Created { lsn, .. } if *lsn <= resume_from))
+    {
+        replica.apply(e);
     }
+    let mut since = resume_from;
+    loop {
+        let page = notes.changes(since, 500).unwrap();
+        for (_, d) in page.documents {
+            replica
+                .0
+                .insert(d.id().to_owned(), Value::Object(d.data().clone()));
+        }
+        if page.next == since {
+            break;
+        }
+        since = page.next;
+    }
+    assert_eq!(replica.0, found(&notes, &[]));
 }
 
 #[test]
@@ -446,4 +467,84 @@ fn the_stream_wakes_its_task_on_an_event() {
         Pin::new(&mut live).poll_next(&mut cx),
         Poll::Ready(None)
     ));
+}
+
+/// Red-team findings: a subscription whose client may no longer read the collection is
+/// ended as `find` would refuse it, and what it had not taken is dropped with it.
+#[test]
+fn losing_the_collection_ends_the_subscription_and_drops_what_it_held() {
+    let (db, notes) = setup();
+    let root = db.root();
+    let open = CollectionSpec::new("notes", "Notes")
+        .permissions([
+            Permission::create(Role::users()),
+            Permission::read(Role::users()),
+        ])
+        .document_security(false);
+    root.schema("app").collections().update(open).unwrap();
+    let a = common::sign_in(&db, "a");
+    let live = notes_of(&a).watch(&[]).unwrap();
+    notes.create("n1", json!({"secret": 1}), None).unwrap();
+    // Not taken yet; then read is no longer granted at all.
+    let closed = CollectionSpec::new("notes", "Notes")
+        .permissions([Permission::create(Role::users())])
+        .document_security(false);
+    root.schema("app").collections().update(closed).unwrap();
+    let events = drain(&live);
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Ended {
+                error: Error::Unauthorized { .. }
+            }]
+        ),
+        "{events:?}"
+    );
+    assert!(matches!(
+        notes_of(&a).find(&[]),
+        Err(Error::Unauthorized { .. })
+    ));
+}
+
+#[test]
+fn subscriptions_are_capped_per_store_and_per_user() {
+    let (options, _clock) = common::test_options();
+    let db = Db::temporary_with(options.max_subscriptions(3, 2)).unwrap();
+    let spec = CollectionSpec::new("notes", "Notes").permissions([Permission::read(Role::any())]);
+    common::create_collection(&db, "app", spec);
+    db.client()
+        .account()
+        .create("user-a", "a@example.com", "password-a", None)
+        .unwrap();
+    let a = notes_of(&common::sign_in(&db, "a"));
+    let first = a.watch(&[]).unwrap();
+    let _second = a.watch(&[]).unwrap();
+    assert!(matches!(a.watch(&[]), Err(Error::LimitExceeded(_))));
+    drop(first);
+    let _third = a.watch(&[]).unwrap();
+    // Guests count against the store's limit only: one more fits, then none.
+    let guest = notes_of(&db.client());
+    let _g = guest.watch(&[]).unwrap();
+    assert!(matches!(guest.watch(&[]), Err(Error::LimitExceeded(_))));
+}
+
+/// A token that expires ends a subscription blocked in `recv`, with no write to wake it.
+#[test]
+fn an_expired_token_ends_a_waiting_subscription() {
+    let (options, clock) = common::test_options();
+    let db = Db::temporary_with(options).unwrap();
+    let spec = CollectionSpec::new("notes", "Notes").permissions([Permission::read(Role::users())]);
+    common::create_collection(&db, "app", spec);
+    db.client()
+        .account()
+        .create("user-a", "a@example.com", "password-a", None)
+        .unwrap();
+    let jwt = common::sign_in(&db, "a").account().create_jwt().unwrap();
+    let by_token = db.client().set_jwt(&jwt.jwt).unwrap();
+    let live = notes_of(&by_token).watch(&[]).unwrap();
+    assert!(live.recv_timeout(Duration::from_millis(50)).is_none());
+    // Past its 15 minutes and the 60 s leeway.
+    clock.advance(time::Duration::minutes(17));
+    let event = live.recv_timeout(Duration::from_secs(5));
+    assert!(matches!(event, Some(Event::Ended { .. })), "{event:?}");
 }
