@@ -475,8 +475,11 @@ pub(crate) fn create_collection(
             ));
         }
         let cid = next_cid(store)?;
+        // INVARIANT (feed-prefix): no collection is numbered u32::MAX, the first bytes of
+        // every feed record in the docs tree (`keys::FEED`).
         let next = cid
             .checked_add(1)
+            .filter(|n| *n < u32::MAX)
             .ok_or_else(|| Error::LimitExceeded("collection numbers exhausted".into()))?;
         batch.put(
             Tree::Meta,
@@ -770,10 +773,17 @@ fn purge(db: &Engine, cid: u32) -> Result<()> {
     loop {
         let done = db.write(|store, batch| {
             let mut n = 0;
-            for tree in [Tree::PermIndex, Tree::Docs, Tree::DocIds, Tree::AttrIndex] {
-                for entry in
-                    store.scan_prefix(tree, &keys::collection_data(cid), Direction::Forward)
-                {
+            let data = keys::collection_data(cid).to_vec();
+            let parts = [
+                (Tree::PermIndex, data.clone()),
+                (Tree::Docs, data.clone()),
+                (Tree::DocIds, data.clone()),
+                (Tree::AttrIndex, data),
+                // The changes feed's records of the collection.
+                (Tree::Docs, keys::feed_of(cid)),
+            ];
+            for (tree, prefix) in parts {
+                for entry in store.scan_prefix(tree, &prefix, Direction::Forward) {
                     if n >= PURGE_STEP {
                         return Ok(false);
                     }

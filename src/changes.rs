@@ -3,9 +3,9 @@
 //!
 //! INVARIANT (feed-atomic): the feed's records of a document change are written in the
 //! batch of the change (`record`, called by the engine before it applies a batch), so
-//! the feed and the documents never disagree, across a crash too. Each live document is
-//! in exactly one `Changed` bucket, that of its last change; each tombstone in one `Gone`
-//! bucket.
+//! the feed and the documents never disagree, across a crash too. A live document is in
+//! the `Changed` bucket of its last change (and may stay in those of earlier changes:
+//! its entry says which is current); each tombstone is in one `Gone` bucket.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -22,8 +22,9 @@ use crate::perm::{Action, Principal};
 use crate::store::keys::{self, ChangeTag};
 use crate::store::{CHECKSUM_LEN, Direction, Store, Tree, WriteBatch, codec};
 
-/// Log sequence numbers per bucket: the feed reads whole buckets of bitmaps.
-const BUCKET_BITS: u32 = 10;
+/// Log sequence numbers per bucket (128): the feed reads whole buckets of bitmaps, and a
+/// write rewrites the bitmap of the current bucket, so buckets stay small.
+const BUCKET_BITS: u32 = 7;
 
 fn bucket(lsn: u64) -> u64 {
     lsn >> BUCKET_BITS
@@ -55,7 +56,7 @@ pub(crate) type OldRecords = HashMap<(u32, u32), Option<DocRecord>>;
 pub(crate) fn doc_changes(batch: &WriteBatch) -> impl Iterator<Item = (u32, u32)> + '_ {
     batch
         .ops()
-        .filter(|(tree, ..)| *tree == Tree::Docs)
+        .filter(|(tree, key, _)| *tree == Tree::Docs && keys::is_doc_key(key))
         .filter_map(|(_, key, _)| Some((keys::key_collection(key)?, keys::doc_seq(key)?)))
 }
 
@@ -95,28 +96,24 @@ fn seen_after(roles: &[String], since: u64, readers: &[String], lost: &[(String,
         .any(|r| readers.contains(r) || lost.iter().any(|(l, at)| l == r && *at > since))
 }
 
-fn cid_bytes(cid: u32) -> [u8; 4] {
-    cid.to_be_bytes()
-}
-
 fn doc_key(cid: u32, seq: u32) -> Vec<u8> {
-    keys::change(ChangeTag::Doc, &[&cid_bytes(cid), &seq.to_be_bytes()])
+    keys::feed(cid, ChangeTag::Doc, &[&seq.to_be_bytes()])
 }
 
 fn bucket_key(tag: ChangeTag, cid: u32, b: u64) -> Vec<u8> {
-    keys::change(tag, &[&cid_bytes(cid), &b.to_be_bytes()])
+    keys::feed(cid, tag, &[&b.to_be_bytes()])
 }
 
 fn role_key(tag: ChangeTag, cid: u32, b: u64, role: &str) -> Vec<u8> {
-    keys::change(tag, &[&cid_bytes(cid), &b.to_be_bytes(), role.as_bytes()])
+    keys::feed(cid, tag, &[&b.to_be_bytes(), role.as_bytes()])
 }
 
 fn tombstone_key(cid: u32, seq: u32) -> Vec<u8> {
-    keys::change(ChangeTag::Tombstone, &[&cid_bytes(cid), &seq.to_be_bytes()])
+    keys::feed(cid, ChangeTag::Tombstone, &[&seq.to_be_bytes()])
 }
 
 fn read_u64(store: &Store, key: &[u8]) -> Result<Option<u64>> {
-    match store.get(Tree::Changes, key)? {
+    match store.get(Tree::Docs, key)? {
         None => Ok(None),
         Some(b) => b
             .first_chunk::<8>()
@@ -127,7 +124,7 @@ fn read_u64(store: &Store, key: &[u8]) -> Result<Option<u64>> {
 }
 
 fn load<T: serde::de::DeserializeOwned>(store: &Store, key: &[u8]) -> Result<Option<T>> {
-    match store.get(Tree::Changes, key)? {
+    match store.get(Tree::Docs, key)? {
         None => Ok(None),
         Some(b) => Ok(Some(codec::decode(&b, || {
             format!("changes record {key:02x?}")
@@ -136,7 +133,7 @@ fn load<T: serde::de::DeserializeOwned>(store: &Store, key: &[u8]) -> Result<Opt
 }
 
 fn load_bitmap(store: &Store, key: &[u8]) -> Result<RoaringBitmap> {
-    match store.get(Tree::Changes, key)? {
+    match store.get(Tree::Docs, key)? {
         None => Ok(RoaringBitmap::new()),
         Some(b) => RoaringBitmap::deserialize_from(&b[..])
             .map_err(|e| Error::corrupt(format!("changes bitmap {key:02x?}"), e)),
@@ -163,13 +160,13 @@ impl Edits<'_> {
     fn finish(self, batch: &mut WriteBatch) -> Result<()> {
         for (key, bitmap) in self.bitmaps {
             if bitmap.is_empty() {
-                batch.remove(Tree::Changes, key);
+                batch.remove(Tree::Docs, key);
             } else {
                 let mut bytes = Vec::with_capacity(bitmap.serialized_size());
                 bitmap
                     .serialize_into(&mut bytes)
                     .map_err(|e| Error::storage("cannot encode a changes bitmap", e))?;
-                batch.put(Tree::Changes, key, bytes);
+                batch.put(Tree::Docs, key, bytes);
             }
         }
         Ok(())
@@ -215,7 +212,7 @@ pub(crate) fn record(
     let mut deleted_in: BTreeSet<u32> = BTreeSet::new();
     let changes: Vec<(u32, u32, Option<DocRecord>)> = batch
         .ops()
-        .filter(|(tree, ..)| *tree == Tree::Docs)
+        .filter(|(tree, key, _)| *tree == Tree::Docs && keys::is_doc_key(key))
         .filter_map(|(_, key, value)| {
             let cid = keys::key_collection(key)?;
             let seq = keys::doc_seq(key)?;
@@ -226,13 +223,9 @@ pub(crate) fn record(
     for (i, (cid, seq, new)) in changes.into_iter().enumerate() {
         let lsn = lsns.first + i as u64;
         let b = bucket(lsn);
+        // The document stays in the bucket of its earlier change (a read skips it there:
+        // its entry names its last change), so a write rewrites one bucket, not two.
         let before: Option<DocEntry> = load(store, &doc_key(cid, seq))?;
-        if let Some(before) = &before {
-            let ob = bucket(before.lsn);
-            edits
-                .bitmap(bucket_key(ChangeTag::Changed, cid, ob))?
-                .remove(seq);
-        }
         let old_record = old.get(&(cid, seq)).and_then(Option::as_ref);
         let old_readers = old_record.map(read_roles).unwrap_or_default();
         // Each role that lost read, with the change that took it (kept while the
@@ -280,6 +273,11 @@ pub(crate) fn record(
                 let Some(old_record) = old_record else {
                     continue;
                 };
+                // A deleted collection's documents, purged: no one reads its feed again,
+                // and the purge removes its records.
+                if store.get(Tree::Meta, &keys::purge(cid))?.is_some() {
+                    continue;
+                }
                 puts.push((doc_key(cid, seq), None));
                 for (role, at) in &lost {
                     edits
@@ -315,12 +313,12 @@ pub(crate) fn record(
         match affected_principals(batch) {
             Affected::Nobody => {}
             Affected::Everyone => {
-                puts.push((keys::change(ChangeTag::AllRoles, &[]), Some(value.clone())))
+                puts.push((keys::feed(0, ChangeTag::AllRoles, &[]), Some(value.clone())))
             }
             Affected::Users(users) => {
                 for u in users {
                     puts.push((
-                        keys::change(ChangeTag::UserRoles, &[u.as_bytes()]),
+                        keys::feed(0, ChangeTag::UserRoles, &[u.as_bytes()]),
                         Some(value.clone()),
                     ));
                 }
@@ -328,8 +326,8 @@ pub(crate) fn record(
         }
         for cid in rules_touched(store, batch)? {
             let key = match cid {
-                Some(cid) => keys::change(ChangeTag::Rules, &[&cid_bytes(cid)]),
-                None => keys::change(ChangeTag::Rules, &[]),
+                Some(cid) => keys::feed(cid, ChangeTag::Rules, &[]),
+                None => keys::feed(0, ChangeTag::Rules, &[]),
             };
             puts.push((key, Some(value.clone())));
         }
@@ -340,8 +338,8 @@ pub(crate) fn record(
     edits.finish(batch)?;
     for (key, value) in puts {
         match value {
-            Some(v) => batch.put(Tree::Changes, key, v),
-            None => batch.remove(Tree::Changes, key),
+            Some(v) => batch.put(Tree::Docs, key, v),
+            None => batch.remove(Tree::Docs, key),
         }
     }
     Ok(())
@@ -390,9 +388,9 @@ fn purge(
     let store = &engine.store;
     let retention_ms =
         i64::try_from(engine.options.tombstone_retention.whole_milliseconds()).unwrap_or(i64::MAX);
-    let prefix = keys::change(ChangeTag::GoneAt, &[&cid_bytes(cid)]);
+    let prefix = keys::feed(cid, ChangeTag::GoneAt, &[]);
     let mut horizon = None;
-    for entry in store.scan_prefix(Tree::Changes, &prefix, Direction::Forward) {
+    for entry in store.scan_prefix(Tree::Docs, &prefix, Direction::Forward) {
         let (key, value) = entry?;
         let at = value
             .first_chunk::<8>()
@@ -414,8 +412,8 @@ fn purge(
         for seq in seqs {
             puts.push((tombstone_key(cid, seq), None));
         }
-        let readers = keys::change(ChangeTag::GoneReaders, &[&cid_bytes(cid), &b.to_be_bytes()]);
-        for entry in store.scan_prefix(Tree::Changes, &readers, Direction::Forward) {
+        let readers = keys::feed(cid, ChangeTag::GoneReaders, &[&b.to_be_bytes()]);
+        for entry in store.scan_prefix(Tree::Docs, &readers, Direction::Forward) {
             let (key, _) = entry?;
             edits.bitmap(key.to_vec())?.clear();
         }
@@ -424,7 +422,7 @@ fn purge(
     }
     if let Some(h) = horizon {
         puts.push((
-            keys::change(ChangeTag::Horizon, &[&cid_bytes(cid)]),
+            keys::feed(cid, ChangeTag::Horizon, &[]),
             Some(h.to_be_bytes().to_vec()),
         ));
     }
@@ -437,24 +435,27 @@ pub(crate) fn mark_older_store(engine: &Engine) -> Result<()> {
     if engine.last_lsn() > 0 {
         return Ok(());
     }
-    let has_documents = engine
+    let has_documents = match engine
         .store
-        .scan_prefix(Tree::Docs, &[], Direction::Forward)
+        .scan_prefix_keyed(Tree::Docs, &[], Direction::Forward)
         .next()
-        .is_some();
+    {
+        Some(entry) => keys::is_doc_key(&entry?.0),
+        None => false,
+    };
     if !has_documents {
         return Ok(());
     }
     engine.write(|_, batch| {
         batch.put(
-            Tree::Changes,
-            keys::change(ChangeTag::Horizon, &[]),
+            Tree::Docs,
+            keys::feed(0, ChangeTag::Horizon, &[]),
             1u64.to_be_bytes().to_vec(),
         );
         // One number for the mark, so that `since` = 1 is after it.
         batch.put(
-            Tree::Meta,
-            keys::LAST_LSN.to_vec(),
+            Tree::Docs,
+            keys::last_lsn(),
             1u64.to_be_bytes().to_vec(),
         );
         Ok(())
@@ -498,7 +499,7 @@ pub(crate) fn read(
     }
     // A store older than the feed has documents without feed records: only `find` sees
     // them all.
-    if read_u64(store, &keys::change(ChangeTag::Horizon, &[]))?.is_some_and(|h| since < h) {
+    if read_u64(store, &keys::feed(0, ChangeTag::Horizon, &[]))?.is_some_and(|h| since < h) {
         return resync("the store was written before the feed existed");
     }
     // From 0 the client holds nothing: every live document it may read now is in the
@@ -507,7 +508,7 @@ pub(crate) fn read(
     if since == 0 {
         return read_after(engine, principal, coll, since, 0, limit);
     }
-    if read_u64(store, &keys::change(ChangeTag::Horizon, &[&cid_bytes(cid)]))?
+    if read_u64(store, &keys::feed(cid, ChangeTag::Horizon, &[]))?
         .is_some_and(|h| since < h)
     {
         return resync("the changes before it are no longer kept");
@@ -516,8 +517,8 @@ pub(crate) fn read(
     // are now (each change of them is numbered); a later one than `since` must resync.
     let mut tenure = 0;
     for key in [
-        keys::change(ChangeTag::Rules, &[]),
-        keys::change(ChangeTag::Rules, &[&cid_bytes(cid)]),
+        keys::feed(0, ChangeTag::Rules, &[]),
+        keys::feed(cid, ChangeTag::Rules, &[]),
     ] {
         if let Some(l) = read_u64(store, &key)? {
             if l > since {
@@ -527,7 +528,7 @@ pub(crate) fn read(
         }
     }
     if principal.roles().is_some() || matches!(principal, Principal::Key { .. }) {
-        if let Some(l) = read_u64(store, &keys::change(ChangeTag::AllRoles, &[]))? {
+        if let Some(l) = read_u64(store, &keys::feed(0, ChangeTag::AllRoles, &[]))? {
             if l > since {
                 return resync("credentials changed since");
             }
@@ -535,7 +536,7 @@ pub(crate) fn read(
         }
     }
     if let Some(user) = principal.user_id() {
-        let key = keys::change(ChangeTag::UserRoles, &[user.as_bytes()]);
+        let key = keys::feed(0, ChangeTag::UserRoles, &[user.as_bytes()]);
         if let Some(l) = read_u64(store, &key)? {
             if l > since {
                 return resync("the client's roles changed since");
@@ -611,7 +612,8 @@ fn read_after(
         for seq in &(&changed & &visible) {
             examined += 1;
             let entry: Option<DocEntry> = load(store, &doc_key(cid, seq))?;
-            let Some(entry) = entry.filter(|e| e.lsn > since) else {
+            // In this bucket for its last change only; an earlier change left it here too.
+            let Some(entry) = entry.filter(|e| e.lsn > since && bucket(e.lsn) == b) else {
                 continue;
             };
             if let Some(record) = load_record(store, cid, seq)? {

@@ -35,7 +35,8 @@ impl std::fmt::Debug for Db {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DbStats {
-    /// One entry per tree (`meta`, `docs`, `doc_ids`, `perm_index`, `auth`, `attr_index`).
+    /// One entry per tree (`meta`, `docs`, `doc_ids`, `perm_index`, `auth`, `attr_index`),
+    /// and `changes_feed`, the changes feed's records (kept in the docs tree).
     pub trees: Vec<TreeStats>,
     /// Bytes of role bitmaps held in memory (their serialized size).
     pub cached_bitmap_bytes: u64,
@@ -132,6 +133,14 @@ impl Db {
     /// memory. Reads every key: for tools and benchmarks, not for hot paths.
     pub fn stats(&self) -> Result<DbStats> {
         let mut trees = Vec::new();
+        // The changes feed's records share the docs tree; they are reported apart.
+        let mut feed = TreeStats {
+            tree: "changes_feed",
+            keys: 0,
+            key_bytes: 0,
+            value_bytes: 0,
+            checksum_bytes: 0,
+        };
         for tree in Tree::ALL {
             let mut t = TreeStats {
                 tree: tree.name(),
@@ -146,13 +155,19 @@ impl Db {
                 .scan_prefix(tree, &[], crate::store::Direction::Forward)
             {
                 let (k, v) = entry?;
-                t.keys += 1;
-                t.key_bytes += k.len() as u64;
-                t.value_bytes += v.len() as u64;
-                t.checksum_bytes += crate::store::CHECKSUM_LEN as u64;
+                let into = if tree == Tree::Docs && !crate::store::keys::is_doc_key(&k) {
+                    &mut feed
+                } else {
+                    &mut t
+                };
+                into.keys += 1;
+                into.key_bytes += k.len() as u64;
+                into.value_bytes += v.len() as u64;
+                into.checksum_bytes += crate::store::CHECKSUM_LEN as u64;
             }
             trees.push(t);
         }
+        trees.push(feed);
         Ok(DbStats {
             trees,
             cached_bitmap_bytes: self.inner.bitmaps.bytes() as u64,

@@ -70,7 +70,7 @@ pub(crate) struct Engine {
     auth_epoch: AtomicU64,
     principal_rule: PrincipalRule,
     /// The last log sequence number given to a document change (stored at
-    /// `keys::LAST_LSN`); moved under the writer lock only.
+    /// `keys::last_lsn`); moved under the writer lock only.
     last_lsn: AtomicU64,
     observer: OnceLock<Arc<dyn CommitObserver>>,
 }
@@ -188,7 +188,10 @@ impl Engine {
     /// and the last of them is written in the same batch (INVARIANT lsn-atomic: a change
     /// and its number are durable together, so numbers survive a crash and never repeat).
     fn commit(&self, mut batch: WriteBatch) -> Result<()> {
-        let documents = batch.ops().filter(|(tree, ..)| *tree == Tree::Docs).count() as u64;
+        let documents = batch
+            .ops()
+            .filter(|(tree, key, _)| *tree == Tree::Docs && keys::is_doc_key(key))
+            .count() as u64;
         let first = self.last_lsn() + 1;
         let rules =
             ((self.principal_rule)(&batch) || changes_rules(&batch)).then_some(first + documents);
@@ -205,8 +208,8 @@ impl Engine {
         let numbered = lsns.last() >= first;
         if numbered {
             batch.put(
-                Tree::Meta,
-                keys::LAST_LSN.to_vec(),
+                Tree::Docs,
+                keys::last_lsn(),
                 lsns.last().to_be_bytes().to_vec(),
             );
         }
@@ -329,7 +332,7 @@ fn changes_rules(batch: &WriteBatch) -> bool {
 
 /// The last log sequence number a store gave out (0 for a store without one).
 fn load_last_lsn(store: &Store) -> Result<u64> {
-    match store.get(Tree::Meta, keys::LAST_LSN)? {
+    match store.get(Tree::Docs, &keys::last_lsn())? {
         None => Ok(0),
         Some(bytes) => bytes
             .first_chunk::<8>()

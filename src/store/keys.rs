@@ -75,9 +75,6 @@ pub(crate) const PURGE_PREFIX: &[u8] = b"p";
 
 pub(crate) const STORE_ID: &[u8] = b"i";
 
-/// The last log sequence number given to a document change (8 bytes, big-endian),
-/// written in the batch of the changes it counts.
-pub(crate) const LAST_LSN: &[u8] = b"l";
 
 /// The kinds of record in the auth tree, by the tag byte their keys start with: the only
 /// place these bytes are written or read (`AuthTag::of` decodes a key's tag).
@@ -323,7 +320,42 @@ mod tests {
     }
 }
 
-/// The kinds of record in the changes tree, by the tag byte their keys start with.
+/// The changes feed's records live in the docs tree (so that a document change writes
+/// one tree fewer: each tree a sled transaction spans costs), under this prefix, which
+/// no document key has: documents are keyed `cid seq` and no collection is numbered
+/// `u32::MAX` (`catalog::next_cid`). Then the collection's number (0 for records of
+/// no collection), a tag, and the rest.
+pub(crate) const FEED: [u8; 4] = [0xFF; 4];
+
+/// Whether a docs-tree key is a document's (not a feed record's).
+pub(crate) fn is_doc_key(key: &[u8]) -> bool {
+    key.len() == 8 && !key.starts_with(&FEED)
+}
+
+/// The feed record `tag` of collection `cid` (0: of none) with `parts` after it.
+pub(crate) fn feed(cid: u32, tag: ChangeTag, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = feed_of(cid);
+    k.push(tag as u8);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// Prefix of every feed record of collection `cid`.
+pub(crate) fn feed_of(cid: u32) -> Vec<u8> {
+    let mut k = FEED.to_vec();
+    k.extend_from_slice(&cid.to_be_bytes());
+    k
+}
+
+/// The last log sequence number given to a document change (8 bytes, big-endian),
+/// written in the batch of the changes it counts.
+pub(crate) fn last_lsn() -> Vec<u8> {
+    feed(0, ChangeTag::LastLsn, &[])
+}
+
+/// The kinds of feed record, by their tag byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum ChangeTag {
@@ -351,13 +383,7 @@ pub(crate) enum ChangeTag {
     /// `H` cid -> the lowest `since` the feed still answers (tombstones before it were
     /// purged); `H` alone: for every collection (a store older than the feed)
     Horizon = b'H',
+    /// `l` -> the last log sequence number given out
+    LastLsn = b'l',
 }
 
-/// `tag` followed by `parts`, each as given (the caller fixes their widths).
-pub(crate) fn change(tag: ChangeTag, parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = vec![tag as u8];
-    for p in parts {
-        k.extend_from_slice(p);
-    }
-    k
-}

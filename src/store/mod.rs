@@ -21,7 +21,8 @@ pub(crate) use sled_backend::SledBackend;
 pub(crate) enum Tree {
     /// Format version, counters, schemas, collections.
     Meta,
-    /// Documents by (collection number, sequence).
+    /// Documents by (collection number, sequence), and the changes feed's records
+    /// (`keys::FEED`).
     Docs,
     /// Document sequence by (collection number, document id).
     DocIds,
@@ -31,20 +32,16 @@ pub(crate) enum Tree {
     Auth,
     /// Key and unique index entries: ordered (values, sequence) keys.
     AttrIndex,
-    /// The changes feed: each document's last change, bucketed change and tombstone
-    /// bitmaps, tombstones, and the numbers of role and rule changes (`changes.rs`).
-    Changes,
 }
 
 impl Tree {
-    pub(crate) const ALL: [Tree; 7] = [
+    pub(crate) const ALL: [Tree; 6] = [
         Tree::Meta,
         Tree::Docs,
         Tree::DocIds,
         Tree::PermIndex,
         Tree::Auth,
         Tree::AttrIndex,
-        Tree::Changes,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -55,7 +52,6 @@ impl Tree {
             Tree::PermIndex => "perm_index",
             Tree::Auth => "auth",
             Tree::AttrIndex => "attr_index",
-            Tree::Changes => "changes",
         }
     }
 }
