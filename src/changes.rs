@@ -453,11 +453,7 @@ pub(crate) fn mark_older_store(engine: &Engine) -> Result<()> {
             1u64.to_be_bytes().to_vec(),
         );
         // One number for the mark, so that `since` = 1 is after it.
-        batch.put(
-            Tree::Docs,
-            keys::last_lsn(),
-            1u64.to_be_bytes().to_vec(),
-        );
+        batch.put(Tree::Docs, keys::last_lsn(), 1u64.to_be_bytes().to_vec());
         Ok(())
     })?;
     engine.numbered_up_to(1);
@@ -508,9 +504,7 @@ pub(crate) fn read(
     if since == 0 {
         return read_after(engine, principal, coll, since, 0, limit);
     }
-    if read_u64(store, &keys::feed(cid, ChangeTag::Horizon, &[]))?
-        .is_some_and(|h| since < h)
-    {
+    if read_u64(store, &keys::feed(cid, ChangeTag::Horizon, &[]))?.is_some_and(|h| since < h) {
         return resync("the changes before it are no longer kept");
     }
     // `tenure`: since when the client's roles and the collection's rules are what they

@@ -330,13 +330,14 @@ fn visible_set(
             .clone()
         }
         (Access::ByDocument, Some(roles)) => {
-            let bitmaps =
-                engine
-                    .bitmaps
-                    .role_bitmaps(store, coll.cid, IndexKind::Read, roles, &counters)?;
+            // Role by role, not through the role-set memo: thousands of subscribers'
+            // sets would each hold an entry every write must check.
             let mut union = RoaringBitmap::new();
-            for b in bitmaps.bitmaps() {
-                union |= b.as_ref();
+            for role in roles.keys() {
+                union |= engine
+                    .bitmaps
+                    .get(store, coll.cid, IndexKind::Read, role, &counters)?
+                    .as_ref();
             }
             union
         }
@@ -449,6 +450,7 @@ impl Hub {
                 recheck(&mut state, engine, id, at, old, false);
             }
         }
+        let mut reached = Reached::new();
         for (i, (cid, seq)) in doc_changes(batch).enumerate() {
             let lsn = lsns.first + i as u64;
             let Some(fanout) = state.fanout.get(&cid) else {
@@ -492,7 +494,7 @@ impl Hub {
                     lsn,
                     resume: at.resume,
                 };
-                deliver(engine, &shared, seq, before, new, at);
+                deliver(engine, &shared, seq, before, new, at, &mut reached);
             }
         }
     }
@@ -634,6 +636,7 @@ fn deliver(
     old: Option<&DocRecord>,
     new: Option<&DocRecord>,
     at: At,
+    reached: &mut Reached,
 ) {
     let lsn = at.lsn;
     let mut sub = lock(&shared.sub);
@@ -651,13 +654,21 @@ fn deliver(
     let after = match new {
         None => None,
         Some(record) => {
-            let reached = reachable(engine, &principal, &sub.schema_id, &sub.collection_id);
-            let coll = match reached {
-                Ok(coll) => coll,
-                Err(error) => {
-                    end(shared, &mut sub, Event::Ended { error });
-                    return;
-                }
+            // The collection as this batch left it, read once per batch and privilege.
+            let key = (sub.cid, skips_permissions(&principal));
+            let coll = match reached.get(&key) {
+                Some(coll) => Arc::clone(coll),
+                None => match reachable(engine, &principal, &sub.schema_id, &sub.collection_id) {
+                    Ok(coll) => {
+                        let coll = Arc::new(coll);
+                        reached.insert(key, Arc::clone(&coll));
+                        coll
+                    }
+                    Err(error) => {
+                        end(shared, &mut sub, Event::Ended { error });
+                        return;
+                    }
+                },
             };
             let readable = coll
                 .rules()
@@ -700,6 +711,10 @@ fn deliver(
     }
     push(shared, &mut sub, event, at.resume);
 }
+
+/// The collections reached in one batch, by (collection number, privileged): a
+/// disabled one only by root and keys.
+type Reached = HashMap<(u32, bool), Arc<CollectionRecord>>;
 
 /// The number an event carries, and the number before its batch (every change up to it
 /// was delivered): where a subscription that lags in the batch resumes.

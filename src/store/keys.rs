@@ -75,7 +75,6 @@ pub(crate) const PURGE_PREFIX: &[u8] = b"p";
 
 pub(crate) const STORE_ID: &[u8] = b"i";
 
-
 /// The kinds of record in the auth tree, by the tag byte their keys start with: the only
 /// place these bytes are written or read (`AuthTag::of` decodes a key's tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,4 +385,3 @@ pub(crate) enum ChangeTag {
     /// `l` -> the last log sequence number given out
     LastLsn = b'l',
 }
-
