@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p permdb-bench -- --docs 10000,100000,1000000 [--profiles P1,P2,P3,P4]
 //!  [--peers sqlite,sled] [--users 20] [--out target/bench]`, or
-//! `cargo run --release -p permdb-bench -- --live 0,100,10000 [writes]` (live subscriptions).
+//! `cargo run --release -p permdb-bench -- --live 0,100,10000 [writes]` (live subscriptions),
+//! or `cargo run --release -p permdb-bench -- --writes 5` (single writes and batches).
 //!
 //! Stores are cached under `<out>/data`, so a rerun does not rebuild them. Prints a
 //! markdown table per size and profile, writes `<out>/results.json` and `<out>/page-<P>.svg`.
@@ -21,6 +22,7 @@ mod data;
 mod live;
 mod peers;
 mod report;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -213,6 +215,10 @@ fn main() {
             raw[4].parse().unwrap(),
             raw.get(5).map(String::as_str),
         );
+        return;
+    }
+    if raw.get(1).map(String::as_str) == Some("--writes") {
+        writes::run(raw.get(2).map_or(3, |r| r.parse().unwrap()));
         return;
     }
     if raw.get(1).map(String::as_str) == Some("--live") {
