@@ -225,8 +225,13 @@ pub(crate) fn record(
         let b = bucket(lsn);
         // The document stays in the bucket of its earlier change (a read skips it there:
         // its entry names its last change), so a write rewrites one bucket, not two.
-        let before: Option<DocEntry> = load(store, &doc_key(cid, seq))?;
         let old_record = old.get(&(cid, seq)).and_then(Option::as_ref);
+        // A new document has no entry (sequences are never reused, and a delete removes
+        // the entry): only a changed one is read.
+        let before: Option<DocEntry> = match old_record {
+            Some(_) => load(store, &doc_key(cid, seq))?,
+            None => None,
+        };
         let old_readers = old_record.map(read_roles).unwrap_or_default();
         // Each role that lost read, with the change that took it (kept while the
         // document lives, so that a client behind that change still learns of it).
