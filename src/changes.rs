@@ -17,8 +17,10 @@ use crate::catalog::CollectionRecord;
 use crate::document::{DocRecord, Document, load_record};
 use crate::engine::{Engine, Lsns};
 use crate::error::{Error, Result};
+use crate::index::{Counters, IndexKind};
 use crate::perm::decide::{Access, access};
 use crate::perm::{Action, Principal};
+use crate::query::eval::Filter;
 use crate::store::keys::{self, ChangeTag};
 use crate::store::{CHECKSUM_LEN, Direction, Store, Tree, WriteBatch, codec};
 
@@ -484,13 +486,7 @@ pub(crate) fn read(
     };
     // Who may read nothing learns nothing of the feed (not even when rules changed).
     if access(principal, coll.rules()?, Action::Read) == Access::Denied {
-        return Err(Error::unauthorized(
-            crate::error::Denial::NotGranted,
-            format!(
-                "reading documents of collection {} is not granted",
-                crate::id::quote(&coll.id)
-            ),
-        ));
+        return Err(crate::query::exec::no_read(coll));
     }
     let last = engine.last_lsn();
     if since > last {
@@ -558,41 +554,16 @@ fn read_after(
     let store = &engine.store;
     let cid = coll.cid;
     let last = engine.last_lsn();
-    let counters = crate::index::Counters::default();
-    let (visible, roles): (RoaringBitmap, Option<Vec<String>>) = match (
+    // What the client may read now (as a subscription computes it), and the roles whose
+    // losses and tombstones concern it (none for one that reads every document).
+    let visible = visible_set(engine, principal, coll, None)?;
+    let roles: Option<Vec<String>> = match (
         access(principal, coll.rules()?, Action::Read),
         principal.roles(),
     ) {
-        (Access::Denied, _) => {
-            return Err(Error::unauthorized(
-                crate::error::Denial::NotGranted,
-                format!(
-                    "reading documents of collection {} is not granted",
-                    crate::id::quote(&coll.id)
-                ),
-            ));
-        }
-        (Access::All, _) | (Access::ByDocument, None) => (
-            (*engine
-                .bitmaps
-                .get(store, cid, crate::index::IndexKind::Live, "", &counters)?)
-            .clone(),
-            None,
-        ),
-        (Access::ByDocument, Some(r)) => {
-            let bitmaps = engine.bitmaps.role_bitmaps(
-                store,
-                cid,
-                crate::index::IndexKind::Read,
-                r,
-                &counters,
-            )?;
-            let mut union = RoaringBitmap::new();
-            for b in bitmaps.bitmaps() {
-                union |= b.as_ref();
-            }
-            (union, Some(r.keys().map(str::to_owned).collect()))
-        }
+        (Access::Denied, _) => return Err(crate::query::exec::no_read(coll)),
+        (Access::All, _) | (_, None) => None,
+        (Access::ByDocument, Some(r)) => Some(r.keys().map(str::to_owned).collect()),
     };
     let union_of = |tag: ChangeTag, b: u64, roles: &[String]| -> Result<RoaringBitmap> {
         let mut out = RoaringBitmap::new();
@@ -715,4 +686,73 @@ fn read_after(
         next,
         examined,
     })
+}
+
+/// The documents of `coll` that `principal` may read and `filter` matches, as `find`
+/// would select them (the permission bitmaps, then each document's filter check).
+pub(crate) fn visible_set(
+    engine: &Engine,
+    principal: &Principal,
+    coll: &CollectionRecord,
+    filter: Option<&Filter>,
+) -> Result<RoaringBitmap> {
+    let counters = Counters::default();
+    let store = &engine.store;
+    let base = match (
+        access(principal, coll.rules()?, Action::Read),
+        principal.roles(),
+    ) {
+        (Access::Denied, _) => return Ok(RoaringBitmap::new()),
+        (Access::All, _) | (Access::ByDocument, None) => {
+            (*engine
+                .bitmaps
+                .get(store, coll.cid, IndexKind::Live, "", &counters)?)
+            .clone()
+        }
+        (Access::ByDocument, Some(roles)) => {
+            // Role by role, not through the role-set memo: thousands of subscribers'
+            // sets would each hold an entry every write must check.
+            let mut union = RoaringBitmap::new();
+            for role in roles.keys() {
+                union |= engine
+                    .bitmaps
+                    .get(store, coll.cid, IndexKind::Read, role, &counters)?
+                    .as_ref();
+            }
+            union
+        }
+    };
+    let Some(filter) = filter else {
+        return Ok(base);
+    };
+    let mut out = RoaringBitmap::new();
+    for seq in &base {
+        if let Some(record) = load_record(store, coll.cid, seq)? {
+            let doc = to_document(engine, coll, record, seq)?;
+            if filter.matches(&doc) {
+                out.insert(seq);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn to_document(
+    engine: &Engine,
+    coll: &CollectionRecord,
+    record: DocRecord,
+    seq: u32,
+) -> Result<Document> {
+    record.into_document(
+        seq,
+        &coll.schema_id,
+        &coll.id,
+        engine.options.limits.max_depth,
+        || {
+            format!(
+                "document {seq} of collection {}/{}",
+                coll.schema_id, coll.id
+            )
+        },
+    )
 }

@@ -12,7 +12,7 @@ use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{DocRecord, Document, DocumentList, load_record, put_record, seq_of};
-use crate::error::{Denial, Error, ResourceKind, Result};
+use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
 use crate::index::{Contribution, IndexEdits};
 use crate::live::{PrincipalSource, Subscription, Watch};
@@ -215,13 +215,7 @@ impl Collection {
             let coll = self.resolve(&db.store, &principal)?;
             // Who may read nothing is refused as `find` refuses it, before the queries.
             if access(&principal, coll.rules()?, Action::Read) == Access::Denied {
-                return Err(Error::unauthorized(
-                    Denial::NotGranted,
-                    format!(
-                        "reading documents of collection {} is not granted",
-                        quote(&self.id)
-                    ),
-                ));
+                return Err(crate::query::exec::no_read(&coll));
             }
             let plan = plan(queries, &coll.query_schema(self.limits().max_depth)?)?;
             let watch = Watch {

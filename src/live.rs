@@ -15,11 +15,10 @@ use roaring::RoaringBitmap;
 
 use crate::auth::{Affected, affected_principals};
 use crate::catalog::{CollectionRecord, load_collection, load_schema};
-use crate::changes::{OldRecords, doc_changes};
+use crate::changes::{OldRecords, doc_changes, to_document, visible_set};
 use crate::document::{DocRecord, Document, load_record};
 use crate::engine::{Engine, Lsns};
-use crate::error::{Denial, Error, ResourceKind, Result};
-use crate::index::{Counters, IndexKind};
+use crate::error::{Error, ResourceKind, Result};
 use crate::perm::decide::{Access, access, may_read, skips_permissions};
 use crate::perm::{Action, Principal};
 use crate::query::eval::Filter;
@@ -308,75 +307,6 @@ fn index_of(principal: &Principal, coll: &CollectionRecord) -> Indexed {
     }
 }
 
-/// The documents of `coll` that `principal` may read and `filter` matches, as `find`
-/// would select them (the permission bitmaps, then each document's filter check).
-fn visible_set(
-    engine: &Engine,
-    principal: &Principal,
-    coll: &CollectionRecord,
-    filter: Option<&Filter>,
-) -> Result<RoaringBitmap> {
-    let counters = Counters::default();
-    let store = &engine.store;
-    let base = match (
-        access(principal, coll.rules()?, Action::Read),
-        principal.roles(),
-    ) {
-        (Access::Denied, _) => return Ok(RoaringBitmap::new()),
-        (Access::All, _) | (Access::ByDocument, None) => {
-            (*engine
-                .bitmaps
-                .get(store, coll.cid, IndexKind::Live, "", &counters)?)
-            .clone()
-        }
-        (Access::ByDocument, Some(roles)) => {
-            // Role by role, not through the role-set memo: thousands of subscribers'
-            // sets would each hold an entry every write must check.
-            let mut union = RoaringBitmap::new();
-            for role in roles.keys() {
-                union |= engine
-                    .bitmaps
-                    .get(store, coll.cid, IndexKind::Read, role, &counters)?
-                    .as_ref();
-            }
-            union
-        }
-    };
-    let Some(filter) = filter else {
-        return Ok(base);
-    };
-    let mut out = RoaringBitmap::new();
-    for seq in &base {
-        if let Some(record) = load_record(store, coll.cid, seq)? {
-            let doc = to_document(engine, coll, record, seq)?;
-            if filter.matches(&doc) {
-                out.insert(seq);
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn to_document(
-    engine: &Engine,
-    coll: &CollectionRecord,
-    record: DocRecord,
-    seq: u32,
-) -> Result<Document> {
-    record.into_document(
-        seq,
-        &coll.schema_id,
-        &coll.id,
-        engine.options.limits.max_depth,
-        || {
-            format!(
-                "document {seq} of collection {}/{}",
-                coll.schema_id, coll.id
-            )
-        },
-    )
-}
-
 /// The collection as `principal` may reach it: `NotFound` when it or its schema is
 /// missing, or disabled for one who does not skip permissions (as `Collection` resolves).
 fn reachable(
@@ -550,13 +480,7 @@ fn recheck(
         let coll = reachable(engine, &principal, &sub.schema_id, &sub.collection_id)?;
         // Who may no longer read the collection at all is ended, as `find` refuses it.
         if access(&principal, coll.rules()?, Action::Read) == Access::Denied {
-            return Err(Error::unauthorized(
-                Denial::NotGranted,
-                format!(
-                    "reading documents of collection {} is not granted",
-                    crate::id::quote(&coll.id)
-                ),
-            ));
+            return Err(crate::query::exec::no_read(&coll));
         }
         Ok((principal, coll))
     });

@@ -412,7 +412,8 @@ fn project(doc: &mut Document, select: &[String]) {
     doc.data.retain(|k, _| select.iter().any(|s| s == k));
 }
 
-fn no_read(coll: &CollectionRecord) -> Error {
+/// The refusal of a client that may read no document of `coll` (as `find` answers it).
+pub(crate) fn no_read(coll: &CollectionRecord) -> Error {
     Error::unauthorized(
         Denial::NotGranted,
         format!(
