@@ -20,6 +20,7 @@ mod error;
 mod extract;
 mod list;
 mod model;
+mod realtime;
 mod transactions;
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use extract::UserClient;
+pub use realtime::RealtimeLimits;
 
 use permdb::Db;
 
@@ -60,6 +62,8 @@ pub struct ServerOptions {
     pub cors_origins: Vec<String>,
     /// What staged transactions may hold in the server's memory.
     pub transaction_limits: TransactionLimits,
+    /// Bounds on realtime connections (`/v1/realtime`).
+    pub realtime: RealtimeLimits,
 }
 
 /// Bounds on staged transactions, which live in the server's memory until their commit,
@@ -135,6 +139,7 @@ impl Default for ServerOptions {
             assigned_ids: false,
             cors_origins: Vec::new(),
             transaction_limits: TransactionLimits::default(),
+            realtime: RealtimeLimits::default(),
         }
     }
 }
@@ -151,6 +156,13 @@ impl ServerOptions {
     #[must_use]
     pub fn transaction_limits(mut self, limits: TransactionLimits) -> ServerOptions {
         self.transaction_limits = limits;
+        self
+    }
+
+    /// Sets the bounds on realtime connections.
+    #[must_use]
+    pub fn realtime(mut self, limits: RealtimeLimits) -> ServerOptions {
+        self.realtime = limits;
         self
     }
 
@@ -222,6 +234,7 @@ pub fn router_with(db: Db, options: ServerOptions) -> Router {
 pub fn router_with_routes(db: Db, options: ServerOptions, routes: Router<Db>) -> Router {
     let api = Router::new()
         .route("/ping", axum::routing::get(ping))
+        .route("/realtime", axum::routing::get(realtime::handler))
         .merge(account::routes())
         .merge(databases::routes())
         .merge(admin::routes())
@@ -235,6 +248,9 @@ pub fn router_with_routes(db: Db, options: ServerOptions, routes: Router<Db>) ->
         .fallback(|| async { ApiError::no_route() })
         .with_state(db)
         .layer(Extension(std::sync::Arc::new(options)))
+        .layer(Extension(std::sync::Arc::new(
+            realtime::Connections::default(),
+        )))
         .layer(Extension(std::sync::Arc::new(transactions::Registry::new(
             transaction_limits,
         ))))

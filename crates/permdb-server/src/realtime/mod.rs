@@ -1,0 +1,494 @@
+//! `GET /v1/realtime`: Appwrite's realtime WebSocket protocol (as its web SDK speaks it,
+//! see docs/realtime-protocol.md) over the library's live subscriptions.
+//!
+//! A connection acts as one client, fixed at the handshake (session cookie, `jwt`
+//! parameter, credential headers) or replaced by an `authentication` message; every
+//! event it is sent comes from a library watch made as that client, so it carries only
+//! what the client may read at that change.
+
+mod channels;
+mod subscriptions;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::auth::{self, Via};
+use crate::error::ApiError;
+use crate::{ServerOptions, model};
+use permdb::{Client, Db};
+use subscriptions::{Outcome, Row, Subscriptions, error_frame, parse_rows, watches_for};
+
+/// Bounds on realtime connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RealtimeLimits {
+    /// Open connections of the whole server; past it, a new one gets error 1013 and is
+    /// closed. Default 1,000.
+    pub max_connections: usize,
+    /// Subscriptions (subscription ids) of one connection. Default 64.
+    pub max_subscriptions: usize,
+    /// Channels of one subscription. Default 64.
+    pub max_channels: usize,
+    /// Collection watches of one connection: a subscription holds one per collection its
+    /// channels reach (`documents` reaches every readable collection). Default 256.
+    pub max_watches: usize,
+    /// Largest message a client may send, in bytes. Default 64,000 (Appwrite's).
+    pub max_message_bytes: usize,
+    /// Messages a client may send per minute; past it each gets error 1013 and is not
+    /// run. Default 60 (the web SDK pings 3 times a minute and subscribes in batches).
+    pub max_messages_per_minute: u32,
+    /// A connection that sends nothing (not even the SDK's ping, every 20 s) for this
+    /// long is closed (code 1001). Default 60 s.
+    pub idle_timeout: Duration,
+}
+
+impl Default for RealtimeLimits {
+    fn default() -> RealtimeLimits {
+        RealtimeLimits {
+            max_connections: 1000,
+            max_subscriptions: 64,
+            max_channels: 64,
+            max_watches: 256,
+            max_message_bytes: 64_000,
+            max_messages_per_minute: 60,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The open connections of a server (for `max_connections`).
+#[derive(Default)]
+pub(crate) struct Connections(AtomicUsize);
+
+/// One counted connection; uncounted when dropped.
+struct Slot(Arc<Connections>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Who a connection acts as, and what the handshake asked for.
+struct Opened {
+    client: Client,
+    /// The Account model when a user is signed in.
+    user: Option<Value>,
+    /// Subscriptions given in the URL (`channels[]=`, Appwrite's older form).
+    url_channels: Vec<String>,
+}
+
+/// The upgrade; the handshake's checks are made here and any refusal is sent on the
+/// socket as Appwrite does (an `error` message, then a close), so the SDK sees why.
+pub(crate) async fn handler(
+    State(db): State<Db>,
+    Extension(options): Extension<Arc<ServerOptions>>,
+    Extension(connections): Extension<Arc<Connections>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "general_argument_invalid",
+                format!("/v1/realtime is a WebSocket: {e}"),
+            )
+            .into_response();
+        }
+    };
+    let limits = options.realtime;
+    let slot = {
+        let n = connections.0.fetch_add(1, Ordering::SeqCst);
+        let slot = Slot(Arc::clone(&connections));
+        (n < limits.max_connections).then_some(slot)
+    };
+    let opened = {
+        let db = db.clone();
+        let options = Arc::clone(&options);
+        tokio::task::spawn_blocking(move || open(&db, &options, &headers, query.as_deref()))
+            .await
+            .unwrap_or_else(|e| Err((1011, format!("Error: Server Error ({e})"))))
+    };
+    upgrade
+        .max_message_size(limits.max_message_bytes)
+        .on_upgrade(move |mut socket| async move {
+            let Some(slot) = slot else {
+                let message = format!(
+                    "Too many connections: this server takes {} at once.",
+                    limits.max_connections
+                );
+                refuse(&mut socket, 1013, &message, 1013).await;
+                return;
+            };
+            match opened {
+                Ok(opened) => run(socket, db, limits, opened, slot).await,
+                Err((code, message)) => refuse(&mut socket, code, &message, 1008).await,
+            }
+        })
+}
+
+/// Sends Appwrite's error message and closes with `close`.
+async fn refuse(socket: &mut WebSocket, code: u16, message: &str, close: u16) {
+    let _ = send(socket, &error_frame(code, message)).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: close,
+            reason: "refused".into(),
+        })))
+        .await;
+}
+
+async fn send(socket: &mut WebSocket, frame: &Value) -> Result<(), axum::Error> {
+    socket.send(Message::Text(frame.to_string().into())).await
+}
+
+/// The handshake: the project, the page's origin, and the credential. Errors are
+/// (Appwrite's code, message).
+fn open(
+    db: &Db,
+    options: &ServerOptions,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Opened, (u16, String)> {
+    let mut project = None;
+    let mut jwt = None;
+    let mut url_channels = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let once = |slot: &mut Option<String>| match slot {
+            Some(_) => Err((1008, format!("parameter {key} given more than once"))),
+            None => {
+                *slot = Some(value.clone().into_owned());
+                Ok(())
+            }
+        };
+        match &*key {
+            "project" => once(&mut project)?,
+            "jwt" => once(&mut jwt)?,
+            "channels[]" | "channels" => url_channels.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    let header_project = auth::header(headers, &auth::PROJECT_HEADERS)
+        .map_err(|e| (1008, e.message))?
+        .map(|(_, p)| p.to_owned());
+    // A request naming no project means the store's, as on every HTTP route.
+    for given in [project, header_project].into_iter().flatten() {
+        if given != db.project() {
+            return Err((1008, "Missing or unknown project ID".to_owned()));
+        }
+    }
+    check_origin(options, headers)?;
+    let caller = auth::caller(db, headers).map_err(|e| (e.status.as_u16(), e.message))?;
+    let client = match (jwt, caller.via) {
+        (None, _) => caller.client,
+        (Some(_), Via::Cookie) => {
+            return Err((
+                403,
+                "A JWT and a session cookie were both given: use one.".to_owned(),
+            ));
+        }
+        (Some(_), Via::Key | Via::Jwt | Via::Session) => {
+            return Err((
+                400,
+                "Give one credential: the jwt parameter or a header.".to_owned(),
+            ));
+        }
+        (Some(token), Via::Guest) => db
+            .client()
+            .set_jwt(&token)
+            .map_err(|e| (401, format!("Failed to verify JWT. {e}")))?,
+    };
+    let user = account_of(db, &client);
+    Ok(Opened {
+        client,
+        user,
+        url_channels,
+    })
+}
+
+/// The Account model of the user a client acts as; `None` for a guest, root or a key.
+fn account_of(db: &Db, client: &Client) -> Option<Value> {
+    let user = client.account().get().ok()?;
+    model::user_of(db, &user).ok()
+}
+
+/// A browser's page may open a connection only from the server's own origin or one of
+/// the CORS origins: a page elsewhere could otherwise act with the visitor's session
+/// cookie (the browser attaches it to the handshake). Clients that are not browsers send
+/// no `Origin`.
+fn check_origin(options: &ServerOptions, headers: &HeaderMap) -> Result<(), (u16, String)> {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default().to_ascii_lowercase();
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    let own = host.is_some_and(|host| {
+        ["http://", "https://"]
+            .iter()
+            .any(|scheme| origin.strip_prefix(scheme) == Some(host.as_str()))
+    });
+    if own || options.cors_origins.contains(&origin) {
+        return Ok(());
+    }
+    Err((
+        1008,
+        format!(
+            "Invalid Origin. Register the origin {} with the server (--cors-origin) to \
+             connect from it.",
+            permdb::wire::quote(&origin)
+        ),
+    ))
+}
+
+/// A connection's state.
+struct Connection {
+    db: Db,
+    limits: RealtimeLimits,
+    client: Client,
+    user: Option<Value>,
+    subs: Subscriptions,
+    /// Messages in the current minute.
+    window: (Instant, u32),
+}
+
+/// Serves one connection until either side closes it.
+async fn run(mut socket: WebSocket, db: Db, limits: RealtimeLimits, opened: Opened, _slot: Slot) {
+    let mut conn = Connection {
+        db,
+        limits,
+        client: opened.client,
+        user: opened.user,
+        subs: Subscriptions::default(),
+        window: (Instant::now(), 0),
+    };
+    let (mut ids, mut channels) = (json!([]), json!([]));
+    if !opened.url_channels.is_empty() {
+        let rows = json!([{"channels": opened.url_channels}]);
+        match conn.subscribe(&rows).await {
+            Ok(reply) => {
+                // One row: its id and its channels.
+                if let Some(row) = reply.pointer("/data/subscriptions/0") {
+                    ids = json!([row.get("subscriptionId")]);
+                    channels = row.get("channels").cloned().unwrap_or_default();
+                }
+            }
+            Err(message) => {
+                refuse(&mut socket, 1003, &message, 1008).await;
+                return;
+            }
+        }
+    }
+    let connected = json!({"channels": channels, "subscriptions": ids, "user": conn.user});
+    if send(
+        &mut socket,
+        &json!({"type": "connected", "data": connected}),
+    )
+    .await
+    .is_err()
+    {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut heard = Instant::now();
+    loop {
+        tokio::select! {
+            message = socket.recv() => {
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        heard = Instant::now();
+                        if send(&mut socket, &error_frame(1003, "Message format is not valid.")).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        heard = Instant::now();
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Err(e)) => {
+                        // Too large a message, or a broken frame: say so if the socket
+                        // still takes it.
+                        let message = format!("Message is not valid: {e}");
+                        refuse(&mut socket, 1003, &message, 1009).await;
+                        return;
+                    }
+                };
+                heard = Instant::now();
+                let reply = conn.handle(&text).await;
+                if let Some(reply) = reply && send(&mut socket, &reply).await.is_err() {
+                    return;
+                }
+            }
+            () = std::future::poll_fn(|cx| conn.subs.poll_events(cx)) => {
+                let now = permdb::wire::format_time(time::OffsetDateTime::now_utc());
+                let (frames, close) = match conn.subs.frames(&now) {
+                    Outcome::Frames(frames) => (frames, None),
+                    Outcome::Close { frames, code, reason } => (frames, Some((code, reason))),
+                };
+                for frame in &frames {
+                    if send(&mut socket, frame).await.is_err() {
+                        return;
+                    }
+                }
+                if let Some((code, reason)) = close {
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    return;
+                }
+            }
+            _ = tick.tick() => {
+                if heard.elapsed() > conn.limits.idle_timeout {
+                    let _ = socket.send(Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "idle".into(),
+                    }))).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Runs one text message; the reply to send, if any.
+    async fn handle(&mut self, text: &str) -> Option<Value> {
+        let (start, count) = &mut self.window;
+        if start.elapsed() >= Duration::from_secs(60) {
+            *start = Instant::now();
+            *count = 0;
+        }
+        *count += 1;
+        if *count > self.limits.max_messages_per_minute {
+            return Some(error_frame(1013, "Too many messages."));
+        }
+        let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
+            return Some(error_frame(1003, "Message format is not valid."));
+        };
+        let kind = message.get("type").and_then(Value::as_str);
+        let data = message.get("data").unwrap_or(&Value::Null);
+        let answer = match kind {
+            Some("ping") => return Some(json!({"type": "pong"})),
+            Some("subscribe") => self.subscribe(data).await,
+            Some("unsubscribe") => self.unsubscribe(data),
+            Some("authentication") => self.authenticate(data).await,
+            Some(_) => Err("Message type is not valid.".to_owned()),
+            None => Err("Message format is not valid.".to_owned()),
+        };
+        Some(answer.unwrap_or_else(|message| error_frame(1003, &message)))
+    }
+
+    /// `subscribe`: adds or replaces the rows, all or none.
+    async fn subscribe(&mut self, data: &Value) -> Result<Value, String> {
+        let rows = parse_rows(data, self.limits.max_channels)?;
+        let after: usize = self.subs.rows().len()
+            + rows
+                .iter()
+                .filter(|(id, _)| !self.subs.rows().contains_key(id))
+                .count();
+        if after > self.limits.max_subscriptions {
+            return Err(format!(
+                "Invalid payload: a connection holds at most {} subscriptions.",
+                self.limits.max_subscriptions
+            ));
+        }
+        // The watches of replaced rows go when the new ones come.
+        let kept = self
+            .subs
+            .watches_outside(rows.iter().map(|(id, _)| id.as_str()));
+        let room = self.limits.max_watches.saturating_sub(kept);
+        let watches = {
+            let (db, client, rows) = (self.db.clone(), self.client.clone(), rows.clone());
+            tokio::task::spawn_blocking(move || watches_for(&db, &client, &rows, room))
+                .await
+                .map_err(|e| format!("Error: Server Error ({e})"))??
+        };
+        let user = self.user_id();
+        let answered: Vec<Value> = rows
+            .iter()
+            .map(|(id, row)| {
+                json!({
+                    "subscriptionId": id,
+                    "channels": channels::converted(&row.channels, user.as_deref()),
+                    "queries": row.queries,
+                })
+            })
+            .collect();
+        self.subs.upsert(rows, watches);
+        Ok(json!({"type": "response", "data": {
+            "to": "subscribe", "success": true, "subscriptions": answered}}))
+    }
+
+    /// `unsubscribe`: removes the rows named; unknown ids answer `removed: false`.
+    fn unsubscribe(&mut self, data: &Value) -> Result<Value, String> {
+        let Value::Array(items) = data else {
+            return Err("Invalid payload: an unsubscribe message's data is a list.".into());
+        };
+        let mut answered = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(id) = item.get("subscriptionId").and_then(Value::as_str) else {
+                return Err("Invalid payload: each item needs a subscriptionId.".into());
+            };
+            let removed = self.subs.remove(id);
+            answered.push(json!({"subscriptionId": id, "removed": removed}));
+        }
+        Ok(json!({"type": "response", "data": {
+            "to": "unsubscribe", "success": true, "subscriptions": answered}}))
+    }
+
+    /// `authentication`: the connection acts as the session's user from now on; every
+    /// subscription is made again as that user.
+    async fn authenticate(&mut self, data: &Value) -> Result<Value, String> {
+        let Some(secret) = data.get("session").and_then(Value::as_str) else {
+            return Err("Invalid payload: authentication needs a session.".into());
+        };
+        let (db, secret) = (self.db.clone(), secret.to_owned());
+        let rows: Vec<(String, Row)> = self
+            .subs
+            .rows()
+            .iter()
+            .map(|(id, row)| (id.clone(), row.clone()))
+            .collect();
+        let max = self.limits.max_watches;
+        let made = tokio::task::spawn_blocking(move || {
+            let client = db
+                .client()
+                .set_session(&secret)
+                .map_err(|_| "Session is not valid.".to_owned())?;
+            let watches = watches_for(&db, &client, &rows, max)?;
+            let user = account_of(&db, &client);
+            Ok::<_, String>((client, watches, user))
+        })
+        .await
+        .map_err(|e| format!("Error: Server Error ({e})"))?;
+        let (client, watches, user) = made?;
+        self.client = client;
+        self.user = user;
+        self.subs.rewatch(watches);
+        Ok(json!({"type": "response", "data": {
+            "to": "authentication", "success": true, "user": self.user}}))
+    }
+
+    fn user_id(&self) -> Option<String> {
+        self.user
+            .as_ref()
+            .and_then(|u| u.get("$id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
