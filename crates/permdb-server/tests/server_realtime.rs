@@ -723,3 +723,85 @@ async fn a_connection_that_falls_behind_is_told_and_closed() {
     assert_error(last, 1013, "fell behind");
     assert_eq!(close.map(|c| u16::from(c.code)), Some(1013));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_channel_carries_the_users_own_changes_and_nobody_elses() {
+    let server = start().await;
+    let (secret, _) = server.sign_in("a").await;
+    let cookie = format!("a_session_default={secret}");
+    let mut a = connect(&server, "project=default", &[("cookie", &cookie)]).await;
+    assert_eq!(a.next().await["type"], "connected");
+    let reply = a
+        .subscribe(&[("acc", &["account"]), ("docs", &["documents"])])
+        .await;
+    assert_eq!(
+        reply["data"]["subscriptions"][0]["channels"],
+        json!(["account", "account.user-a"])
+    );
+    let mut b = signed_in(&server, "b").await;
+    b.subscribe(&[("acc", &["account"])]).await;
+
+    let session = [("X-Appwrite-Session", secret.as_str())];
+    let (status, _) = server
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/account/name",
+            &session,
+            Some(json!({"name": "Ada"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let m = a.next().await;
+    assert_eq!(m["type"], "event", "{m}");
+    assert_eq!(m["data"]["events"][0], "users.user-a.update.name", "{m}");
+    assert!(
+        m["data"]["events"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("users.*.update"))
+    );
+    assert_eq!(
+        m["data"]["channels"],
+        json!(["account", "account.user-a", "account.user-a.update"])
+    );
+    assert_eq!(m["data"]["payload"]["name"], "Ada", "{m}");
+    assert_eq!(m["data"]["subscriptions"], json!(["acc"]), "{m}");
+
+    // Another sign-in: a session event, without its secret.
+    let (other, _) = server.sign_in("a").await;
+    let m = a.next().await;
+    let first = m["data"]["events"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("users.user-a.sessions.") && first.ends_with(".create"),
+        "{m}"
+    );
+    assert_eq!(m["data"]["payload"]["secret"], "", "{m}");
+    assert_ne!(m["data"]["payload"]["secret"], json!(other));
+    // user-b heard none of it.
+    b.nothing().await;
+
+    // The connection's own session deleted: an error, then the close.
+    let (status, _) = server
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/account/sessions/current",
+            &session,
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    let (before, close) = a.closed().await;
+    assert!(
+        before
+            .iter()
+            .any(|m| m["type"] == "error" && m["data"]["code"] == 401),
+        "{before:?}"
+    );
+    assert!(
+        !before
+            .iter()
+            .any(|m| m["data"]["payload"]["name"] == "Ada" && m["type"] == "event"),
+        "nothing after the end: {before:?}"
+    );
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(1000));
+}

@@ -6,6 +6,7 @@
 //! event it is sent comes from a library watch made as that client, so it carries only
 //! what the client may read at that change.
 
+mod account;
 mod channels;
 mod subscriptions;
 
@@ -262,6 +263,8 @@ struct Connection {
     client: Client,
     user: Option<Value>,
     subs: Subscriptions,
+    /// What the connection last saw of its account, while a row names the account channel.
+    account: Option<account::Seen>,
     /// Messages in the current minute.
     window: (Instant, u32),
 }
@@ -274,6 +277,7 @@ async fn run(mut socket: WebSocket, db: Db, limits: RealtimeLimits, opened: Open
         client: opened.client,
         user: opened.user,
         subs: Subscriptions::default(),
+        account: None,
         window: (Instant::now(), 0),
     };
     let (mut ids, mut channels) = (json!([]), json!([]));
@@ -353,6 +357,23 @@ async fn run(mut socket: WebSocket, db: Db, limits: RealtimeLimits, opened: Open
                 }
             }
             _ = tick.tick() => {
+                match conn.account_frames().await {
+                    Ok(frames) => {
+                        for frame in &frames {
+                            if send(&mut socket, frame).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(message) => {
+                        let _ = send(&mut socket, &error_frame(401, &message)).await;
+                        let _ = socket.send(Message::Close(Some(CloseFrame {
+                            code: 1000,
+                            reason: "credential ended".into(),
+                        }))).await;
+                        return;
+                    }
+                }
                 if heard.elapsed() > conn.limits.idle_timeout {
                     let _ = socket.send(Message::Close(Some(CloseFrame {
                         code: 1001,
@@ -385,7 +406,7 @@ impl Connection {
         let answer = match kind {
             Some("ping") => return Some(json!({"type": "pong"})),
             Some("subscribe") => self.subscribe(data).await,
-            Some("unsubscribe") => self.unsubscribe(data),
+            Some("unsubscribe") => self.unsubscribe(data).await,
             Some("authentication") => self.authenticate(data).await,
             Some(_) => Err("Message type is not valid.".to_owned()),
             None => Err("Message format is not valid.".to_owned()),
@@ -430,12 +451,13 @@ impl Connection {
             })
             .collect();
         self.subs.upsert(rows, watches);
+        self.follow_account().await;
         Ok(json!({"type": "response", "data": {
             "to": "subscribe", "success": true, "subscriptions": answered}}))
     }
 
     /// `unsubscribe`: removes the rows named; unknown ids answer `removed: false`.
-    fn unsubscribe(&mut self, data: &Value) -> Result<Value, String> {
+    async fn unsubscribe(&mut self, data: &Value) -> Result<Value, String> {
         let Value::Array(items) = data else {
             return Err("Invalid payload: an unsubscribe message's data is a list.".into());
         };
@@ -447,6 +469,7 @@ impl Connection {
             let removed = self.subs.remove(id);
             answered.push(json!({"subscriptionId": id, "removed": removed}));
         }
+        self.follow_account().await;
         Ok(json!({"type": "response", "data": {
             "to": "unsubscribe", "success": true, "subscriptions": answered}}))
     }
@@ -480,8 +503,52 @@ impl Connection {
         self.client = client;
         self.user = user;
         self.subs.rewatch(watches);
+        self.follow_account().await;
         Ok(json!({"type": "response", "data": {
             "to": "authentication", "success": true, "user": self.user}}))
+    }
+
+    /// Starts or stops following the account as the rows now ask (blocking read).
+    async fn follow_account(&mut self) {
+        let Some(user) = self.user_id() else {
+            self.account = None;
+            return;
+        };
+        if !self.subs.wants_account() {
+            self.account = None;
+            return;
+        }
+        if self.account.as_ref().is_some_and(|seen| seen.user == user) {
+            return;
+        }
+        let (db, client) = (self.db.clone(), self.client.clone());
+        self.account = tokio::task::spawn_blocking(move || account::read(&db, &client).ok())
+            .await
+            .ok()
+            .flatten();
+    }
+
+    /// The account channel's frames for what changed since the last reading; `Err` when
+    /// the account can no longer be read (the credential ended).
+    async fn account_frames(&mut self) -> Result<Vec<Value>, String> {
+        let Some(old) = self.account.clone() else {
+            return Ok(Vec::new());
+        };
+        let (db, client) = (self.db.clone(), self.client.clone());
+        let new = tokio::task::spawn_blocking(move || account::read(&db, &client))
+            .await
+            .map_err(|e| format!("Error: Server Error ({e})"))?
+            .map_err(|e| e.to_string())?;
+        let now = permdb::wire::format_time(time::OffsetDateTime::now_utc());
+        let frames = account::changes(&old, &new)
+            .iter()
+            .filter_map(|change| {
+                let rows = self.subs.rows().iter().map(|(id, row)| (id, &row.channels));
+                account::frame(&new.user, change, rows, &now)
+            })
+            .collect();
+        self.account = Some(new);
+        Ok(frames)
     }
 
     fn user_id(&self) -> Option<String> {

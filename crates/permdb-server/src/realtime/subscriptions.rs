@@ -266,6 +266,15 @@ impl Subscriptions {
         &self.rows
     }
 
+    /// Whether some row names the account channel.
+    pub(crate) fn wants_account(&self) -> bool {
+        self.rows.values().any(|row| {
+            row.channels
+                .iter()
+                .any(|c| c == "account" || c.starts_with("account."))
+        })
+    }
+
     /// How many library watches serve rows other than `ids`.
     pub(crate) fn watches_outside<'a>(&self, ids: impl Iterator<Item = &'a str>) -> usize {
         let ids: BTreeSet<&str> = ids.collect();
