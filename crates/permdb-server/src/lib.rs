@@ -36,6 +36,13 @@ pub use error::ApiError;
 pub use extract::UserClient;
 pub use realtime::RealtimeLimits;
 
+/// Entry points for the fuzz targets (feature `fuzzing`); not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::realtime::fuzz_message as realtime_message;
+}
+
 use permdb::Db;
 
 /// Limits the server puts on every request, and what it lets browsers do.

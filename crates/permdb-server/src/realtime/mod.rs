@@ -559,3 +559,40 @@ impl Connection {
             .map(str::to_owned)
     }
 }
+
+/// Parses a client's message as a connection would, without a store: its JSON, and for a
+/// `subscribe`, its rows and what their channels reach among a fixed set of collections
+/// (ids with dots among them). Panics only on a broken invariant (for the fuzz target).
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_message(text: &str) {
+    let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    let data = message.get("data").unwrap_or(&Value::Null);
+    if message.get("type").and_then(Value::as_str) != Some("subscribe") {
+        return;
+    }
+    let collections = [
+        ("db".to_owned(), "notes".to_owned()),
+        ("a.b".to_owned(), "c.documents".to_owned()),
+    ];
+    let Ok(rows) = parse_rows(data, 64) else {
+        return;
+    };
+    for (id, row) in rows {
+        assert!(!id.is_empty() && id.len() <= 36, "{id}");
+        assert!(!row.channels.is_empty() && row.channels.len() <= 64);
+        for channel in &row.channels {
+            if let Ok(reach) = channels::reach(channel, &collections) {
+                assert!(!reach.is_empty(), "{channel}");
+            }
+        }
+        let converted = channels::converted(&row.channels, Some("u"));
+        assert!(converted.len() <= 2 * row.channels.len());
+        for (d, c) in &collections {
+            let names = channels::event_names(d, c, &id, "update");
+            assert_eq!(names.len(), 42);
+            assert_eq!(channels::change_channels(d, c, &id, "update").len(), 16);
+        }
+    }
+}
