@@ -249,15 +249,16 @@ pub fn router_with_routes(db: Db, options: ServerOptions, routes: Router<Db>) ->
     let timeout = options.timeout;
     let body_limit = options.body_limit;
     let transaction_limits = options.transaction_limits;
+    let realtime_limits = options.realtime;
     let cors = cors::layer(&options.cors_origins);
     let mut app = routes
         .nest("/v1", api)
         .fallback(|| async { ApiError::no_route() })
         .with_state(db)
         .layer(Extension(std::sync::Arc::new(options)))
-        .layer(Extension(std::sync::Arc::new(
-            realtime::Connections::default(),
-        )))
+        .layer(Extension(std::sync::Arc::new(realtime::Connections::new(
+            &realtime_limits,
+        ))))
         .layer(Extension(std::sync::Arc::new(transactions::Registry::new(
             transaction_limits,
         ))))

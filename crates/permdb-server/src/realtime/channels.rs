@@ -14,22 +14,34 @@ pub(crate) const ACTIONS: [&str; 4] = ["create", "update", "upsert", "delete"];
 pub(crate) enum Reach {
     /// The documents of every collection (`documents`, `rows`).
     Everything,
-    /// The documents of one collection.
+    /// The documents of one collection (all of them, or the one a `….ID` channel names:
+    /// an event reaches a row only when one of its channels is the row's, so the
+    /// collection's watch serves both).
     Collection {
         database: String,
         collection: String,
-        /// The ids the channel may name (`…documents.ID` or `…documents.ID.action`: with
-        /// dotted ids both readings are kept); `None` for the whole collection.
-        ids: Option<Vec<String>>,
     },
     /// The account channel: changes to the connection's own account.
     Account,
-    /// A well-formed document channel naming no collection that exists: it never matches.
+    /// A well-formed document channel naming no collection that exists, or a channel of
+    /// Appwrite's that permdb has nothing for (files, functions, teams, ...): it never
+    /// matches, as in Appwrite, and does not spoil the other channels of a `subscribe`.
     Nothing,
 }
 
+/// Appwrite's channel families permdb has no resources for.
+const UNSERVED: [&str; 7] = [
+    "files",
+    "buckets",
+    "executions",
+    "functions",
+    "teams",
+    "memberships",
+    "presences",
+];
+
 /// What `channel` reaches, given the collections that exist as `(database, collection)`;
-/// `Err` with Appwrite-style words for a channel permdb does not serve.
+/// `Err` with Appwrite-style words for a string that is no channel of Appwrite's.
 pub(crate) fn reach(channel: &str, collections: &[(String, String)]) -> Result<Vec<Reach>, String> {
     let bare = strip_action(channel);
     if bare == "documents" || bare == "rows" {
@@ -38,35 +50,23 @@ pub(crate) fn reach(channel: &str, collections: &[(String, String)]) -> Result<V
     if channel == "account" || channel.starts_with("account.") {
         return Ok(vec![Reach::Account]);
     }
+    let family = channel.split('.').next().unwrap_or_default();
+    if UNSERVED.contains(&family) {
+        return Ok(vec![Reach::Nothing]);
+    }
     let mut found = Vec::new();
     for (database, collection) in collections {
         for prefix in prefixes(database, collection) {
             let Some(rest) = channel.strip_prefix(prefix.as_str()) else {
                 continue;
             };
-            let ids = if rest.is_empty() {
-                None
-            } else if let Some(rest) = rest.strip_prefix('.') {
-                if ACTIONS.contains(&rest) {
-                    // `…documents.create`: the action, or a document called "create";
-                    // the whole collection covers both.
-                    None
-                } else {
-                    let mut ids = vec![rest.to_owned()];
-                    let bare = strip_action(rest);
-                    if bare != rest {
-                        ids.push(bare.to_owned());
-                    }
-                    Some(ids)
-                }
-            } else {
-                continue;
-            };
-            found.push(Reach::Collection {
-                database: database.clone(),
-                collection: collection.clone(),
-                ids,
-            });
+            // The collection itself, or `.ID`, `.ID.action`, `.action` after it.
+            if rest.is_empty() || (rest.len() > 1 && rest.starts_with('.')) {
+                found.push(Reach::Collection {
+                    database: database.clone(),
+                    collection: collection.clone(),
+                });
+            }
         }
     }
     if !found.is_empty() {
@@ -76,9 +76,10 @@ pub(crate) fn reach(channel: &str, collections: &[(String, String)]) -> Result<V
         return Ok(vec![Reach::Nothing]);
     }
     Err(format!(
-        "channel {}: permdb serves documents, rows, databases.D.collections.C.documents[.ID], \
-         databases.D.tables.T.rows[.ID], tablesdb.D.tables.T.rows[.ID] (each optionally \
-         with .create, .update, .upsert or .delete) and account",
+        "channel {} is not one of Appwrite's: permdb serves documents, rows, \
+         databases.D.collections.C.documents[.ID], databases.D.tables.T.rows[.ID], \
+         tablesdb.D.tables.T.rows[.ID] (each optionally with .create, .update, .upsert or \
+         .delete) and account",
         permdb::wire::quote(channel)
     ))
 }
@@ -216,48 +217,49 @@ mod tests {
         let c = colls();
         assert_eq!(reach("documents", &c), Ok(vec![Reach::Everything]));
         assert_eq!(reach("rows.delete", &c), Ok(vec![Reach::Everything]));
-        let whole = |d: &str, k: &str| Reach::Collection {
+        let coll = |d: &str, k: &str| Reach::Collection {
             database: d.into(),
             collection: k.into(),
-            ids: None,
         };
-        assert_eq!(
-            reach("databases.db.collections.notes.documents", &c),
-            Ok(vec![whole("db", "notes")])
-        );
-        assert_eq!(
-            reach("tablesdb.db.tables.notes.rows.update", &c),
-            Ok(vec![whole("db", "notes")])
-        );
+        for channel in [
+            "databases.db.collections.notes.documents",
+            "tablesdb.db.tables.notes.rows.update",
+            "databases.db.tables.notes.rows.n1",
+        ] {
+            assert_eq!(
+                reach(channel, &c),
+                Ok(vec![coll("db", "notes")]),
+                "{channel}"
+            );
+        }
         assert_eq!(
             reach("databases.db.v2.collections.a.b.documents.x.y.delete", &c),
-            Ok(vec![Reach::Collection {
-                database: "db.v2".into(),
-                collection: "a.b".into(),
-                ids: Some(vec!["x.y.delete".into(), "x.y".into()]),
-            }])
+            Ok(vec![coll("db.v2", "a.b")])
         );
-        // A collection that does not exist: accepted, reaches nothing.
-        assert_eq!(
-            reach("databases.db.collections.gone.documents.d1", &c),
-            Ok(vec![Reach::Nothing])
-        );
-        assert_eq!(reach("account", &c), Ok(vec![Reach::Account]));
-        // Families permdb does not serve, and noise, are refused with words.
-        for bad in [
+        // A collection that does not exist, and Appwrite's families permdb has nothing
+        // for: accepted, reaching nothing.
+        for nothing in [
+            "databases.db.collections.gone.documents.d1",
             "files",
             "buckets.b.files",
             "teams",
+            "functions.f",
+        ] {
+            assert_eq!(reach(nothing, &c), Ok(vec![Reach::Nothing]), "{nothing}");
+        }
+        assert_eq!(reach("account", &c), Ok(vec![Reach::Account]));
+        // Strings that are no channel of Appwrite's are refused with words.
+        for bad in [
             "",
             "databases.db",
             "documents2",
+            "databases.db.collections.notes.documentsX",
+            "databases..collections.notes.documents",
+            "nonsense",
         ] {
             let e = reach(bad, &c).expect_err(bad);
             assert!(e.contains("permdb serves documents"), "{e}");
         }
-        // `databases.db.collections.notes.documentsX` is not the notes channel.
-        assert!(reach("databases.db.collections.notes.documentsX", &c).is_err());
-        assert!(reach("databases..collections.notes.documents", &c).is_err());
     }
 
     #[test]

@@ -24,9 +24,11 @@ use serde_json::{Value, json};
 
 use crate::auth::{self, Via};
 use crate::error::ApiError;
-use crate::{ServerOptions, model};
+use crate::{SameSite, ServerOptions, model};
 use permdb::{Client, Db};
-use subscriptions::{Outcome, Row, Subscriptions, error_frame, parse_rows, watches_for};
+use subscriptions::{
+    Limit, Outcome, Refusal, Row, Subscriptions, WatchCount, error_frame, parse_rows, watches_for,
+};
 
 /// Bounds on realtime connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +44,26 @@ pub struct RealtimeLimits {
     /// Collection watches of one connection: a subscription holds one per collection its
     /// channels reach (`documents` reaches every readable collection). Default 256.
     pub max_watches: usize,
+    /// Collection watches one connection may make in a minute (making one reads what
+    /// its client may see of the collection; a `subscribe` repeating a subscription
+    /// unchanged makes none). Default 256.
+    pub max_watches_per_minute: usize,
+    /// Collection watches of all connections together; past it, a `subscribe` gets error
+    /// 1013. Default 20,000 (the store's own bound, `Options::max_subscriptions`, is
+    /// 100,000 by default and is shared with in-process watches).
+    pub max_total_watches: usize,
     /// Largest message a client may send, in bytes. Default 64,000 (Appwrite's).
     pub max_message_bytes: usize,
     /// Messages a client may send per minute; past it each gets error 1013 and is not
     /// run. Default 60 (the web SDK pings 3 times a minute and subscribes in batches).
     pub max_messages_per_minute: u32,
-    /// A connection that sends nothing (not even the SDK's ping, every 20 s) for this
-    /// long is closed (code 1001). Default 60 s.
+    /// A connection whose client sends nothing for this long is closed (code 1001). The
+    /// server pings every 20 s and a browser answers at once (even in a background tab),
+    /// so this finds dead peers. Default 60 s.
     pub idle_timeout: Duration,
+    /// Longest the server waits to hand one message to a client that does not read;
+    /// past it the connection is dropped. Default 10 s.
+    pub send_timeout: Duration,
 }
 
 impl Default for RealtimeLimits {
@@ -59,24 +73,45 @@ impl Default for RealtimeLimits {
             max_subscriptions: 64,
             max_channels: 64,
             max_watches: 256,
+            max_watches_per_minute: 256,
+            max_total_watches: 20_000,
             max_message_bytes: 64_000,
             max_messages_per_minute: 60,
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// The open connections of a server (for `max_connections`).
-#[derive(Default)]
-pub(crate) struct Connections(AtomicUsize);
+/// The open connections of a server and their watches (for `max_connections` and
+/// `max_total_watches`).
+pub(crate) struct Connections {
+    open: AtomicUsize,
+    watches: Arc<WatchCount>,
+}
+
+impl Connections {
+    pub(crate) fn new(limits: &RealtimeLimits) -> Connections {
+        Connections {
+            open: AtomicUsize::new(0),
+            watches: Arc::new(WatchCount::new(limits.max_total_watches)),
+        }
+    }
+}
 
 /// One counted connection; uncounted when dropped.
 struct Slot(Arc<Connections>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// How often the server pings a client: every 20 s, or a third of the idle timeout when
+/// that is shorter, so that a live client always answers in time.
+fn ping_every(limits: &RealtimeLimits) -> Duration {
+    Duration::from_secs(20).min(limits.idle_timeout / 3)
 }
 
 /// Who a connection acts as, and what the handshake asked for.
@@ -86,6 +121,8 @@ struct Opened {
     user: Option<Value>,
     /// Subscriptions given in the URL (`channels[]=`, Appwrite's older form).
     url_channels: Vec<String>,
+    /// Whether the client holds a credential that can end.
+    credentialed: bool,
 }
 
 /// The upgrade; the handshake's checks are made here and any refusal is sent on the
@@ -111,31 +148,44 @@ pub(crate) async fn handler(
     };
     let limits = options.realtime;
     let slot = {
-        let n = connections.0.fetch_add(1, Ordering::SeqCst);
+        let n = connections.open.fetch_add(1, Ordering::SeqCst);
         let slot = Slot(Arc::clone(&connections));
         (n < limits.max_connections).then_some(slot)
     };
-    let opened = {
-        let db = db.clone();
-        let options = Arc::clone(&options);
-        tokio::task::spawn_blocking(move || open(&db, &options, &headers, query.as_deref()))
-            .await
-            .unwrap_or_else(|e| Err((1011, format!("Error: Server Error ({e})"))))
+    // Over the bound, nothing of the handshake is looked at.
+    let opened = match &slot {
+        None => Err((
+            1013,
+            format!(
+                "Too many connections: this server takes {} at once.",
+                limits.max_connections
+            ),
+        )),
+        Some(_) => {
+            let db = db.clone();
+            let options = Arc::clone(&options);
+            tokio::task::spawn_blocking(move || open(&db, &options, &headers, query.as_deref()))
+                .await
+                .unwrap_or_else(|e| Err((1011, format!("Error: Server Error ({e})"))))
+        }
     };
+    let watches = Arc::clone(&connections.watches);
     upgrade
         .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |mut socket| async move {
-            let Some(slot) = slot else {
-                let message = format!(
-                    "Too many connections: this server takes {} at once.",
-                    limits.max_connections
-                );
-                refuse(&mut socket, 1013, &message, 1013).await;
-                return;
-            };
-            match opened {
-                Ok(opened) => run(socket, db, limits, opened, slot).await,
-                Err((code, message)) => refuse(&mut socket, code, &message, 1008).await,
+            match (opened, slot) {
+                (Ok(opened), Some(slot)) => run(socket, db, limits, opened, slot, watches).await,
+                (Err((code, message)), _) => {
+                    // A policy refusal stops the SDK from reconnecting; a server error or
+                    // a full server does not.
+                    let close = match code {
+                        1011 | 1013 => code,
+                        _ => 1008,
+                    };
+                    refuse(&mut socket, code, &message, close).await;
+                }
+                (Ok(_), None) => {}
             }
         })
 }
@@ -143,16 +193,36 @@ pub(crate) async fn handler(
 /// Sends Appwrite's error message and closes with `close`.
 async fn refuse(socket: &mut WebSocket, code: u16, message: &str, close: u16) {
     let _ = send(socket, &error_frame(code, message)).await;
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: close,
-            reason: "refused".into(),
-        })))
-        .await;
+    close_with(socket, close, "refused").await;
 }
 
-async fn send(socket: &mut WebSocket, frame: &Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(frame.to_string().into())).await
+/// Longest a refusal or a close waits for a client that does not read.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn send(socket: &mut WebSocket, frame: &Value) -> Result<(), ()> {
+    send_within(socket, frame, CLOSE_TIMEOUT).await
+}
+
+/// Sends `frame`, waiting at most `timeout` for the client to take it; `Err` when the
+/// socket failed or the client did not read in time (the connection is then dropped).
+async fn send_within(socket: &mut WebSocket, frame: &Value, timeout: Duration) -> Result<(), ()> {
+    match tokio::time::timeout(
+        timeout,
+        socket.send(Message::Text(frame.to_string().into())),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close)).await;
 }
 
 /// The handshake: the project, the page's origin, and the credential. Errors are
@@ -192,6 +262,7 @@ fn open(
     }
     check_origin(options, headers)?;
     let caller = auth::caller(db, headers).map_err(|e| (e.status.as_u16(), e.message))?;
+    let credentialed = jwt.is_some() || caller.via != Via::Guest;
     let client = match (jwt, caller.via) {
         (None, _) => caller.client,
         (Some(_), Via::Cookie) => {
@@ -216,6 +287,7 @@ fn open(
         client,
         user,
         url_channels,
+        credentialed,
     })
 }
 
@@ -238,8 +310,15 @@ fn check_origin(options: &ServerOptions, headers: &HeaderMap) -> Result<(), (u16
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_ascii_lowercase);
+    // A server whose cookie is sent over HTTPS only is its own origin over HTTPS only: a
+    // page on `http://` with the same host could be a network attacker's.
+    let schemes: &[&str] = if options.secure_cookies || options.same_site == SameSite::None {
+        &["https://"]
+    } else {
+        &["http://", "https://"]
+    };
     let own = host.is_some_and(|host| {
-        ["http://", "https://"]
+        schemes
             .iter()
             .any(|scheme| origin.strip_prefix(scheme) == Some(host.as_str()))
     });
@@ -261,24 +340,40 @@ struct Connection {
     db: Db,
     limits: RealtimeLimits,
     client: Client,
+    /// Whether the client holds a credential that can end (a session, a token, a key).
+    credentialed: bool,
     user: Option<Value>,
     subs: Subscriptions,
+    /// The server's collection watches.
+    watches: Arc<WatchCount>,
     /// What the connection last saw of its account, while a row names the account channel.
     account: Option<account::Seen>,
     /// Messages in the current minute.
     window: (Instant, u32),
+    /// Watches made in the current minute.
+    made: (Instant, usize),
 }
 
 /// Serves one connection until either side closes it.
-async fn run(mut socket: WebSocket, db: Db, limits: RealtimeLimits, opened: Opened, _slot: Slot) {
+async fn run(
+    mut socket: WebSocket,
+    db: Db,
+    limits: RealtimeLimits,
+    opened: Opened,
+    _slot: Slot,
+    watches: Arc<WatchCount>,
+) {
     let mut conn = Connection {
         db,
         limits,
+        credentialed: opened.credentialed,
         client: opened.client,
         user: opened.user,
         subs: Subscriptions::default(),
+        watches,
         account: None,
         window: (Instant::now(), 0),
+        made: (Instant::now(), 0),
     };
     let (mut ids, mut channels) = (json!([]), json!([]));
     if !opened.url_channels.is_empty() {
@@ -291,104 +386,83 @@ async fn run(mut socket: WebSocket, db: Db, limits: RealtimeLimits, opened: Open
                     channels = row.get("channels").cloned().unwrap_or_default();
                 }
             }
-            Err(message) => {
-                refuse(&mut socket, 1003, &message, 1008).await;
+            Err(refusal) => {
+                refuse(&mut socket, refusal.code, &refusal.message, 1008).await;
                 return;
             }
         }
     }
     let connected = json!({"channels": channels, "subscriptions": ids, "user": conn.user});
-    if send(
-        &mut socket,
-        &json!({"type": "connected", "data": connected}),
-    )
-    .await
-    .is_err()
-    {
+    let timeout = conn.limits.send_timeout;
+    let connected = json!({"type": "connected", "data": connected});
+    if send_within(&mut socket, &connected, timeout).await.is_err() {
         return;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut heard = Instant::now();
+    let mut pinged = Instant::now();
     loop {
-        tokio::select! {
+        // What to send, and whether (and how) to close after it.
+        let (frames, close): (Vec<Value>, Option<(u16, &'static str)>) = tokio::select! {
             message = socket.recv() => {
-                let text = match message {
-                    Some(Ok(Message::Text(text))) => text,
+                heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Text(text))) => (conn.handle(&text).await.into_iter().collect(), None),
                     Some(Ok(Message::Binary(_))) => {
-                        heard = Instant::now();
-                        if send(&mut socket, &error_frame(1003, "Message format is not valid.")).await.is_err() {
-                            return;
-                        }
-                        continue;
+                        (conn.counted(|| error_frame(1003, "Message format is not valid.")).into_iter().collect(), None)
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        heard = Instant::now();
-                        continue;
-                    }
+                    // (The socket answers pings itself.)
+                    Some(Ok(Message::Ping(_))) => (conn.counted(|| Value::Null).into_iter().filter(|f| !f.is_null()).collect(), None),
+                    Some(Ok(Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => return,
                     Some(Err(e)) => {
                         // Too large a message, or a broken frame: say so if the socket
                         // still takes it.
-                        let message = format!("Message is not valid: {e}");
-                        refuse(&mut socket, 1003, &message, 1009).await;
-                        return;
+                        (vec![error_frame(1003, &format!("Message is not valid: {e}"))], Some((1009, "message not valid")))
                     }
-                };
-                heard = Instant::now();
-                let reply = conn.handle(&text).await;
-                if let Some(reply) = reply && send(&mut socket, &reply).await.is_err() {
-                    return;
                 }
             }
             () = std::future::poll_fn(|cx| conn.subs.poll_events(cx)) => {
                 let now = permdb::wire::format_time(time::OffsetDateTime::now_utc());
-                let (frames, close) = match conn.subs.frames(&now) {
+                match conn.subs.frames(&now) {
                     Outcome::Frames(frames) => (frames, None),
                     Outcome::Close { frames, code, reason } => (frames, Some((code, reason))),
-                };
-                for frame in &frames {
-                    if send(&mut socket, frame).await.is_err() {
-                        return;
-                    }
-                }
-                if let Some((code, reason)) = close {
-                    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    return;
                 }
             }
             _ = tick.tick() => {
-                match conn.account_frames().await {
-                    Ok(frames) => {
-                        for frame in &frames {
-                            if send(&mut socket, frame).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(message) => {
-                        let _ = send(&mut socket, &error_frame(401, &message)).await;
-                        let _ = socket.send(Message::Close(Some(CloseFrame {
-                            code: 1000,
-                            reason: "credential ended".into(),
-                        }))).await;
+                if heard.elapsed() > conn.limits.idle_timeout {
+                    close_with(&mut socket, 1001, "idle").await;
+                    return;
+                }
+                if pinged.elapsed() >= ping_every(&conn.limits) {
+                    pinged = Instant::now();
+                    let ping = socket.send(Message::Ping(Vec::new().into()));
+                    if !matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(()))) {
                         return;
                     }
                 }
-                if heard.elapsed() > conn.limits.idle_timeout {
-                    let _ = socket.send(Message::Close(Some(CloseFrame {
-                        code: 1001,
-                        reason: "idle".into(),
-                    }))).await;
-                    return;
+                match conn.check().await {
+                    Ok(frames) => (frames, None),
+                    Err(message) => (vec![error_frame(401, &message)], Some((1000, "credential ended"))),
                 }
             }
+        };
+        for frame in &frames {
+            if send_within(&mut socket, frame, timeout).await.is_err() {
+                return;
+            }
+        }
+        if let Some((code, reason)) = close {
+            close_with(&mut socket, code, reason).await;
+            return;
         }
     }
 }
 
 impl Connection {
-    /// Runs one text message; the reply to send, if any.
-    async fn handle(&mut self, text: &str) -> Option<Value> {
+    /// Counts one message against `max_messages_per_minute`: Appwrite's refusal past it,
+    /// else `reply()`.
+    fn counted(&mut self, reply: impl FnOnce() -> Value) -> Option<Value> {
         let (start, count) = &mut self.window;
         if start.elapsed() >= Duration::from_secs(60) {
             *start = Instant::now();
@@ -397,6 +471,14 @@ impl Connection {
         *count += 1;
         if *count > self.limits.max_messages_per_minute {
             return Some(error_frame(1013, "Too many messages."));
+        }
+        Some(reply())
+    }
+
+    /// Runs one text message; the reply to send, if any.
+    async fn handle(&mut self, text: &str) -> Option<Value> {
+        if let Some(refused) = self.counted(|| Value::Null).filter(|f| !f.is_null()) {
+            return Some(refused);
         }
         let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
             return Some(error_frame(1003, "Message format is not valid."));
@@ -408,14 +490,14 @@ impl Connection {
             Some("subscribe") => self.subscribe(data).await,
             Some("unsubscribe") => self.unsubscribe(data).await,
             Some("authentication") => self.authenticate(data).await,
-            Some(_) => Err("Message type is not valid.".to_owned()),
-            None => Err("Message format is not valid.".to_owned()),
+            Some(_) => Err("Message type is not valid.".into()),
+            None => Err("Message format is not valid.".into()),
         };
-        Some(answer.unwrap_or_else(|message| error_frame(1003, &message)))
+        Some(answer.unwrap_or_else(|r| error_frame(r.code, &r.message)))
     }
 
     /// `subscribe`: adds or replaces the rows, all or none.
-    async fn subscribe(&mut self, data: &Value) -> Result<Value, String> {
+    async fn subscribe(&mut self, data: &Value) -> Result<Value, Refusal> {
         let rows = parse_rows(data, self.limits.max_channels)?;
         let after: usize = self.subs.rows().len()
             + rows
@@ -426,19 +508,33 @@ impl Connection {
             return Err(format!(
                 "Invalid payload: a connection holds at most {} subscriptions.",
                 self.limits.max_subscriptions
-            ));
+            )
+            .into());
         }
+        // A row sent again unchanged keeps its watches (the SDK sends every row again on
+        // each reconnect and after each change to one of them).
+        let changed: Vec<(String, Row)> = rows
+            .iter()
+            .filter(|(id, row)| self.subs.rows().get(id) != Some(row))
+            .cloned()
+            .collect();
         // The watches of replaced rows go when the new ones come.
         let kept = self
             .subs
-            .watches_outside(rows.iter().map(|(id, _)| id.as_str()));
-        let room = self.limits.max_watches.saturating_sub(kept);
+            .watches_outside(changed.iter().map(|(id, _)| id.as_str()));
+        let limit = self.limit(self.limits.max_watches.saturating_sub(kept));
         let watches = {
-            let (db, client, rows) = (self.db.clone(), self.client.clone(), rows.clone());
-            tokio::task::spawn_blocking(move || watches_for(&db, &client, &rows, room))
+            let (db, client, total) = (
+                self.db.clone(),
+                self.client.clone(),
+                Arc::clone(&self.watches),
+            );
+            let rows = changed.clone();
+            tokio::task::spawn_blocking(move || watches_for(&db, &client, &rows, limit, &total))
                 .await
-                .map_err(|e| format!("Error: Server Error ({e})"))??
+                .map_err(|e| Refusal::from(format!("Error: Server Error ({e})")))??
         };
+        self.made.1 += watches.len();
         let user = self.user_id();
         let answered: Vec<Value> = rows
             .iter()
@@ -450,14 +546,45 @@ impl Connection {
                 })
             })
             .collect();
-        self.subs.upsert(rows, watches);
+        self.subs.upsert(changed, watches);
         self.follow_account().await;
         Ok(json!({"type": "response", "data": {
             "to": "subscribe", "success": true, "subscriptions": answered}}))
     }
 
+    /// The bound on the watches the next `watches_for` may make: the connection's `room`,
+    /// and what is left of its budget this minute.
+    fn limit(&mut self, room: usize) -> Limit {
+        let (start, made) = &mut self.made;
+        if start.elapsed() >= Duration::from_secs(60) {
+            *start = Instant::now();
+            *made = 0;
+        }
+        let budget = self.limits.max_watches_per_minute.saturating_sub(*made);
+        if budget < room {
+            Limit {
+                watches: budget,
+                refusal: Refusal::later(format!(
+                    "Too many subscriptions: a connection may watch {} collections a minute; \
+                     try again later.",
+                    self.limits.max_watches_per_minute
+                )),
+            }
+        } else {
+            Limit {
+                watches: room,
+                refusal: format!(
+                    "Invalid payload: these subscriptions reach more than {} collections, \
+                     the most one connection may watch.",
+                    self.limits.max_watches
+                )
+                .into(),
+            }
+        }
+    }
+
     /// `unsubscribe`: removes the rows named; unknown ids answer `removed: false`.
-    async fn unsubscribe(&mut self, data: &Value) -> Result<Value, String> {
+    async fn unsubscribe(&mut self, data: &Value) -> Result<Value, Refusal> {
         let Value::Array(items) = data else {
             return Err("Invalid payload: an unsubscribe message's data is a list.".into());
         };
@@ -476,7 +603,7 @@ impl Connection {
 
     /// `authentication`: the connection acts as the session's user from now on; every
     /// subscription is made again as that user.
-    async fn authenticate(&mut self, data: &Value) -> Result<Value, String> {
+    async fn authenticate(&mut self, data: &Value) -> Result<Value, Refusal> {
         let Some(secret) = data.get("session").and_then(Value::as_str) else {
             return Err("Invalid payload: authentication needs a session.".into());
         };
@@ -487,19 +614,22 @@ impl Connection {
             .iter()
             .map(|(id, row)| (id.clone(), row.clone()))
             .collect();
-        let max = self.limits.max_watches;
+        let limit = self.limit(self.limits.max_watches);
+        let total = Arc::clone(&self.watches);
         let made = tokio::task::spawn_blocking(move || {
             let client = db
                 .client()
                 .set_session(&secret)
-                .map_err(|_| "Session is not valid.".to_owned())?;
-            let watches = watches_for(&db, &client, &rows, max)?;
+                .map_err(|_| Refusal::from("Session is not valid."))?;
+            let watches = watches_for(&db, &client, &rows, limit, &total)?;
             let user = account_of(&db, &client);
-            Ok::<_, String>((client, watches, user))
+            Ok::<_, Refusal>((client, watches, user))
         })
         .await
-        .map_err(|e| format!("Error: Server Error ({e})"))?;
+        .map_err(|e| Refusal::from(format!("Error: Server Error ({e})")))?;
         let (client, watches, user) = made?;
+        self.made.1 += watches.len();
+        self.credentialed = true;
         self.client = client;
         self.user = user;
         self.subs.rewatch(watches);
@@ -526,6 +656,29 @@ impl Connection {
             .await
             .ok()
             .flatten();
+    }
+
+    /// Each second: the account channel's frames for what changed since the last reading;
+    /// `Err` when the connection's credential has ended. (Watches see that themselves, at
+    /// their next poll; this covers a connection with none.)
+    async fn check(&mut self) -> Result<Vec<Value>, String> {
+        if self.account.is_some() {
+            return self.account_frames().await;
+        }
+        if !self.credentialed || self.subs.has_live_watches() {
+            return Ok(Vec::new());
+        }
+        let client = self.client.clone();
+        let alive = tokio::task::spawn_blocking(move || {
+            client.skips_permissions() || !client.roles().is_empty()
+        })
+        .await
+        .unwrap_or(false);
+        if alive {
+            Ok(Vec::new())
+        } else {
+            Err("The connection's credential has ended (expired, signed out or revoked).".into())
+        }
     }
 
     /// The account channel's frames for what changed since the last reading; `Err` when

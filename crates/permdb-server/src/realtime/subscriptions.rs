@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -16,8 +18,12 @@ use serde_json::{Map, Value, json};
 use super::channels::{self, Reach};
 use permdb::{Client, Db, Error, Event, Query};
 
+/// Most events taken from the watches in one round: the rest wait in their queues (a
+/// connection that cannot keep up lags there and is closed, rather than held here).
+const EVENTS_PER_ROUND: usize = 512;
+
 /// A subscription as the client sent it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
     pub(crate) channels: Vec<String>,
     /// The queries as sent (each one query's JSON), echoed in replies.
@@ -34,6 +40,7 @@ pub(crate) struct Watched {
     live: permdb::Subscription,
     /// Closed and drained: every event it had was taken.
     done: bool,
+    _slot: WatchSlot,
 }
 
 /// What a connection has subscribed.
@@ -162,89 +169,148 @@ fn filter(text: &str) -> Result<Option<Query>, String> {
     Ok(Some(query))
 }
 
-/// What one row watches in one collection: whether a channel names the collection
-/// (rather than only a wildcard), and the ids it may name (`None`: every document).
-type Target = (bool, Option<BTreeSet<String>>);
-
-/// The watches `rows` need, made as `client` (blocking: it reads the store). A collection
-/// the client may not read or that does not exist is passed over (as Appwrite, it never
-/// matches); so is one a wildcard channel reaches whose attributes the queries do not fit.
-/// An error (1003 words) for queries that do not fit a collection a channel names, or
-/// for more than `max_watches` watches.
+/// The watches `rows` need, made as `client` (blocking: it reads the store), at most
+/// `limit` of them; each is counted in `total` (the server's watches), which may hold at
+/// most `max_total`. A collection the client may not read or that does not exist is
+/// passed over (as Appwrite, it never matches); so is one a wildcard channel reaches whose
+/// attributes the queries do not fit. An error (1003 words) for queries that do not fit a
+/// collection a channel names, and past either bound: no watch is made beyond them, so
+/// the work one message causes is bounded.
 pub(crate) fn watches_for(
     db: &Db,
     client: &Client,
     rows: &[(String, Row)],
-    max_watches: usize,
-) -> Result<Vec<Watched>, String> {
+    limit: Limit,
+    total: &Arc<WatchCount>,
+) -> Result<Vec<Watched>, Refusal> {
     let collections = existing_collections(db).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (id, row) in rows {
-        let mut targets: BTreeMap<(String, String), Target> = BTreeMap::new();
+        // Each collection once per row, and whether a channel names it (rather than only
+        // a wildcard).
+        let mut targets: BTreeMap<(String, String), bool> = BTreeMap::new();
         for channel in &row.channels {
             for reach in channels::reach(channel, &collections)? {
-                let (key, named, ids) = match reach {
+                match reach {
                     Reach::Everything => {
                         for key in &collections {
-                            targets.entry(key.clone()).or_insert((false, None)).1 = None;
+                            targets.entry(key.clone()).or_insert(false);
                         }
-                        continue;
                     }
                     Reach::Collection {
                         database,
                         collection,
-                        ids,
-                    } => ((database, collection), true, ids),
-                    Reach::Account | Reach::Nothing => continue,
-                };
-                match targets.get_mut(&key) {
-                    Some((was_named, have)) => {
-                        *was_named |= named;
-                        match (have.as_mut(), ids) {
-                            (Some(have), Some(ids)) => have.extend(ids),
-                            _ => *have = None,
-                        }
+                    } => {
+                        targets.insert((database, collection), true);
                     }
-                    None => {
-                        targets.insert(key, (named, ids.map(BTreeSet::from_iter)));
-                    }
+                    Reach::Account | Reach::Nothing => {}
                 }
             }
         }
-        for ((database, collection), (named, ids)) in targets {
-            let mut filters = row.filters.clone();
-            if let Some(ids) = ids {
-                filters.push(Query::equal("$id", ids));
+        for ((database, collection), named) in targets {
+            if out.len() >= limit.watches {
+                return Err(limit.refusal);
             }
+            let Some(slot) = WatchSlot::take(total) else {
+                return Err(Refusal::later(format!(
+                    "Too many subscriptions: the server holds {} collection watches, its most.",
+                    total.max
+                )));
+            };
             let watched = client
                 .schema(&database)
                 .collection(&collection)
-                .watch(&filters);
+                .watch(&row.filters);
             match watched {
-                Ok(live) => {
-                    if out.len() >= max_watches {
-                        return Err(format!(
-                            "Invalid payload: these subscriptions reach more than \
-                             {max_watches} collections, the most one connection may watch."
-                        ));
-                    }
-                    out.push(Watched {
-                        subscription: id.clone(),
-                        database,
-                        collection,
-                        live,
-                        done: false,
-                    });
-                }
+                Ok(live) => out.push(Watched {
+                    subscription: id.clone(),
+                    database,
+                    collection,
+                    live,
+                    done: false,
+                    _slot: slot,
+                }),
                 // Not readable, or gone: never matches, as in Appwrite.
                 Err(Error::Unauthorized { .. } | Error::NotFound { .. }) => {}
                 Err(Error::InvalidQuery(_)) if !named => {}
-                Err(Error::InvalidQuery(e)) => return Err(format!("Invalid query: {e}")),
-                Err(e) => return Err(e.to_string()),
+                Err(Error::InvalidQuery(e)) => return Err(format!("Invalid query: {e}").into()),
+                Err(e @ Error::LimitExceeded(_)) => return Err(Refusal::later(e.to_string())),
+                Err(e) => return Err(e.to_string().into()),
             }
         }
     }
     Ok(out)
+}
+
+/// How many watches one `watches_for` may make, and what it says past that.
+pub(crate) struct Limit {
+    pub(crate) watches: usize,
+    pub(crate) refusal: Refusal,
+}
+
+/// A message refused: Appwrite's error code (1003 for a message that is not valid, 1013
+/// for one to try again later) and the words.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    pub(crate) code: u16,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    /// 1013: a bound was reached; the same message may pass later.
+    pub(crate) fn later(message: String) -> Refusal {
+        Refusal {
+            code: 1013,
+            message,
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal {
+            code: 1003,
+            message,
+        }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Refusal {
+        Refusal::from(message.to_owned())
+    }
+}
+
+/// The collection watches of all connections (`RealtimeLimits::max_total_watches`).
+#[derive(Debug)]
+pub(crate) struct WatchCount {
+    held: AtomicUsize,
+    max: usize,
+}
+
+impl WatchCount {
+    pub(crate) fn new(max: usize) -> WatchCount {
+        WatchCount {
+            held: AtomicUsize::new(0),
+            max,
+        }
+    }
+}
+
+/// One counted watch; uncounted when dropped (with its watch).
+struct WatchSlot(Arc<WatchCount>);
+
+impl WatchSlot {
+    fn take(count: &Arc<WatchCount>) -> Option<WatchSlot> {
+        let slot = WatchSlot(Arc::clone(count));
+        (count.held.fetch_add(1, Ordering::SeqCst) < count.max).then_some(slot)
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Every collection of the store, as `(database, collection)`. Read as root: only the
@@ -273,6 +339,11 @@ impl Subscriptions {
                 .iter()
                 .any(|c| c == "account" || c.starts_with("account."))
         })
+    }
+
+    /// Whether some watch is still open (it sees its credential end by itself).
+    pub(crate) fn has_live_watches(&self) -> bool {
+        self.watches.iter().any(|w| !w.done)
     }
 
     /// How many library watches serve rows other than `ids`.
@@ -334,7 +405,7 @@ impl Subscriptions {
             self.forget_watches(|w| w.done);
         }
         for (i, w) in self.watches.iter_mut().enumerate() {
-            while !w.done {
+            while !w.done && self.taken.len() < EVENTS_PER_ROUND {
                 match Pin::new(&mut w.live).poll_next(cx) {
                     Poll::Ready(Some(event)) => self.taken.push((i, event)),
                     Poll::Ready(None) => w.done = true,
@@ -369,13 +440,14 @@ impl Subscriptions {
                 Event::Entered { lsn, document } => (lsn, "entered", None, Some(document)),
                 Event::Deleted { lsn, id } => (lsn, "deleted", Some(id), None),
                 Event::Left { lsn, id } => (lsn, "left", Some(id), None),
-                Event::Lagged { resume_from } => {
+                // (Its log sequence number is not sent: it counts the store's writes,
+                // those the client may not read too.)
+                Event::Lagged { .. } => {
                     frames.push(error_frame(
                         1013,
                         &format!(
                             "This connection fell behind the changes (more than {} events \
-                             waiting); reconnect. Every change up to log sequence number \
-                             {resume_from} was delivered.",
+                             waiting); reconnect and read the current state again.",
                             permdb::WATCH_QUEUE
                         ),
                     ));
@@ -459,8 +531,9 @@ impl Subscriptions {
                     "payload": payload,
                     "subscriptions": [w.subscription],
                     // permdb's addition (the SDK passes it over): what happened for this
-                    // connection, and the change's log sequence number.
-                    "permdb": {"change": change, "lsn": lsn},
+                    // connection. Not the log sequence number: it counts every write of
+                    // the store, those the client may not read too.
+                    "permdb": {"change": change},
                 }
             }));
         }
@@ -480,14 +553,17 @@ fn lsn_of(event: &Event) -> u64 {
     }
 }
 
-/// Whether a subscription ended because the connection's credential did (rather than its
-/// collection): then the whole connection is over.
+/// Whether a subscription ended because the connection's credential did, or lost the
+/// scope to read documents (rather than because of its collection): then every
+/// subscription is over, and so is the connection.
 fn ends_credential(error: &Error) -> bool {
     matches!(
         error,
         Error::InvalidToken(_)
             | Error::Unauthorized {
-                reason: permdb::Denial::CredentialRefused | permdb::Denial::UserBlocked,
+                reason: permdb::Denial::CredentialRefused
+                    | permdb::Denial::UserBlocked
+                    | permdb::Denial::MissingScope,
                 ..
             }
     )
