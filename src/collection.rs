@@ -177,6 +177,30 @@ impl Collection {
             .collect()
     }
 
+    /// Whether the client may read this collection (all of it, or documents in it): `Ok`,
+    /// or the error [`Collection::find`] would give before reading anything
+    /// (`Unauthorized`, `NotFound`). Cheap: no document is read and no lock is taken. A
+    /// server checks it before spending a bound on a collection the client names, so that
+    /// bounds never tell hidden collections from missing ones.
+    ///
+    /// ```
+    /// # use permdb::{CollectionSpec, Db};
+    /// let db = Db::temporary()?;
+    /// db.root().schemas().create("app", "App")?;
+    /// db.root().schema("app").collections().create(CollectionSpec::new("notes", "Notes"))?;
+    /// assert!(db.root().schema("app").collection("notes").check_readable().is_ok());
+    /// assert!(db.client().schema("app").collection("notes").check_readable().is_err());
+    /// # Ok::<(), permdb::Error>(())
+    /// ```
+    pub fn check_readable(&self) -> Result<()> {
+        let principal = self.client.require_documents(false)?;
+        let coll = self.resolve(&self.client.db.inner.store, &principal)?;
+        if access(&principal, coll.rules()?, Action::Read) == Access::Denied {
+            return Err(crate::query::exec::no_read(&coll));
+        }
+        Ok(())
+    }
+
     /// A live subscription to the changes of this collection that the client may see and
     /// `queries` (filters only) match: documents created, updated, deleted, and those
     /// that enter or leave its view when permissions, its roles or its filters' matches

@@ -726,11 +726,12 @@ async fn limits_close_or_refuse_with_reasons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watches_are_bounded_per_minute_per_connection_and_per_server() {
+async fn watches_are_bounded_per_minute_per_connection_per_server_and_for_guests() {
     let (options, clock) = common::test_options();
     let mut limits = RealtimeLimits::default();
-    limits.max_watches_per_minute = 3;
-    limits.max_total_watches = 4;
+    limits.max_watches_per_minute = 5;
+    limits.max_total_watches = 6;
+    limits.max_guest_watches = 1;
     let server = start_with(options, clock, ServerOptions::default().realtime(limits)).await;
     let (db,) = (server.db.clone(),);
     tokio::task::spawn_blocking(move || {
@@ -743,41 +744,74 @@ async fn watches_are_bounded_per_minute_per_connection_and_per_server() {
                 )
                 .unwrap();
         }
+        // Exists, readable by nobody but root and keys.
+        root.schema("db")
+            .collections()
+            .create(permdb::CollectionSpec::new("hidden", "Hidden"))
+            .unwrap();
     })
     .await
     .unwrap();
     let mut a = signed_in(&server, "a").await;
-    // `documents` reaches 4 collections: past the 3 a minute.
-    a.send(json!({"type": "subscribe", "data": [{"subscriptionId": "all", "channels": ["documents"]}]}))
-        .await;
-    a.error(1013, "3 collections a minute").await;
-    // A row sent again unchanged makes no watch: as often as the SDK resends it.
+    // `documents` reaches the 4 collections user-a may read: 4 of the 5 a minute.
+    a.subscribe(&[("all", &["documents"])]).await;
     a.subscribe(&[("one", &["databases.db.collections.c1.documents"])])
         .await;
+    // A row sent again unchanged makes no watch: as often as the SDK resends it.
     for _ in 0..4 {
         a.subscribe(&[("one", &["databases.db.collections.c1.documents"])])
             .await;
     }
-    a.subscribe(&[("two", &["databases.db.collections.c2.documents"])])
+    a.send(json!({"type": "subscribe", "data": [
+        {"subscriptionId": "two", "channels": ["databases.db.collections.c2.documents"]}]}))
         .await;
-    // The server's bound: 4 watches in all connections.
+    a.error(1013, "5 collections a minute").await;
+    // With no budget left, a hidden collection and a missing one answer alike: bounds
+    // are spent only on collections the client may read.
+    for name in ["hidden", "nope"] {
+        let channel = format!("databases.db.collections.{name}.documents");
+        a.subscribe(&[("probe", &[channel.as_str()])]).await;
+    }
+
+    // The server's bound: 6 watches in all; user-a holds 5.
     let mut b = signed_in(&server, "b").await;
-    b.subscribe(&[(
-        "x",
-        &[
-            "databases.db.collections.c1.documents",
-            "databases.db.collections.c2.documents",
-        ],
-    )])
-    .await;
-    b.send(json!({"type": "subscribe", "data": [{"subscriptionId": "y", "channels": ["databases.db.collections.c3.documents"]}]}))
+    b.subscribe(&[("x", &["databases.db.collections.c1.documents"])])
         .await;
-    b.error(1013, "the server holds 4 collection watches").await;
+    b.send(json!({"type": "subscribe", "data": [
+        {"subscriptionId": "y", "channels": ["databases.db.collections.c2.documents"]}]}))
+        .await;
+    b.error(1013, "the server holds 6 collection watches").await;
     // Closing a connection gives its watches back.
     drop(a);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    b.subscribe(&[("y", &["databases.db.collections.c3.documents"])])
+    b.subscribe(&[("y", &["databases.db.collections.c2.documents"])])
         .await;
+    // Guests share a smaller pool (1 here).
+    let mut guest = connect(&server, "project=default", &[]).await;
+    assert_eq!(guest.next().await["type"], "connected");
+    guest
+        .subscribe(&[("g1", &["databases.db.collections.c1.documents"])])
+        .await;
+    guest
+        .send(json!({"type": "subscribe", "data": [
+            {"subscriptionId": "g2", "channels": ["databases.db.collections.c2.documents"]}]}))
+        .await;
+    guest.error(1013, "for guests").await;
+
+    // A refused message spends the budget of the watches it made or tried.
+    drop((b, guest));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = signed_in(&server, "c").await;
+    let bad = json!({"method": "between", "attribute": "name", "values": [1]}).to_string();
+    c.send(json!({"type": "subscribe", "data": [
+        {"subscriptionId": "all", "channels": ["documents"]},
+        {"subscriptionId": "bad", "channels": ["databases.db.collections.c1.documents"], "queries": [bad]}]}))
+        .await;
+    c.error(1003, "Invalid query").await;
+    c.send(json!({"type": "subscribe", "data": [
+        {"subscriptionId": "two", "channels": ["databases.db.collections.c2.documents"]}]}))
+        .await;
+    c.error(1013, "5 collections a minute").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@
 //! and an event reaches a subscription when one of its channels equals one of the
 //! subscription's, as in Appwrite.
 
+use std::collections::HashMap;
+
 /// The actions a channel or an event name may end with.
 pub(crate) const ACTIONS: [&str; 4] = ["create", "update", "upsert", "delete"];
 
@@ -40,9 +42,38 @@ const UNSERVED: [&str; 7] = [
     "presences",
 ];
 
-/// What `channel` reaches, given the collections that exist as `(database, collection)`;
-/// `Err` with Appwrite-style words for a string that is no channel of Appwrite's.
-pub(crate) fn reach(channel: &str, collections: &[(String, String)]) -> Result<Vec<Reach>, String> {
+/// The collections that exist, by each spelling of their document channel
+/// (`databases.D.collections.C.documents`, ...), so that a channel is matched by a few
+/// lookups however many collections there are.
+pub(crate) struct Catalog {
+    by_prefix: HashMap<String, (String, String)>,
+    all: Vec<(String, String)>,
+}
+
+impl Catalog {
+    /// The catalog of `collections`, as `(database, collection)`.
+    pub(crate) fn new(collections: Vec<(String, String)>) -> Catalog {
+        let mut by_prefix = HashMap::with_capacity(collections.len() * 3);
+        for (d, c) in &collections {
+            for prefix in prefixes(d, c) {
+                by_prefix.insert(prefix, (d.clone(), c.clone()));
+            }
+        }
+        Catalog {
+            by_prefix,
+            all: collections,
+        }
+    }
+
+    /// Every collection.
+    pub(crate) fn all(&self) -> &[(String, String)] {
+        &self.all
+    }
+}
+
+/// What `channel` reaches among the collections of `catalog`; `Err` with Appwrite-style
+/// words for a string that is no channel of Appwrite's.
+pub(crate) fn reach(channel: &str, catalog: &Catalog) -> Result<Vec<Reach>, String> {
     let bare = strip_action(channel);
     if bare == "documents" || bare == "rows" {
         return Ok(vec![Reach::Everything]);
@@ -54,18 +85,25 @@ pub(crate) fn reach(channel: &str, collections: &[(String, String)]) -> Result<V
     if UNSERVED.contains(&family) {
         return Ok(vec![Reach::Nothing]);
     }
+    // The collection's own channel, or one with `.ID`, `.ID.action` or `.action` after it:
+    // look the channel up cut at each dot (ids may hold dots, so every cut is tried).
     let mut found = Vec::new();
-    for (database, collection) in collections {
-        for prefix in prefixes(database, collection) {
-            let Some(rest) = channel.strip_prefix(prefix.as_str()) else {
-                continue;
+    let cuts = channel
+        .match_indices('.')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(channel.len()));
+    for cut in cuts {
+        let (head, rest) = channel.split_at(cut);
+        if !(rest.is_empty() || rest.len() > 1) {
+            continue;
+        }
+        if let Some((database, collection)) = catalog.by_prefix.get(head) {
+            let reach = Reach::Collection {
+                database: database.clone(),
+                collection: collection.clone(),
             };
-            // The collection itself, or `.ID`, `.ID.action`, `.action` after it.
-            if rest.is_empty() || (rest.len() > 1 && rest.starts_with('.')) {
-                found.push(Reach::Collection {
-                    database: database.clone(),
-                    collection: collection.clone(),
-                });
+            if !found.contains(&reach) {
+                found.push(reach);
             }
         }
     }
@@ -205,11 +243,11 @@ pub(crate) fn converted(channels: &[String], user: Option<&str>) -> Vec<String> 
 mod tests {
     use super::*;
 
-    fn colls() -> Vec<(String, String)> {
-        vec![
+    fn colls() -> Catalog {
+        Catalog::new(vec![
             ("db".into(), "notes".into()),
             ("db.v2".into(), "a.b".into()),
-        ]
+        ])
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct RealtimeLimits {
     /// 1013. Default 20,000 (the store's own bound, `Options::max_subscriptions`, is
     /// 100,000 by default and is shared with in-process watches).
     pub max_total_watches: usize,
+    /// Collection watches of guests' connections together (counted in
+    /// `max_total_watches` too), so that guests cannot take every watch. Default 5,000.
+    pub max_guest_watches: usize,
     /// Largest message a client may send, in bytes. Default 64,000 (Appwrite's).
     pub max_message_bytes: usize,
     /// Messages a client may send per minute; past it each gets error 1013 and is not
@@ -59,10 +62,11 @@ pub struct RealtimeLimits {
     pub max_messages_per_minute: u32,
     /// A connection whose client sends nothing for this long is closed (code 1001). The
     /// server pings every 20 s and a browser answers at once (even in a background tab),
-    /// so this finds dead peers. Default 60 s.
+    /// so this finds dead peers. Default 60 s; taken as at least 3 s.
     pub idle_timeout: Duration,
-    /// Longest the server waits to hand one message to a client that does not read;
-    /// past it the connection is dropped. Default 10 s.
+    /// Longest the server waits to hand a client what it has for it (a round of events,
+    /// a reply); past it the connection is dropped. Default 10 s; taken as at least
+    /// 100 ms.
     pub send_timeout: Duration,
 }
 
@@ -75,6 +79,7 @@ impl Default for RealtimeLimits {
             max_watches: 256,
             max_watches_per_minute: 256,
             max_total_watches: 20_000,
+            max_guest_watches: 5_000,
             max_message_bytes: 64_000,
             max_messages_per_minute: 60,
             idle_timeout: Duration::from_secs(60),
@@ -88,13 +93,15 @@ impl Default for RealtimeLimits {
 pub(crate) struct Connections {
     open: AtomicUsize,
     watches: Arc<WatchCount>,
+    guest_watches: Arc<WatchCount>,
 }
 
 impl Connections {
     pub(crate) fn new(limits: &RealtimeLimits) -> Connections {
         Connections {
             open: AtomicUsize::new(0),
-            watches: Arc::new(WatchCount::new(limits.max_total_watches)),
+            watches: Arc::new(WatchCount::new(limits.max_total_watches, "")),
+            guest_watches: Arc::new(WatchCount::new(limits.max_guest_watches, " for guests")),
         }
     }
 }
@@ -169,25 +176,33 @@ pub(crate) async fn handler(
                 .unwrap_or_else(|e| Err((1011, format!("Error: Server Error ({e})"))))
         }
     };
-    let watches = Arc::clone(&connections.watches);
+    let pools = [
+        Arc::clone(&connections.watches),
+        Arc::clone(&connections.guest_watches),
+    ];
     upgrade
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |mut socket| async move {
             match (opened, slot) {
-                (Ok(opened), Some(slot)) => run(socket, db, limits, opened, slot, watches).await,
+                (Ok(opened), Some(slot)) => run(socket, db, limits, opened, slot, pools).await,
                 (Err((code, message)), _) => {
-                    // A policy refusal stops the SDK from reconnecting; a server error or
-                    // a full server does not.
-                    let close = match code {
-                        1011 | 1013 => code,
-                        _ => 1008,
-                    };
-                    refuse(&mut socket, code, &message, close).await;
+                    refuse(&mut socket, code, &message, close_code(code)).await;
                 }
                 (Ok(_), None) => {}
             }
         })
+}
+
+/// The close that follows a refusal with Appwrite's error `code`: a policy refusal
+/// (1008) stops the SDK from reconnecting; a full server (1013) or a server error (1011)
+/// lets it try again.
+fn close_code(code: u16) -> u16 {
+    match code {
+        1013 => 1013,
+        1011 | 500..=599 => 1011,
+        _ => 1008,
+    }
 }
 
 /// Sends Appwrite's error message and closes with `close`.
@@ -344,14 +359,16 @@ struct Connection {
     credentialed: bool,
     user: Option<Value>,
     subs: Subscriptions,
-    /// The server's collection watches.
-    watches: Arc<WatchCount>,
     /// What the connection last saw of its account, while a row names the account channel.
     account: Option<account::Seen>,
     /// Messages in the current minute.
     window: (Instant, u32),
-    /// Watches made in the current minute.
-    made: (Instant, usize),
+    /// When the current minute began, and the watches made or tried in it (shared with
+    /// the blocking work that makes them, so that a refused message counts too).
+    made: (Instant, Arc<AtomicUsize>),
+    /// The server's counts of watches: the total, and the guests' while the client is a
+    /// guest.
+    pools: Vec<Arc<WatchCount>>,
 }
 
 /// Serves one connection until either side closes it.
@@ -361,8 +378,17 @@ async fn run(
     limits: RealtimeLimits,
     opened: Opened,
     _slot: Slot,
-    watches: Arc<WatchCount>,
+    pools: [Arc<WatchCount>; 2],
 ) {
+    let [total, guests] = pools;
+    let mut limits = limits;
+    limits.idle_timeout = limits.idle_timeout.max(Duration::from_secs(3));
+    limits.send_timeout = limits.send_timeout.max(Duration::from_millis(100));
+    let pools = if opened.credentialed {
+        vec![total]
+    } else {
+        vec![total, guests]
+    };
     let mut conn = Connection {
         db,
         limits,
@@ -370,10 +396,10 @@ async fn run(
         client: opened.client,
         user: opened.user,
         subs: Subscriptions::default(),
-        watches,
         account: None,
         window: (Instant::now(), 0),
-        made: (Instant::now(), 0),
+        made: (Instant::now(), Arc::new(AtomicUsize::new(0))),
+        pools,
     };
     let (mut ids, mut channels) = (json!([]), json!([]));
     if !opened.url_channels.is_empty() {
@@ -387,7 +413,8 @@ async fn run(
                 }
             }
             Err(refusal) => {
-                refuse(&mut socket, refusal.code, &refusal.message, 1008).await;
+                let close = close_code(refusal.code);
+                refuse(&mut socket, refusal.code, &refusal.message, close).await;
                 return;
             }
         }
@@ -413,7 +440,10 @@ async fn run(
                     }
                     // (The socket answers pings itself.)
                     Some(Ok(Message::Ping(_))) => (conn.counted(|| Value::Null).into_iter().filter(|f| !f.is_null()).collect(), None),
-                    Some(Ok(Message::Pong(_))) => continue,
+                    // (Counted too: each wakes the loop.)
+                    Some(Ok(Message::Pong(_))) => {
+                        (conn.counted(|| Value::Null).into_iter().filter(|f| !f.is_null()).collect(), None)
+                    }
                     Some(Ok(Message::Close(_))) | None => return,
                     Some(Err(e)) => {
                         // Too large a message, or a broken frame: say so if the socket
@@ -447,8 +477,12 @@ async fn run(
                 }
             }
         };
+        // One deadline for the whole round: a client reading slowly cannot hold a
+        // round's frames for longer.
+        let deadline = tokio::time::Instant::now() + timeout;
         for frame in &frames {
-            if send_within(&mut socket, frame, timeout).await.is_err() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if send_within(&mut socket, frame, left).await.is_err() {
                 return;
             }
         }
@@ -524,17 +558,18 @@ impl Connection {
             .watches_outside(changed.iter().map(|(id, _)| id.as_str()));
         let limit = self.limit(self.limits.max_watches.saturating_sub(kept));
         let watches = {
-            let (db, client, total) = (
-                self.db.clone(),
-                self.client.clone(),
-                Arc::clone(&self.watches),
+            let (db, client) = (self.db.clone(), self.client.clone());
+            let (made, pools, rows) = (
+                Arc::clone(&self.made.1),
+                self.pools.clone(),
+                changed.clone(),
             );
-            let rows = changed.clone();
-            tokio::task::spawn_blocking(move || watches_for(&db, &client, &rows, limit, &total))
-                .await
-                .map_err(|e| Refusal::from(format!("Error: Server Error ({e})")))??
+            tokio::task::spawn_blocking(move || {
+                watches_for(&db, &client, &rows, &limit, &made, &pools)
+            })
+            .await
+            .map_err(|e| Refusal::from(format!("Error: Server Error ({e})")))??
         };
-        self.made.1 += watches.len();
         let user = self.user_id();
         let answered: Vec<Value> = rows
             .iter()
@@ -552,34 +587,28 @@ impl Connection {
             "to": "subscribe", "success": true, "subscriptions": answered}}))
     }
 
-    /// The bound on the watches the next `watches_for` may make: the connection's `room`,
-    /// and what is left of its budget this minute.
+    /// The bounds of the next `watches_for`: the connection's `room`, and its watches
+    /// a minute (the minute starts again once passed).
     fn limit(&mut self, room: usize) -> Limit {
         let (start, made) = &mut self.made;
         if start.elapsed() >= Duration::from_secs(60) {
             *start = Instant::now();
-            *made = 0;
+            made.store(0, Ordering::SeqCst);
         }
-        let budget = self.limits.max_watches_per_minute.saturating_sub(*made);
-        if budget < room {
-            Limit {
-                watches: budget,
-                refusal: Refusal::later(format!(
-                    "Too many subscriptions: a connection may watch {} collections a minute; \
-                     try again later.",
-                    self.limits.max_watches_per_minute
-                )),
-            }
-        } else {
-            Limit {
-                watches: room,
-                refusal: format!(
-                    "Invalid payload: these subscriptions reach more than {} collections, \
-                     the most one connection may watch.",
-                    self.limits.max_watches
-                )
-                .into(),
-            }
+        Limit {
+            room,
+            room_refusal: format!(
+                "Invalid payload: these subscriptions reach more than {} collections, the \
+                 most one connection may watch.",
+                self.limits.max_watches
+            )
+            .into(),
+            per_minute: self.limits.max_watches_per_minute,
+            minute_refusal: Refusal::later(format!(
+                "Too many subscriptions: a connection may watch {} collections a minute; try \
+                 again later.",
+                self.limits.max_watches_per_minute
+            )),
         }
     }
 
@@ -615,20 +644,23 @@ impl Connection {
             .map(|(id, row)| (id.clone(), row.clone()))
             .collect();
         let limit = self.limit(self.limits.max_watches);
-        let total = Arc::clone(&self.watches);
+        let count = Arc::clone(&self.made.1);
+        // A signed-in user's watches are not counted among the guests'.
+        let pools: Vec<Arc<WatchCount>> = self.pools.iter().take(1).cloned().collect();
+        let new_pools = pools.clone();
         let made = tokio::task::spawn_blocking(move || {
             let client = db
                 .client()
                 .set_session(&secret)
                 .map_err(|_| Refusal::from("Session is not valid."))?;
-            let watches = watches_for(&db, &client, &rows, limit, &total)?;
+            let watches = watches_for(&db, &client, &rows, &limit, &count, &pools)?;
             let user = account_of(&db, &client);
             Ok::<_, Refusal>((client, watches, user))
         })
         .await
         .map_err(|e| Refusal::from(format!("Error: Server Error ({e})")))?;
         let (client, watches, user) = made?;
-        self.made.1 += watches.len();
+        self.pools = new_pools;
         self.credentialed = true;
         self.client = client;
         self.user = user;
@@ -725,10 +757,11 @@ pub fn fuzz_message(text: &str) {
     if message.get("type").and_then(Value::as_str) != Some("subscribe") {
         return;
     }
-    let collections = [
+    let pairs = vec![
         ("db".to_owned(), "notes".to_owned()),
         ("a.b".to_owned(), "c.documents".to_owned()),
     ];
+    let collections = channels::Catalog::new(pairs.clone());
     let Ok(rows) = parse_rows(data, 64) else {
         return;
     };
@@ -742,7 +775,7 @@ pub fn fuzz_message(text: &str) {
         }
         let converted = channels::converted(&row.channels, Some("u"));
         assert!(converted.len() <= 2 * row.channels.len());
-        for (d, c) in &collections {
+        for (d, c) in &pairs {
             let names = channels::event_names(d, c, &id, "update");
             assert_eq!(names.len(), 42);
             assert_eq!(channels::change_channels(d, c, &id, "update").len(), 16);

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use serde_json::{Map, Value, json};
 
-use super::channels::{self, Reach};
+use super::channels::{self, Catalog, Reach};
 use permdb::{Client, Db, Error, Event, Query};
 
 /// Most events taken from the watches in one round: the rest wait in their queues (a
@@ -40,7 +40,8 @@ pub(crate) struct Watched {
     live: permdb::Subscription,
     /// Closed and drained: every event it had was taken.
     done: bool,
-    _slot: WatchSlot,
+    /// Its places in the server's counts.
+    _slots: Vec<WatchSlot>,
 }
 
 /// What a connection has subscribed.
@@ -169,31 +170,35 @@ fn filter(text: &str) -> Result<Option<Query>, String> {
     Ok(Some(query))
 }
 
-/// The watches `rows` need, made as `client` (blocking: it reads the store), at most
-/// `limit` of them; each is counted in `total` (the server's watches), which may hold at
-/// most `max_total`. A collection the client may not read or that does not exist is
-/// passed over (as Appwrite, it never matches); so is one a wildcard channel reaches whose
-/// attributes the queries do not fit. An error (1003 words) for queries that do not fit a
-/// collection a channel names, and past either bound: no watch is made beyond them, so
-/// the work one message causes is bounded.
+/// The watches `rows` need, made as `client` (blocking: it reads the store).
+///
+/// A collection the client may not read, or that does not exist, is passed over before
+/// any bound is looked at (as in Appwrite it never matches, and no bound tells a hidden
+/// collection from a missing one); so is one a wildcard channel reaches whose attributes
+/// the queries do not fit. Every watch made, or tried, counts in `made` (the
+/// connection's this minute, shared so that a refused message counts too); each watch
+/// takes a slot of the server's `pools`. An error (1003 words) for queries that do not
+/// fit a collection a channel names; 1003 or 1013 past a bound: no watch is tried past
+/// one, so the work one message causes is bounded.
 pub(crate) fn watches_for(
     db: &Db,
     client: &Client,
     rows: &[(String, Row)],
-    limit: Limit,
-    total: &Arc<WatchCount>,
+    limit: &Limit,
+    made: &AtomicUsize,
+    pools: &[Arc<WatchCount>],
 ) -> Result<Vec<Watched>, Refusal> {
-    let collections = existing_collections(db).map_err(|e| e.to_string())?;
+    let catalog = Catalog::new(existing_collections(db).map_err(|e| e.to_string())?);
     let mut out = Vec::new();
     for (id, row) in rows {
         // Each collection once per row, and whether a channel names it (rather than only
         // a wildcard).
         let mut targets: BTreeMap<(String, String), bool> = BTreeMap::new();
         for channel in &row.channels {
-            for reach in channels::reach(channel, &collections)? {
+            for reach in channels::reach(channel, &catalog)? {
                 match reach {
                     Reach::Everything => {
-                        for key in &collections {
+                        for key in catalog.all() {
                             targets.entry(key.clone()).or_insert(false);
                         }
                     }
@@ -208,29 +213,38 @@ pub(crate) fn watches_for(
             }
         }
         for ((database, collection), named) in targets {
-            if out.len() >= limit.watches {
-                return Err(limit.refusal);
+            let handle = client.schema(&database).collection(&collection);
+            match handle.check_readable() {
+                Ok(()) => {}
+                Err(Error::Unauthorized { .. } | Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.to_string().into()),
             }
-            let Some(slot) = WatchSlot::take(total) else {
-                return Err(Refusal::later(format!(
-                    "Too many subscriptions: the server holds {} collection watches, its most.",
-                    total.max
-                )));
-            };
-            let watched = client
-                .schema(&database)
-                .collection(&collection)
-                .watch(&row.filters);
-            match watched {
+            if out.len() >= limit.room {
+                return Err(limit.room_refusal.clone());
+            }
+            if made.fetch_add(1, Ordering::SeqCst) >= limit.per_minute {
+                return Err(limit.minute_refusal.clone());
+            }
+            let mut slots = Vec::with_capacity(pools.len());
+            for pool in pools {
+                let Some(slot) = WatchSlot::take(pool) else {
+                    return Err(Refusal::later(format!(
+                        "Too many subscriptions: the server holds {} collection watches{}, its most.",
+                        pool.max, pool.of
+                    )));
+                };
+                slots.push(slot);
+            }
+            match handle.watch(&row.filters) {
                 Ok(live) => out.push(Watched {
                     subscription: id.clone(),
                     database,
                     collection,
                     live,
                     done: false,
-                    _slot: slot,
+                    _slots: slots,
                 }),
-                // Not readable, or gone: never matches, as in Appwrite.
+                // Gone or closed to the client since the check: never matches.
                 Err(Error::Unauthorized { .. } | Error::NotFound { .. }) => {}
                 Err(Error::InvalidQuery(_)) if !named => {}
                 Err(Error::InvalidQuery(e)) => return Err(format!("Invalid query: {e}").into()),
@@ -242,10 +256,50 @@ pub(crate) fn watches_for(
     Ok(out)
 }
 
-/// How many watches one `watches_for` may make, and what it says past that.
+/// The bounds on one `watches_for`, and what it says past each.
 pub(crate) struct Limit {
-    pub(crate) watches: usize,
-    pub(crate) refusal: Refusal,
+    /// Watches it may return (the connection's room).
+    pub(crate) room: usize,
+    pub(crate) room_refusal: Refusal,
+    /// Watches the connection may make (or try) a minute, against its `made` count.
+    pub(crate) per_minute: usize,
+    pub(crate) minute_refusal: Refusal,
+}
+
+/// A count of watches held, bounded (`RealtimeLimits::max_total_watches`, and
+/// `max_guest_watches` for guests' connections).
+#[derive(Debug)]
+pub(crate) struct WatchCount {
+    held: AtomicUsize,
+    max: usize,
+    /// What it counts, for the refusal (" of guests", or nothing).
+    of: &'static str,
+}
+
+impl WatchCount {
+    pub(crate) fn new(max: usize, of: &'static str) -> WatchCount {
+        WatchCount {
+            held: AtomicUsize::new(0),
+            max,
+            of,
+        }
+    }
+}
+
+/// One counted watch; uncounted when dropped (with its watch).
+struct WatchSlot(Arc<WatchCount>);
+
+impl WatchSlot {
+    fn take(count: &Arc<WatchCount>) -> Option<WatchSlot> {
+        let slot = WatchSlot(Arc::clone(count));
+        (count.held.fetch_add(1, Ordering::SeqCst) < count.max).then_some(slot)
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A message refused: Appwrite's error code (1003 for a message that is not valid, 1013
@@ -278,38 +332,6 @@ impl From<String> for Refusal {
 impl From<&str> for Refusal {
     fn from(message: &str) -> Refusal {
         Refusal::from(message.to_owned())
-    }
-}
-
-/// The collection watches of all connections (`RealtimeLimits::max_total_watches`).
-#[derive(Debug)]
-pub(crate) struct WatchCount {
-    held: AtomicUsize,
-    max: usize,
-}
-
-impl WatchCount {
-    pub(crate) fn new(max: usize) -> WatchCount {
-        WatchCount {
-            held: AtomicUsize::new(0),
-            max,
-        }
-    }
-}
-
-/// One counted watch; uncounted when dropped (with its watch).
-struct WatchSlot(Arc<WatchCount>);
-
-impl WatchSlot {
-    fn take(count: &Arc<WatchCount>) -> Option<WatchSlot> {
-        let slot = WatchSlot(Arc::clone(count));
-        (count.held.fetch_add(1, Ordering::SeqCst) < count.max).then_some(slot)
-    }
-}
-
-impl Drop for WatchSlot {
-    fn drop(&mut self) {
-        self.0.held.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -405,7 +427,10 @@ impl Subscriptions {
             self.forget_watches(|w| w.done);
         }
         for (i, w) in self.watches.iter_mut().enumerate() {
-            while !w.done && self.taken.len() < EVENTS_PER_ROUND {
+            // A closed watch is drained whole: its last event (lagged, ended) is seen now,
+            // not after rounds of the events queued before it.
+            let closed = w.live.is_closed();
+            while !w.done && (closed || self.taken.len() < EVENTS_PER_ROUND) {
                 match Pin::new(&mut w.live).poll_next(cx) {
                     Poll::Ready(Some(event)) => self.taken.push((i, event)),
                     Poll::Ready(None) => w.done = true,
@@ -442,7 +467,10 @@ impl Subscriptions {
                 Event::Left { lsn, id } => (lsn, "left", Some(id), None),
                 // (Its log sequence number is not sent: it counts the store's writes,
                 // those the client may not read too.)
+                // What was taken is dropped: the client missed changes anyway, and a slow
+                // reader is not made to hold them.
                 Event::Lagged { .. } => {
+                    frames.clear();
                     frames.push(error_frame(
                         1013,
                         &format!(
