@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Affected, affected_principals};
 use crate::catalog::CollectionRecord;
-use crate::document::{DocRecord, Document, load_record};
+use crate::document::{DocHead, DocRecord, Document, load_head, load_record};
 use crate::engine::{Engine, Lsns};
 use crate::error::{Error, Result};
 use crate::index::{Counters, IndexKind};
@@ -66,6 +66,23 @@ pub(crate) fn doc_changes(batch: &WriteBatch) -> impl Iterator<Item = (u32, u32)
 pub(crate) fn old_records(store: &Store, batch: &WriteBatch) -> Result<OldRecords> {
     doc_changes(batch)
         .map(|(cid, seq)| Ok(((cid, seq), load_record(store, cid, seq)?)))
+        .collect()
+}
+
+/// The heads of what `batch`'s document changes replace: what the feed needs of them.
+pub(crate) type OldHeads = HashMap<(u32, u32), Option<DocHead>>;
+
+/// [`OldHeads`] read from the store (without decoding attributes).
+pub(crate) fn old_heads(store: &Store, batch: &WriteBatch) -> Result<OldHeads> {
+    doc_changes(batch)
+        .map(|(cid, seq)| Ok(((cid, seq), load_head(store, cid, seq)?)))
+        .collect()
+}
+
+/// [`OldHeads`] of records already read whole.
+pub(crate) fn heads_of(old: &OldRecords) -> OldHeads {
+    old.iter()
+        .map(|(k, r)| (*k, r.as_ref().map(DocHead::of)))
         .collect()
 }
 
@@ -175,22 +192,21 @@ impl Edits<'_> {
     }
 }
 
-fn read_roles(record: &DocRecord) -> BTreeSet<String> {
-    record
-        .grants()
+fn read_roles(head: &DocHead) -> BTreeSet<String> {
+    head.permissions
         .iter()
         .filter(|g| g.action() == Action::Read)
         .map(|g| g.role().to_owned())
         .collect()
 }
 
-/// The record `batch` writes for document `(cid, seq)`, decoded (it was sealed in
-/// process: its checksum is not checked again).
-fn new_record(value: &[u8]) -> Result<DocRecord> {
+/// The head of the record `batch` writes for a document (it was sealed in process: its
+/// checksum is not checked again).
+fn new_head(value: &[u8]) -> Result<DocHead> {
     let body = value
         .get(..value.len().saturating_sub(CHECKSUM_LEN))
         .unwrap_or_default();
-    codec::decode(body, || "a document being written".into())
+    DocHead::decode(body, || "a document being written".into())
 }
 
 /// Adds to `batch` the feed's records of its changes (see the module's INVARIANT):
@@ -198,7 +214,7 @@ fn new_record(value: &[u8]) -> Result<DocRecord> {
 pub(crate) fn record(
     engine: &Engine,
     batch: &mut WriteBatch,
-    old: &OldRecords,
+    old: &OldHeads,
     lsns: Lsns,
 ) -> Result<()> {
     let store = &engine.store;
@@ -212,13 +228,13 @@ pub(crate) fn record(
     };
     let mut puts: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
     let mut deleted_in: BTreeSet<u32> = BTreeSet::new();
-    let changes: Vec<(u32, u32, Option<DocRecord>)> = batch
+    let changes: Vec<(u32, u32, Option<DocHead>)> = batch
         .ops()
         .filter(|(tree, key, _)| *tree == Tree::Docs && keys::is_doc_key(key))
         .filter_map(|(_, key, value)| {
             let cid = keys::key_collection(key)?;
             let seq = keys::doc_seq(key)?;
-            Some((cid, seq, value.map(new_record)))
+            Some((cid, seq, value.map(new_head)))
         })
         .map(|(cid, seq, new)| Ok((cid, seq, new.transpose()?)))
         .collect::<Result<_>>()?;

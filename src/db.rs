@@ -234,9 +234,17 @@ impl CommitObserver for Feeds {
         batch: &mut WriteBatch,
         lsns: Lsns,
     ) -> Result<Option<Prepared>> {
-        let old = changes::old_records(&engine.store, batch)?;
-        changes::record(engine, batch, &old, lsns)?;
-        Ok(self.hub.watching().then(|| Box::new(old) as Prepared))
+        // Subscriptions judge the records a batch replaces whole; the feed needs only
+        // their heads, read without their attributes when nobody watches.
+        if self.hub.watching() {
+            let old = changes::old_records(&engine.store, batch)?;
+            changes::record(engine, batch, &changes::heads_of(&old), lsns)?;
+            Ok(Some(Box::new(old)))
+        } else {
+            let old = changes::old_heads(&engine.store, batch)?;
+            changes::record(engine, batch, &old, lsns)?;
+            Ok(None)
+        }
     }
 
     fn committed(

@@ -21,6 +21,18 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
         .map_err(|e| Error::storage("cannot encode record", e))
 }
 
+/// Decodes the leading fields of a record of kind `what`: `T` is a struct made of the
+/// record's first fields, in their order (bincode writes fields in order, without names,
+/// so their bytes are a prefix of the record's). The rest is left unread and unchecked.
+pub(crate) fn decode_head<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: impl FnOnce() -> String,
+) -> Result<T> {
+    bincode::serde::decode_from_slice::<T, _>(bytes, config())
+        .map(|(value, _)| value)
+        .map_err(|e| Error::corrupt(what(), e))
+}
+
 /// Decodes a record of kind `what` (named in the error), rejecting trailing bytes.
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
