@@ -822,9 +822,28 @@ async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     let server = start_with(options, clock, ServerOptions::default().realtime(limits)).await;
     let mut a = signed_in(&server, "a").await;
     a.subscribe(&[("s", &[BIRTHDAYS])]).await;
-    flood(&server).await;
+    // A few large documents: more bytes than the sockets' buffers hold, far fewer events
+    // than a watch queues, so the server's send waits (it does not lag).
+    let db = server.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let birthdays = db.root().schema("db").collection("birthdays");
+        for i in 0..24 {
+            let pad = "p".repeat(700_000);
+            let data = json!({"name": "B", "birthday": "2000-01-01", "pad": pad});
+            let perms = Some(vec![Permission::read(Role::user("user-a"))]);
+            birthdays.create(&format!("big{i}"), data, perms).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let (before, close) = a.closed().await;
     assert!(close.is_none(), "dropped, not closed: {close:?}");
+    assert!(
+        before.len() < 24,
+        "{} events: it was not dropped",
+        before.len()
+    );
     assert!(
         !before.iter().any(|m| m["type"] == "error"),
         "dropped before any lag message"

@@ -232,13 +232,33 @@ async fn send_within(socket: &mut WebSocket, frame: &Value, timeout: Duration) -
     }
 }
 
+/// Sends a close frame, then waits (briefly) for the client's, as the protocol asks:
+/// closing the TCP connection at once would make the client's next write (a pong) reset
+/// it, and a reset loses the close frame the client had not read yet: the SDK would see
+/// 1006 rather than the code that tells it whether to reconnect.
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let close = Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close)).await;
+    if !matches!(
+        tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close)).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let answered = async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
 }
+
+/// Longest the server waits for the client's close frame after its own.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// The handshake: the project, the page's origin, and the credential. Errors are
 /// (Appwrite's code, message).
