@@ -146,6 +146,20 @@ impl Ws {
     }
 }
 
+/// Reads to the close; asserts that the first message is an error with `code` saying
+/// `says`, and the close code `close`.
+async fn refused(ws: &mut Ws, code: u16, says: &str, close: u16) {
+    let (before, frame) = ws.closed().await;
+    assert_error(before.first().expect("an error first"), code, says);
+    assert_eq!(frame.map(|c| u16::from(c.code)), Some(close));
+}
+
+/// The seed store served with `server` (and the tests' options).
+async fn serve(server: ServerOptions) -> Server {
+    let (options, clock) = common::test_options();
+    start_with(options, clock, server).await
+}
+
 #[track_caller]
 fn assert_error(m: &Value, code: u16, says: &str) {
     assert_eq!(m["type"], "error", "{m}");
@@ -513,9 +527,7 @@ async fn every_message_type_and_malformed_ones_get_appwrites_answers_and_the_soc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handshake_refuses_what_appwrite_refuses_with_a_message_and_a_close() {
-    let server = start_with(
-        common::test_options().0,
-        common::test_options().1,
+    let server = serve(
         ServerOptions::default()
             .cors_origin("http://app.test:3000")
             .unwrap(),
@@ -628,9 +640,7 @@ async fn an_ended_session_ends_the_connection_and_a_blocked_user_too() {
     tokio::task::spawn_blocking(move || db.root().users().update_status("user-a", false).unwrap())
         .await
         .unwrap();
-    let (before, close) = a.closed().await;
-    assert_error(before.first().expect("an error first"), 401, "");
-    assert_eq!(close.map(|c| u16::from(c.code)), Some(1000));
+    refused(&mut a, 401, "", 1000).await;
 
     // A token that runs out without any write is seen within a second or so.
     let (_, jwt) = server.sign_in("b").await;
@@ -644,15 +654,12 @@ async fn an_ended_session_ends_the_connection_and_a_blocked_user_too() {
         .await;
     server.clock.advance(time::Duration::minutes(20));
     for ws in [&mut b, &mut c] {
-        let (before, close) = ws.closed().await;
-        assert_error(before.first().expect("an error first"), 401, "");
-        assert_eq!(close.map(|c| u16::from(c.code)), Some(1000));
+        refused(ws, 401, "", 1000).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_close_or_refuse_with_reasons() {
-    let (options, clock) = common::test_options();
     let mut limits = RealtimeLimits::default();
     limits.max_connections = 2;
     limits.max_subscriptions = 2;
@@ -661,7 +668,7 @@ async fn limits_close_or_refuse_with_reasons() {
     limits.max_message_bytes = 2_000;
     limits.max_messages_per_minute = 8;
     limits.idle_timeout = Duration::from_secs(2);
-    let server = start_with(options, clock, ServerOptions::default().realtime(limits)).await;
+    let server = serve(ServerOptions::default().realtime(limits)).await;
     let mut a = signed_in(&server, "a").await;
     let mut other = connect(&server, "project=default", &[]).await;
     assert_eq!(other.next().await["type"], "connected");
@@ -727,12 +734,11 @@ async fn limits_close_or_refuse_with_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_are_bounded_per_minute_per_connection_per_server_and_for_guests() {
-    let (options, clock) = common::test_options();
     let mut limits = RealtimeLimits::default();
     limits.max_watches_per_minute = 5;
     limits.max_total_watches = 6;
     limits.max_guest_watches = 1;
-    let server = start_with(options, clock, ServerOptions::default().realtime(limits)).await;
+    let server = serve(ServerOptions::default().realtime(limits)).await;
     let (db,) = (server.db.clone(),);
     tokio::task::spawn_blocking(move || {
         let root = db.root();
@@ -816,10 +822,9 @@ async fn watches_are_bounded_per_minute_per_connection_per_server_and_for_guests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
-    let (options, clock) = common::test_options();
     let mut limits = RealtimeLimits::default();
     limits.send_timeout = Duration::from_millis(500);
-    let server = start_with(options, clock, ServerOptions::default().realtime(limits)).await;
+    let server = serve(ServerOptions::default().realtime(limits)).await;
     let mut a = signed_in(&server, "a").await;
     a.subscribe(&[("s", &[BIRTHDAYS])]).await;
     // A few large documents: more bytes than the sockets' buffers hold, far fewer events
@@ -872,10 +877,9 @@ async fn flood(server: &Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_falls_behind_is_told_and_closed() {
-    let (options, clock) = common::test_options();
     let mut limits = RealtimeLimits::default();
     limits.send_timeout = Duration::from_secs(120);
-    let server = start_with(options, clock, ServerOptions::default().realtime(limits)).await;
+    let server = serve(ServerOptions::default().realtime(limits)).await;
     let mut a = signed_in(&server, "a").await;
     a.subscribe(&[("s", &[BIRTHDAYS])]).await;
     // The client reads nothing while the writes go on: the server's sends block once the
@@ -976,19 +980,11 @@ async fn the_account_channel_carries_the_users_own_changes_and_nobody_elses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_secure_cookies_is_its_own_origin_over_https_only() {
-    let (options, clock) = common::test_options();
-    let server = start_with(
-        options,
-        clock,
-        ServerOptions::default().secure_cookies(true),
-    )
-    .await;
+    let server = serve(ServerOptions::default().secure_cookies(true)).await;
     let host = server.base.trim_start_matches("http://").to_owned();
     let plain = format!("http://{host}");
     let mut ws = connect(&server, "project=default", &[("origin", plain.as_str())]).await;
-    let (before, close) = ws.closed().await;
-    assert_error(before.first().expect("an error"), 1008, "Invalid Origin");
-    assert_eq!(close.map(|c| u16::from(c.code)), Some(1008));
+    refused(&mut ws, 1008, "Invalid Origin", 1008).await;
     let tls = format!("https://{host}");
     let mut ws = connect(&server, "project=default", &[("origin", tls.as_str())]).await;
     assert_eq!(ws.next().await["type"], "connected");
