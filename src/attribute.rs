@@ -398,10 +398,11 @@ pub(crate) fn validate(
         return Err(invalid(key, "not in the collection's schema".into()));
     }
     for a in attributes {
-        if creating && !data.contains_key(&a.key) {
-            if let Some(d) = &a.default {
-                data.insert(a.key.clone(), d.clone());
-            }
+        if creating
+            && !data.contains_key(&a.key)
+            && let Some(d) = &a.default
+        {
+            data.insert(a.key.clone(), d.clone());
         }
         match data.get(&a.key) {
             None | Some(Value::Null) if a.required => {

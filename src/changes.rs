@@ -538,13 +538,13 @@ pub(crate) fn read(
             tenure = tenure.max(l);
         }
     }
-    if principal.roles().is_some() || matches!(principal, Principal::Key { .. }) {
-        if let Some(l) = read_u64(store, &keys::feed(0, ChangeTag::AllRoles, &[]))? {
-            if l > since {
-                return resync("credentials changed since");
-            }
-            tenure = tenure.max(l);
+    if (principal.roles().is_some() || matches!(principal, Principal::Key { .. }))
+        && let Some(l) = read_u64(store, &keys::feed(0, ChangeTag::AllRoles, &[]))?
+    {
+        if l > since {
+            return resync("credentials changed since");
         }
+        tenure = tenure.max(l);
     }
     if let Some(user) = principal.user_id() {
         let key = keys::feed(0, ChangeTag::UserRoles, &[user.as_bytes()]);

@@ -21,10 +21,10 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 #[test]
 fn role_corpus() {
     for input in corpus("role") {
-        if let Ok(s) = std::str::from_utf8(&input) {
-            if let Ok(role) = s.parse::<Role>() {
-                assert_eq!(role.to_string(), s);
-            }
+        if let Ok(s) = std::str::from_utf8(&input)
+            && let Ok(role) = s.parse::<Role>()
+        {
+            assert_eq!(role.to_string(), s);
         }
     }
 }
@@ -32,10 +32,10 @@ fn role_corpus() {
 #[test]
 fn permission_corpus() {
     for input in corpus("permission") {
-        if let Ok(s) = std::str::from_utf8(&input) {
-            if let Ok(p) = s.parse::<Permission>() {
-                assert_eq!(p.to_string(), s);
-            }
+        if let Ok(s) = std::str::from_utf8(&input)
+            && let Ok(p) = s.parse::<Permission>()
+        {
+            assert_eq!(p.to_string(), s);
         }
     }
 }
@@ -74,11 +74,11 @@ fn token_corpus() {
     let mut verified = 0;
     let mut signed_verified = 0;
     for input in corpus("token") {
-        if let Ok(text) = std::str::from_utf8(&input) {
-            if let Ok(claims) = verifier.verify(text, now) {
-                token_holds(text, &claims, now);
-                verified += 1;
-            }
+        if let Ok(text) = std::str::from_utf8(&input)
+            && let Ok(claims) = verifier.verify(text, now)
+        {
+            token_holds(text, &claims, now);
+            verified += 1;
         }
         // As the fuzz target does: the input's claims signed with the vector key.
         let text = vector_signed(&token_unsigned_part(&input));
@@ -205,10 +205,10 @@ fn token_holds(text: &str, claims: &crate::token::TokenClaims, now: time::Offset
 fn query_json_corpus() {
     use crate::query::Query;
     for input in corpus("query_json") {
-        if let Ok(text) = std::str::from_utf8(&input) {
-            if let Ok(q) = Query::from_json(text) {
-                assert_eq!(Query::from_json(&q.to_json()).unwrap(), q);
-            }
+        if let Ok(text) = std::str::from_utf8(&input)
+            && let Ok(q) = Query::from_json(text)
+        {
+            assert_eq!(Query::from_json(&q.to_json()).unwrap(), q);
         }
     }
 }

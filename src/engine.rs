@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::index::BitmapCache;
+use crate::options::StorageEngine;
 use crate::options::{Durability, Limits, Options};
-use crate::store::{SledBackend, Store, Tree, WriteBatch, keys};
+use crate::store::{RedbBackend, SledBackend, Store, Tree, WriteBatch, keys};
 
 /// Says whether a committed batch may change or revoke a principal (the auth layer's
 /// rule: `auth::changes_principals`); the engine moves its auth epoch past such batches.
@@ -95,8 +96,16 @@ impl Engine {
             Durability::Immediate => None,
             Durability::Periodic { every_ms } => Some(every_ms.max(1)),
         };
-        let backend = SledBackend::open(path, options.cache_bytes, flush_ms)?;
-        let store = Store::new(Arc::new(backend));
+        let engine = path
+            .and_then(crate::store::engine_of)
+            .unwrap_or(options.backend);
+        let backend: Arc<dyn crate::store::Backend> = match engine {
+            StorageEngine::Sled => {
+                Arc::new(SledBackend::open(path, options.cache_bytes, flush_ms)?)
+            }
+            StorageEngine::Redb => Arc::new(RedbBackend::open(path, flush_ms)?),
+        };
+        let store = Store::new(backend);
         check_format(&store)?;
         let last_lsn = load_last_lsn(&store)?;
         Ok(Engine {

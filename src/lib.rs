@@ -97,7 +97,8 @@ pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
 pub use integrity::IntegrityReport;
 pub use live::{Event, Subscription, WATCH_QUEUE};
 pub use options::{
-    Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, SystemClock,
+    Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, StorageEngine,
+    SystemClock,
 };
 pub use perm::{
     Action, MAX_LABEL_LEN, MAX_PERMISSIONS, MAX_TEAM_ROLE_LEN, Permission, Role, Scope,

@@ -225,12 +225,12 @@ impl Hub {
             let sub = lock(&shared.sub);
             (sub.cid, sub.indexed.clone(), owner_of(&sub.current))
         };
-        if let Some(owner) = owner {
-            if let Some(n) = state.per_owner.get_mut(&owner) {
-                *n -= 1;
-                if *n == 0 {
-                    state.per_owner.remove(&owner);
-                }
+        if let Some(owner) = owner
+            && let Some(n) = state.per_owner.get_mut(&owner)
+        {
+            *n -= 1;
+            if *n == 0 {
+                state.per_owner.remove(&owner);
             }
         }
         if let Some(f) = state.fanout.get_mut(&cid) {
@@ -392,10 +392,10 @@ impl Hub {
             let after = new.as_ref().ok().and_then(Option::as_ref);
             for record in [before, after].into_iter().flatten() {
                 for grant in record.grants() {
-                    if grant.action() == Action::Read {
-                        if let Some(ids) = fanout.by_role.get(grant.role()) {
-                            candidates.extend(ids);
-                        }
+                    if grant.action() == Action::Read
+                        && let Some(ids) = fanout.by_role.get(grant.role())
+                    {
+                        candidates.extend(ids);
                     }
                 }
             }

@@ -79,6 +79,19 @@ pub enum Durability {
     },
 }
 
+/// The storage engine under a store, chosen when the store is created and found again
+/// from its files when it is opened (an existing store keeps its engine whatever
+/// [`Options::backend`] says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StorageEngine {
+    /// sled 0.34: one directory of sled files. The default.
+    #[default]
+    Sled,
+    /// redb: one file, `permdb.redb`, in the store's directory.
+    Redb,
+}
+
 /// Limits on documents, each checked on create and update with `InvalidDocument` or `LimitExceeded`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -122,6 +135,7 @@ pub struct Options {
     pub(crate) tombstone_retention: time::Duration,
     pub(crate) max_subscriptions: usize,
     pub(crate) max_subscriptions_per_owner: usize,
+    pub(crate) backend: StorageEngine,
 }
 
 impl Default for Options {
@@ -141,6 +155,7 @@ impl Default for Options {
             tombstone_retention: time::Duration::days(30),
             max_subscriptions: 100_000,
             max_subscriptions_per_owner: 1_000,
+            backend: StorageEngine::Sled,
         }
     }
 }
@@ -156,6 +171,14 @@ impl Options {
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Options {
         self.durability = durability;
+        self
+    }
+
+    /// The storage engine of a store this opens that does not exist yet. Default
+    /// [`StorageEngine::Sled`]. An existing store opens with the engine it was made with.
+    #[must_use]
+    pub fn backend(mut self, engine: StorageEngine) -> Options {
+        self.backend = engine;
         self
     }
 

@@ -16,7 +16,7 @@ use permdb::{AttributeSpec, Collection, CollectionSpec, Db, Error, IndexSpec, Qu
 use serde_json::{Value, json};
 
 fn setup() -> (Db, Collection) {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let coll = common::create_collection(&db, "s", CollectionSpec::new("people", "People"));
     let collections = db.root().schema("s").collections();
     for spec in [
@@ -402,7 +402,7 @@ fn index_answers_follow_every_write() {
 /// with milliseconds, and queries and unique indexes compare those stored forms.
 #[test]
 fn datetimes_are_stored_and_compared_in_utc() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let coll = common::create_collection(&db, "s", CollectionSpec::new("events", "Events"));
     let collections = db.root().schema("s").collections();
     for spec in [

@@ -164,7 +164,7 @@ fn reader_thread(db: Db, r: usize, stop: Arc<AtomicBool>, rounds: Arc<AtomicU64>
         for doc in &list.documents {
             check_returned(doc, &me);
         }
-        if pick % 6 == 0 {
+        if pick.is_multiple_of(6) {
             // Always readable by this reader, never changed: never missing.
             assert!(
                 list.documents.iter().any(|d| d.id() == pinned),
@@ -379,7 +379,7 @@ fn writers_and_readers_at_once_never_see_what_they_may_not() {
 /// without a get ever answering "not found": it now runs until each answer was seen.
 #[test]
 fn get_during_delete_and_create_again_is_found_or_absent() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let coll = common::create_collection(&db, "s", CollectionSpec::new("c", "C"));
     coll.create("x", json!({"v": 0}), None).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -15,9 +15,11 @@ mod common;
 
 use std::path::Path;
 
+use redb::{ReadableDatabase, ReadableTable, TableHandle};
+
 use permdb::{
     AttributeSpec, CollectionSpec, Db, Error, IndexSpec, ManualClock, Permission, Query, Role,
-    Scope,
+    Scope, StorageEngine,
 };
 use serde_json::json;
 
@@ -286,43 +288,109 @@ fn derived(tree: &str, key: &[u8]) -> bool {
         || (tree == "meta" && key.first() == Some(&b'n'))
 }
 
-/// Every (tree, key, raw value) in the store, read with sled itself.
+/// Every (tree, key, raw value) in the store, read with its engine itself (sled or
+/// redb, as the tests run: `common::engine`).
 fn records(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
     let mut out = Vec::new();
-    for name in raw.tree_names() {
-        let tree = raw.open_tree(&name).unwrap();
-        let name = String::from_utf8(name.to_vec()).unwrap();
-        for entry in tree.iter() {
-            let (k, v) = entry.unwrap();
-            out.push((name.clone(), k.to_vec(), v.to_vec()));
+    match common::engine() {
+        StorageEngine::Redb => {
+            let db = raw_redb(dir);
+            let txn = db.begin_read().unwrap();
+            let names: Vec<String> = txn
+                .list_tables()
+                .unwrap()
+                .map(|t| t.name().to_owned())
+                .collect();
+            for name in names {
+                let table = txn.open_table(redb_table(&name)).unwrap();
+                for entry in table.iter().unwrap() {
+                    let (k, v) = entry.unwrap();
+                    out.push((name.clone(), k.value().to_vec(), v.value().to_vec()));
+                }
+            }
+        }
+        _ => {
+            let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
+            for name in raw.tree_names() {
+                let tree = raw.open_tree(&name).unwrap();
+                let name = String::from_utf8(name.to_vec()).unwrap();
+                for entry in tree.iter() {
+                    let (k, v) = entry.unwrap();
+                    out.push((name.clone(), k.to_vec(), v.to_vec()));
+                }
+            }
         }
     }
     out
 }
 
+/// The store's redb file, opened without permdb.
+fn raw_redb(dir: &Path) -> redb::Database {
+    redb::Database::open(dir.join("permdb.redb")).unwrap()
+}
+
+fn redb_table(name: &str) -> redb::TableDefinition<'_, &'static [u8], &'static [u8]> {
+    redb::TableDefinition::new(name)
+}
+
+/// Writes (`Some`) or removes (`None`) raw values in `tree`, with the store's engine.
+fn edit_raw(dir: &Path, tree: &str, edits: &[(&[u8], Option<&[u8]>)]) {
+    match common::engine() {
+        StorageEngine::Redb => {
+            let db = raw_redb(dir);
+            let txn = db.begin_write().unwrap();
+            {
+                let mut table = txn.open_table(redb_table(tree)).unwrap();
+                for (key, value) in edits {
+                    match value {
+                        Some(v) => drop(table.insert(*key, *v).unwrap()),
+                        None => drop(table.remove(*key).unwrap()),
+                    }
+                }
+            }
+            txn.commit().unwrap();
+        }
+        _ => {
+            let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
+            let t = raw.open_tree(tree).unwrap();
+            for (key, value) in edits {
+                match value {
+                    Some(v) => drop(t.insert(*key, *v).unwrap()),
+                    None => drop(t.remove(*key).unwrap()),
+                }
+            }
+            raw.flush().unwrap();
+        }
+    }
+}
+
 /// Moves the record at `key` to `to`, as a damaged key would.
 fn move_raw(dir: &Path, tree: &str, key: &[u8], to: &[u8]) {
-    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
-    let t = raw.open_tree(tree).unwrap();
-    let value = t.remove(key).unwrap().unwrap();
-    t.insert(to, value).unwrap();
-    raw.flush().unwrap();
+    let value = read_raw(dir, tree, key).unwrap();
+    edit_raw(dir, tree, &[(key, None), (to, Some(&value))]);
 }
 
 fn write_raw(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
-    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
-    raw.open_tree(tree).unwrap().insert(key, value).unwrap();
-    raw.flush().unwrap();
+    edit_raw(dir, tree, &[(key, Some(value))]);
 }
 
 fn read_raw(dir: &Path, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
-    let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
-    raw.open_tree(tree)
-        .unwrap()
-        .get(key)
-        .unwrap()
-        .map(|v| v.to_vec())
+    match common::engine() {
+        StorageEngine::Redb => {
+            let db = raw_redb(dir);
+            let txn = db.begin_read().unwrap();
+            let table = txn.open_table(redb_table(tree)).unwrap();
+            table.get(key).unwrap().map(|v| v.value().to_vec())
+        }
+        _ => {
+            let raw = common::when_unlocked(|| sled::open(dir)).unwrap();
+            raw.open_tree(tree)
+                .unwrap()
+                .get(key)
+                .unwrap()
+                .map(|v| v.to_vec())
+        }
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {

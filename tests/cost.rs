@@ -17,7 +17,7 @@ use serde_json::json;
 /// A collection of `n` documents of which user u1 may read exactly 100, spread evenly;
 /// the rest are readable by 500 other users.
 fn collection(n: u32) -> (Db, Collection) {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let coll = common::create_collection(
         &db,
         "s",
@@ -134,7 +134,7 @@ fn root_pages_read_one_container_and_decode_the_page() {
 /// 100,000 documents with attributes `category` (100 values, key index), `score`
 /// (key index) and `name` (no index); u1 may read every 1,000th.
 fn indexed_collection() -> (Db, Collection) {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let coll = common::create_collection(
         &db,
         "s",
@@ -240,7 +240,7 @@ fn indexed_queries_decode_at_most_the_page() {
 /// through the merge or known because one role alone reaches the cap; `count` is exact.
 #[test]
 fn page_totals_are_exact_below_the_cap_and_capped_above() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let coll = common::create_collection(
         &db,
         "s",

@@ -443,7 +443,7 @@ enum End {
 fn end_of_round(seed: u64, round: u64, first: u64, durability: Durability) -> End {
     let r = common::mix(seed ^ common::mix(round));
     let periodic = !matches!(durability, Durability::Immediate);
-    match (r % 2 == 0, periodic) {
+    match (r.is_multiple_of(2), periodic) {
         // Long enough for writes acknowledged more than two flush intervals before the
         // kill, after the child's start.
         (false, true) => End::Kill(Duration::from_millis(350 + (r >> 8) % 400)),

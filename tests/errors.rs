@@ -37,7 +37,7 @@ fn conflict<T: std::fmt::Debug>(r: permdb::Result<T>) -> (ResourceKind, String) 
 
 #[test]
 fn each_refusal_names_its_reason() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     common::seed(&db);
     let root = db.root();
     // Credentials.
@@ -103,7 +103,7 @@ fn each_refusal_names_its_reason() {
 
 #[test]
 fn each_conflict_names_its_kind_and_the_id_written() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     common::seed(&db);
     let root = db.root();
     let users = root.users();
@@ -168,8 +168,8 @@ fn each_conflict_names_its_kind_and_the_id_written() {
 #[test]
 fn a_storage_failure_keeps_its_source() {
     let dir = tempfile::tempdir().unwrap();
-    let held = Db::open(dir.path()).unwrap();
-    let err = Db::open(dir.path()).expect_err("the store is held");
+    let held = Db::open_with(dir.path(), common::options()).unwrap();
+    let err = Db::open_with(dir.path(), common::options()).expect_err("the store is held");
     assert!(matches!(err, Error::Storage { .. }), "{err:?}");
     let source = err.source().expect("sled's error is the source");
     assert!(

@@ -505,10 +505,10 @@ impl Model {
         perms: Option<&[(u8, String)]>,
     ) -> Outcome {
         let perms = perms.map(expand);
-        if let Some(p) = &perms {
-            if !self.holds_all(who, p) {
-                return Outcome::Unauthorized;
-            }
+        if let Some(p) = &perms
+            && !self.holds_all(who, p)
+        {
+            return Outcome::Unauthorized;
         }
         match self.check(who, id, "update") {
             Err(o) => o,

@@ -51,7 +51,7 @@ fn view(db: &Db) -> Vec<(String, u64, Vec<String>)> {
 fn everything_survives_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let before = {
-        let db = common::when_unlocked(|| Db::open(dir.path())).unwrap();
+        let db = common::when_unlocked(|| Db::open_with(dir.path(), common::options())).unwrap();
         let root = db.root();
         root.schemas().create("s", "S").unwrap();
         root.schema("s")
@@ -90,7 +90,7 @@ fn everything_survives_close_and_reopen() {
         root.schema("s").collections().delete("gone").unwrap();
         view(&db)
     };
-    let db = common::when_unlocked(|| Db::open(dir.path())).unwrap();
+    let db = common::when_unlocked(|| Db::open_with(dir.path(), common::options())).unwrap();
     assert_eq!(view(&db), before);
     let root = db.root();
     assert_eq!(root.schema("s").collections().list().unwrap().len(), 1);
@@ -123,7 +123,7 @@ fn everything_survives_close_and_reopen() {
 
 #[test]
 fn documents_round_trip_through_appwrite_json() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let root = db.root();
     root.schemas().create("db", "Database").unwrap();
     root.schema("db")
@@ -179,7 +179,7 @@ fn documents_round_trip_through_appwrite_json() {
 
 #[test]
 fn stats_report_trees_and_cached_bitmaps() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let root = db.root();
     root.schemas().create("s", "S").unwrap();
     root.schema("s")
@@ -229,11 +229,11 @@ fn stats_report_trees_and_cached_bitmaps() {
 fn a_store_reopens_at_once_and_is_refused_while_held() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..20 {
-        let db = Db::open(dir.path()).unwrap();
+        let db = Db::open_with(dir.path(), common::options()).unwrap();
         db.root().schemas().list().unwrap();
     }
-    let held = Db::open(dir.path()).unwrap();
-    let second = Db::open(dir.path());
+    let held = Db::open_with(dir.path(), common::options()).unwrap();
+    let second = Db::open_with(dir.path(), common::options());
     assert!(
         matches!(&second, Err(permdb::Error::Storage { message: m, .. }) if m.contains("lock")),
         "{second:?}"

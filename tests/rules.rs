@@ -12,14 +12,13 @@
 mod common;
 
 use permdb::{
-    Client, Collection, CollectionSpec, Db, Error, Limits, Options, Permission, Query,
-    ResourceKind, Role,
+    Client, Collection, CollectionSpec, Db, Error, Limits, Permission, Query, ResourceKind, Role,
 };
 use serde_json::json;
 
 /// Schema `s`, collection `c` with the given collection permissions and document security.
 fn setup(perms: Vec<Permission>, document_security: bool) -> Db {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let spec = CollectionSpec::new("c", "C")
         .permissions(perms)
         .document_security(document_security);
@@ -714,7 +713,7 @@ fn malformed_documents_are_refused() {
         max_depth: 4,
         max_fields: 5,
     };
-    let db = Db::temporary_with(Options::new().limits(limits)).unwrap();
+    let db = Db::temporary_with(common::options().limits(limits)).unwrap();
     db.root().schemas().create("s", "S").unwrap();
     db.root()
         .schema("s")

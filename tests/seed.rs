@@ -16,7 +16,7 @@ use serde_json::json;
 
 #[test]
 fn user_a_sees_kevin_and_root_sees_everyone() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let root = db.root();
     let spec = CollectionSpec::new("birthdays", "Birthdays")
         .permissions([Permission::create(Role::users())])

@@ -28,7 +28,7 @@ fn handles_are_send_sync_and_clone() {
 
 #[test]
 fn concurrent_writers_and_readers_never_see_what_they_may_not() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let root = db.root();
     let spec = CollectionSpec::new("c", "C")
         .permissions([Permission::create(Role::users())])

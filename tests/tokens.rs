@@ -13,7 +13,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use permdb::{Client, Db, Error, Options, TokenError, TokenVerifier};
+use permdb::{Client, Db, Error, TokenError, TokenVerifier};
 use proptest::prelude::*;
 use time::Duration;
 
@@ -391,10 +391,10 @@ fn rotation_retirement_and_the_offline_verifier() {
 #[test]
 fn token_settings_are_bounded() {
     let bad = [
-        Options::new().jwt_ttl(Duration::hours(2)),
-        Options::new().jwt_ttl(Duration::ZERO),
-        Options::new().token_leeway(Duration::minutes(6)),
-        Options::new().project("bad project"),
+        common::options().jwt_ttl(Duration::hours(2)),
+        common::options().jwt_ttl(Duration::ZERO),
+        common::options().token_leeway(Duration::minutes(6)),
+        common::options().project("bad project"),
     ];
     for options in bad {
         assert!(matches!(

@@ -77,7 +77,7 @@ fn assert_consistent(db: &Db) {
 
 #[test]
 fn later_operations_see_earlier_ones_and_indexes_stay_consistent() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let items = setup(&db);
     items
         .create("x", json!({"n": 1, "tag": "old"}), None)
@@ -143,7 +143,7 @@ fn later_operations_see_earlier_ones_and_indexes_stay_consistent() {
 
 #[test]
 fn one_failing_operation_leaves_nothing_written() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let items = setup(&db);
     items
         .create("x", json!({"n": 1, "tag": "t"}), None)
@@ -340,7 +340,7 @@ fn each_operation_is_checked_as_the_client_alone() {
 
 #[test]
 fn writes_by_queries_take_what_matches_at_commit() {
-    let db = Db::temporary().unwrap();
+    let db = common::temporary().unwrap();
     let items = setup(&db);
     for i in 0..20 {
         items

@@ -194,10 +194,8 @@ impl Run<'_> {
                 matched += 1;
                 if skipped < plan.offset {
                     skipped += 1;
-                } else if !full {
-                    if let Some(doc) = self.load(source, seq)? {
-                        page.push(doc);
-                    }
+                } else if !full && let Some(doc) = self.load(source, seq)? {
+                    page.push(doc);
                 }
                 continue;
             }
@@ -307,10 +305,10 @@ impl Run<'_> {
         for seq in self.candidates(source, Direction::Forward, None) {
             let seq = seq?;
             self.counters.candidate();
-            if let Some(doc) = self.load(source, seq)? {
-                if self.passes(&doc) {
-                    all.push(((self.sort_key(&doc), doc.sequence()), doc));
-                }
+            if let Some(doc) = self.load(source, seq)?
+                && self.passes(&doc)
+            {
+                all.push(((self.sort_key(&doc), doc.sequence()), doc));
             }
         }
         let total = all.len() as u64;
@@ -363,10 +361,10 @@ impl Run<'_> {
             }
             let seq = seq?;
             self.counters.candidate();
-            if let Some(doc) = self.load(source, seq)? {
-                if self.passes(&doc) {
-                    total += 1;
-                }
+            if let Some(doc) = self.load(source, seq)?
+                && self.passes(&doc)
+            {
+                total += 1;
             }
         }
         Ok(total)

@@ -5,6 +5,7 @@ pub(crate) mod codec;
 mod frame;
 pub(crate) mod keys;
 mod overlay;
+mod redb_backend;
 mod sled_backend;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,21 @@ use std::sync::Arc;
 use crate::error::Result;
 
 pub(crate) use frame::CHECKSUM_LEN;
+pub(crate) use redb_backend::RedbBackend;
 pub(crate) use sled_backend::SledBackend;
+
+/// Which engine holds the store in directory `dir`: the one it was made with, found by
+/// its files; `None` for a directory that holds no store yet.
+pub(crate) fn engine_of(dir: &std::path::Path) -> Option<crate::options::StorageEngine> {
+    if dir.join(redb_backend::FILE).exists() {
+        return Some(crate::options::StorageEngine::Redb);
+    }
+    // sled keeps `conf` and `db` in its directory.
+    if dir.join("conf").exists() || dir.join("db").exists() {
+        return Some(crate::options::StorageEngine::Sled);
+    }
+    None
+}
 
 /// The trees of a store. Their byte layouts are in [`keys`] and docs/ARCHITECTURE.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use permdb::{
-    Client, Collection, CollectionSpec, Db, ManualClock, Options, PasswordHashing, Permission, Role,
+    Client, Collection, CollectionSpec, Db, Durability, ManualClock, Options, PasswordHashing,
+    Permission, Role, StorageEngine,
 };
 use time::OffsetDateTime;
 
@@ -20,10 +21,30 @@ pub fn create_collection(db: &Db, schema: &str, spec: CollectionSpec) -> Collect
     root.schema(schema).collection(&id)
 }
 
+/// The storage engine the tests run on: `PERMDB_TEST_BACKEND=redb` for redb, sled
+/// without it (`.ci/run` runs the suite on both).
+pub fn engine() -> StorageEngine {
+    match std::env::var("PERMDB_TEST_BACKEND").as_deref() {
+        Ok("redb") => StorageEngine::Redb,
+        Ok("sled") | Err(_) => StorageEngine::Sled,
+        Ok(other) => panic!("PERMDB_TEST_BACKEND={other}: sled or redb"),
+    }
+}
+
+/// Default options on the tests' storage engine ([`engine`]).
+pub fn options() -> Options {
+    Options::new().backend(engine())
+}
+
+/// A temporary store on the tests' storage engine, as `Db::temporary` makes one.
+pub fn temporary() -> permdb::Result<Db> {
+    Db::temporary_with(options().durability(Durability::Periodic { every_ms: 1000 }))
+}
+
 /// Options with a manual clock at 2024-01-01 and cheap password hashing (tests only).
 pub fn test_options() -> (Options, ManualClock) {
     let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap());
-    let options = Options::new()
+    let options = options()
         .clock(Arc::new(clock.clone()))
         .password_hashing(PasswordHashing {
             memory_kib: 256,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use permdb::{Db, Options, PublicKeys, Scope, TokenClaims, TokenVerifier};
+use permdb::{Db, Options, PublicKeys, Scope, StorageEngine, TokenClaims, TokenVerifier};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +47,10 @@ enum Command {
         /// another site than the server, also marks it Secure).
         #[arg(long, default_value = "lax")]
         cookie_same_site: String,
+        /// The storage engine of a store created here: sled or redb. An existing store
+        /// opens with the engine it was made with.
+        #[arg(long, default_value = "sled", value_parser = parse_backend)]
+        backend: StorageEngine,
     },
     /// Run the seed scenario (sign-up, sign-in, token, key, logout, expiry) on a new store.
     Demo {
@@ -102,7 +106,19 @@ enum KeysCommand {
         /// The store's project id.
         #[arg(long, default_value = "default")]
         project: String,
+        /// The storage engine of a store created here: sled or redb.
+        #[arg(long, default_value = "sled", value_parser = parse_backend)]
+        backend: StorageEngine,
     },
+}
+
+/// `sled` or `redb`.
+fn parse_backend(s: &str) -> Result<StorageEngine, String> {
+    match s {
+        "sled" => Ok(StorageEngine::Sled),
+        "redb" => Ok(StorageEngine::Redb),
+        other => Err(format!("{other:?}: sled or redb")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -128,6 +144,7 @@ fn run(command: Command) -> Result<(), Failure> {
             assigned_ids,
             cors_origins,
             cookie_same_site,
+            backend,
         } => {
             let mut server = permdb_server::ServerOptions::default()
                 .secure_cookies(secure_cookies)
@@ -136,7 +153,12 @@ fn run(command: Command) -> Result<(), Failure> {
             for origin in &cors_origins {
                 server = server.cors_origin(origin)?;
             }
-            serve(data, addr, project, server)
+            serve(
+                data,
+                addr,
+                Options::new().project(project).backend(backend),
+                server,
+            )
         }
         Command::Demo { data } => match data {
             Some(dir) => {
@@ -161,10 +183,11 @@ fn run(command: Command) -> Result<(), Failure> {
                     name,
                     scopes,
                     project,
+                    backend,
                 },
         } => {
             let scopes = parse_scopes(&scopes)?;
-            let db = Db::open_with(&data, Options::new().project(project))?;
+            let db = Db::open_with(&data, Options::new().project(project).backend(backend))?;
             let key = db.root().keys().create(&name, &scopes)?;
             println!("{}", key.secret);
             eprintln!(
@@ -232,7 +255,7 @@ fn inspect(token: &str, public_key: Option<PathBuf>) -> Result<(), Failure> {
 fn serve(
     data: PathBuf,
     addr: SocketAddr,
-    project: String,
+    options: Options,
     server: permdb_server::ServerOptions,
 ) -> Result<(), Failure> {
     tracing_subscriber::fmt()
@@ -243,7 +266,7 @@ fn serve(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let db = Db::open_with(&data, Options::new().project(project))?;
+    let db = Db::open_with(&data, options)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
