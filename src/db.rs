@@ -10,7 +10,7 @@ use crate::changes::{self, OldRecords};
 use crate::engine::Engine;
 use crate::engine::{CommitObserver, Lsns, Prepared};
 use crate::error::Result;
-use crate::integrity::{self, IntegrityReport};
+use crate::integrity::{self, IntegrityProgress, IntegrityReport};
 use crate::live::Hub;
 use crate::options::{Durability, Limits, Options};
 use crate::store::Tree;
@@ -210,13 +210,30 @@ impl Db {
     /// Checks the checksum of every record of the store, then compares every index,
     /// counter and id entry with what the documents say; changes nothing.
     pub fn verify(&self) -> Result<IntegrityReport> {
-        integrity::verify(&self.inner)
+        integrity::verify(&self.inner, &mut |_| {})
+    }
+
+    /// [`Db::verify`], telling `progress` of each step as it starts (for a long check
+    /// on a large store: `permdb verify` shows it on stderr).
+    pub fn verify_with_progress(
+        &self,
+        mut progress: impl FnMut(IntegrityProgress),
+    ) -> Result<IntegrityReport> {
+        integrity::verify(&self.inner, &mut progress)
     }
 
     /// Rebuilds every index, counter and id entry from the documents, one atomic write
     /// per collection. Returns what was wrong before.
     pub fn repair(&self) -> Result<IntegrityReport> {
-        integrity::repair(&self.inner)
+        integrity::repair(&self.inner, &mut |_| {})
+    }
+
+    /// [`Db::repair`], telling `progress` of each collection as its rebuild starts.
+    pub fn repair_with_progress(
+        &self,
+        mut progress: impl FnMut(IntegrityProgress),
+    ) -> Result<IntegrityReport> {
+        integrity::repair(&self.inner, &mut progress)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 const MAX_LISTED: usize = 100;
 
 /// What `verify` or `repair` found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct IntegrityReport {
     /// Collections checked.
@@ -28,6 +28,29 @@ pub struct IntegrityReport {
     pub problems: u64,
     /// The first differences, described.
     pub details: Vec<String>,
+}
+
+/// How far a `verify` or `repair` has come: step `done` of `total` (the checksums of
+/// every record, then each collection), named in `step`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IntegrityProgress {
+    /// Steps finished before this one.
+    pub done: usize,
+    /// All steps.
+    pub total: usize,
+    /// What this step checks: `checksums`, or `collection SCHEMA/COLLECTION`.
+    pub step: String,
+}
+
+impl IntegrityProgress {
+    fn of(done: usize, total: usize, coll: &CollectionRecord) -> IntegrityProgress {
+        IntegrityProgress {
+            done,
+            total,
+            step: format!("collection {}/{}", coll.schema_id, coll.id),
+        }
+    }
 }
 
 impl IntegrityReport {
@@ -239,12 +262,23 @@ fn check_frames(store: &Store, report: &mut IntegrityReport) -> Result<()> {
 
 /// Checks the checksum of every record of the store, then compares every index,
 /// counter and id entry with what the documents say; changes nothing (`Db::verify`).
-pub(crate) fn verify(engine: &Engine) -> Result<IntegrityReport> {
+pub(crate) fn verify(
+    engine: &Engine,
+    progress: &mut dyn FnMut(IntegrityProgress),
+) -> Result<IntegrityReport> {
     engine.write(|store, _| {
         let mut report = IntegrityReport::default();
+        let colls = collections(store)?;
+        let total = colls.len() + 1;
+        progress(IntegrityProgress {
+            done: 0,
+            total,
+            step: "checksums".into(),
+        });
         check_frames(store, &mut report)?;
-        for coll in collections(store)? {
-            check(engine, &coll, &mut report, None)?;
+        for (i, coll) in colls.iter().enumerate() {
+            progress(IntegrityProgress::of(i + 1, total, coll));
+            check(engine, coll, &mut report, None)?;
         }
         Ok(report)
     })
@@ -252,11 +286,15 @@ pub(crate) fn verify(engine: &Engine) -> Result<IntegrityReport> {
 
 /// Rebuilds every index, counter and id entry from the documents, one atomic write per
 /// collection; returns what was wrong before (`Db::repair`).
-pub(crate) fn repair(engine: &Engine) -> Result<IntegrityReport> {
+pub(crate) fn repair(
+    engine: &Engine,
+    progress: &mut dyn FnMut(IntegrityProgress),
+) -> Result<IntegrityReport> {
     let colls = engine.write(|store, _| collections(store))?;
     let mut report = IntegrityReport::default();
-    for coll in colls {
-        engine.write(|_, batch| check(engine, &coll, &mut report, Some(batch)))?;
+    for (i, coll) in colls.iter().enumerate() {
+        progress(IntegrityProgress::of(i, colls.len(), coll));
+        engine.write(|_, batch| check(engine, coll, &mut report, Some(batch)))?;
     }
     Ok(report)
 }

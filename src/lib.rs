@@ -94,7 +94,7 @@ pub use document::{Document, DocumentList};
 pub use error::{Denial, Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN, UNIQUE_ID};
 pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
-pub use integrity::IntegrityReport;
+pub use integrity::{IntegrityProgress, IntegrityReport};
 pub use live::{Event, Subscription, WATCH_QUEUE};
 pub use options::{
     Clock, Durability, Limits, MAX_JWT_TTL, MAX_TOKEN_LEEWAY, ManualClock, Options, StorageEngine,

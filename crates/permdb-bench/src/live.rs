@@ -70,10 +70,10 @@ pub fn run(dir: &Path, subscribers: u32, writes: u32) -> serde_json::Value {
                     continue;
                 };
                 let at = Instant::now();
-                if let Event::Created { .. } = event {
-                    if let Some(t) = sent.lock().unwrap().pop_front() {
-                        delays.lock().unwrap().push(at - t);
-                    }
+                if let Event::Created { .. } = event
+                    && let Some(t) = sent.lock().unwrap().pop_front()
+                {
+                    delays.lock().unwrap().push(at - t);
                 }
             }
         })

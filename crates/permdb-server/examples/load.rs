@@ -34,10 +34,10 @@ fn arg(name: &str, default: u64) -> u64 {
 /// Builds the store, or reopens it when a complete one is cached.
 fn store(docs: u64) -> Result<Db, Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(format!("target/bench/load-{docs}"));
-    if dir.join("complete").exists() {
-        if let Ok(db) = Db::open(&dir) {
-            return Ok(db);
-        }
+    if dir.join("complete").exists()
+        && let Ok(db) = Db::open(&dir)
+    {
+        return Ok(db);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let db = Db::open(&dir)?;

@@ -68,6 +68,27 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check a store, changing nothing: every record's checksum, then every index,
+    /// counter and id entry of each collection against its documents. Progress on
+    /// stderr; exits 1 when problems are found.
+    Verify {
+        /// The store's directory (it must hold a store).
+        #[arg(long)]
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild every index, counter and id entry from the documents, one atomic write per
+    /// collection, and print what was wrong before. Progress on stderr.
+    Repair {
+        /// The store's directory (it must hold a store).
+        #[arg(long)]
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the benchmark runner (`cargo run --release -p permdb-bench`); needs the source
     /// tree, as the runner and the peers it measures against are a crate of their own.
     Bench {
@@ -134,6 +155,51 @@ fn main() -> ExitCode {
 
 type Failure = Box<dyn std::error::Error>;
 
+/// `verify` or `repair` (`fix`) of the store in `data`, which must exist: a typo must not
+/// check (or create) an empty store.
+fn integrity(data: &std::path::Path, json: bool, fix: bool) -> Result<(), Failure> {
+    let holds_store = std::fs::read_dir(data).is_ok_and(|mut d| d.next().is_some());
+    if !holds_store {
+        return Err(format!("no store in {}", data.display()).into());
+    }
+    let db = Db::open(data)?;
+    let what = if fix { "repair" } else { "verify" };
+    let progress = |p: permdb::IntegrityProgress| {
+        eprintln!("{what}: step {}/{}: {}", p.done + 1, p.total, p.step);
+    };
+    let report = if fix {
+        db.repair_with_progress(progress)?
+    } else {
+        db.verify_with_progress(progress)?
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} collection(s), {} document(s): {} problem(s){}",
+            report.collections,
+            report.documents,
+            report.problems,
+            if fix && report.problems > 0 {
+                " (repaired)"
+            } else {
+                ""
+            }
+        );
+        for detail in &report.details {
+            println!("  {detail}");
+        }
+    }
+    if report.problems > 0 && !fix {
+        return Err(format!(
+            "{} problem(s) found; `permdb repair` rebuilds the indexes",
+            report.problems
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve {
@@ -176,6 +242,8 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Token {
             command: TokenCommand::Inspect { token, public_key },
         } => inspect(&token, public_key),
+        Command::Verify { data, json } => integrity(&data, json, false),
+        Command::Repair { data, json } => integrity(&data, json, true),
         Command::Keys {
             command:
                 KeysCommand::Create {

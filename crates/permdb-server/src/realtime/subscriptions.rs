@@ -531,10 +531,9 @@ impl Subscriptions {
                     .get_mut(*at)
                     .and_then(|f| f.pointer_mut("/data/subscriptions"))
                     .and_then(Value::as_array_mut)
+                    && !subs.iter().any(|s| s.as_str() == Some(&w.subscription))
                 {
-                    if !subs.iter().any(|s| s.as_str() == Some(&w.subscription)) {
-                        subs.push(Value::String(w.subscription.clone()));
-                    }
+                    subs.push(Value::String(w.subscription.clone()));
                 }
                 continue;
             }

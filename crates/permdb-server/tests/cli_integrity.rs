@@ -1,0 +1,83 @@
+//! `permdb verify` and `permdb repair` as a script would run them: progress on stderr,
+//! the report on stdout (text or `--json`), exit codes, and no store made by a typo.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+use std::process::Command;
+
+fn permdb(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_permdb"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn verify_and_repair_report_with_progress_and_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    for backend in ["sled", "redb"] {
+        let dir = tmp.path().join(backend);
+        let data = dir.to_str().unwrap();
+        let (ok, _, err) = permdb(&[
+            "keys",
+            "create",
+            "--data",
+            data,
+            "--name",
+            "k",
+            "--backend",
+            backend,
+        ]);
+        assert!(ok, "{err}");
+        // A store with a collection and documents, made through the library.
+        {
+            let db = permdb::Db::open(&dir).unwrap();
+            let root = db.root();
+            root.schemas().create("db", "Db").unwrap();
+            root.schema("db")
+                .collections()
+                .create(permdb::CollectionSpec::new("notes", "Notes"))
+                .unwrap();
+            let notes = root.schema("db").collection("notes");
+            for i in 0..5 {
+                notes
+                    .create(&format!("n{i}"), serde_json::json!({"i": i}), None)
+                    .unwrap();
+            }
+        }
+        let (ok, out, err) = permdb(&["verify", "--data", data]);
+        assert!(ok, "{out}{err}");
+        assert_eq!(out.trim(), "1 collection(s), 5 document(s): 0 problem(s)");
+        assert!(err.contains("verify: step 1/2: checksums"), "{err}");
+        assert!(
+            err.contains("verify: step 2/2: collection db/notes"),
+            "{err}"
+        );
+        let (ok, out, err) = permdb(&["repair", "--data", data, "--json"]);
+        assert!(ok, "{err}");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["problems"], 0, "{out}");
+        assert_eq!(report["documents"], 5, "{out}");
+        assert!(
+            err.contains("repair: step 1/1: collection db/notes"),
+            "{err}"
+        );
+    }
+    // A directory that holds no store is refused, and none is made.
+    let typo = tmp.path().join("typo");
+    let (ok, _, err) = permdb(&["verify", "--data", typo.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("no store in"), "{err}");
+    assert!(!typo.exists());
+}
