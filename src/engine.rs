@@ -96,14 +96,18 @@ impl Engine {
             Durability::Immediate => None,
             Durability::Periodic { every_ms } => Some(every_ms.max(1)),
         };
-        let engine = path
-            .and_then(crate::store::engine_of)
-            .unwrap_or(options.backend);
+        let found = match path {
+            Some(dir) => crate::store::engine_of(dir)?,
+            None => None,
+        };
+        let engine = found.unwrap_or(options.backend);
         let backend: Arc<dyn crate::store::Backend> = match engine {
             StorageEngine::Sled => {
                 Arc::new(SledBackend::open(path, options.cache_bytes, flush_ms)?)
             }
-            StorageEngine::Redb => Arc::new(RedbBackend::open(path, flush_ms)?),
+            StorageEngine::Redb => {
+                Arc::new(RedbBackend::open(path, options.cache_bytes, flush_ms)?)
+            }
         };
         let store = Store::new(backend);
         check_format(&store)?;

@@ -19,16 +19,24 @@ pub(crate) use redb_backend::RedbBackend;
 pub(crate) use sled_backend::SledBackend;
 
 /// Which engine holds the store in directory `dir`: the one it was made with, found by
-/// its files; `None` for a directory that holds no store yet.
-pub(crate) fn engine_of(dir: &std::path::Path) -> Option<crate::options::StorageEngine> {
-    if dir.join(redb_backend::FILE).exists() {
-        return Some(crate::options::StorageEngine::Redb);
+/// its files (redb's `permdb.redb`; sled's `conf`); `None` for a directory that holds no
+/// store yet. A directory holding both, or one that cannot be looked into, is an error:
+/// never a guess that could hide a store behind a new, empty one.
+pub(crate) fn engine_of(dir: &std::path::Path) -> Result<Option<crate::options::StorageEngine>> {
+    let exists = |name: &str| {
+        dir.join(name).try_exists().map_err(|e| {
+            crate::error::Error::storage(format!("cannot look into {}", dir.display()), e)
+        })
+    };
+    match (exists(redb_backend::FILE)?, exists("conf")?) {
+        (true, true) => Err(crate::error::Error::storage(
+            format!("{} holds both a redb and a sled store", dir.display()),
+            std::io::Error::other("refused: move one of them away"),
+        )),
+        (true, false) => Ok(Some(crate::options::StorageEngine::Redb)),
+        (false, true) => Ok(Some(crate::options::StorageEngine::Sled)),
+        (false, false) => Ok(None),
     }
-    // sled keeps `conf` and `db` in its directory.
-    if dir.join("conf").exists() || dir.join("db").exists() {
-        return Some(crate::options::StorageEngine::Sled);
-    }
-    None
 }
 
 /// The trees of a store. Their byte layouts are in [`keys`] and docs/ARCHITECTURE.md.

@@ -10,8 +10,9 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -21,12 +22,45 @@ use crate::error::{Error, Result};
 /// The file a redb store keeps in its directory (its presence marks the store as redb's).
 pub(crate) const FILE: &str = "permdb.redb";
 
+/// How long opening waits for the file to be released by a handle closing in this
+/// process (as the sled backend waits for its lock).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// redb with the tables of permdb created.
 pub(crate) struct RedbBackend {
     db: Arc<Database>,
-    /// For `Periodic` durability: whether a commit is not durable yet (the flushing
-    /// thread, which holds only a weak handle on the database, clears it).
-    pending: Option<Arc<AtomicBool>>,
+    /// For `Periodic` durability: what the flushing thread shares with writes.
+    periodic: Option<Periodic>,
+}
+
+/// `Periodic` durability's state.
+struct Periodic {
+    durability: Arc<Deferred>,
+    /// Set to stop the thread, which waits on it between flushes.
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Commits not made durable yet, and the lock every durable flush takes.
+///
+/// INVARIANT (flush-truth): `pending` is cleared only under `flushing`, by a flush whose
+/// durable commit then succeeds (it is set again when it fails); so a flush that finds
+/// it clear, having waited for `flushing`, may say every earlier commit is durable.
+#[derive(Default)]
+struct Deferred {
+    pending: AtomicBool,
+    flushing: Mutex<()>,
+}
+
+impl Deferred {
+    /// Makes every commit so far durable, if one is not.
+    fn flush(&self, db: &Database) -> Result<()> {
+        let _one = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.pending.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        durable_commit(db).inspect_err(|_| self.pending.store(true, Ordering::Release))
+    }
 }
 
 fn storage(e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -41,21 +75,22 @@ fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
 }
 
 impl RedbBackend {
-    /// Opens (or creates) the store in directory `path`; `None` makes one in memory.
-    pub(crate) fn open(path: Option<&Path>, flush_every_ms: Option<u64>) -> Result<RedbBackend> {
+    /// Opens (or creates) the store in directory `path` with a page cache of
+    /// `cache_bytes`; `None` makes one in memory.
+    pub(crate) fn open(
+        path: Option<&Path>,
+        cache_bytes: u64,
+        flush_every_ms: Option<u64>,
+    ) -> Result<RedbBackend> {
+        let mut builder = Database::builder();
+        builder.set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX));
         let db = match path {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::storage(format!("cannot create {}", dir.display()), e))?;
-                Database::create(dir.join(FILE)).map_err(|e| match e {
-                    redb::DatabaseError::DatabaseAlreadyOpen => Error::storage(
-                        format!("the store in {} is open elsewhere", dir.display()),
-                        e,
-                    ),
-                    e => storage(e),
-                })?
+                open_when_released(&builder, &dir.join(FILE))?
             }
-            None => Database::builder()
+            None => builder
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(storage)?,
         };
@@ -66,34 +101,76 @@ impl RedbBackend {
         }
         txn.commit().map_err(storage)?;
         let db = Arc::new(db);
-        let pending = match flush_every_ms {
+        let periodic = match flush_every_ms {
             None => None,
             Some(ms) => {
-                let pending = Arc::new(AtomicBool::new(false));
-                let (weak, flag) = (Arc::downgrade(&db), Arc::clone(&pending));
-                std::thread::Builder::new()
+                let durability = Arc::new(Deferred::default());
+                let stop = Arc::new((Mutex::new(false), Condvar::new()));
+                let (weak, shared, stopping) = (
+                    Arc::downgrade(&db),
+                    Arc::clone(&durability),
+                    Arc::clone(&stop),
+                );
+                let thread = std::thread::Builder::new()
                     .name("permdb-redb-flush".into())
-                    .spawn(move || flush_every(&weak, &flag, Duration::from_millis(ms)))
+                    .spawn(move || {
+                        flush_every(&weak, &shared, &stopping, Duration::from_millis(ms));
+                    })
                     .map_err(|e| Error::storage("cannot start the flushing thread", e))?;
-                Some(pending)
+                Some(Periodic {
+                    durability,
+                    stop,
+                    thread: Some(thread),
+                })
             }
         };
-        Ok(RedbBackend { db, pending })
+        Ok(RedbBackend { db, periodic })
+    }
+}
+
+/// Opens or creates the file, waiting up to [`LOCK_WAIT`] while a handle closing in this
+/// process still holds it. A store open elsewhere is refused, [`LOCK_WAIT`] later.
+fn open_when_released(builder: &redb::Builder, file: &Path) -> Result<Database> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match builder.create(file) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e @ redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::storage(
+                    format!("the store in {} is open elsewhere", file.display()),
+                    e,
+                ));
+            }
+            other => return other.map_err(storage),
+        }
     }
 }
 
 /// The `Periodic` flusher: every `every`, makes the commits since the last durable one
-/// durable; ends once the database is gone.
-fn flush_every(db: &Weak<Database>, pending: &AtomicBool, every: Duration) {
+/// durable; ends when told to stop (the backend is closing) or the database is gone.
+fn flush_every(
+    db: &Weak<Database>,
+    durability: &Deferred,
+    stop: &(Mutex<bool>, Condvar),
+    every: Duration,
+) {
+    let (stopped, wake) = stop;
     loop {
-        std::thread::sleep(every);
+        let guard = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = wake
+            .wait_timeout_while(guard, every, |stopped| !*stopped)
+            .unwrap_or_else(PoisonError::into_inner);
+        if *guard {
+            return;
+        }
+        drop(guard);
         let Some(db) = db.upgrade() else {
             return;
         };
-        if pending.swap(false, Ordering::AcqRel) && durable_commit(&db).is_err() {
-            // Tried again at the next interval.
-            pending.store(true, Ordering::Release);
-        }
+        // A failure leaves the commits pending: tried again at the next interval.
+        let _ = durability.flush(&db);
     }
 }
 
@@ -155,10 +232,12 @@ impl Backend for RedbBackend {
 
     fn apply(&self, batch: &WriteBatch) -> Result<()> {
         let mut txn = self.db.begin_write().map_err(storage)?;
-        if let Some(pending) = &self.pending {
+        if let Some(periodic) = &self.periodic {
             txn.set_durability(redb::Durability::None)
                 .map_err(storage)?;
-            pending.store(true, Ordering::Release);
+            // Set before the commit, while this batch holds redb's one write slot: a
+            // flush waiting for the slot then sees it (INVARIANT flush-truth).
+            periodic.durability.pending.store(true, Ordering::Release);
         }
         {
             let mut current: Option<(Tree, RawTable<'_>)> = None;
@@ -182,15 +261,25 @@ impl Backend for RedbBackend {
 
     fn flush(&self) -> Result<()> {
         // Under `Immediate` every commit is durable already.
-        match &self.pending {
-            Some(pending) if pending.swap(false, Ordering::AcqRel) => durable_commit(&self.db),
-            _ => Ok(()),
+        match &self.periodic {
+            Some(periodic) => periodic.durability.flush(&self.db),
+            None => Ok(()),
         }
     }
 }
 
 impl Drop for RedbBackend {
     fn drop(&mut self) {
+        if let Some(periodic) = &mut self.periodic {
+            // The thread is stopped and joined first, so that it holds the database no
+            // longer: the file is closed when this backend is, and can be opened again.
+            let (stopped, wake) = &*periodic.stop;
+            *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+            wake.notify_all();
+            if let Some(thread) = periodic.thread.take() {
+                let _ = thread.join();
+            }
+        }
         // The commits of the last interval become durable when the store closes.
         let _ = self.flush();
     }
