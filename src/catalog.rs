@@ -307,6 +307,24 @@ fn require_schema(store: &Store, id: &str) -> Result<SchemaRecord> {
     load_schema(store, id)?.ok_or_else(|| Error::not_found(ResourceKind::Schema, id))
 }
 
+/// Collection `collection_id` of schema `schema_id` as a client finds it: a disabled
+/// schema or collection is hidden (`NotFound`) from every client but a `privileged`
+/// one (root and API keys, which skip permissions). The one home of that rule: reads,
+/// writes and live subscriptions all resolve through it.
+pub(crate) fn resolve_collection(
+    store: &Store,
+    schema_id: &str,
+    collection_id: &str,
+    privileged: bool,
+) -> Result<CollectionRecord> {
+    if !load_schema(store, schema_id)?.is_some_and(|s| privileged || s.enabled) {
+        return Err(Error::not_found(ResourceKind::Schema, schema_id));
+    }
+    load_collection(store, schema_id, collection_id)?
+        .filter(|c| privileged || c.enabled)
+        .ok_or_else(|| Error::not_found(ResourceKind::Collection, collection_id))
+}
+
 pub(crate) fn load_collection(
     store: &Store,
     schema_id: &str,

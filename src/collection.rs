@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::attribute;
-use crate::catalog::{CollectionRecord, Counters, load_collection, load_schema};
+use crate::catalog::{CollectionRecord, Counters, resolve_collection};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{DocRecord, Document, DocumentList, load_record, put_record, seq_of};
@@ -73,14 +73,12 @@ impl Collection {
     /// for a client that does not skip permissions (a disabled schema answers exactly as a
     /// missing one, so that users cannot tell them apart; root and keys still reach it).
     fn resolve(&self, store: &Store, principal: &Principal) -> Result<CollectionRecord> {
-        let privileged = skips_permissions(principal);
-        let schema = load_schema(store, &self.schema_id)?.filter(|s| privileged || s.enabled);
-        if schema.is_none() {
-            return Err(Error::not_found(ResourceKind::Schema, &self.schema_id));
-        }
-        load_collection(store, &self.schema_id, &self.id)?
-            .filter(|c| privileged || c.enabled)
-            .ok_or_else(|| Error::not_found(ResourceKind::Collection, &self.id))
+        resolve_collection(
+            store,
+            &self.schema_id,
+            &self.id,
+            skips_permissions(principal),
+        )
     }
 
     fn limits(&self) -> Limits {

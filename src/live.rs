@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use roaring::RoaringBitmap;
 
 use crate::auth::{Affected, affected_principals};
-use crate::catalog::{CollectionRecord, load_collection, load_schema};
+use crate::catalog::{CollectionRecord, resolve_collection};
 use crate::changes::{OldRecords, doc_changes, to_document, visible_set};
 use crate::document::{DocRecord, Document, load_record};
 use crate::engine::{Engine, Lsns};
-use crate::error::{Error, ResourceKind, Result};
+use crate::error::{Error, Result};
 use crate::perm::decide::{Access, access, may_read, skips_permissions};
 use crate::perm::{Action, Principal};
 use crate::query::eval::Filter;
@@ -315,13 +315,12 @@ fn reachable(
     schema_id: &str,
     collection_id: &str,
 ) -> Result<CollectionRecord> {
-    let privileged = skips_permissions(principal);
-    if !load_schema(&engine.store, schema_id)?.is_some_and(|s| privileged || s.enabled) {
-        return Err(Error::not_found(ResourceKind::Schema, schema_id));
-    }
-    load_collection(&engine.store, schema_id, collection_id)?
-        .filter(|c| privileged || c.enabled)
-        .ok_or_else(|| Error::not_found(ResourceKind::Collection, collection_id))
+    resolve_collection(
+        &engine.store,
+        schema_id,
+        collection_id,
+        skips_permissions(principal),
+    )
 }
 
 impl Hub {
