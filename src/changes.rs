@@ -603,19 +603,7 @@ fn read_after(
                 continue;
             };
             if let Some(record) = load_record(store, cid, seq)? {
-                let doc = record.into_document(
-                    seq,
-                    &coll.schema_id,
-                    &coll.id,
-                    engine.options.limits.max_depth,
-                    || {
-                        format!(
-                            "document {seq} of collection {}/{}",
-                            coll.schema_id, coll.id
-                        )
-                    },
-                )?;
-                documents.push((entry.lsn, doc));
+                documents.push((entry.lsn, to_document(engine, coll, record, seq)?));
             }
         }
         // From 0 the client holds nothing to remove: no gone ids (a tombstone or a lost

@@ -168,13 +168,18 @@ fn assert_error(m: &Value, code: u16, says: &str) {
     assert!(message.contains(says), "{m}: expected {says:?}");
 }
 
+/// Read permissions for each of `users`.
+fn read_by(users: &[&str]) -> Vec<Permission> {
+    users
+        .iter()
+        .map(|u| Permission::read(Role::user(*u)))
+        .collect()
+}
+
 /// Creates a birthday readable by `readers` as root (off the async workers).
 async fn create(server: &Server, id: &str, name: &str, readers: &[&str]) {
     let (db, id, name) = (server.db.clone(), id.to_owned(), name.to_owned());
-    let perms: Vec<Permission> = readers
-        .iter()
-        .map(|u| Permission::read(Role::user(*u)))
-        .collect();
+    let perms = read_by(readers);
     tokio::task::spawn_blocking(move || {
         db.root()
             .schema("db")
@@ -192,10 +197,7 @@ async fn create(server: &Server, id: &str, name: &str, readers: &[&str]) {
 
 async fn set_readers(server: &Server, id: &str, readers: &[&str]) {
     let (db, id) = (server.db.clone(), id.to_owned());
-    let perms: Vec<Permission> = readers
-        .iter()
-        .map(|u| Permission::read(Role::user(*u)))
-        .collect();
+    let perms = read_by(readers);
     tokio::task::spawn_blocking(move || {
         db.root()
             .schema("db")
