@@ -2,6 +2,14 @@
 //! fixtures under `tests/fixtures/format3-*` were written by `write_fixture` (below) at
 //! format 3, with the answers the store gave then.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
