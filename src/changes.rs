@@ -90,7 +90,7 @@ pub(crate) fn heads_of(old: &OldRecords) -> OldHeads {
 /// the change that took it (a client holding the role is told only of a loss after its
 /// `since`: its roles did not change since, or it would resync).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct DocEntry {
+pub(crate) struct DocEntry {
     lsn: u64,
     lost: Vec<(String, u64)>,
 }
@@ -98,7 +98,7 @@ struct DocEntry {
 /// A deleted document: its id, the change that deleted it, when (ms), the roles that
 /// could read it then, and the read roles it had lost before, with when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Tombstone {
+pub(crate) struct Tombstone {
     id: String,
     lsn: u64,
     at_ms: i64,

@@ -16,6 +16,7 @@ use crate::options::{Durability, Limits, Options};
 use crate::store::Tree;
 use crate::store::WriteBatch;
 use crate::token::keyring::KeyRing;
+use crate::upgrade::{UpgradeProgress, UpgradeReport};
 
 /// An open permdb store.
 #[derive(Clone)]
@@ -87,9 +88,37 @@ impl Db {
         Db::open_with(path, Options::default())
     }
 
-    /// Opens or creates a store in directory `path`.
+    /// Opens or creates a store in directory `path`. A store of the previous on-disk
+    /// format is refused with [`Error::UpgradeRequired`](crate::Error::UpgradeRequired),
+    /// or upgraded first when [`Options::upgrade`] says so.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
-        Db::start(Some(path.as_ref()), options)
+        let path = path.as_ref();
+        match Db::start(Some(path), options.clone()) {
+            Err(crate::Error::UpgradeRequired { .. }) if options.upgrade => {
+                crate::upgrade::upgrade(path, &options, &mut |_| {})?;
+                Db::start(Some(path), options)
+            }
+            other => other,
+        }
+    }
+
+    /// Upgrades the store in directory `path` from the previous on-disk format to this
+    /// build's, as `permdb upgrade` does: every record is checked and copied into a new
+    /// store beside it, which then takes its place; the old store is kept as
+    /// `PATH.format3` until its owner removes it. A store already current is left alone;
+    /// an upgrade cut short is started again (or finished) by calling this again. The
+    /// store must not be open.
+    pub fn upgrade(path: impl AsRef<Path>, options: &Options) -> Result<UpgradeReport> {
+        crate::upgrade::upgrade(path.as_ref(), options, &mut |_| {})
+    }
+
+    /// [`Db::upgrade`], telling `progress` how many records are copied, as it goes.
+    pub fn upgrade_with_progress(
+        path: impl AsRef<Path>,
+        options: &Options,
+        mut progress: impl FnMut(UpgradeProgress),
+    ) -> Result<UpgradeReport> {
+        crate::upgrade::upgrade(path.as_ref(), options, &mut progress)
     }
 
     /// A store in a temporary directory, removed when the last handle drops.

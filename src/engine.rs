@@ -357,28 +357,12 @@ fn load_last_lsn(store: &Store) -> Result<u64> {
 
 /// Checks the stored format version, writing it into a new store.
 fn check_format(store: &Store) -> Result<()> {
-    // Format 1 stored the version as 4 bytes without a checksum: such a store is named as an
-    // older format rather than called corrupt.
-    let stored = match store.get(Tree::Meta, keys::VERSION) {
-        Ok(v) => v.map(|v| v.to_vec()),
-        Err(e) => match store.get_unverified(Tree::Meta, keys::VERSION)? {
-            Some(raw) if raw.len() == 4 => Some(raw.to_vec()),
-            _ => return Err(e),
-        },
-    };
-    match stored {
-        Some(v) => {
-            let version = <[u8; 4]>::try_from(v.as_slice())
-                .map(u32::from_le_bytes)
-                .map_err(|_| Error::corrupt("format version", "not 4 bytes"))?;
-            if version != keys::FORMAT_VERSION {
-                return Err(Error::UpgradeRequired {
-                    found: version,
-                    expected: keys::FORMAT_VERSION,
-                });
-            }
-            Ok(())
-        }
+    match crate::store::stored_version(store)? {
+        Some(version) if version == keys::FORMAT_VERSION => Ok(()),
+        Some(found) => Err(Error::UpgradeRequired {
+            found,
+            expected: keys::FORMAT_VERSION,
+        }),
         None => {
             let mut batch = WriteBatch::default();
             batch.put(

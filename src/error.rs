@@ -136,7 +136,10 @@ pub enum Error {
         detail: String,
     },
     /// The store was written in another format version than this build reads.
-    #[error("the store has format version {found}; this build reads version {expected}")]
+    #[error(
+        "the store has format version {found}; this build reads version {expected}: upgrade it \
+         with `permdb upgrade --data DIR` (or `Db::upgrade`, or `Options::upgrade`)"
+    )]
     UpgradeRequired {
         /// The store's format version.
         found: u32,
@@ -284,4 +287,23 @@ pub enum TokenError {
     /// A one-time token used before.
     #[error("one-time token already used")]
     Reused,
+}
+
+thread_local! {
+    /// Why the last value a type's own check refused was refused (see [`refuse`]).
+    static REFUSAL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The error a type's `Deserialize` returns when its own check refuses a value, keeping
+/// `why` for `store::codec`'s error: postcard drops the text of custom errors, and a
+/// refused stored value must still say what was wrong. Harmless under serde_json.
+pub(crate) fn refuse<E: serde::de::Error>(why: impl fmt::Display) -> E {
+    let why = why.to_string();
+    REFUSAL.with(|r| *r.borrow_mut() = Some(why.clone()));
+    E::custom(why)
+}
+
+/// Takes the words [`refuse`] kept last on this thread.
+pub(crate) fn take_refusal() -> Option<String> {
+    REFUSAL.with(|r| r.borrow_mut().take())
 }

@@ -73,6 +73,7 @@ mod text;
 mod timefmt;
 mod token;
 mod transaction;
+mod upgrade;
 mod value;
 pub mod wire;
 
@@ -113,6 +114,7 @@ pub use token::{
     Jwt, MAX_TOKEN_LEN, PublicKey, PublicKeys, TokenClaims, TokenError, TokenKind, TokenVerifier,
 };
 pub use transaction::{MAX_TRANSACTION_OPERATIONS, Outcome, StagedCollection, Transaction};
+pub use upgrade::{UpgradeProgress, UpgradeReport};
 
 /// Entry points for the fuzz targets under `fuzz/`: decoders of stored bytes, and the
 /// document check. Enabled by the `fuzzing` feature (and in tests); not part of the API.
@@ -154,6 +156,18 @@ pub mod fuzzing {
     /// Normalizes a datetime value as documents and queries do (`Err` names the fault).
     pub fn normalize_datetime(text: &str) -> Result<String, String> {
         crate::timefmt::normalize_datetime(text)
+    }
+
+    /// Re-encodes `bytes` as a format-3 record of kind `kind` (modulo the number of
+    /// kinds), as `permdb upgrade` does, checking that the result reads back as written.
+    /// Whether the bytes were accepted.
+    #[cfg(feature = "format3-upgrade")]
+    pub fn recode_format3(kind: u8, bytes: &[u8]) -> bool {
+        use crate::store::keys::RecordKind;
+        RecordKind::ALL
+            .get(usize::from(kind) % RecordKind::ALL.len())
+            .and_then(|kind| crate::upgrade::check_recode(*kind, bytes))
+            .is_some()
     }
 
     /// Decodes a stored index container.

@@ -136,6 +136,7 @@ pub struct Options {
     pub(crate) max_subscriptions: usize,
     pub(crate) max_subscriptions_per_owner: usize,
     pub(crate) backend: StorageEngine,
+    pub(crate) upgrade: bool,
 }
 
 impl Default for Options {
@@ -156,6 +157,7 @@ impl Default for Options {
             max_subscriptions: 100_000,
             max_subscriptions_per_owner: 1_000,
             backend: StorageEngine::Sled,
+            upgrade: false,
         }
     }
 }
@@ -179,6 +181,16 @@ impl Options {
     #[must_use]
     pub fn backend(mut self, engine: StorageEngine) -> Options {
         self.backend = engine;
+        self
+    }
+
+    /// Whether opening a store of the previous on-disk format upgrades it first, as
+    /// [`crate::Db::upgrade`] does (keeping the old store beside it). Default `false`: such
+    /// a store is refused with [`crate::Error::UpgradeRequired`], so that no build rewrites
+    /// a store its owner did not ask it to.
+    #[must_use]
+    pub fn upgrade(mut self, on: bool) -> Options {
+        self.upgrade = on;
         self
     }
 

@@ -1,7 +1,9 @@
 //! Stores written in the previous on-disk format upgrade and answer as before: the
-//! fixtures under `tests/fixtures/format3-*` were written by `write_fixture` (below) at
-//! format 3, with the answers the store gave then.
+//! fixtures under `tests/fixtures/format3-*` were written by `scenario::write_fixture`, run
+//! by a format-3 build (commit e0b615c's tree with this scenario), with the answers the
+//! store gave then.
 
+#![cfg(feature = "format3-upgrade")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,276 +13,192 @@
 )]
 
 mod common;
+#[path = "common/raw.rs"]
+mod raw;
+#[path = "upgrade/scenario.rs"]
+mod scenario;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use permdb::{
-    AttributeSpec, CollectionSpec, Db, IndexSpec, Permission, Query, Role, Scope, StorageEngine,
-};
+use permdb::{Db, Query, StorageEngine};
+use scenario::{Secrets, answers, fixture_dir};
 use serde_json::{Value, json};
 
-/// Secrets the fixture's scenario made, kept beside the store so that the test can act
-/// with them after the upgrade.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Secrets {
-    session_a: String,
-    key_reader: String,
-    jwt_b: String,
+/// A copy of the fixture of `engine` in a temporary directory: (its parent, the store).
+fn fixture_copy(engine: StorageEngine) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    raw::copy_dir(&fixture_dir(engine).join("store"), &store);
+    (tmp, store)
 }
 
-/// Fills a new store with one record of every kind the format holds: schemas (one
-/// disabled), collections with attributes and key, unique and fulltext indexes, documents
-/// with user, team, label and public permissions, updates and deletes (so the changes
-/// feed holds entries and tombstones), users with preferences and labels, teams with
-/// preferences and memberships, an API key, sessions and rotated token signing keys.
-fn populate(db: &Db) -> Secrets {
-    let root = db.root();
-    common::seed(db);
-    let users = root.users();
-    users
-        .update_prefs(
-            "user-a",
-            json!({"theme": "dark"}).as_object().unwrap().clone(),
-        )
-        .unwrap();
-    users.update_labels("user-c", &["vip"]).unwrap();
-    let teams = root.teams();
-    teams.create("t1", "Team one").unwrap();
-    teams
-        .update_prefs(
-            "t1",
-            json!({"colour": "green"}).as_object().unwrap().clone(),
-        )
-        .unwrap();
-    teams.create_membership("t1", "user-b", &["admin"]).unwrap();
-    teams.create_membership("t1", "user-c", &[]).unwrap();
+fn recorded(engine: StorageEngine, file: &str) -> String {
+    std::fs::read_to_string(fixture_dir(engine).join(file)).unwrap()
+}
 
-    root.schemas().create("app", "App").unwrap();
-    let collections = root.schema("app").collections();
-    collections
-        .create(
-            CollectionSpec::new("notes", "Notes")
-                .permissions([Permission::create(Role::users())])
-                .document_security(true),
-        )
-        .unwrap();
-    collections
-        .create_attribute("notes", AttributeSpec::string("title", 100))
-        .unwrap();
-    collections
-        .create_attribute("notes", AttributeSpec::integer("n"))
-        .unwrap();
-    collections
-        .create_attribute(
-            "notes",
-            AttributeSpec::enumeration("kind", ["todo", "idea"]),
-        )
-        .unwrap();
-    collections
-        .create_index("notes", IndexSpec::key("by_n", ["n"]))
-        .unwrap();
-    collections
-        .create_index("notes", IndexSpec::unique("by_title", ["title"]))
-        .unwrap();
-    collections
-        .create_index("notes", IndexSpec::fulltext("words", "title"))
-        .unwrap();
-    let notes = root.schema("app").collection("notes");
-    let perms = |p: &[Permission]| Some(p.to_vec());
-    for i in 0..12u32 {
-        let reader = match i % 4 {
-            0 => Role::user("user-a"),
-            1 => Role::team_role("t1", "admin"),
-            2 => Role::label("vip"),
-            _ => Role::any(),
-        };
+/// Asserts `got` equals `want`, naming the first answer that differs.
+fn assert_same_answers(got: &Value, want: &Value) {
+    let (Value::Object(got), Value::Object(want)) = (got, want) else {
+        panic!("answers are objects");
+    };
+    for (name, w) in want {
+        assert_eq!(got.get(name), Some(w), "answer {name} changed");
+    }
+    assert_eq!(got.len(), want.len(), "answers were added or lost");
+}
+
+/// Both fixtures: refused as they are, upgraded, then every answer is the one the store
+/// gave before, the integrity check is clean, and the store takes writes.
+#[test]
+fn format3_stores_upgrade_and_answer_as_before() {
+    for engine in [StorageEngine::Sled, StorageEngine::Redb] {
+        let (tmp, store) = fixture_copy(engine);
+        let (options, _clock) = common::test_options();
+        match Db::open_with(&store, options.clone()) {
+            Err(permdb::Error::UpgradeRequired { found, expected }) => {
+                assert_eq!((found, expected), (3, 4));
+            }
+            other => panic!("{engine:?}: a format-3 store must be refused, got {other:?}"),
+        }
+        let before = raw::records(&store);
+        let mut seen = Vec::new();
+        let report = Db::upgrade_with_progress(&store, &options, |p| seen.push(p.records)).unwrap();
+        assert_eq!((report.from, report.to), (3, 4));
+        assert_eq!(
+            report.records,
+            before.len() as u64 - 1,
+            "every record but the version"
+        );
+        assert!(
+            report.recoded > 0 && report.recoded < report.records,
+            "{report:?}"
+        );
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]) && seen.last() == Some(&report.records));
+        let kept = tmp.path().join("store.format3");
+        assert_eq!(report.kept.as_deref(), Some(kept.as_path()));
+        assert_eq!(
+            raw::records(&kept),
+            before,
+            "the old store is kept untouched"
+        );
+
+        let db = Db::open_with(&store, options.clone()).unwrap();
+        let integrity = db.verify().unwrap();
+        assert_eq!(integrity.problems, 0, "{engine:?}: {:?}", integrity.details);
+        let secrets: Secrets = serde_json::from_str(&recorded(engine, "secrets.json")).unwrap();
+        let want: Value = serde_json::from_str(&recorded(engine, "answers.json")).unwrap();
+        assert_same_answers(&answers(&db, &secrets), &want);
+
+        let notes = db.root().schema("app").collection("notes");
         notes
             .create(
-                &format!("note{i:02}"),
-                json!({
-                    "title": format!("note {i} about {}", ["cats", "dogs", "owls"][i as usize % 3]),
-                    "n": i,
-                    "kind": if i % 2 == 0 { "todo" } else { "idea" },
-                }),
-                perms(&[
-                    Permission::read(reader),
-                    Permission::update(Role::user("user-a")),
-                ]),
+                "after",
+                json!({"title": "after the upgrade", "n": 99}),
+                None,
             )
             .unwrap();
-    }
-    notes.update("note04", json!({"n": 40}), None).unwrap();
-    notes
-        .update(
-            "note05",
-            json!({}),
-            perms(&[Permission::read(Role::users())]),
-        )
-        .unwrap();
-    notes.delete("note06").unwrap();
-    collections
-        .create(CollectionSpec::new("archive", "Archive").enabled(false))
-        .unwrap();
-    root.schemas().create("old", "Old").unwrap();
-    root.schemas().update("old", "Old", false).unwrap();
-
-    let key = root
-        .keys()
-        .create("reader", &[Scope::DocumentsRead, Scope::SchemasRead])
-        .unwrap();
-    root.token_keys().rotate().unwrap();
-    let session_a = db
-        .client()
-        .account()
-        .create_email_password_session("a@example.com", "password-a")
-        .unwrap();
-    let jwt_b = common::sign_in(db, "b").account().create_jwt().unwrap();
-    Secrets {
-        session_a: session_a.secret,
-        key_reader: key.secret,
-        jwt_b: jwt_b.jwt,
-    }
-}
-
-/// What the store answers, to every kind of client, on every read path the fixture
-/// covers: finds (filtered, searched, ordered, paged), counts, gets, the changes feed,
-/// users, teams, memberships, preferences, keys and collections.
-fn answers(db: &Db, secrets: &Secrets) -> Value {
-    let root = db.root();
-    let clients = [
-        ("root", root.clone()),
-        ("guest", db.client()),
-        (
-            "session-a",
-            db.client().set_session(&secrets.session_a).unwrap(),
-        ),
-        ("password-b", common::sign_in(db, "b")),
-        ("password-c", common::sign_in(db, "c")),
-        ("jwt-b", db.client().set_jwt(&secrets.jwt_b).unwrap()),
-        (
-            "key-reader",
-            db.client().set_key(&secrets.key_reader).unwrap(),
-        ),
-    ];
-    let queries: Vec<(&str, &str, Vec<Query>)> = vec![
-        ("db", "birthdays", vec![]),
-        ("app", "notes", vec![]),
-        ("app", "notes", vec![Query::equal("kind", ["todo"])]),
-        ("app", "notes", vec![Query::search("title", "cats")]),
-        (
-            "app",
-            "notes",
-            vec![Query::greater_than("n", 3), Query::order_desc("n")],
-        ),
-        (
-            "app",
-            "notes",
-            vec![Query::order_asc("title"), Query::limit(3), Query::offset(1)],
-        ),
-    ];
-    let mut out = serde_json::Map::new();
-    for (name, client) in &clients {
-        let mut rows = Vec::new();
-        for (schema, collection, q) in &queries {
-            let c = client.schema(schema).collection(collection);
-            let row = match (c.find(q), c.count(q)) {
-                (Ok(list), Ok(count)) => json!({"find": list, "count": count}),
-                (find, count) => json!({
-                    "find_error": find.err().map(|e| e.to_string()),
-                    "count_error": count.err().map(|e| e.to_string()),
-                }),
-            };
-            rows.push(row);
-        }
-        let notes = client.schema("app").collection("notes");
-        rows.push(match notes.get("note00") {
-            Ok(d) => json!(d),
-            Err(e) => json!(e.to_string()),
-        });
-        rows.push(match notes.changes(0, 100) {
-            Ok(ch) => json!({
-                "documents": ch.documents,
-                "gone": ch.gone,
-                "next": ch.next,
-            }),
-            Err(e) => json!(e.to_string()),
-        });
-        out.insert((*name).to_owned(), Value::Array(rows));
-    }
-    let ids = |v: Vec<String>| json!(v);
-    out.insert("users".into(), json!(root.users().list().unwrap()));
-    out.insert(
-        "prefs-a".into(),
-        json!(root.users().prefs("user-a").unwrap()),
-    );
-    out.insert("teams".into(), json!(root.teams().list().unwrap()));
-    out.insert(
-        "team-prefs".into(),
-        json!(root.teams().prefs("t1").unwrap()),
-    );
-    out.insert(
-        "memberships".into(),
-        json!(root.teams().list_memberships("t1").unwrap()),
-    );
-    out.insert(
-        "keys".into(),
-        ids(root
-            .keys()
-            .list()
-            .unwrap()
-            .into_iter()
-            .map(|k| k.name)
-            .collect()),
-    );
-    out.insert(
-        "token-keys".into(),
-        json!(root.token_keys().public().unwrap()),
-    );
-    out.insert("schemas".into(), json!(root.schemas().list().unwrap()));
-    for schema in ["db", "app"] {
-        out.insert(
-            format!("collections-{schema}"),
-            json!(root.schema(schema).collections().list().unwrap()),
+        assert_eq!(
+            notes
+                .find(&[Query::search("title", "upgrade")])
+                .unwrap()
+                .total,
+            1
         );
+        drop((notes, db));
+        let again = Db::upgrade(&store, &options).unwrap();
+        assert_eq!((again.from, again.to, again.kept), (4, 4, None));
     }
-    out.insert("last-lsn".into(), json!(db.last_lsn()));
-    Value::Object(out)
 }
 
-fn fixture_dir(engine: StorageEngine) -> PathBuf {
-    let name = match engine {
-        StorageEngine::Sled => "format3-sled",
-        StorageEngine::Redb => "format3-redb",
-        other => panic!("no fixture for {other:?}"),
-    };
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// Writes the fixture of the tests' engine (`PERMDB_TEST_BACKEND`): run by hand, with
-/// `--ignored`, by a build of the format the fixture is named for.
+/// `Options::upgrade` upgrades on open; without it nothing is written.
 #[test]
-#[ignore = "writes tests/fixtures: run by hand when making a fixture"]
-fn write_fixture() {
-    let dir = fixture_dir(common::engine());
-    let store = dir.join("store");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&store).unwrap();
+fn opening_with_upgrade_upgrades() {
+    let (tmp, store) = fixture_copy(common::engine());
     let (options, _clock) = common::test_options();
+    let before = raw::records(&store);
+    assert!(Db::open_with(&store, options.clone()).is_err());
+    assert_eq!(
+        raw::records(&store),
+        before,
+        "a refused open writes nothing"
+    );
+    let db = Db::open_with(&store, options.upgrade(true)).unwrap();
+    assert_eq!(
+        db.root()
+            .schema("db")
+            .collection("birthdays")
+            .count(&[])
+            .unwrap(),
+        3
+    );
+    assert!(tmp.path().join("store.format3").is_dir());
+}
+
+/// An upgrade cut short is taken up again: a leftover copy is replaced, and a copy that
+/// was complete when only the last rename was missing is put in place.
+#[test]
+fn an_upgrade_cut_short_resumes() {
+    let (tmp, store) = fixture_copy(common::engine());
+    let (options, _clock) = common::test_options();
+    let fresh = tmp.path().join("store.upgrading");
+    std::fs::create_dir_all(fresh.join("junk")).unwrap();
+    std::fs::write(fresh.join("junk/file"), b"left by a crash").unwrap();
+    Db::upgrade(&store, &options).unwrap();
+    assert!(!fresh.exists());
+    let upgraded = raw::records(&store);
+
+    // As if the process died between the two renames.
+    std::fs::rename(&store, &fresh).unwrap();
+    let report = Db::upgrade(&store, &options).unwrap();
+    assert_eq!((report.from, report.to), (3, 4));
+    assert_eq!(raw::records(&store), upgraded);
     let db = Db::open_with(&store, options).unwrap();
-    let secrets = populate(&db);
-    let answers = answers(&db, &secrets);
-    db.flush().unwrap();
-    drop(db);
-    std::fs::write(
-        dir.join("secrets.json"),
-        serde_json::to_string_pretty(&secrets).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("answers.json"),
-        serde_json::to_string_pretty(&answers).unwrap() + "\n",
-    )
-    .unwrap();
+    assert_eq!(
+        db.root()
+            .schema("db")
+            .collection("birthdays")
+            .count(&[])
+            .unwrap(),
+        3
+    );
+}
+
+/// A damaged record stops the upgrade with `Corrupt`, naming it, and leaves the store as
+/// it was; a second upgrade with the earlier backup still present is refused.
+#[test]
+fn a_damaged_record_stops_the_upgrade_and_changes_nothing() {
+    let (tmp, store) = fixture_copy(common::engine());
+    let (options, _clock) = common::test_options();
+    let before = raw::records(&store);
+    let (tree, key, value) = before
+        .iter()
+        .find(|(tree, key, _)| tree == "auth" && key.first() == Some(&b'u'))
+        .unwrap()
+        .clone();
+    let mut bad = value.clone();
+    bad[0] ^= 0x40;
+    raw::write_raw(&store, &tree, &key, &bad);
+    let damaged = raw::records(&store);
+    let err = Db::upgrade(&store, &options).unwrap_err();
+    assert!(
+        matches!(err, permdb::Error::Corrupt { .. }) && err.to_string().contains("auth record"),
+        "{err}"
+    );
+    assert_eq!(raw::records(&store), damaged);
+    assert!(!tmp.path().join("store.format3").exists());
+    assert!(
+        !tmp.path().join("store.upgrading").exists() || {
+            // The partial copy may stay; it is replaced by the next attempt.
+            true
+        }
+    );
+
+    raw::write_raw(&store, &tree, &key, &value);
+    Db::upgrade(&store, &options).unwrap();
+    let (_tmp2, other) = fixture_copy(common::engine());
+    let target = tmp.path().join("store");
+    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::rename(&other, &target).unwrap();
+    let err = Db::upgrade(&target, &options).unwrap_err();
+    assert!(err.to_string().contains("store.format3 exists"), "{err}");
 }

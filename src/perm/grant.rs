@@ -68,7 +68,7 @@ impl<'de> Deserialize<'de> for Grant {
             .iter()
             .find(|(c, _)| *c == code)
             .map(|(_, a)| *a)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown action code {code}")))?;
+            .ok_or_else(|| crate::error::refuse(format!("unknown action code {code}")))?;
         Ok(Grant { action, role })
     }
 }
@@ -112,7 +112,7 @@ mod tests {
             assert_eq!(
                 bytes,
                 crate::store::codec::encode(&(code, "team:t1".to_string())).unwrap(),
-                "the bytes format 3 stores"
+                "the bytes the format stores"
             );
             let back: Grant = crate::store::codec::decode(&bytes, || "grant".into()).unwrap();
             assert_eq!(back, g);

@@ -86,6 +86,6 @@ impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         String::deserialize(deserializer)?
             .parse()
-            .map_err(serde::de::Error::custom)
+            .map_err(crate::error::refuse)
     }
 }

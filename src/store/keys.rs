@@ -34,10 +34,84 @@
 //!
 //! Every value above is stored followed by a 4-byte CRC-32 of (tree, key, value) (since
 //! format 2; see `frame`), checked on every read. Format 3 stores index containers in
-//! `index::container`'s compact forms instead of roaring's portable format.
+//! `index::container`'s compact forms instead of roaring's portable format. Format 4
+//! encodes the records marked (codec) with postcard instead of bincode ([`record_kind`]
+//! names them); nothing else changed.
 
 /// Version of the on-disk format written by this build.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+pub(crate) const FORMAT_VERSION: u32 = 4;
+
+/// The records `store::codec` encodes, by what they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordKind {
+    Schema,
+    Collection,
+    Document,
+    FeedEntry,
+    Tombstone,
+    User,
+    Session,
+    ApiKey,
+    Team,
+    Membership,
+    SigningKey,
+}
+
+#[cfg(all(feature = "format3-upgrade", any(test, feature = "fuzzing")))]
+impl RecordKind {
+    /// Every kind.
+    pub(crate) const ALL: [RecordKind; 11] = [
+        RecordKind::Schema,
+        RecordKind::Collection,
+        RecordKind::Document,
+        RecordKind::FeedEntry,
+        RecordKind::Tombstone,
+        RecordKind::User,
+        RecordKind::Session,
+        RecordKind::ApiKey,
+        RecordKind::Team,
+        RecordKind::Membership,
+        RecordKind::SigningKey,
+    ];
+}
+
+/// The kind of codec record stored at `key` in `tree`; `None` for a value of any other
+/// layout (integers, bitmaps, ids, JSON text, nothing).
+///
+/// INVARIANT (every-record-kind): every value written through `codec::encode` is stored
+/// at a key this names, so that an upgrade re-encodes all of them (the format-3 fixtures
+/// in tests/upgrade.rs read every kind back after an upgrade).
+pub(crate) fn record_kind(tree: super::Tree, key: &[u8]) -> Option<RecordKind> {
+    use super::Tree;
+    match tree {
+        Tree::Meta if key.starts_with(SCHEMA_PREFIX) => Some(RecordKind::Schema),
+        Tree::Meta if key.starts_with(COLLECTIONS_PREFIX) => Some(RecordKind::Collection),
+        Tree::Docs if key.starts_with(&FEED) => match key.get(FEED.len() + 4) {
+            Some(&t) if t == ChangeTag::Doc as u8 => Some(RecordKind::FeedEntry),
+            Some(&t) if t == ChangeTag::Tombstone as u8 => Some(RecordKind::Tombstone),
+            _ => None,
+        },
+        Tree::Docs => Some(RecordKind::Document),
+        Tree::Auth => match AuthTag::of(key)? {
+            AuthTag::User => Some(RecordKind::User),
+            AuthTag::Session => Some(RecordKind::Session),
+            AuthTag::ApiKey => Some(RecordKind::ApiKey),
+            AuthTag::Team => Some(RecordKind::Team),
+            AuthTag::Membership => Some(RecordKind::Membership),
+            AuthTag::SigningKey => Some(RecordKind::SigningKey),
+            AuthTag::Email
+            | AuthTag::Incarnation
+            | AuthTag::UserSession
+            | AuthTag::UserMembership
+            | AuthTag::TeamMembership
+            | AuthTag::UsedToken
+            | AuthTag::TokenExpiry
+            | AuthTag::UserPrefs
+            | AuthTag::TeamPrefs => None,
+        },
+        Tree::Meta | Tree::DocIds | Tree::PermIndex | Tree::AttrIndex => None,
+    }
+}
 
 pub(crate) const VERSION: &[u8] = b"v";
 pub(crate) const NEXT_COLLECTION: &[u8] = b"g";

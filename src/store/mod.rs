@@ -39,6 +39,23 @@ pub(crate) fn engine_of(dir: &std::path::Path) -> Result<Option<crate::options::
     }
 }
 
+/// The format version stored in `store` (format 1 stored it without a checksum).
+pub(crate) fn stored_version(store: &Store) -> Result<Option<u32>> {
+    let raw = match store.get(Tree::Meta, keys::VERSION) {
+        Ok(v) => v.map(|v| v.to_vec()),
+        Err(e) => match store.get_unverified(Tree::Meta, keys::VERSION)? {
+            Some(raw) if raw.len() == 4 => Some(raw.to_vec()),
+            _ => return Err(e),
+        },
+    };
+    raw.map(|v| {
+        <[u8; 4]>::try_from(v.as_slice())
+            .map(u32::from_le_bytes)
+            .map_err(|_| crate::error::Error::corrupt("format version", "not 4 bytes"))
+    })
+    .transpose()
+}
+
 /// The trees of a store. Their byte layouts are in [`keys`] and docs/ARCHITECTURE.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Tree {

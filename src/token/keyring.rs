@@ -14,7 +14,7 @@ use crate::store::keys::AuthTag;
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 
 #[derive(Serialize, Deserialize)]
-struct SigningKeyRecord {
+pub(crate) struct SigningKeyRecord {
     key_id: u64,
     secret: [u8; 32],
     created_ms: i64,

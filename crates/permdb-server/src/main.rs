@@ -89,6 +89,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Upgrade a store of the previous on-disk format (3) to this build's: every record is
+    /// checked and copied into a new store beside it, which then takes its place. The old
+    /// store is kept as DIR.format3. Safe to run again after an interruption; a store
+    /// already current is left alone. Progress on stderr.
+    Upgrade {
+        /// The store's directory (it must hold a store, not open elsewhere).
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Run the benchmark runner (`cargo run --release -p permdb-bench`); needs the source
     /// tree, as the runner and the peers it measures against are a crate of their own.
     Bench {
@@ -200,6 +209,31 @@ fn integrity(data: &std::path::Path, json: bool, fix: bool) -> Result<(), Failur
     Ok(())
 }
 
+/// `upgrade` of the store in `data`.
+fn upgrade(data: &std::path::Path) -> Result<(), Failure> {
+    let report = Db::upgrade_with_progress(data, &Options::default(), |p| {
+        eprintln!("upgrade: {} records copied ({})", p.records, p.tree);
+    })?;
+    match &report.kept {
+        None => println!(
+            "{} is already in format {}: nothing to do",
+            data.display(),
+            report.to
+        ),
+        Some(kept) => println!(
+            "upgraded {} from format {} to {}: {} records copied, {} re-encoded; the old \
+             store is kept in {} (remove it when you no longer need it)",
+            data.display(),
+            report.from,
+            report.to,
+            report.records,
+            report.recoded,
+            kept.display()
+        ),
+    }
+    Ok(())
+}
+
 fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve {
@@ -244,6 +278,7 @@ fn run(command: Command) -> Result<(), Failure> {
         } => inspect(&token, public_key),
         Command::Verify { data, json } => integrity(&data, json, false),
         Command::Repair { data, json } => integrity(&data, json, true),
+        Command::Upgrade { data } => upgrade(&data),
         Command::Keys {
             command:
                 KeysCommand::Create {

@@ -81,3 +81,47 @@ fn verify_and_repair_report_with_progress_and_exit_codes() {
     assert!(err.contains("no store in"), "{err}");
     assert!(!typo.exists());
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// `permdb upgrade` on the library's format-3 fixtures: the store is refused before,
+/// upgraded with progress on stderr, verified clean after, and left alone the second time.
+#[test]
+fn upgrade_takes_a_format3_store_to_the_current_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    for backend in ["sled", "redb"] {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(format!("format3-{backend}/store"));
+        let dir = tmp.path().join(backend);
+        copy_dir(&fixture, &dir);
+        let data = dir.to_str().unwrap();
+        let (ok, _, err) = permdb(&["verify", "--data", data]);
+        assert!(!ok && err.contains("permdb upgrade --data"), "{err}");
+        let (ok, out, err) = permdb(&["upgrade", "--data", data]);
+        assert!(ok, "{out}{err}");
+        assert!(err.contains("records copied (docs)"), "{err}");
+        assert!(out.contains("from format 3 to 4"), "{out}");
+        assert!(out.contains(&format!("{backend}.format3")), "{out}");
+        let (ok, out, err) = permdb(&["verify", "--data", data]);
+        assert!(ok && out.contains("0 problem(s)"), "{out}{err}");
+        let (ok, out, _) = permdb(&["upgrade", "--data", data]);
+        assert!(ok && out.contains("already in format 4"), "{out}");
+        let (ok, _, err) = permdb(&[
+            "upgrade",
+            "--data",
+            tmp.path().join("nothing").to_str().unwrap(),
+        ]);
+        assert!(!ok && err.contains("holds no permdb store"), "{err}");
+    }
+}
