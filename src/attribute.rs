@@ -79,7 +79,8 @@ impl TextKind {
 }
 
 /// A declared attribute: key, type, whether it is required or an array, and a default.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AttributeSpec {
     /// The attribute's name (an id).
     pub key: String,
@@ -416,6 +417,28 @@ pub(crate) fn validate(
                     a.normalize(v);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a stored document's values against `attributes` as a write checked them,
+/// without applying defaults or asking for required ones (an attribute added after the
+/// document was written may be missing): what an import accepts.
+pub(crate) fn check_stored(attributes: &[AttributeSpec], data: &Map<String, Value>) -> Result<()> {
+    if attributes.is_empty() {
+        return Ok(());
+    }
+    for (key, v) in data {
+        let Some(a) = attributes.iter().find(|a| &a.key == key) else {
+            return Err(Error::InvalidDocument(format!(
+                "attribute {}: not in the collection's schema",
+                quote(key)
+            )));
+        };
+        if !v.is_null() {
+            a.check_value(v)
+                .map_err(|m| Error::InvalidDocument(format!("attribute {}: {m}", quote(key))))?;
         }
     }
     Ok(())

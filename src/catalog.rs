@@ -78,6 +78,14 @@ impl CollectionPermissions {
     }
 
     /// The parsed permissions; `Corrupt`, naming the collection, when they do not parse.
+    /// The permissions as their strings, parsed or not.
+    pub(crate) fn strings(&self) -> Vec<String> {
+        match self {
+            CollectionPermissions::Parsed(p) => p.iter().map(ToString::to_string).collect(),
+            CollectionPermissions::Unparsable { stored, .. } => stored.clone(),
+        }
+    }
+
     pub(crate) fn parsed(&self, collection: &str) -> Result<&[Permission]> {
         match self {
             CollectionPermissions::Parsed(p) => Ok(p),
@@ -407,6 +415,105 @@ pub(crate) fn create_schema(db: &Engine, id: &str, name: &str) -> Result<SchemaI
     })
 }
 
+/// A schema record as a dump gives it, checked as `create_schema` checks its arguments
+/// (the importer writes into a new store, so uniqueness is its to check).
+pub(crate) fn import_schema(r: SchemaRecord) -> Result<(Vec<u8>, Vec<u8>)> {
+    check_id("schema id", &r.id)?;
+    check_name("schema", &r.name)?;
+    Ok((keys::schema(&r.id), codec::encode(&r)?))
+}
+
+/// A collection as a dump gives it, checked as creating it, its attributes and its
+/// indexes would be, numbered `cid` (indexes numbered from 1 in order). Writes the
+/// record and the next collection number into `batch`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per field of a dump line"
+)]
+pub(crate) fn import_collection(
+    batch: &mut WriteBatch,
+    cid: u32,
+    schema: &SchemaRecord,
+    id: &str,
+    name: &str,
+    permissions: &[Permission],
+    document_security: bool,
+    enabled: bool,
+    (created_ms, updated_ms): (i64, i64),
+    attributes: &[AttributeSpec],
+    indexes: &[IndexSpec],
+    max_depth: usize,
+) -> Result<CollectionRecord> {
+    check_id("collection id", id)?;
+    check_name("collection", name)?;
+    let permissions = normalize(permissions, Target::Collection)?;
+    if attributes.len() > MAX_ATTRIBUTES {
+        return Err(Error::LimitExceeded(format!(
+            "at most {MAX_ATTRIBUTES} attributes"
+        )));
+    }
+    let mut records = Vec::with_capacity(attributes.len());
+    for (i, spec) in attributes.iter().enumerate() {
+        spec.validate()?;
+        if attributes.iter().take(i).any(|a| a.key == spec.key) {
+            return Err(Error::InvalidArgument(format!(
+                "attribute {} appears twice",
+                quote(&spec.key)
+            )));
+        }
+        records.push(AttributeRecord::from_spec(spec, max_depth)?);
+    }
+    let mut stored = Vec::with_capacity(indexes.len());
+    for (i, spec) in indexes.iter().enumerate() {
+        check_id("index key", &spec.key)?;
+        if indexes.iter().take(i).any(|x| x.key == spec.key) {
+            return Err(Error::InvalidArgument(format!(
+                "index {} appears twice",
+                quote(&spec.key)
+            )));
+        }
+        check_index(spec, attributes)?;
+        stored.push(IndexRecord {
+            key: spec.key.clone(),
+            kind: spec.kind,
+            attributes: spec.attributes.clone(),
+            number: u16::try_from(i + 1)
+                .map_err(|_| Error::LimitExceeded("too many indexes".into()))?,
+        });
+    }
+    let next = cid
+        .checked_add(1)
+        .filter(|n| *n < u32::MAX)
+        .ok_or_else(|| Error::LimitExceeded("collection numbers exhausted".into()))?;
+    let next_index = u16::try_from(stored.len() + 1)
+        .map_err(|_| Error::LimitExceeded("too many indexes".into()))?;
+    let r = CollectionRecord {
+        cid,
+        schema_id: schema.id.clone(),
+        id: id.to_owned(),
+        name: name.to_owned(),
+        permissions: CollectionPermissions::Parsed(permissions),
+        document_security,
+        enabled,
+        created_ms,
+        updated_ms,
+        attributes: records,
+        indexes: stored,
+        next_index,
+    };
+    batch.put(
+        Tree::Meta,
+        keys::NEXT_COLLECTION.to_vec(),
+        next.to_le_bytes().to_vec(),
+    );
+    batch.put(
+        Tree::Meta,
+        keys::collection(&schema.id, id),
+        codec::encode(&r)?,
+    );
+    Ok(r)
+}
+
 pub(crate) fn get_schema(db: &Engine, id: &str) -> Result<SchemaInfo> {
     schema_info(&require_schema(&db.store, id)?)
 }
@@ -461,7 +568,7 @@ pub(crate) fn delete_schema(db: &Engine, id: &str) -> Result<()> {
     cids.into_iter().try_for_each(|cid| purge(db, cid))
 }
 
-fn next_cid(store: &Store) -> Result<u32> {
+pub(crate) fn next_cid(store: &Store) -> Result<u32> {
     match store.get(Tree::Meta, keys::NEXT_COLLECTION)? {
         None => Ok(1),
         Some(b) => <[u8; 4]>::try_from(&*b)

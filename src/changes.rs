@@ -483,6 +483,33 @@ pub(crate) fn mark_older_store(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+/// Starts the feed of a store an import just filled (whose documents have no feed
+/// records): every reader resyncs once, from a number above every number the store the
+/// dump came from can have handed out, so that a cursor kept from that store is never
+/// answered with this one's numbering.
+///
+/// INVARIANT (restored-numbering): the new numbering starts at the import's time in ms
+/// times 1,000 (never below the last number given): above every change number of a store
+/// that gave fewer than 1,000 numbers per millisecond since it was made (or imported
+/// itself), and below 2^53 (exact in JavaScript) until the year 2255.
+pub(crate) fn start_after_import(engine: &Engine) -> Result<u64> {
+    let by_time = u64::try_from(engine.now_ms())
+        .unwrap_or(0)
+        .saturating_mul(1_000);
+    let start = by_time.max(engine.last_lsn() + 1);
+    engine.write(|_, batch| {
+        batch.put(
+            Tree::Docs,
+            keys::feed(0, ChangeTag::Horizon, &[]),
+            start.to_be_bytes().to_vec(),
+        );
+        batch.put(Tree::Docs, keys::last_lsn(), start.to_be_bytes().to_vec());
+        Ok(())
+    })?;
+    engine.numbered_up_to(start);
+    Ok(start)
+}
+
 /// The feed of `coll` after `since` as `principal` may read it now, at most `limit`
 /// entries (documents and gone ids together). Runs under the writer lock (one snapshot).
 pub(crate) fn read(

@@ -11,7 +11,10 @@ use crate::attribute;
 use crate::catalog::{CollectionRecord, Counters, resolve_collection};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
-use crate::document::{DocRecord, Document, DocumentList, load_record, put_record, seq_of};
+use crate::document::{
+    DocRecord, Document, DocumentList, check_field_count, load_record, make_record, put_record,
+    seq_of,
+};
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
 use crate::index::{Contribution, IndexEdits};
@@ -20,13 +23,12 @@ use crate::options::Limits;
 use crate::perm::decide::{
     Access, access, check_create, check_document, check_grantable, may_read, skips_permissions,
 };
-use crate::perm::{Action, Grant, Permission, Principal, Role, Target, normalize};
+use crate::perm::{Action, Permission, Principal, Role, Target, normalize};
 use crate::query::eval::Filter;
 use crate::query::exec::{Want, find};
 use crate::query::plan::plan;
 use crate::query::{Explain, Method, Query};
 use crate::store::{Store, Tree, WriteBatch, keys};
-use crate::value::flatten;
 
 /// Whether `method` is a filter (what `watch` takes).
 fn is_filter(method: Method) -> bool {
@@ -888,17 +890,6 @@ fn to_object(data: impl Serialize, limits: Limits) -> Result<Map<String, Value>>
     Ok(map)
 }
 
-fn check_field_count(map: &Map<String, Value>, limits: Limits) -> Result<()> {
-    if map.len() > limits.max_fields {
-        return Err(Error::LimitExceeded(format!(
-            "document has {} attributes, at most {}",
-            map.len(),
-            limits.max_fields
-        )));
-    }
-    Ok(())
-}
-
 fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -908,31 +899,4 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-fn make_record(
-    id: &str,
-    created_ms: i64,
-    updated_ms: i64,
-    permissions: &[Permission],
-    data: &Map<String, Value>,
-    limits: Limits,
-) -> Result<DocRecord> {
-    let mut nodes = Vec::new();
-    let object = Value::Object(data.clone());
-    flatten(&object, limits.max_depth, &mut nodes)
-        .map_err(|e| Error::LimitExceeded(format!("document {e}")))?;
-    let mut stored: Vec<Grant> = permissions
-        .iter()
-        .filter_map(Grant::of_permission)
-        .collect();
-    stored.sort();
-    stored.dedup();
-    Ok(DocRecord {
-        id: id.to_owned(),
-        created_ms,
-        updated_ms,
-        permissions: stored,
-        nodes,
-    })
 }

@@ -236,3 +236,13 @@ fn format3_record_corpus() {
     }
     assert!(accepted >= 11, "{accepted} accepted");
 }
+
+#[test]
+fn dump_import_corpus() {
+    // Refused or accepted, never a panic; the empty dump is accepted.
+    let accepted = corpus("dump_import")
+        .iter()
+        .filter(|input| crate::fuzzing::import_dump(input))
+        .count();
+    assert!(accepted >= 1, "{accepted} accepted");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::SignIn;
 use crate::catalog;
 use crate::changes::{self, OldRecords};
+use crate::dump::{DumpProgress, DumpReport};
 use crate::engine::Engine;
 use crate::engine::{CommitObserver, Lsns, Prepared};
 use crate::error::Result;
@@ -100,6 +101,50 @@ impl Db {
             }
             other => other,
         }
+    }
+
+    /// Writes the whole store to `out` as a dump (JSON lines, docs/DUMP.md): schemas,
+    /// collections with their attributes and indexes, documents with their permissions,
+    /// users with their password hashes and preferences, teams, memberships, API keys
+    /// (their secrets' digests) and token signing keys. Not sessions, one-time tokens,
+    /// the changes feed or the store's id. The dump holds secrets: keep it as you keep
+    /// the store. Runs under the writer lock (writes wait), so it is one moment of the
+    /// store.
+    pub fn export(&self, mut out: impl std::io::Write) -> Result<DumpReport> {
+        crate::dump::export(&self.inner, &mut out, &mut |_| {})
+    }
+
+    /// [`Db::export`], telling `progress` how far it is.
+    pub fn export_with_progress(
+        &self,
+        mut out: impl std::io::Write,
+        mut progress: impl FnMut(DumpProgress),
+    ) -> Result<DumpReport> {
+        crate::dump::export(&self.inner, &mut out, &mut progress)
+    }
+
+    /// Reads a dump made by [`Db::export`] into a new store in directory `path` (which
+    /// must not exist or be empty), made with `options`' engine: the way across engines
+    /// and format versions, and a restore from backup. Every line is checked as a write
+    /// is; a bad one is [`Error::InvalidDump`](crate::Error::InvalidDump) naming it, and
+    /// leaves no store behind. Sessions are not in a dump: users sign in again. The new
+    /// store has its own id, so tokens issued by the old one are not accepted.
+    pub fn import(
+        path: impl AsRef<Path>,
+        options: &Options,
+        mut input: impl std::io::BufRead,
+    ) -> Result<DumpReport> {
+        crate::dump::import(path.as_ref(), options, &mut input, &mut |_| {})
+    }
+
+    /// [`Db::import`], telling `progress` how far it is.
+    pub fn import_with_progress(
+        path: impl AsRef<Path>,
+        options: &Options,
+        mut input: impl std::io::BufRead,
+        mut progress: impl FnMut(DumpProgress),
+    ) -> Result<DumpReport> {
+        crate::dump::import(path.as_ref(), options, &mut input, &mut progress)
     }
 
     /// Upgrades the store in directory `path` from the previous on-disk format to this

@@ -233,6 +233,47 @@ impl DocHead {
     }
 }
 
+/// Refuses a document of more top-level attributes than `limits` allow.
+pub(crate) fn check_field_count(map: &Map<String, Value>, limits: Limits) -> Result<()> {
+    if map.len() > limits.max_fields {
+        return Err(Error::LimitExceeded(format!(
+            "document has {} attributes, at most {}",
+            map.len(),
+            limits.max_fields
+        )));
+    }
+    Ok(())
+}
+
+/// The record of a document: its attributes flattened (within `limits`' depth) and its
+/// permissions as sorted, distinct grants (create and write give none).
+pub(crate) fn make_record(
+    id: &str,
+    created_ms: i64,
+    updated_ms: i64,
+    permissions: &[Permission],
+    data: &Map<String, Value>,
+    limits: Limits,
+) -> Result<DocRecord> {
+    let mut nodes = Vec::new();
+    let object = Value::Object(data.clone());
+    value::flatten(&object, limits.max_depth, &mut nodes)
+        .map_err(|e| Error::LimitExceeded(format!("document {e}")))?;
+    let mut stored: Vec<Grant> = permissions
+        .iter()
+        .filter_map(Grant::of_permission)
+        .collect();
+    stored.sort();
+    stored.dedup();
+    Ok(DocRecord {
+        id: id.to_owned(),
+        created_ms,
+        updated_ms,
+        permissions: stored,
+        nodes,
+    })
+}
+
 /// The head of document `seq` of collection `cid`, if it exists (its checksum is checked
 /// as for the whole record).
 pub(crate) fn load_head(store: &Store, cid: u32, seq: u32) -> Result<Option<DocHead>> {

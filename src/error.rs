@@ -146,6 +146,16 @@ pub enum Error {
         /// The version this build reads and writes.
         expected: u32,
     },
+    /// A dump given to `Db::import` is not one this build can read, at `line` (counting
+    /// from 1): bad JSON, an unknown or misplaced line, a value a write would refuse, or a
+    /// dump cut short. Nothing is imported.
+    #[error("invalid dump at line {line}: {message}")]
+    InvalidDump {
+        /// The line, counting from 1.
+        line: u64,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The changes feed cannot answer from `since`: the client must read its view again
     /// with `find` (then follow the feed from the number that read started at).
     #[error("resync needed from {since}: {reason}")]

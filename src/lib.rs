@@ -55,6 +55,7 @@ mod corpus_replay;
 mod db;
 pub mod demo;
 mod document;
+mod dump;
 mod engine;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -92,6 +93,7 @@ pub use client::{AccountStamp, Actor, Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
 pub use db::{Db, DbStats, TreeStats};
 pub use document::{Document, DocumentList};
+pub use dump::{DUMP_VERSION, DumpProgress, DumpReport};
 pub use error::{Denial, Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN, UNIQUE_ID};
 pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
@@ -168,6 +170,12 @@ pub mod fuzzing {
             .get(usize::from(kind) % RecordKind::ALL.len())
             .and_then(|kind| crate::upgrade::check_recode(*kind, bytes))
             .is_some()
+    }
+
+    /// Reads `bytes` as a dump into a temporary store, as `Db::import` reads one. Whether
+    /// it was accepted.
+    pub fn import_dump(bytes: &[u8]) -> bool {
+        crate::dump::import_temporary(bytes)
     }
 
     /// Decodes a stored index container.

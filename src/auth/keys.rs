@@ -69,7 +69,7 @@ impl ApiKeyRecord {
     }
 }
 
-fn key_key(id: &str) -> Vec<u8> {
+pub(crate) fn key_key(id: &str) -> Vec<u8> {
     keys::auth(AuthTag::ApiKey, &[id])
 }
 

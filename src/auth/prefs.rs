@@ -48,7 +48,7 @@ fn depth(value: &Value) -> usize {
 }
 
 /// The preferences as stored: JSON text of an object, within the limits.
-fn encode(prefs: &Map<String, Value>) -> Result<Vec<u8>> {
+pub(crate) fn encode(prefs: &Map<String, Value>) -> Result<Vec<u8>> {
     let text = serde_json::to_vec(prefs)
         .map_err(|e| Error::InvalidArgument(format!("preferences: {e}")))?;
     if text.len() > MAX_PREFS_BYTES {
@@ -98,6 +98,19 @@ pub(crate) fn replace(
         Ok(())
     })?;
     Ok(prefs)
+}
+
+/// Writes the owner's preferences into `batch`, checked as [`replace`] checks them
+/// (nothing for an empty object); the owner is the caller's to check.
+pub(crate) fn put(
+    batch: &mut WriteBatch,
+    owner: Owner<'_>,
+    prefs: &Map<String, Value>,
+) -> Result<()> {
+    if !prefs.is_empty() {
+        batch.put(Tree::Auth, owner.key(), encode(prefs)?);
+    }
+    Ok(())
 }
 
 /// Removes the owner's preferences into `batch` (with the user or team).

@@ -104,11 +104,11 @@ impl MembershipRecord {
     }
 }
 
-fn team_key(id: &str) -> Vec<u8> {
+pub(crate) fn team_key(id: &str) -> Vec<u8> {
     keys::auth(AuthTag::Team, &[id])
 }
 
-fn membership_key(id: &str) -> Vec<u8> {
+pub(crate) fn membership_key(id: &str) -> Vec<u8> {
     keys::auth(AuthTag::Membership, &[id])
 }
 

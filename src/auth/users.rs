@@ -76,11 +76,11 @@ impl UserRecord {
     }
 }
 
-fn user_key(id: &str) -> Vec<u8> {
+pub(crate) fn user_key(id: &str) -> Vec<u8> {
     keys::auth(AuthTag::User, &[id])
 }
 
-fn incarnation_key(id: &str) -> Vec<u8> {
+pub(crate) fn incarnation_key(id: &str) -> Vec<u8> {
     keys::auth(AuthTag::Incarnation, &[id])
 }
 
@@ -94,7 +94,7 @@ pub(crate) fn incarnation(store: &Store, id: &str) -> Result<Option<Vec<u8>>> {
         .map(|b| b.to_vec()))
 }
 
-fn email_key(email: &str) -> Vec<u8> {
+pub(crate) fn email_key(email: &str) -> Vec<u8> {
     keys::auth(AuthTag::Email, &[&email.to_lowercase()])
 }
 
@@ -114,7 +114,7 @@ pub(crate) fn check_new_email(email: &str) -> Result<()> {
 }
 
 /// A user's name may be empty (Appwrite's default); otherwise it is a display name.
-fn check_user_name(name: &str) -> Result<()> {
+pub(crate) fn check_user_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Ok(());
     }

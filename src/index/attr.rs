@@ -42,7 +42,8 @@ pub enum IndexType {
 }
 
 /// A declared index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IndexSpec {
     /// The index's name (an id).
     pub key: String,

@@ -15,9 +15,9 @@ use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SigningKeyRecord {
-    key_id: u64,
-    secret: [u8; 32],
-    created_ms: i64,
+    pub(crate) key_id: u64,
+    pub(crate) secret: [u8; 32],
+    pub(crate) created_ms: i64,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -26,7 +26,7 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
-fn key_key(key_id: u64) -> Vec<u8> {
+pub(crate) fn key_key(key_id: u64) -> Vec<u8> {
     keys::signing_key(key_id)
 }
 
