@@ -278,8 +278,10 @@ impl Collection {
     pub fn find_explained(&self, queries: &[Query]) -> Result<(DocumentList, Explain)> {
         let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
-        let coll = self.resolve(&db.store, &principal)?;
-        let found = find(db.read_view(), &principal, &coll, queries, Want::Page)?;
+        let found = db.consistent(|| {
+            let coll = self.resolve(&db.store, &principal)?;
+            find(db.read_view(), &principal, &coll, queries, Want::Page)
+        })?;
         let list = DocumentList {
             total: found.total,
             documents: found.documents,
@@ -294,8 +296,10 @@ impl Collection {
     ) -> Result<(DocumentList, Option<Filter>)> {
         let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
-        let coll = self.resolve(&db.store, &principal)?;
-        let found = find(db.read_view(), &principal, &coll, queries, Want::Page)?;
+        let found = db.consistent(|| {
+            let coll = self.resolve(&db.store, &principal)?;
+            find(db.read_view(), &principal, &coll, queries, Want::Page)
+        })?;
         let list = DocumentList {
             total: found.total,
             documents: found.documents,
@@ -313,8 +317,10 @@ impl Collection {
     pub fn count(&self, queries: &[Query]) -> Result<u64> {
         let principal = self.client.require_documents(false)?;
         let db = &self.client.db.inner;
-        let coll = self.resolve(&db.store, &principal)?;
-        Ok(find(db.read_view(), &principal, &coll, queries, Want::Count)?.total)
+        db.consistent(|| {
+            let coll = self.resolve(&db.store, &principal)?;
+            Ok(find(db.read_view(), &principal, &coll, queries, Want::Count)?.total)
+        })
     }
 
     /// Creates document `id` from `data` (a JSON object). Needs `create` on the collection.

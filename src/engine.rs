@@ -74,7 +74,15 @@ pub(crate) struct Engine {
     /// `keys::last_lsn`); moved under the writer lock only.
     last_lsn: AtomicU64,
     observer: OnceLock<Arc<dyn CommitObserver>>,
+    /// INVARIANT (commit-parity): odd while a batch is being applied and the cached
+    /// bitmaps it touched dropped, even otherwise; moved only by `commit`, under the
+    /// writer lock. A read that saw the same even value before and after it read one state
+    /// of the store and of the cache (`consistent`).
+    applying: AtomicU64,
 }
+
+/// How many times [`Engine::consistent`] reads before it takes the writer lock.
+const OPTIMISTIC_READS: usize = 4;
 
 /// What a query reads: the store, the cached bitmaps and the limits, never a write.
 #[derive(Clone, Copy)]
@@ -121,6 +129,7 @@ impl Engine {
             principal_rule,
             last_lsn: AtomicU64::new(last_lsn),
             observer: OnceLock::new(),
+            applying: AtomicU64::new(0),
         })
     }
 
@@ -141,6 +150,29 @@ impl Engine {
     pub(crate) fn numbered_up_to(&self, lsn: u64) {
         let _guard = self.lock();
         self.last_lsn.fetch_max(lsn, Ordering::AcqRel);
+    }
+
+    /// Runs `read` (which must not write) so that all it reads, from the store and the
+    /// cached bitmaps, is one state of the store: a `find`'s page, its total and the
+    /// collection's rules agree. Optimistic: `read` runs again when a commit landed while
+    /// it ran (see `applying`), at most `OPTIMISTIC_READS` times; then once more under the
+    /// writer lock, where no commit can land. Readers never make a writer wait but in that
+    /// last case, which only a stream of commits faster than one read can cause.
+    pub(crate) fn consistent<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+        for _ in 0..OPTIMISTIC_READS {
+            let before = self.applying.load(Ordering::SeqCst);
+            if before % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let out = read();
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.applying.load(Ordering::SeqCst) == before {
+                return out;
+            }
+        }
+        let _guard = self.lock();
+        read()
     }
 
     /// The last log sequence number given to a document change; 0 before the first.
@@ -226,10 +258,12 @@ impl Engine {
                 lsns.last().to_be_bytes().to_vec(),
             );
         }
+        self.applying.fetch_add(1, Ordering::SeqCst);
         let applied = self.store.apply(&batch);
         // Whatever happened to the batch, cached bitmaps it touched may be stale now,
         // and clients must not keep a principal it may have changed.
         self.bitmaps.invalidate(&batch);
+        self.applying.fetch_add(1, Ordering::SeqCst);
         if (self.principal_rule)(&batch) {
             self.auth_epoch.fetch_add(1, Ordering::AcqRel);
         }

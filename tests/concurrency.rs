@@ -434,3 +434,51 @@ fn get_during_delete_and_create_again_is_found_or_absent() {
         started.elapsed()
     );
 }
+
+/// A `find`'s page and total, and a `count`, come from one state of the store, on either
+/// engine: a writer swaps documents in single transactions (one out, one in, the number
+/// constant), and no reader sees a page whose size is not its total, nor another count.
+#[test]
+fn a_find_reads_one_state_of_the_store() {
+    const LIVE: usize = 40;
+    let db = common::temporary().unwrap();
+    let coll = common::create_collection(&db, "s", CollectionSpec::new("c", "C"));
+    for i in 0..LIVE {
+        coll.create(&format!("d{i}"), json!({"i": i}), None)
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = {
+        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        thread::spawn(move || {
+            let root = db.root();
+            let mut n = 0usize;
+            while !stop.load(Ordering::Acquire) {
+                let mut tx = root.transaction();
+                tx.collection("s", "c")
+                    .delete(&format!("d{n}"))
+                    .unwrap()
+                    .create(&format!("d{}", n + LIVE), json!({"i": n + LIVE}), None)
+                    .unwrap();
+                tx.commit().unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let started = Instant::now();
+    let mut reads = 0u64;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let page = coll.find(&[Query::limit(1000)]).unwrap();
+        assert_eq!(page.total, LIVE as u64, "total after {reads} reads");
+        assert_eq!(page.documents.len(), LIVE, "page size after {reads} reads");
+        assert_eq!(coll.count(&[]).unwrap(), LIVE as u64);
+        reads += 1;
+    }
+    stop.store(true, Ordering::Release);
+    let swapped = swaps.join().unwrap();
+    assert!(
+        swapped > 100 && reads > 100,
+        "{swapped} swaps, {reads} reads"
+    );
+}
