@@ -2,7 +2,7 @@
 //! and a hand-written sled scan, on the same seeded data, in one run.
 //!
 //! `cargo run --release -p permdb-bench -- --docs 10000,100000,1000000 [--profiles P1,P2,P3,P4]
-//!  [--peers sqlite,sled] [--users 20] [--out target/bench]`, or
+//!  [--backends sled,redb] [--peers sqlite,sled] [--users 20] [--out target/bench]`, or
 //! `cargo run --release -p permdb-bench -- --live 0,100,10000 [writes]` (live subscriptions),
 //! or `cargo run --release -p permdb-bench -- --writes 5` (single writes and batches).
 //!
@@ -29,12 +29,13 @@ use std::time::{Duration, Instant};
 
 use data::{Profile, sample_users};
 use peers::{Ask, permdb_docs, permdb_filter, permdb_queries};
-use permdb::{Db, Durability, Query};
+use permdb::{Db, Durability, Query, StorageEngine};
 use report::Report;
 use serde_json::json;
 
 struct Args {
     docs: Vec<u32>,
+    backends: Vec<StorageEngine>,
     profiles: Vec<Profile>,
     sqlite: bool,
     sled: bool,
@@ -45,6 +46,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         docs: vec![10_000, 100_000],
+        backends: vec![StorageEngine::Sled, StorageEngine::Redb],
         profiles: vec![Profile::P1, Profile::P2, Profile::P3, Profile::P4],
         sqlite: true,
         sled: true,
@@ -71,6 +73,16 @@ fn args() -> Args {
                 a.sqlite = value.split(',').any(|p| p == "sqlite");
                 a.sled = value.split(',').any(|p| p == "sled");
             }
+            "--backends" => {
+                a.backends = value
+                    .split(',')
+                    .map(|v| match v {
+                        "sled" => StorageEngine::Sled,
+                        "redb" => StorageEngine::Redb,
+                        other => panic!("--backends takes sled,redb, not {other}"),
+                    })
+                    .collect();
+            }
             "--users" => a.users = value.parse().expect("--users takes a number"),
             "--out" => a.out = PathBuf::from(value),
             other => panic!("unknown flag {other}"),
@@ -82,21 +94,21 @@ fn args() -> Args {
 /// Median of per-call times in µs, calling `f` round-robin over `asks` until `budget`
 /// is spent (at least once per ask, at most 50 rounds).
 fn measure<T>(asks: &[T], budget: Duration, f: impl FnMut(usize, &T)) -> f64 {
-    measure_prepared(asks, budget, || {}, f)
+    measure_prepared(asks, budget, |_| {}, f)
 }
 
-/// As [`measure`], calling `prepare` untimed before each call.
+/// As [`measure`], calling `prepare` untimed before each call, with the ask's index.
 fn measure_prepared<T>(
     asks: &[T],
     budget: Duration,
-    mut prepare: impl FnMut(),
+    mut prepare: impl FnMut(usize),
     mut f: impl FnMut(usize, &T),
 ) -> f64 {
     let start = Instant::now();
     let mut samples = Vec::new();
     'rounds: for _ in 0..50 {
         for (i, a) in asks.iter().enumerate() {
-            prepare();
+            prepare(i);
             let t = Instant::now();
             f(i, a);
             samples.push(t.elapsed().as_secs_f64() * 1e6);
@@ -202,6 +214,265 @@ fn page_loop(dir: &str, users: u32, seconds: f64, category: Option<&str>) {
     });
 }
 
+/// What one engine's run hands the peers: the users asked as and their first pages.
+struct PermdbRun {
+    asks: Vec<Ask>,
+    pages: Vec<Vec<(String, u64)>>,
+    open_ms: f64,
+    disk_bytes: u64,
+}
+
+fn engine_name(engine: StorageEngine) -> &'static str {
+    match engine {
+        StorageEngine::Redb => "redb",
+        _ => "sled",
+    }
+}
+
+/// permdb's rows on `engine` for one data set: pages, counts (cached, after another
+/// user's write, after a write to one of the user's own roles), gets, the fetch floor,
+/// its inserts, index size, open time, first query after open, memory and disk.
+#[allow(clippy::too_many_lines, reason = "one row after another")]
+fn permdb_rows(
+    report: &mut Report,
+    args: &Args,
+    data_dir: &Path,
+    engine: StorageEngine,
+    profile: Profile,
+    n: u32,
+    budget: Duration,
+) -> PermdbRun {
+    let stored = profile.data();
+    let p = profile.name();
+    let sys = |base: &str| report::system(base, engine);
+    // sled's stores keep the name they had before redb joined (a cache reused as is).
+    let permdb_dir = match engine {
+        StorageEngine::Redb => data_dir.join(format!("permdb-redb-{}-{n}", stored.name())),
+        _ => data_dir.join(format!("permdb-{}-{n}", stored.name())),
+    };
+    let (pdb, built) = peers::permdb_build(&permdb_dir, stored, n, args.users, engine);
+    if let Some(s) = built {
+        report.extra.push(json!({"docs": n, "profile": stored.name(), "system": sys("permdb"), "batched_insert_docs_per_s": f64::from(n) / s, "durability": "periodic flush (500 ms), one final flush"}));
+    }
+    // The users queried as, with the roles permdb computes for them (all systems use these).
+    let sampled = sample_users(args.users);
+    let users: Vec<(permdb::Client, Ask)> = sampled
+        .iter()
+        .map(|u| {
+            let client = pdb.db.root().impersonate(&format!("u{u}")).unwrap();
+            let roles = client.roles().iter().map(ToString::to_string).collect();
+            let category = (profile == Profile::P3).then(|| "c7".to_string());
+            (client, Ask { roles, category })
+        })
+        .collect();
+    // Each user's first page: ids and `$sequence`s.
+    let pages: Vec<Vec<(String, u64)>> = users
+        .iter()
+        .map(|(c, a)| {
+            permdb_docs(c)
+                .find(&permdb_queries(a, None))
+                .unwrap()
+                .documents
+                .iter()
+                .map(|d| (d.id().to_string(), d.sequence()))
+                .collect()
+        })
+        .collect();
+    let key_docs = permdb_docs(&pdb.key);
+    report.put(
+        n,
+        p,
+        "first page",
+        &sys("permdb user"),
+        measure(&users, budget, |_, (c, a)| {
+            std::hint::black_box(permdb_docs(c).find(&permdb_queries(a, None)).unwrap());
+        }),
+    );
+    report.put(
+        n,
+        p,
+        "first page",
+        &sys("permdb key"),
+        measure(&users, budget, |_, (_, a)| {
+            std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
+        }),
+    );
+    // The fetch floor: the same 25 documents read by sequence in one call, no permission work.
+    report.put(
+        n,
+        p,
+        "first page",
+        &sys("fetch floor"),
+        measure(&users, budget, |i, _| {
+            let seqs: Vec<u64> = pages[i].iter().map(|(_, seq)| *seq).collect();
+            std::hint::black_box(key_docs.get_by_sequences(&seqs).unwrap());
+        }),
+    );
+    report.put(
+        n,
+        p,
+        "page after cursor",
+        &sys("permdb user"),
+        measure(&users, budget, |i, (c, a)| {
+            if let Some((last, _)) = pages[i].last() {
+                std::hint::black_box(permdb_docs(c).find(&permdb_queries(a, Some(last))).unwrap());
+            }
+        }),
+    );
+    // "count": the user's role-set memo holds the union's size (a repeated count).
+    report.put(
+        n,
+        p,
+        "count",
+        &sys("permdb user"),
+        measure(&users, budget, |_, (c, a)| {
+            std::hint::black_box(permdb_docs(c).count(&permdb_filter(a)).unwrap());
+        }),
+    );
+    {
+        let writer = permdb_docs(&pdb.db.root());
+        let mut written = 0u64;
+        // A document readable by `reader` in place of the one written before.
+        let mut write = |reader: permdb::Role| {
+            if written > 0 {
+                writer.delete(&format!("w{}", written - 1)).unwrap();
+            }
+            let perms = vec![permdb::Permission::read(reader)];
+            writer
+                .create(&format!("w{written}"), json!({"n": 0}), Some(perms))
+                .unwrap();
+            written += 1;
+        };
+        let other = || permdb::Role::user("writer");
+        // After another user's write: this user's cached bitmaps and memo stay.
+        report.put(
+            n,
+            p,
+            "first page after a write",
+            &sys("permdb user"),
+            measure_prepared(
+                &users,
+                budget,
+                |_| write(other()),
+                |_, (c, a)| {
+                    std::hint::black_box(permdb_docs(c).find(&permdb_queries(a, None)).unwrap());
+                },
+            ),
+        );
+        report.put(
+            n,
+            p,
+            "first page after a write",
+            &sys("permdb key"),
+            measure_prepared(
+                &users,
+                budget,
+                |_| write(other()),
+                |_, (_, a)| {
+                    std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
+                },
+            ),
+        );
+        report.put(
+            n,
+            p,
+            "count after another user's write",
+            &sys("permdb user"),
+            measure_prepared(
+                &users,
+                budget,
+                |_| write(other()),
+                |_, (c, a)| {
+                    std::hint::black_box(permdb_docs(c).count(&permdb_filter(a)).unwrap());
+                },
+            ),
+        );
+        // After a write to the user's own role: its bitmap and the memo of its role set
+        // are dropped, so the union of the user's role bitmaps is computed again.
+        report.put(
+            n,
+            p,
+            "count after a write to the user's role",
+            &sys("permdb user"),
+            measure_prepared(
+                &users,
+                budget,
+                |i| write(permdb::Role::user(format!("u{}", sampled[i]))),
+                |_, (c, a)| {
+                    std::hint::black_box(permdb_docs(c).count(&permdb_filter(a)).unwrap());
+                },
+            ),
+        );
+        if written > 0 {
+            writer.delete(&format!("w{}", written - 1)).unwrap();
+        }
+    } // `writer` holds the store open: dropped before the reopen below.
+    report.put(
+        n,
+        p,
+        "get by id",
+        &sys("permdb user"),
+        measure(&users, budget, |i, (c, _)| {
+            if let Some((id, _)) = pages[i].first() {
+                std::hint::black_box(permdb_docs(c).get(id).unwrap());
+            }
+        }),
+    );
+    // Permission index size: logical bytes on disk, and its values (its size in memory
+    // when fully cached), per document; what the sampled users' queries cached.
+    let stats = pdb.db.stats().unwrap();
+    let perm = stats.trees.iter().find(|t| t.tree == "perm_index").unwrap();
+    let per_doc = |b: u64| b as f64 / f64::from(n);
+    let index_sizes = json!({
+        "docs": n, "profile": p, "system": sys("permdb"),
+        "perm_index_disk_bytes_per_doc": per_doc(perm.key_bytes + perm.value_bytes + perm.checksum_bytes),
+        "perm_index_value_bytes_per_doc": per_doc(perm.value_bytes),
+        "cached_bitmap_bytes_per_doc": per_doc(stats.cached_bitmap_bytes),
+    });
+    println!("permission index: {index_sizes}");
+    report.extra.push(index_sizes);
+    let asks: Vec<Ask> = users.into_iter().map(|(_, a)| a).collect();
+    drop((key_docs, pdb));
+    // Open time of the existing store, and the first query after it (cold caches).
+    let t = Instant::now();
+    let db = Db::open_with(&permdb_dir, peers::permdb_options()).unwrap();
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let first = db.root().impersonate(&format!("u{}", sampled[0])).unwrap();
+    std::hint::black_box(permdb_docs(&first).find(&[Query::limit(25)]).unwrap());
+    let cold_ms = t.elapsed().as_secs_f64() * 1e3;
+    drop((first, db));
+    // Resident memory of a fresh process that opens the store and queries as the users.
+    let probe = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--rss-probe",
+            &permdb_dir.display().to_string(),
+            &args.users.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&probe.stdout);
+    let mut parts = out
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().unwrap_or(0));
+    let (rss0, rss1) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let rss = json!({"docs": n, "profile": p, "system": sys("permdb"), "rss_growth_bytes_per_doc": rss1.saturating_sub(rss0) as f64 / f64::from(n), "rss_after_bytes": rss1});
+    println!("resident memory: {rss}");
+    report.extra.push(rss);
+    let disk_bytes = dir_bytes(&permdb_dir);
+    report.extra.push(json!({"docs": n, "profile": p, "system": sys("permdb"), "open_ms": open_ms, "first_query_after_open_ms": cold_ms, "disk_bytes": disk_bytes, "disk_bytes_per_doc": disk_bytes as f64 / f64::from(n)}));
+    println!(
+        "{}: open {open_ms:.1} ms, first query after open {cold_ms:.1} ms, disk {disk_bytes} bytes",
+        sys("permdb")
+    );
+    PermdbRun {
+        asks,
+        pages,
+        open_ms,
+        disk_bytes,
+    }
+}
+
 fn main() {
     let raw: Vec<String> = std::env::args().collect();
     if raw.get(1).map(String::as_str) == Some("--rss-probe") {
@@ -260,16 +531,25 @@ fn main() {
         for profile in args.profiles.clone() {
             let stored = profile.data();
             let tag = format!("{}-{n}", stored.name());
-            eprintln!("== {} at {n}: building or reusing stores", profile.name());
-            let (pdb, built) = peers::permdb_build(
-                &data_dir.join(format!("permdb-{tag}")),
-                stored,
-                n,
-                args.users,
-            );
-            if let Some(s) = built {
-                report.extra.push(json!({"docs": n, "profile": stored.name(), "system": "permdb", "batched_insert_docs_per_s": f64::from(n) / s, "durability": "periodic flush (500 ms), one final flush"}));
+            let p = profile.name();
+            // permdb on each engine; the peers answer as the users the first one sampled,
+            // with the roles permdb computed for them, and fetch the same first pages.
+            let mut sampled = None;
+            let mut opens = json!({});
+            let mut sizes = json!({});
+            for &engine in &args.backends {
+                eprintln!(
+                    "== {p} at {n} on {}: building or reusing stores",
+                    engine_name(engine)
+                );
+                let run = permdb_rows(&mut report, &args, &data_dir, engine, profile, n, budget);
+                opens[report::system("permdb", engine)] = json!(run.open_ms);
+                sizes[report::system("permdb", engine)] = json!(run.disk_bytes);
+                sampled.get_or_insert((run.asks, run.pages));
             }
+            let Some((asks, pages)) = sampled else {
+                continue;
+            };
             let sqlite = args.sqlite.then(|| {
                 let (c, built) = peers::sqlite_build(&data_dir.join(format!("sqlite-{tag}.db")), stored, n);
                 if let Some(s) = built {
@@ -284,161 +564,26 @@ fn main() {
                 }
                 db
             });
-            // The users queried as, with the roles permdb computes for them (all systems use these).
-            let users: Vec<(permdb::Client, Ask)> = sample_users(args.users)
-                .into_iter()
-                .map(|u| {
-                    let client = pdb.db.root().impersonate(&format!("u{u}")).unwrap();
-                    let roles = client.roles().iter().map(ToString::to_string).collect();
-                    let category = (profile == Profile::P3).then(|| "c7".to_string());
-                    (client, Ask { roles, category })
-                })
-                .collect();
-            // Each user's first page: ids and `$sequence`s.
-            let pages: Vec<Vec<(String, u64)>> = users
-                .iter()
-                .map(|(c, a)| {
-                    permdb_docs(c)
-                        .find(&permdb_queries(a, None))
-                        .unwrap()
-                        .documents
-                        .iter()
-                        .map(|d| (d.id().to_string(), d.sequence()))
-                        .collect()
-                })
-                .collect();
-            let p = profile.name();
-            let key_docs = permdb_docs(&pdb.key);
-            report.put(
-                n,
-                p,
-                "first page",
-                "permdb user",
-                measure(&users, budget, |_, (c, a)| {
-                    std::hint::black_box(permdb_docs(c).find(&permdb_queries(a, None)).unwrap());
-                }),
-            );
-            report.put(
-                n,
-                p,
-                "first page",
-                "permdb key",
-                measure(&users, budget, |_, (_, a)| {
-                    std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
-                }),
-            );
-            report.put(
-                n,
-                p,
-                "first page",
-                "fetch floor",
-                // The same 25 documents read by sequence in one call, no permission work.
-                measure(&users, budget, |i, _| {
-                    let seqs: Vec<u64> = pages[i].iter().map(|(_, seq)| *seq).collect();
-                    std::hint::black_box(key_docs.get_by_sequences(&seqs).unwrap());
-                }),
-            );
-            report.put(
-                n,
-                p,
-                "page after cursor",
-                "permdb user",
-                measure(&users, budget, |i, (c, a)| {
-                    if let Some((last, _)) = pages[i].last() {
-                        std::hint::black_box(
-                            permdb_docs(c).find(&permdb_queries(a, Some(last))).unwrap(),
-                        );
-                    }
-                }),
-            );
-            report.put(
-                n,
-                p,
-                "count",
-                "permdb user",
-                measure(&users, budget, |_, (c, a)| {
-                    std::hint::black_box(permdb_docs(c).count(&permdb_filter(a)).unwrap());
-                }),
-            );
-            // The same right after another user's write to the collection (to documents
-            // only that user reads, so this user's cached bitmaps and memo stay).
-            {
-                let writer = permdb_docs(&pdb.db.root());
-                let mut written = 0u64;
-                let mut write = || {
-                    if written > 0 {
-                        writer.delete(&format!("w{}", written - 1)).unwrap();
-                    }
-                    let perms = vec![permdb::Permission::read(permdb::Role::user("writer"))];
-                    writer
-                        .create(&format!("w{written}"), json!({"n": 0}), Some(perms))
-                        .unwrap();
-                    written += 1;
-                };
-                report.put(
-                    n,
-                    p,
-                    "first page after a write",
-                    "permdb user",
-                    measure_prepared(&users, budget, &mut write, |_, (c, a)| {
-                        std::hint::black_box(
-                            permdb_docs(c).find(&permdb_queries(a, None)).unwrap(),
-                        );
-                    }),
-                );
-                report.put(
-                    n,
-                    p,
-                    "first page after a write",
-                    "permdb key",
-                    measure_prepared(&users, budget, &mut write, |_, (_, a)| {
-                        std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
-                    }),
-                );
-                report.put(
-                    n,
-                    p,
-                    "count after a write",
-                    "permdb user",
-                    measure_prepared(&users, budget, &mut write, |_, (c, a)| {
-                        std::hint::black_box(permdb_docs(c).count(&permdb_filter(a)).unwrap());
-                    }),
-                );
-                if written > 0 {
-                    writer.delete(&format!("w{}", written - 1)).unwrap();
-                }
-            } // `writer` holds the store open: dropped before the reopen below.
-            report.put(
-                n,
-                p,
-                "get by id",
-                "permdb user",
-                measure(&users, budget, |i, (c, _)| {
-                    if let Some((id, _)) = pages[i].first() {
-                        std::hint::black_box(permdb_docs(c).get(id).unwrap());
-                    }
-                }),
-            );
             if let Some(c) = &sqlite {
                 report.put(
                     n,
                     p,
                     "first page",
                     "sqlite",
-                    measure(&users, budget, |_, (_, a)| {
+                    measure(&asks, budget, |_, a| {
                         std::hint::black_box(peers::sqlite_page(c, a, None));
                     }),
                 );
-                let lasts: Vec<Option<i64>> = users
+                let lasts: Vec<Option<i64>> = asks
                     .iter()
-                    .map(|(_, a)| peers::sqlite_page(c, a, None).1)
+                    .map(|a| peers::sqlite_page(c, a, None).1)
                     .collect();
                 report.put(
                     n,
                     p,
                     "page after cursor",
                     "sqlite",
-                    measure(&users, budget, |i, (_, a)| {
+                    measure(&asks, budget, |i, a| {
                         std::hint::black_box(peers::sqlite_page(c, a, lasts[i]));
                     }),
                 );
@@ -447,7 +592,7 @@ fn main() {
                     p,
                     "count",
                     "sqlite",
-                    measure(&users, budget, |_, (_, a)| {
+                    measure(&asks, budget, |_, a| {
                         std::hint::black_box(peers::sqlite_count(c, a));
                     }),
                 );
@@ -456,7 +601,7 @@ fn main() {
                     p,
                     "get by id",
                     "sqlite",
-                    measure(&users, budget, |i, (_, a)| {
+                    measure(&asks, budget, |i, a| {
                         if let Some((id, _)) = pages[i].first() {
                             std::hint::black_box(peers::sqlite_get(c, a, id));
                         }
@@ -469,7 +614,7 @@ fn main() {
                     p,
                     "first page",
                     "sled scan",
-                    measure(&users, budget, |_, (_, a)| {
+                    measure(&asks, budget, |_, a| {
                         std::hint::black_box(peers::sled_page(db, a, None));
                     }),
                 );
@@ -478,7 +623,7 @@ fn main() {
                     p,
                     "page after cursor",
                     "sled scan",
-                    measure(&users, budget, |i, (_, a)| {
+                    measure(&asks, budget, |i, a| {
                         std::hint::black_box(peers::sled_page(
                             db,
                             a,
@@ -491,7 +636,7 @@ fn main() {
                     p,
                     "count",
                     "sled scan",
-                    measure(&users, budget, |_, (_, a)| {
+                    measure(&asks, budget, |_, a| {
                         std::hint::black_box(peers::sled_count(db, a));
                     }),
                 );
@@ -500,48 +645,21 @@ fn main() {
                     p,
                     "get by id",
                     "sled scan",
-                    measure(&users, budget, |i, (_, a)| {
+                    measure(&asks, budget, |i, a| {
                         if let Some((id, _)) = pages[i].first() {
                             std::hint::black_box(peers::sled_get(db, a, id));
                         }
                     }),
                 );
             }
-            // Permission index size: logical bytes on disk, and its values (its size in memory
-            // when fully cached), per document; what the sampled users' queries cached.
-            let stats = pdb.db.stats().unwrap();
-            let perm = stats.trees.iter().find(|t| t.tree == "perm_index").unwrap();
-            let per_doc = |b: u64| b as f64 / f64::from(n);
-            let index_sizes = json!({
-                "docs": n, "profile": p,
-                "perm_index_disk_bytes_per_doc": per_doc(perm.key_bytes + perm.value_bytes + perm.checksum_bytes),
-                "perm_index_value_bytes_per_doc": per_doc(perm.value_bytes),
-                "cached_bitmap_bytes_per_doc": per_doc(stats.cached_bitmap_bytes),
-            });
-            println!("permission index: {index_sizes}");
-            report.extra.push(index_sizes);
-            // Open time of the existing store, and the first query after it (cold caches).
-            drop((users, key_docs, sled, sqlite));
-            let permdb_dir = data_dir.join(format!("permdb-{tag}"));
-            drop(pdb);
-            let t = Instant::now();
-            let db = Db::open_with(&permdb_dir, peers::permdb_options()).unwrap();
-            let open_ms = t.elapsed().as_secs_f64() * 1e3;
-            let t = Instant::now();
-            let first = db
-                .root()
-                .impersonate(&format!("u{}", sample_users(1)[0]))
-                .unwrap();
-            std::hint::black_box(permdb_docs(&first).find(&[Query::limit(25)]).unwrap());
-            let cold_ms = t.elapsed().as_secs_f64() * 1e3;
-            drop((first, db));
-            // The peers' own open times, for scale: sled's grows with its page table too.
-            let mut opens = json!({"permdb": open_ms});
+            drop((sled, sqlite));
+            // The peers' own open times and sizes, for scale.
             if args.sled {
                 let t = Instant::now();
                 let s = sled::open(data_dir.join(format!("sled-{tag}"))).unwrap();
                 opens["sled scan"] = json!(t.elapsed().as_secs_f64() * 1e3);
                 drop(s);
+                sizes["sled scan"] = json!(dir_bytes(&data_dir.join(format!("sled-{tag}"))));
             }
             if args.sqlite {
                 let t = Instant::now();
@@ -552,51 +670,36 @@ fn main() {
                     .unwrap();
                 std::hint::black_box(tables);
                 opens["sqlite"] = json!(t.elapsed().as_secs_f64() * 1e3);
-            }
-            // Resident memory of a fresh process that opens the store and queries as the users.
-            let probe = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--rss-probe",
-                    &permdb_dir.display().to_string(),
-                    &args.users.to_string(),
-                ])
-                .output()
-                .unwrap();
-            let out = String::from_utf8_lossy(&probe.stdout);
-            let mut parts = out
-                .split_whitespace()
-                .map(|v| v.parse::<u64>().unwrap_or(0));
-            let (rss0, rss1) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-            let rss = json!({"docs": n, "profile": p, "rss_growth_bytes_per_doc": rss1.saturating_sub(rss0) as f64 / f64::from(n), "rss_after_bytes": rss1});
-            println!("resident memory: {rss}");
-            report.extra.push(rss);
-            let bytes = dir_bytes(&permdb_dir);
-            let mut sizes = json!({"permdb": bytes});
-            if args.sqlite {
                 sizes["sqlite"] = json!(dir_bytes(&data_dir.join(format!("sqlite-{tag}.db"))));
             }
-            if args.sled {
-                sizes["sled scan"] = json!(dir_bytes(&data_dir.join(format!("sled-{tag}"))));
-            }
-            report.extra.push(json!({"docs": n, "profile": p, "permdb_open_ms": open_ms, "open_ms": opens, "permdb_first_query_after_open_ms": cold_ms, "disk_bytes": sizes}));
+            report
+                .extra
+                .push(json!({"docs": n, "profile": p, "open_ms": opens, "disk_bytes": sizes}));
             println!("{}", report.markdown(n, p));
-            println!(
-                "permdb open {open_ms:.1} ms, first query after open {cold_ms:.1} ms; open ms {opens}; disk bytes {sizes}"
-            );
+            println!("open ms {opens}; disk bytes {sizes}");
         }
     }
     // Single inserts, each its own write, beside SQLite's.
     let tmp = args.out.join("single");
     std::fs::create_dir_all(&tmp).unwrap();
-    let periodic = peers::permdb_single_inserts(
-        &tmp.join("permdb-periodic"),
-        Durability::Periodic { every_ms: 500 },
-        2000,
-    );
-    let immediate =
-        peers::permdb_single_inserts(&tmp.join("permdb-immediate"), Durability::Immediate, 200);
-    let mut singles =
-        json!({"permdb_periodic_us": periodic * 1e6, "permdb_immediate_fsync_us": immediate * 1e6});
+    let mut singles = json!({});
+    for &engine in &args.backends {
+        let name = engine_name(engine);
+        let periodic = peers::permdb_single_inserts(
+            &tmp.join(format!("permdb-{name}-periodic")),
+            Durability::Periodic { every_ms: 500 },
+            2000,
+            engine,
+        );
+        let immediate = peers::permdb_single_inserts(
+            &tmp.join(format!("permdb-{name}-immediate")),
+            Durability::Immediate,
+            200,
+            engine,
+        );
+        singles[format!("permdb_{name}_periodic_us")] = json!(periodic * 1e6);
+        singles[format!("permdb_{name}_immediate_fsync_us")] = json!(immediate * 1e6);
+    }
     if args.sqlite {
         singles["sqlite_normal_us"] =
             json!(peers::sqlite_single_inserts(&tmp.join("sqlite.db"), 2000) * 1e6);

@@ -43,7 +43,13 @@ pub fn permdb_options() -> Options {
 
 /// Builds (or, when `dir` holds a complete store, reopens) the permdb store of a data set.
 /// Returns the store and the seconds spent inserting (batched) when it was built.
-pub fn permdb_build(dir: &Path, profile: Profile, n: u32, users: u32) -> (Permdb, Option<f64>) {
+pub fn permdb_build(
+    dir: &Path,
+    profile: Profile,
+    n: u32,
+    users: u32,
+    engine: permdb::StorageEngine,
+) -> (Permdb, Option<f64>) {
     let done = dir.join("complete");
     // A cached store of an older format does not open: it is rebuilt.
     let cached = done
@@ -56,7 +62,7 @@ pub fn permdb_build(dir: &Path, profile: Profile, n: u32, users: u32) -> (Permdb
     }
     let db = match cached {
         Some(db) => db,
-        None => Db::open_with(dir, permdb_options()).expect("open permdb"),
+        None => Db::open_with(dir, permdb_options().backend(engine)).expect("open permdb"),
     };
     let root = db.root();
     let mut insert_secs = None;
@@ -144,9 +150,14 @@ pub fn permdb_queries(ask: &Ask, after: Option<&str>) -> Vec<Query> {
 }
 
 /// Single inserts, each its own write, under `durability`. Seconds per insert.
-pub fn permdb_single_inserts(dir: &Path, durability: Durability, count: u32) -> f64 {
+pub fn permdb_single_inserts(
+    dir: &Path,
+    durability: Durability,
+    count: u32,
+    engine: permdb::StorageEngine,
+) -> f64 {
     let _ = std::fs::remove_dir_all(dir);
-    let db = Db::open_with(dir, permdb_options().durability(durability)).unwrap();
+    let db = Db::open_with(dir, permdb_options().durability(durability).backend(engine)).unwrap();
     let root = db.root();
     root.schemas().create("db", "Database").unwrap();
     root.schema("db")

@@ -6,14 +6,25 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-/// Systems, in column order.
-pub const SYSTEMS: [&str; 5] = [
+/// Systems, in column order: permdb's on sled, then on redb, then the peers.
+pub const SYSTEMS: [&str; 8] = [
     "permdb user",
     "permdb key",
     "fetch floor",
+    "permdb user (redb)",
+    "permdb key (redb)",
+    "fetch floor (redb)",
     "sqlite",
     "sled scan",
 ];
+
+/// The system name of permdb's `base` on `engine`: sled's as before, redb's marked.
+pub fn system(base: &str, engine: permdb::StorageEngine) -> String {
+    match engine {
+        permdb::StorageEngine::Redb => format!("{base} (redb)"),
+        _ => base.to_string(),
+    }
+}
 
 #[derive(Default)]
 pub struct Report {
@@ -51,10 +62,10 @@ impl Report {
             seen
         };
         let mut out = format!(
-            "\n{profile}, {docs} documents (median µs)\n\n| operation | {} | permdb / sqlite | permdb / floor |\n|---|",
+            "\n{profile}, {docs} documents (median µs; permdb on sled, then on redb)\n\n| operation | {} | permdb / sqlite | permdb / floor | redb / sled |\n|---|",
             SYSTEMS.join(" | ")
         );
-        out += &"---|".repeat(SYSTEMS.len() + 2);
+        out += &"---|".repeat(SYSTEMS.len() + 3);
         out.push('\n');
         for op in ops {
             let _ = write!(out, "| {op} |");
@@ -66,12 +77,20 @@ impl Report {
                     None => out += " |",
                 }
             }
-            let user = self.get(docs, profile, &op, "permdb user");
-            let ratio = |peer: &str| match (user, self.get(docs, profile, &op, peer)) {
+            let ratio = |a: &str, b: &str| match (
+                self.get(docs, profile, &op, a),
+                self.get(docs, profile, &op, b),
+            ) {
                 (Some(u), Some(p)) if p > 0.0 => format!("{:.3}", u / p),
                 _ => String::new(),
             };
-            let _ = writeln!(out, " {} | {} |", ratio("sqlite"), ratio("fetch floor"));
+            let _ = writeln!(
+                out,
+                " {} | {} | {} |",
+                ratio("permdb user", "sqlite"),
+                ratio("permdb user", "fetch floor"),
+                ratio("permdb user (redb)", "permdb user")
+            );
         }
         out
     }
@@ -112,7 +131,9 @@ impl Report {
             let (lo, hi) = ((min_t * 0.8).log10(), (max_t * 1.25).log10());
             h - pad - (t.log10() - lo) / (hi - lo).max(1e-9) * (h - 2.0 * pad)
         };
-        let colors = ["#1b9e77", "#7570b3", "#999999", "#d95f02", "#e7298a"];
+        let colors = [
+            "#1b9e77", "#7570b3", "#999999", "#66a61e", "#a6761d", "#cccccc", "#d95f02", "#e7298a",
+        ];
         let mut svg = format!(
             "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\
              <rect width='100%' height='100%' fill='white'/>\
@@ -173,7 +194,7 @@ impl Report {
             let _ = write!(
                 svg,
                 "<text x='{}' y='{}' fill='{color}'>{system}</text>",
-                w - pad - 110.0,
+                w - pad - 130.0,
                 pad + 16.0 * i as f64
             );
         }
