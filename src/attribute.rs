@@ -436,7 +436,14 @@ pub(crate) fn check_stored(attributes: &[AttributeSpec], data: &Map<String, Valu
                 quote(key)
             )));
         };
-        if !v.is_null() {
+        if v.is_null() {
+            if a.required {
+                return Err(Error::InvalidDocument(format!(
+                    "attribute {}: required, so never null",
+                    quote(key)
+                )));
+            }
+        } else {
             a.check_value(v)
                 .map_err(|m| Error::InvalidDocument(format!("attribute {}: {m}", quote(key))))?;
         }

@@ -9,7 +9,7 @@ use crate::document::DocRecord;
 use crate::engine::Engine;
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{check_id, quote};
-use crate::index::attr::{IndexRecord, IndexSpec, IndexType};
+use crate::index::attr::{IndexRecord, IndexSpec, IndexType, MAX_INDEXES};
 use crate::index::{Contribution, IndexEdits};
 use crate::perm::decide::CollectionRules;
 use crate::perm::{Permission, Target, normalize};
@@ -463,6 +463,11 @@ pub(crate) fn import_collection(
         }
         records.push(AttributeRecord::from_spec(spec, max_depth)?);
     }
+    if indexes.len() > MAX_INDEXES {
+        return Err(Error::LimitExceeded(format!(
+            "at most {MAX_INDEXES} indexes"
+        )));
+    }
     let mut stored = Vec::with_capacity(indexes.len());
     for (i, spec) in indexes.iter().enumerate() {
         check_id("index key", &spec.key)?;
@@ -770,6 +775,11 @@ pub(crate) fn create_index(
                 &spec.key,
                 format!("index {} already exists", quote(&spec.key)),
             ));
+        }
+        if r.indexes.len() >= MAX_INDEXES {
+            return Err(Error::LimitExceeded(format!(
+                "at most {MAX_INDEXES} indexes"
+            )));
         }
         let specs = r.attribute_specs(max_depth)?;
         check_index(spec, &specs)?;

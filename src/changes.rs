@@ -533,9 +533,12 @@ pub(crate) fn read(
     }
     let last = engine.last_lsn();
     if since > last {
-        return Err(Error::InvalidArgument(format!(
-            "since {since} is after the last change number {last}"
-        )));
+        // A number this store never gave: one kept from another store, or from this one
+        // before it was restored from a dump. Only a fresh read can answer it.
+        return resync(&format!(
+            "{since} is after this store's last change number {last}: a number from \
+             another store, or from before a restore?"
+        ));
     }
     // A store older than the feed has documents without feed records: only `find` sees
     // them all.

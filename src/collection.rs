@@ -12,8 +12,8 @@ use crate::catalog::{CollectionRecord, Counters, resolve_collection};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{
-    DocRecord, Document, DocumentList, check_field_count, load_record, make_record, put_record,
-    seq_of,
+    DocRecord, Document, DocumentList, check_field_count, check_object, load_record, make_record,
+    put_record, seq_of,
 };
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
@@ -59,8 +59,7 @@ impl Schema {
 /// A new document checked before the write lock: its id, data and permission strings.
 pub(crate) type Prepared = (String, Map<String, Value>, Option<Vec<Permission>>);
 
-/// Longest attribute name, in bytes.
-pub const MAX_FIELD_NAME_LEN: usize = 255;
+pub use crate::document::MAX_FIELD_NAME_LEN;
 
 /// A collection of one schema, as seen by one client. Cheap to clone; holds no lock.
 #[derive(Debug, Clone)]
@@ -868,31 +867,7 @@ fn to_object(data: impl Serialize, limits: Limits) -> Result<Map<String, Value>>
             )));
         }
     };
-    for key in map.keys() {
-        if key.is_empty() || key.len() > MAX_FIELD_NAME_LEN {
-            return Err(Error::InvalidDocument(format!(
-                "attribute name {} must be 1 to {MAX_FIELD_NAME_LEN} bytes",
-                quote(key)
-            )));
-        }
-        if key.starts_with('$') {
-            return Err(Error::InvalidDocument(format!(
-                "attribute {}: names starting with '$' are reserved for system fields",
-                quote(key)
-            )));
-        }
-    }
-    check_field_count(&map, limits)?;
-    // The document as a whole is one level: its values may nest `max_depth - 1` more.
-    if map
-        .values()
-        .any(|v| crate::value::too_deep(v, limits.max_depth.saturating_sub(1)))
-    {
-        return Err(Error::LimitExceeded(format!(
-            "document nested deeper than {} levels",
-            limits.max_depth
-        )));
-    }
+    check_object(&map, limits)?;
     Ok(map)
 }
 

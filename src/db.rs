@@ -94,6 +94,17 @@ impl Db {
     /// or upgraded first when [`Options::upgrade`] says so.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let path = path.as_ref();
+        // An upgrade cut short between its renames left no store at `path`: finishing it
+        // (or asking for it) keeps a new empty store from taking the data's place.
+        if crate::upgrade::cut_short(path) && crate::store::engine_of(path)?.is_none() {
+            if !options.upgrade {
+                return Err(crate::Error::UpgradeRequired {
+                    found: 3,
+                    expected: crate::store::keys::FORMAT_VERSION,
+                });
+            }
+            crate::upgrade::upgrade(path, &options, &mut |_| {})?;
+        }
         match Db::start(Some(path), options.clone()) {
             Err(crate::Error::UpgradeRequired { .. }) if options.upgrade => {
                 crate::upgrade::upgrade(path, &options, &mut |_| {})?;
@@ -101,6 +112,12 @@ impl Db {
             }
             other => other,
         }
+    }
+
+    /// The storage engine of the store in directory `path`, found from its files as
+    /// opening it does; `None` when it holds no store.
+    pub fn engine_of(path: impl AsRef<Path>) -> Result<Option<crate::StorageEngine>> {
+        crate::store::engine_of(path.as_ref())
     }
 
     /// Writes the whole store to `out` as a dump (JSON lines, docs/DUMP.md): schemas,

@@ -233,6 +233,41 @@ impl DocHead {
     }
 }
 
+/// Longest attribute name, in bytes.
+pub const MAX_FIELD_NAME_LEN: usize = 255;
+
+/// Checks a document's attributes as every write does: names of 1 to
+/// [`MAX_FIELD_NAME_LEN`] bytes not starting with `$` (system fields), at most
+/// `limits.max_fields` of them, nested at most `limits.max_depth` levels.
+pub(crate) fn check_object(map: &Map<String, Value>, limits: Limits) -> Result<()> {
+    for key in map.keys() {
+        if key.is_empty() || key.len() > MAX_FIELD_NAME_LEN {
+            return Err(Error::InvalidDocument(format!(
+                "attribute name {} must be 1 to {MAX_FIELD_NAME_LEN} bytes",
+                quote(key)
+            )));
+        }
+        if key.starts_with('$') {
+            return Err(Error::InvalidDocument(format!(
+                "attribute {}: names starting with '$' are reserved for system fields",
+                quote(key)
+            )));
+        }
+    }
+    check_field_count(map, limits)?;
+    // The document as a whole is one level: its values may nest `max_depth - 1` more.
+    if map
+        .values()
+        .any(|v| crate::value::too_deep(v, limits.max_depth.saturating_sub(1)))
+    {
+        return Err(Error::LimitExceeded(format!(
+            "document nested deeper than {} levels",
+            limits.max_depth
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses a document of more top-level attributes than `limits` allow.
 pub(crate) fn check_field_count(map: &Map<String, Value>, limits: Limits) -> Result<()> {
     if map.len() > limits.max_fields {

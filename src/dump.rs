@@ -15,7 +15,7 @@ use crate::auth::prefs::{self, Owner};
 use crate::auth::teams::{MembershipRecord, TeamRecord};
 use crate::auth::users::{self, UserRecord};
 use crate::catalog::{self, CollectionRecord, Counters, SchemaRecord};
-use crate::document::{DocRecord, check_field_count, make_record, put_record};
+use crate::document::{DocRecord, check_object, make_record, put_record};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::attr::IndexSpec;
@@ -34,6 +34,8 @@ pub const DUMP_VERSION: u32 = 1;
 const MAX_LINE: usize = 64 << 20;
 /// How many writes one commit of an import holds.
 const CHUNK: usize = 4096;
+/// How many bytes of dump lines one commit of an import holds, at most (about).
+const CHUNK_BYTES: usize = 32 << 20;
 /// How often (lines) progress is told.
 const PROGRESS_EVERY: u64 = 10_000;
 
@@ -203,6 +205,19 @@ fn unhex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Refuses a time (Unix ms) no stored record can hold: reading it back would fail.
+fn check_times(times: &[(&str, i64)]) -> Result<()> {
+    for (field, ms) in times {
+        crate::timefmt::from_millis(*ms)
+            .map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// How far ahead of the clock a signing key's creation may be: the newest key signs, so
+/// one made "in the future" would go on signing after every rotation.
+const SIGNING_KEY_SKEW_MS: i64 = 24 * 3600 * 1000;
+
 fn base64url() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
 }
@@ -347,6 +362,8 @@ fn export_catalog(engine: &Engine, w: &mut Writer<'_>) -> Result<()> {
         let coll: CollectionRecord =
             codec::decode(&v, || format!("collection record at {:02x?}", &*k))?;
         w.step(format!("collection {}/{}", coll.schema_id, coll.id));
+        // Permissions that do not parse (a store written by looser rules) would not import.
+        coll.permissions.parsed(&coll.id)?;
         let counters = Counters::load(store, coll.cid)?;
         w.line(&Line::Collection {
             schema_id: coll.schema_id.clone(),
@@ -395,13 +412,6 @@ fn export_catalog(engine: &Engine, w: &mut Writer<'_>) -> Result<()> {
     Ok(())
 }
 
-/// `DIR` with `suffix` appended to its last component.
-fn beside(dir: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    dir.with_file_name(name)
-}
-
 /// Reads a dump into a new store at `dir` (which must not hold one), made with
 /// `options`' engine. The store is built at `DIR.importing` and renamed into place once
 /// complete, so a failed import leaves nothing that looks like a store.
@@ -412,6 +422,7 @@ pub(crate) fn import(
     progress: &mut dyn FnMut(DumpProgress),
 ) -> Result<DumpReport> {
     let io = |what: String| move |e: std::io::Error| Error::storage(what, e);
+    crate::upgrade::check_named(dir)?;
     if crate::store::engine_of(dir)?.is_some()
         || std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
     {
@@ -420,7 +431,7 @@ pub(crate) fn import(
             dir.display()
         )));
     }
-    let building = beside(dir, ".importing");
+    let building = crate::upgrade::beside(dir, ".importing");
     if building
         .try_exists()
         .map_err(io(format!("cannot look at {}", building.display())))?
@@ -443,16 +454,22 @@ pub(crate) fn import(
     })();
     match loaded {
         Ok(report) => {
-            if dir.exists() {
-                std::fs::remove_dir(dir)
-                    .map_err(io(format!("cannot replace {}", dir.display())))?;
+            let placed = (|| {
+                if dir.exists() {
+                    std::fs::remove_dir(dir)
+                        .map_err(io(format!("cannot replace {}", dir.display())))?;
+                }
+                std::fs::rename(&building, dir).map_err(io(format!(
+                    "cannot rename {} to {}",
+                    building.display(),
+                    dir.display()
+                )))?;
+                crate::upgrade::sync_parent(dir)
+            })();
+            if placed.is_err() && building.exists() {
+                let _ = std::fs::remove_dir_all(&building);
             }
-            std::fs::rename(&building, dir).map_err(io(format!(
-                "cannot rename {} to {}",
-                building.display(),
-                dir.display()
-            )))?;
-            Ok(report)
+            placed.map(|()| report)
         }
         Err(e) => {
             // Best effort: a leftover is removed by the next import anyway.
@@ -493,6 +510,8 @@ struct Loader<'e> {
     pending: WriteBatch,
     edits: IndexEdits,
     writes: usize,
+    /// Bytes of the lines whose writes are pending.
+    pending_bytes: usize,
     signing_keys: HashSet<u64>,
     users: HashSet<String>,
     emails: HashSet<Vec<u8>>,
@@ -515,6 +534,7 @@ impl<'e> Loader<'e> {
             pending: WriteBatch::default(),
             edits: IndexEdits::default(),
             writes: 0,
+            pending_bytes: 0,
             signing_keys: HashSet::new(),
             users: HashSet::new(),
             emails: HashSet::new(),
@@ -572,6 +592,7 @@ impl<'e> Loader<'e> {
             ended = matches!(line, Line::End { .. });
             let step_before = self.current.as_ref().map(|c| c.record.cid);
             self.report.count(&line);
+            self.pending_bytes += buf.len();
             self.take(line).map_err(|e| match e {
                 Error::Storage { .. } | Error::Corrupt { .. } | Error::Internal(_) => e,
                 other => bad(other.to_string()),
@@ -606,12 +627,13 @@ impl<'e> Loader<'e> {
             Ok(())
         })?;
         self.writes = 0;
+        self.pending_bytes = 0;
         Ok(())
     }
 
     fn wrote(&mut self) -> Result<()> {
         self.writes += 1;
-        if self.writes >= CHUNK {
+        if self.writes >= CHUNK || self.pending_bytes >= CHUNK_BYTES {
             self.commit()?;
         }
         Ok(())
@@ -648,6 +670,14 @@ impl<'e> Loader<'e> {
                 secret,
                 created_ms,
             } => {
+                check_times(&[("created_ms", created_ms)])?;
+                if created_ms > self.engine.now_ms().saturating_add(SIGNING_KEY_SKEW_MS) {
+                    return invalid(
+                        "created_ms: after now (a key from the future would sign \
+                                    after every rotation)"
+                            .into(),
+                    );
+                }
                 let secret: [u8; 32] = base64url()
                     .decode(secret.as_bytes())
                     .ok()
@@ -681,14 +711,14 @@ impl<'e> Loader<'e> {
                 updated_ms,
                 prefs,
             } => {
+                check_times(&[("created_ms", created_ms), ("updated_ms", updated_ms)])?;
                 crate::id::check_id("user id", &id)?;
-                users::check_new_email(&email)?;
+                // As an existing account's email is checked (older ones may be non-ASCII).
+                crate::text::check_email(&email)?;
                 users::check_user_name(&name)?;
                 let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
                 let labels = users::check_labels(&label_refs)?;
-                if argon2::PasswordHash::new(&password_hash).is_err() {
-                    return invalid("password_hash: not a PHC string".into());
-                }
+                crate::auth::password::check_stored_hash(&password_hash)?;
                 if !self.users.insert(id.clone()) {
                     return invalid(format!("user {id} appears twice"));
                 }
@@ -724,6 +754,7 @@ impl<'e> Loader<'e> {
                 created_ms,
                 prefs,
             } => {
+                check_times(&[("created_ms", created_ms)])?;
                 crate::id::check_id("team id", &id)?;
                 crate::text::check_name("team", &name)?;
                 if !self.teams.insert(id.clone()) {
@@ -745,6 +776,7 @@ impl<'e> Loader<'e> {
                 confirmed,
                 created_ms,
             } => {
+                check_times(&[("created_ms", created_ms)])?;
                 crate::id::check_id("membership id", &id)?;
                 if !self.teams.contains(&team_id) {
                     return invalid(format!("team {team_id} is not in the dump before"));
@@ -800,6 +832,16 @@ impl<'e> Loader<'e> {
                 expires_ms,
                 created_ms,
             } => {
+                check_times(&[("created_ms", created_ms)])?;
+                check_times(
+                    &expires_ms
+                        .map(|e| ("expires_ms", e))
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                )?;
+                if id.contains('.') {
+                    return invalid("key id: no '.' (the secret is the id, a dot, the key)".into());
+                }
                 crate::id::check_id("key id", &id)?;
                 crate::text::check_name("key", &name)?;
                 let secret_digest = unhex32(&secret_sha256).ok_or_else(|| {
@@ -825,6 +867,7 @@ impl<'e> Loader<'e> {
                 created_ms,
                 updated_ms,
             } => {
+                check_times(&[("created_ms", created_ms), ("updated_ms", updated_ms)])?;
                 let r = SchemaRecord {
                     id: id.clone(),
                     name,
@@ -851,6 +894,7 @@ impl<'e> Loader<'e> {
                 indexes,
                 next_sequence,
             } => {
+                check_times(&[("created_ms", created_ms), ("updated_ms", updated_ms)])?;
                 self.finish_collection()?;
                 let Some(schema) = self.schemas.get(&schema_id) else {
                     return invalid(format!("schema {schema_id} is not in the dump before"));
@@ -953,6 +997,7 @@ impl<'e> Loader<'e> {
             )));
         }
         crate::id::check_id("document id", id)?;
+        check_times(&[("created_ms", created_ms), ("updated_ms", updated_ms)])?;
         if sequence <= c.last_sequence || sequence >= c.next_sequence {
             return Err(Error::InvalidArgument(format!(
                 "sequence {sequence}: above {} (the one before) and below next_sequence {}",
@@ -970,7 +1015,7 @@ impl<'e> Loader<'e> {
             .collect::<Result<Vec<_>>>()?;
         let permissions = normalize(&permissions, Target::Document)?;
         attribute::check_stored(&c.specs, data)?;
-        check_field_count(data, limits)?;
+        check_object(data, limits)?;
         let record = make_record(id, created_ms, updated_ms, &permissions, data, limits)?;
         let cid = c.record.cid;
         put_record(&mut self.pending, cid, sequence, &record, limits)?;

@@ -81,6 +81,23 @@ pub(crate) struct Engine {
     applying: AtomicU64,
 }
 
+/// The odd stretch of `Engine::applying` (INVARIANT commit-parity): made odd when made,
+/// even again when dropped, a panic in between included.
+struct Applying<'a>(&'a AtomicU64);
+
+impl Applying<'_> {
+    fn start(counter: &AtomicU64) -> Applying<'_> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Applying(counter)
+    }
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// How many times [`Engine::consistent`] reads before it takes the writer lock.
 const OPTIMISTIC_READS: usize = 4;
 
@@ -160,11 +177,7 @@ impl Engine {
     /// last case, which only a stream of commits faster than one read can cause.
     pub(crate) fn consistent<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
         for _ in 0..OPTIMISTIC_READS {
-            let before = self.applying.load(Ordering::SeqCst);
-            if before % 2 == 1 {
-                std::thread::yield_now();
-                continue;
-            }
+            let before = self.settled();
             let out = read();
             std::sync::atomic::fence(Ordering::SeqCst);
             if self.applying.load(Ordering::SeqCst) == before {
@@ -173,6 +186,24 @@ impl Engine {
         }
         let _guard = self.lock();
         read()
+    }
+
+    /// The parity counter once no batch is being applied: waits for the one being
+    /// applied (a commit, an fsync on redb's `Immediate` at most) without taking a lock.
+    fn settled(&self) -> u64 {
+        let mut spins = 0u32;
+        loop {
+            let now = self.applying.load(Ordering::SeqCst);
+            if now.is_multiple_of(2) {
+                return now;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
     }
 
     /// The last log sequence number given to a document change; 0 before the first.
@@ -258,12 +289,12 @@ impl Engine {
                 lsns.last().to_be_bytes().to_vec(),
             );
         }
-        self.applying.fetch_add(1, Ordering::SeqCst);
+        let applying = Applying::start(&self.applying);
         let applied = self.store.apply(&batch);
         // Whatever happened to the batch, cached bitmaps it touched may be stale now,
         // and clients must not keep a principal it may have changed.
         self.bitmaps.invalidate(&batch);
-        self.applying.fetch_add(1, Ordering::SeqCst);
+        drop(applying);
         if (self.principal_rule)(&batch) {
             self.auth_epoch.fetch_add(1, Ordering::AcqRel);
         }

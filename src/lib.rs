@@ -96,7 +96,7 @@ pub use document::{Document, DocumentList};
 pub use dump::{DUMP_VERSION, DumpProgress, DumpReport};
 pub use error::{Denial, Error, ResourceKind, Result};
 pub use id::{ID, MAX_ID_LEN, UNIQUE_ID};
-pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD};
+pub use index::attr::{IndexSpec, IndexType, MAX_INDEXED_WORD, MAX_INDEXES};
 pub use integrity::{IntegrityProgress, IntegrityReport};
 pub use live::{Event, Subscription, WATCH_QUEUE};
 pub use options::{

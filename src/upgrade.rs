@@ -42,10 +42,43 @@ pub struct UpgradeProgress {
 }
 
 /// `DIR` with `suffix` appended to its last component.
-fn beside(dir: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn beside(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     dir.with_file_name(name)
+}
+
+/// Refuses a directory given without a name of its own (`.`, `..`, `/`): the work
+/// directories beside it would land inside it or nowhere.
+pub(crate) fn check_named(dir: &Path) -> Result<()> {
+    match dir.file_name() {
+        Some(name) if name != "." => Ok(()),
+        _ => Err(Error::InvalidArgument(format!(
+            "{}: name the store's directory itself (not ., .. or /)",
+            dir.display()
+        ))),
+    }
+}
+
+/// Whether `dir` is a directory holding nothing.
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Whether an upgrade of `dir` was cut short between its two renames (the old store
+/// moved aside, the new one not yet in place): opening `dir` must not make a new store.
+pub(crate) fn cut_short(dir: &Path) -> bool {
+    beside(dir, ".upgrading").is_dir() && beside(dir, &format!(".format{FROM}")).is_dir()
+}
+
+/// Makes the durable record of renames in `dir`'s parent.
+pub(crate) fn sync_parent(dir: &Path) -> Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io(format!("cannot sync {}", parent.display())))?;
+    }
+    Ok(())
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -77,14 +110,25 @@ pub(crate) fn upgrade(
     options: &Options,
     progress: &mut dyn FnMut(UpgradeProgress),
 ) -> Result<UpgradeReport> {
+    check_named(dir)?;
     let fresh = beside(dir, ".upgrading");
     let kept = beside(dir, &format!(".format{FROM}"));
+    // One upgrade of a store at a time, across processes, from its first look to its
+    // last rename. The lock file stays (empty) beside the store.
+    let lock_path = beside(dir, ".upgrade-lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(io(format!("cannot create {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(io(format!("cannot lock {}", lock_path.display())))?;
     let exists = |p: &Path| {
         p.try_exists()
             .map_err(io(format!("cannot look at {}", p.display())))
     };
-    if !exists(dir)? && exists(&kept)? && exists(&fresh)? {
+    if (!exists(dir)? || is_empty_dir(dir)) && exists(&kept)? && exists(&fresh)? {
         // Cut short between the two renames: the copy is complete when it has its version.
+        if exists(dir)? {
+            std::fs::remove_dir(dir).map_err(io(format!("cannot remove {}", dir.display())))?;
+        }
         return finish_rename(dir, &fresh, &kept, options);
     }
     let Some(engine) = crate::store::engine_of(dir)? else {
@@ -146,6 +190,9 @@ pub(crate) fn upgrade(
         }
     };
     drop(source);
+    // The copy's files are durable (flushed above); its directory entry must be before
+    // the old store moves aside.
+    sync_parent(dir)?;
     std::fs::rename(dir, &kept).map_err(io(format!(
         "cannot rename {} to {}",
         dir.display(),
@@ -178,12 +225,8 @@ fn finish_rename(
         fresh.display(),
         dir.display()
     )))?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // The renames are durable once the directory holding them is.
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io(format!("cannot sync {}", parent.display())))?;
-    }
+    // The renames are durable once the directory holding them is.
+    sync_parent(dir)?;
     Ok(UpgradeReport {
         from: FROM,
         to: keys::FORMAT_VERSION,

@@ -187,9 +187,10 @@ fn pages_follow_the_limit_and_resume_where_they_stopped() {
     }
     let want: Vec<String> = (0..25).map(|i| format!("n{i:02}")).collect();
     assert_eq!(seen, want);
+    // A number the store never gave (another store's, or from before a restore).
     assert!(matches!(
         notes_of(&a).changes(db.last_lsn() + 1, 10),
-        Err(Error::InvalidArgument(_))
+        Err(Error::ResyncRequired { .. })
     ));
 }
 

@@ -127,6 +127,11 @@ fn a_store_goes_through_a_dump_to_the_other_engine_and_back() {
         .unwrap();
     let changes = notes.changes(from, 10).unwrap();
     assert_eq!(changes.documents.len(), 1);
+    // A number this store never gave resyncs too.
+    assert!(matches!(
+        notes.changes(b.last_lsn() + 5, 10),
+        Err(Error::ResyncRequired { .. })
+    ));
     // Sessions are not carried, and the new store's tokens are its own.
     let old_session = db.client().set_session(&secrets.session_a);
     assert!(old_session.is_ok());
@@ -183,9 +188,11 @@ fn the_committed_dump_is_what_this_build_writes_and_reads() {
 #[test]
 fn a_damaged_dump_is_refused_by_line_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = common::temporary().unwrap();
-    let secrets = populate(&db);
-    drop(secrets);
+    let (options, _clock) = common::test_options();
+    let db =
+        Db::temporary_with(options.durability(permdb::Durability::Periodic { every_ms: 1000 }))
+            .unwrap();
+    drop(populate(&db));
     let dump = String::from_utf8(dump_of(&db)).unwrap();
     let lines: Vec<&str> = dump.lines().collect();
     let find = |kind: &str| {
@@ -264,6 +271,36 @@ fn a_damaged_dump_is_refused_by_line_and_leaves_nothing() {
             replace_in(key, "\"secret_sha256\":\"", "\"secret_sha256\":\"zz"),
             key,
             "hex",
+        ),
+        // What an outside dump could plant, refused as a write refuses it.
+        (
+            replace_in(user, "$m=256,", "$m=4294967295,"),
+            user,
+            "password hash",
+        ),
+        (
+            replace_in(doc, "\"data\":{", "\"data\":{\"$id\":\"spoofed\","),
+            doc,
+            "reserved",
+        ),
+        (
+            replace_in(
+                doc,
+                "\"created_ms\":1704067200000",
+                "\"created_ms\":9223372036854775807",
+            ),
+            doc,
+            "out of range",
+        ),
+        (replace_in(key, "\"id\":\"", "\"id\":\"a."), key, "no '.'"),
+        (
+            replace_in(
+                find("signing_key"),
+                "\"created_ms\":1704067200000",
+                "\"created_ms\":4102444800000",
+            ),
+            find("signing_key"),
+            "after now",
         ),
         (
             with(0, r#"{"type":"header","format":"permdb-dump","version":2}"#),

@@ -147,7 +147,16 @@ fn an_upgrade_cut_short_resumes() {
     assert!(!fresh.exists());
     let upgraded = raw::records(&store);
 
-    // As if the process died between the two renames.
+    // As if the process died between the two renames: opening makes no new store in
+    // the data's place, but asks for the upgrade (or finishes it, when told to).
+    std::fs::rename(&store, &fresh).unwrap();
+    match Db::open_with(&store, options.clone()) {
+        Err(permdb::Error::UpgradeRequired { .. }) => {}
+        other => panic!("expected UpgradeRequired, got {other:?}"),
+    }
+    assert!(!store.exists(), "opening made a store in the data's place");
+    drop(Db::open_with(&store, options.clone().upgrade(true)).unwrap());
+    assert_eq!(raw::records(&store).len(), upgraded.len());
     std::fs::rename(&store, &fresh).unwrap();
     let report = Db::upgrade(&store, &options).unwrap();
     assert_eq!((report.from, report.to), (3, 4));

@@ -76,9 +76,50 @@ pub(crate) fn needs_rehash(phc: &str, cost: PasswordHashing) -> bool {
             != (cost.memory_kib, cost.iterations, cost.parallelism)
 }
 
+/// Most memory (KiB) a stored hash may ask a verification for: 1 GiB, 50 times the
+/// default cost. A hash comes from outside through an import; its parameters are what a
+/// sign-in attempt, by anyone, makes the process spend.
+const MAX_HASH_MEMORY_KIB: u32 = 1 << 20;
+/// Most passes a stored hash may ask for.
+const MAX_HASH_ITERATIONS: u32 = 16;
+/// Most lanes a stored hash may ask for.
+const MAX_HASH_PARALLELISM: u32 = 16;
+
+/// Checks a stored PHC string: Argon2 (id, i or d, any version `verify` reads, as older
+/// accounts may hold), parameters within the caps above, with a salt and an output. An
+/// import refuses any other; `verify` never runs one.
+pub(crate) fn check_stored_hash(phc: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::InvalidArgument(format!("password hash: {why}")));
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return bad("not a PHC string");
+    };
+    if Algorithm::try_from(parsed.algorithm).is_err() {
+        return bad("Argon2 expected");
+    }
+    let Ok(params) = Params::try_from(&parsed) else {
+        return bad("bad Argon2 parameters");
+    };
+    if params.m_cost() > MAX_HASH_MEMORY_KIB
+        || params.t_cost() > MAX_HASH_ITERATIONS
+        || params.p_cost() > MAX_HASH_PARALLELISM
+    {
+        return bad(&format!(
+            "parameters past m={MAX_HASH_MEMORY_KIB}, t={MAX_HASH_ITERATIONS}, \
+             p={MAX_HASH_PARALLELISM}"
+        ));
+    }
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return bad("no salt or no output");
+    }
+    Ok(())
+}
+
 /// Whether `password` matches the stored PHC string (with the parameters it records).
-/// A malformed stored hash never matches.
+/// A malformed stored hash, or one past the caps of [`check_stored_hash`], never matches.
 pub(crate) fn verify(password: &str, phc: &str) -> bool {
+    if check_stored_hash(phc).is_err() {
+        return false;
+    }
     match PasswordHash::new(phc) {
         Ok(parsed) => Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -179,5 +220,32 @@ mod tests {
             assert!(verify("correct horse", &other), "{other}");
             assert!(needs_rehash(&other, cost), "{other}");
         }
+    }
+
+    /// A hash asking for 4 TiB or 4 billion passes is refused before argon2 sees it.
+    #[test]
+    fn hashes_past_the_caps_are_refused_and_never_verified() {
+        let cost = PasswordHashing {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let good = hash("correct horse", cost).unwrap();
+        check_stored_hash(&good).unwrap();
+        assert!(verify("correct horse", &good));
+        let salt_and_output = good.rsplitn(3, '$').take(2).collect::<Vec<_>>();
+        let (output, salt) = (salt_and_output[0], salt_and_output[1]);
+        for params in [
+            "m=4294967295,t=1,p=1",
+            "m=256,t=4294967295,p=1",
+            "m=256,t=1,p=255",
+        ] {
+            let hostile = format!("$argon2id$v=19${params}${salt}${output}");
+            assert!(check_stored_hash(&hostile).is_err(), "{hostile}");
+            assert!(!verify("correct horse", &hostile));
+        }
+        let scrypt = good.replacen("argon2id", "scrypt", 1);
+        assert!(check_stored_hash(&scrypt).is_err());
+        assert!(check_stored_hash("plain text").is_err());
     }
 }

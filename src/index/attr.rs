@@ -29,6 +29,9 @@ use crate::text::words;
 /// Longest word a fulltext index keeps (bytes); longer words are cut to it.
 pub const MAX_INDEXED_WORD: usize = 64;
 
+/// Most indexes one collection may have (MariaDB's limit, which Appwrite's inherits).
+pub const MAX_INDEXES: usize = 64;
+
 /// What an index is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

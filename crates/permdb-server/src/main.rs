@@ -241,13 +241,19 @@ fn dump_progress(what: &'static str) -> impl FnMut(permdb::DumpProgress) {
 
 /// `export` of the store in `data` to `out` (stdout without).
 fn export(data: &std::path::Path, out: Option<&std::path::Path>) -> Result<(), Failure> {
-    if !std::fs::read_dir(data).is_ok_and(|mut d| d.next().is_some()) {
+    if Db::engine_of(data)?.is_none() {
         return Err(format!("no store in {}", data.display()).into());
     }
     let db = Db::open(data)?;
     let report = match out {
         Some(path) => {
-            let file = std::fs::File::create(path)
+            // The dump holds secrets: readable by its owner only, and never over a file.
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            let file = open
+                .open(path)
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
             let report = db.export_with_progress(&file, dump_progress("export"))?;
             file.sync_all()?;
