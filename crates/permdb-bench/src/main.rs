@@ -488,6 +488,18 @@ fn main() {
         );
         return;
     }
+    if raw.get(1).map(String::as_str) == Some("--charts") {
+        // `--charts DIR`: draw DIR/page-P*.svg again from DIR/results.json.
+        let dir = Path::new(&raw[2]);
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
+                .unwrap();
+        let report = Report::from_json(&results);
+        for p in ["P1", "P2", "P3", "P4"] {
+            std::fs::write(dir.join(format!("page-{p}.svg")), report.svg(p)).unwrap();
+        }
+        return;
+    }
     if raw.get(1).map(String::as_str) == Some("--writes") {
         writes::run(raw.get(2).map_or(3, |r| r.parse().unwrap()));
         return;

@@ -95,6 +95,23 @@ impl Report {
         out
     }
 
+    /// The cells of a `results.json` written by [`Report::json`] (to draw its charts again).
+    pub fn from_json(results: &Value) -> Report {
+        let mut report = Report::default();
+        for c in results["results"].as_array().into_iter().flatten() {
+            if let (Some(d), Some(p), Some(op), Some(s), Some(v)) = (
+                c["docs"].as_u64().and_then(|d| u32::try_from(d).ok()),
+                c["profile"].as_str(),
+                c["operation"].as_str(),
+                c["system"].as_str(),
+                c["median_us"].as_f64(),
+            ) {
+                report.put(d, p, op, s, v);
+            }
+        }
+        report
+    }
+
     pub fn json(&self, command: &str) -> Value {
         let cells: Vec<Value> = self
             .cells
@@ -106,7 +123,8 @@ impl Report {
 
     /// First-page latency against N for one profile, log-log, one line per system.
     pub fn svg(&self, profile: &str) -> String {
-        let (w, h, pad) = (720.0, 420.0, 60.0);
+        // The plot, and the legend in a column of its own at the right.
+        let (w, h, pad, legend) = (900.0, 420.0, 60.0, 180.0);
         let points: Vec<(u32, &str, f64)> = self
             .cells
             .iter()
@@ -125,14 +143,15 @@ impl Report {
             });
         let lx = |n: f64| {
             let span = (max_n.log10() - min_n.log10()).max(1e-9);
-            pad + (n.log10() - min_n.log10()) / span * (w - 2.0 * pad)
+            pad + (n.log10() - min_n.log10()) / span * (w - legend - 2.0 * pad)
         };
         let ly = |t: f64| {
             let (lo, hi) = ((min_t * 0.8).log10(), (max_t * 1.25).log10());
             h - pad - (t.log10() - lo) / (hi - lo).max(1e-9) * (h - 2.0 * pad)
         };
+        // permdb on sled solid, on redb dashed in the same colour per row kind.
         let colors = [
-            "#1b9e77", "#7570b3", "#999999", "#66a61e", "#a6761d", "#cccccc", "#d95f02", "#e7298a",
+            "#1b9e77", "#7570b3", "#666666", "#1b9e77", "#7570b3", "#666666", "#d95f02", "#e7298a",
         ];
         let mut svg = format!(
             "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\
@@ -140,7 +159,7 @@ impl Report {
              <text x='{pad}' y='24' font-size='15'>{profile}: first page (limit 25) latency vs documents, log-log (median µs)</text>\
              <line x1='{pad}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{pad}' y1='{pad}' x2='{pad}' y2='{}' stroke='black'/>",
             h - pad,
-            w - pad,
+            w - legend - pad,
             h - pad,
             h - pad
         );
@@ -163,7 +182,7 @@ impl Report {
                     pad - 6.0,
                     ly(t) + 4.0,
                     fmt(t),
-                    w - pad,
+                    w - legend - pad,
                     y = ly(t)
                 );
             }
@@ -180,9 +199,14 @@ impl Report {
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
             let path: Vec<String> = line.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let color = colors[i % colors.len()];
+            let dash = if system.contains("(redb)") {
+                " stroke-dasharray='6 4'"
+            } else {
+                ""
+            };
             let _ = write!(
                 svg,
-                "<polyline fill='none' stroke='{color}' stroke-width='2' points='{}'/>",
+                "<polyline fill='none' stroke='{color}' stroke-width='2'{dash} points='{}'/>",
                 path.join(" ")
             );
             for (x, y) in &line {
@@ -191,11 +215,17 @@ impl Report {
                     "<circle cx='{x:.1}' cy='{y:.1}' r='3' fill='{color}'/>"
                 );
             }
+            let y = pad + 18.0 * i as f64;
             let _ = write!(
                 svg,
-                "<text x='{}' y='{}' fill='{color}'>{system}</text>",
-                w - pad - 130.0,
-                pad + 16.0 * i as f64
+                "<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='{color}' stroke-width='2'{dash}/>\
+                 <text x='{}' y='{}' fill='{color}'>{system}</text>",
+                w - legend + 5.0,
+                y - 4.0,
+                w - legend + 30.0,
+                y - 4.0,
+                w - legend + 36.0,
+                y
             );
         }
         svg + "</svg>"
