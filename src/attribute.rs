@@ -424,7 +424,8 @@ pub(crate) fn validate(
 
 /// Checks a stored document's values against `attributes` as a write checked them,
 /// without applying defaults or asking for required ones (an attribute added after the
-/// document was written may be missing): what an import accepts.
+/// document was written may be missing, or null in a document written while the
+/// collection was schemaless): what an import accepts.
 pub(crate) fn check_stored(attributes: &[AttributeSpec], data: &Map<String, Value>) -> Result<()> {
     if attributes.is_empty() {
         return Ok(());
@@ -436,14 +437,7 @@ pub(crate) fn check_stored(attributes: &[AttributeSpec], data: &Map<String, Valu
                 quote(key)
             )));
         };
-        if v.is_null() {
-            if a.required {
-                return Err(Error::InvalidDocument(format!(
-                    "attribute {}: required, so never null",
-                    quote(key)
-                )));
-            }
-        } else {
+        if !v.is_null() {
             a.check_value(v)
                 .map_err(|m| Error::InvalidDocument(format!("attribute {}: {m}", quote(key))))?;
         }

@@ -96,7 +96,15 @@ impl Db {
         let path = path.as_ref();
         // An upgrade cut short between its renames left no store at `path`: finishing it
         // (or asking for it) keeps a new empty store from taking the data's place.
-        if crate::upgrade::cut_short(path) && crate::store::engine_of(path)?.is_none() {
+        if crate::upgrade::cut_short(path) {
+            if crate::store::engine_of(path)?.is_some() {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "{0} holds a store, yet {0}.upgrading and {0}.format3 are beside it: an \
+                     upgrade was cut short and something opened {0} meanwhile. Move {0} \
+                     aside and run `permdb upgrade --data {0}` to finish the upgrade",
+                    path.display()
+                )));
+            }
             if !options.upgrade {
                 return Err(crate::Error::UpgradeRequired {
                     found: 3,

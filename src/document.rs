@@ -309,6 +309,31 @@ pub(crate) fn make_record(
     })
 }
 
+/// Every document of collection `cid` (named `collection` in errors), by sequence: its
+/// sequence and record, each checked and decoded.
+pub(crate) fn scan_collection<'s>(
+    store: &'s Store,
+    cid: u32,
+    collection: &'s str,
+) -> impl Iterator<Item = Result<(u32, DocRecord)>> + 's {
+    store
+        .scan_prefix(
+            Tree::Docs,
+            &keys::collection_data(cid),
+            crate::store::Direction::Forward,
+        )
+        .map(move |entry| {
+            let (k, v) = entry?;
+            let seq = keys::doc_seq(&k)
+                .filter(|_| keys::is_doc_key(&k))
+                .ok_or_else(|| {
+                    Error::corrupt(format!("document key {:02x?}", &*k), "bad length")
+                })?;
+            let doc = codec::decode(&v, || format!("document {seq} of collection {collection}"))?;
+            Ok((seq, doc))
+        })
+}
+
 /// The head of document `seq` of collection `cid`, if it exists (its checksum is checked
 /// as for the whole record).
 pub(crate) fn load_head(store: &Store, cid: u32, seq: u32) -> Result<Option<DocHead>> {

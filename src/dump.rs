@@ -15,10 +15,10 @@ use crate::auth::prefs::{self, Owner};
 use crate::auth::teams::{MembershipRecord, TeamRecord};
 use crate::auth::users::{self, UserRecord};
 use crate::catalog::{self, CollectionRecord, Counters, SchemaRecord};
-use crate::document::{DocRecord, check_object, make_record, put_record};
+use crate::document::{check_object, make_record, put_record};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::index::attr::IndexSpec;
+use crate::index::attr::{IndexSpec, MAX_INDEXES};
 use crate::index::{Contribution, IndexEdits};
 use crate::options::{Durability, Options};
 use crate::perm::{Permission, Scope, Target, normalize};
@@ -264,6 +264,7 @@ pub(crate) fn export(
     progress: &mut dyn FnMut(DumpProgress),
 ) -> Result<DumpReport> {
     engine.exclusive(|| {
+        exportable(engine)?;
         let mut w = Writer {
             out: std::io::BufWriter::new(out),
             report: DumpReport::default(),
@@ -285,6 +286,29 @@ pub(crate) fn export(
         let report = w.report.clone();
         Ok(report)
     })
+}
+
+/// Refuses, before a line is written, a store whose dump an import would refuse: a
+/// collection whose permissions do not parse (a store written by looser rules), or with
+/// more indexes than [`MAX_INDEXES`] (made before the limit). Each is named, to be mended.
+fn exportable(engine: &Engine) -> Result<()> {
+    let store = &engine.store;
+    for entry in store.scan_prefix(Tree::Meta, keys::COLLECTIONS_PREFIX, Direction::Forward) {
+        let (k, v) = entry?;
+        let coll: CollectionRecord =
+            codec::decode(&v, || format!("collection record at {:02x?}", &*k))?;
+        coll.permissions.parsed(&coll.id)?;
+        if coll.indexes.len() > MAX_INDEXES {
+            return Err(Error::LimitExceeded(format!(
+                "collection {}/{} has {} indexes, more than an import takes ({MAX_INDEXES}): \
+                 delete some first",
+                coll.schema_id,
+                coll.id,
+                coll.indexes.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn export_auth(engine: &Engine, w: &mut Writer<'_>) -> Result<()> {
@@ -362,8 +386,6 @@ fn export_catalog(engine: &Engine, w: &mut Writer<'_>) -> Result<()> {
         let coll: CollectionRecord =
             codec::decode(&v, || format!("collection record at {:02x?}", &*k))?;
         w.step(format!("collection {}/{}", coll.schema_id, coll.id));
-        // Permissions that do not parse (a store written by looser rules) would not import.
-        coll.permissions.parsed(&coll.id)?;
         let counters = Counters::load(store, coll.cid)?;
         w.line(&Line::Collection {
             schema_id: coll.schema_id.clone(),
@@ -378,19 +400,8 @@ fn export_catalog(engine: &Engine, w: &mut Writer<'_>) -> Result<()> {
             indexes: coll.indexes.iter().map(|i| i.public()).collect(),
             next_sequence: counters.next_seq,
         })?;
-        for entry in store.scan_prefix(
-            Tree::Docs,
-            &keys::collection_data(coll.cid),
-            Direction::Forward,
-        ) {
-            let (k, v) = entry?;
-            let seq = keys::doc_seq(&k)
-                .filter(|_| keys::is_doc_key(&k))
-                .ok_or_else(|| {
-                    Error::corrupt(format!("document key {:02x?}", &*k), "bad length")
-                })?;
-            let doc: DocRecord =
-                codec::decode(&v, || format!("document {seq} of collection {}", coll.id))?;
+        for entry in crate::document::scan_collection(store, coll.cid, &coll.id) {
+            let (seq, doc) = entry?;
             let permissions = doc
                 .grants()
                 .iter()

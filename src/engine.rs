@@ -81,20 +81,34 @@ pub(crate) struct Engine {
     applying: AtomicU64,
 }
 
-/// The odd stretch of `Engine::applying` (INVARIANT commit-parity): made odd when made,
-/// even again when dropped, a panic in between included.
-struct Applying<'a>(&'a AtomicU64);
+/// The odd stretch of `Engine::applying` (INVARIANT commit-parity) around applying
+/// `batch`: made odd when made; when dropped, a panic in between included, the cached
+/// bitmaps the batch touched are dropped, then the counter is even again.
+struct Applying<'a> {
+    counter: &'a AtomicU64,
+    bitmaps: &'a BitmapCache,
+    batch: &'a WriteBatch,
+}
 
-impl Applying<'_> {
-    fn start(counter: &AtomicU64) -> Applying<'_> {
+impl<'a> Applying<'a> {
+    fn start(
+        counter: &'a AtomicU64,
+        bitmaps: &'a BitmapCache,
+        batch: &'a WriteBatch,
+    ) -> Applying<'a> {
         counter.fetch_add(1, Ordering::SeqCst);
-        Applying(counter)
+        Applying {
+            counter,
+            bitmaps,
+            batch,
+        }
     }
 }
 
 impl Drop for Applying<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.bitmaps.invalidate(self.batch);
+        self.counter.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -177,7 +191,9 @@ impl Engine {
     /// last case, which only a stream of commits faster than one read can cause.
     pub(crate) fn consistent<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
         for _ in 0..OPTIMISTIC_READS {
-            let before = self.settled();
+            let Some(before) = self.settled() else {
+                break;
+            };
             let out = read();
             std::sync::atomic::fence(Ordering::SeqCst);
             if self.applying.load(Ordering::SeqCst) == before {
@@ -189,21 +205,21 @@ impl Engine {
     }
 
     /// The parity counter once no batch is being applied: waits for the one being
-    /// applied (a commit, an fsync on redb's `Immediate` at most) without taking a lock.
-    fn settled(&self) -> u64 {
-        let mut spins = 0u32;
-        loop {
+    /// applied (a commit, an fsync on redb's `Immediate` at most) without taking a lock;
+    /// `None` after about 100 ms of a commit that does not end (the caller takes the lock).
+    fn settled(&self) -> Option<u64> {
+        for spins in 0..2_064u32 {
             let now = self.applying.load(Ordering::SeqCst);
             if now.is_multiple_of(2) {
-                return now;
+                return Some(now);
             }
-            spins += 1;
             if spins < 64 {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(std::time::Duration::from_micros(50));
             }
         }
+        None
     }
 
     /// The last log sequence number given to a document change; 0 before the first.
@@ -289,11 +305,10 @@ impl Engine {
                 lsns.last().to_be_bytes().to_vec(),
             );
         }
-        let applying = Applying::start(&self.applying);
+        let applying = Applying::start(&self.applying, &self.bitmaps, &batch);
         let applied = self.store.apply(&batch);
-        // Whatever happened to the batch, cached bitmaps it touched may be stale now,
-        // and clients must not keep a principal it may have changed.
-        self.bitmaps.invalidate(&batch);
+        // Whatever happened to the batch (a panic included), cached bitmaps it touched
+        // may be stale now: the guard drops them, then ends the odd stretch.
         drop(applying);
         if (self.principal_rule)(&batch) {
             self.auth_epoch.fetch_add(1, Ordering::AcqRel);

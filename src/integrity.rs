@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use roaring::RoaringBitmap;
 
 use crate::catalog::{CollectionRecord, Counters, SchemaRecord};
-use crate::document::DocRecord;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::attr::IndexType;
 use crate::index::{Contribution, container_key_of, encode_container, stored_containers};
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
@@ -78,16 +77,8 @@ fn expected(store: &Store, coll: &CollectionRecord, max_depth: usize) -> Result<
         ids: BTreeMap::new(),
         live: 0,
     };
-    for entry in store.scan_prefix(
-        Tree::Docs,
-        &keys::collection_data(coll.cid),
-        Direction::Forward,
-    ) {
-        let (k, v) = entry?;
-        let seq = keys::doc_seq(&k)
-            .ok_or_else(|| Error::corrupt(format!("document key {:02x?}", &*k), "bad length"))?;
-        let doc: DocRecord =
-            codec::decode(&v, || format!("document {seq} of collection {}", coll.id))?;
+    for entry in crate::document::scan_collection(store, coll.cid, &coll.id) {
+        let (seq, doc) = entry?;
         e.live += 1;
         e.ids.insert(keys::doc_id(coll.cid, &doc.id), seq);
         let data = doc.data(max_depth)?;

@@ -295,6 +295,16 @@ impl Options {
         if self.token_leeway < time::Duration::ZERO || self.token_leeway > MAX_TOKEN_LEEWAY {
             return bad(format!("token_leeway must be 0 to {MAX_TOKEN_LEEWAY}"));
         }
+        let cost = self.password_hashing;
+        if cost.memory_kib > MAX_HASH_MEMORY_KIB
+            || cost.iterations > MAX_HASH_ITERATIONS
+            || cost.parallelism > MAX_HASH_PARALLELISM
+        {
+            return bad(format!(
+                "password_hashing must stay within m={MAX_HASH_MEMORY_KIB} KiB, \
+                 t={MAX_HASH_ITERATIONS}, p={MAX_HASH_PARALLELISM}"
+            ));
+        }
         if self.session_ttl <= time::Duration::ZERO {
             return bad("session_ttl must be above zero".into());
         }
@@ -316,6 +326,15 @@ pub struct PasswordHashing {
     /// Lanes. Default 1.
     pub parallelism: u32,
 }
+
+/// Most memory (KiB) a password hash may ask for: 1 GiB, 50 times the default. A stored
+/// hash past any of these caps never verifies (it may come from an import), so a store's
+/// own cost must stay within them.
+pub(crate) const MAX_HASH_MEMORY_KIB: u32 = 1 << 20;
+/// Most passes a password hash may ask for.
+pub(crate) const MAX_HASH_ITERATIONS: u32 = 16;
+/// Most lanes a password hash may ask for.
+pub(crate) const MAX_HASH_PARALLELISM: u32 = 16;
 
 impl Default for PasswordHashing {
     fn default() -> PasswordHashing {

@@ -73,12 +73,13 @@ pub(crate) fn cut_short(dir: &Path) -> bool {
 
 /// Makes the durable record of renames in `dir`'s parent.
 pub(crate) fn sync_parent(dir: &Path) -> Result<()> {
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io(format!("cannot sync {}", parent.display())))?;
-    }
-    Ok(())
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("cannot sync {}", parent.display())))
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -102,6 +103,17 @@ fn open_backend(dir: &Path, engine: StorageEngine, options: &Options) -> Result<
     Ok(Store::new(backend))
 }
 
+/// Whether `dir` holds a store already in this build's format (nothing to upgrade).
+fn current(dir: &Path, options: &Options) -> Result<bool> {
+    match crate::store::engine_of(dir)? {
+        Some(engine) => Ok(
+            crate::store::stored_version(&open_backend(dir, engine, options)?)?
+                == Some(keys::FORMAT_VERSION),
+        ),
+        None => Ok(false),
+    }
+}
+
 /// Upgrades the store in `dir` (see the module's comment). Idempotent: a store already
 /// in this build's format is left as it is, and an upgrade cut short (a crash, a full
 /// disk) is started again, or finished when only the final rename was missing.
@@ -113,10 +125,29 @@ pub(crate) fn upgrade(
     check_named(dir)?;
     let fresh = beside(dir, ".upgrading");
     let kept = beside(dir, &format!(".format{FROM}"));
+    if !cut_short(dir) && crate::store::engine_of(dir)?.is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no permdb store",
+            dir.display()
+        )));
+    }
+    if !cut_short(dir) && current(dir, options)? {
+        return Ok(UpgradeReport {
+            from: keys::FORMAT_VERSION,
+            to: keys::FORMAT_VERSION,
+            records: 0,
+            recoded: 0,
+            kept: None,
+        });
+    }
     // One upgrade of a store at a time, across processes, from its first look to its
     // last rename. The lock file stays (empty) beside the store.
     let lock_path = beside(dir, ".upgrade-lock");
-    let lock = std::fs::File::create(&lock_path)
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&lock_path)
         .map_err(io(format!("cannot create {}", lock_path.display())))?;
     lock.lock()
         .map_err(io(format!("cannot lock {}", lock_path.display())))?;

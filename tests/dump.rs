@@ -296,8 +296,8 @@ fn a_damaged_dump_is_refused_by_line_and_leaves_nothing() {
         (
             replace_in(
                 find("signing_key"),
-                "\"created_ms\":1704067200000",
-                "\"created_ms\":4102444800000",
+                "\"created_ms\":1704067200",
+                "\"created_ms\":4102444800",
             ),
             find("signing_key"),
             "after now",
@@ -338,4 +338,43 @@ fn a_damaged_dump_is_refused_by_line_and_leaves_nothing() {
     drop(Db::open_with(&full, common::options()).unwrap());
     let err = Db::import(&full, &Options::new(), dump.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+/// A signing key imported with a date a little ahead of the clock (allowed: clocks
+/// differ) does not undo a rotation: the new key is dated after it, and still signs
+/// after a restart.
+#[test]
+fn a_rotation_after_importing_a_key_from_ahead_still_signs_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (options, _clock) = common::test_options();
+    let db = Db::open_with(tmp.path().join("a"), options.clone()).unwrap();
+    drop(populate(&db));
+    let dump = String::from_utf8(dump_of(&db)).unwrap();
+    // Twelve hours ahead of the importing clock (2024-01-01).
+    let lines: Vec<String> = dump
+        .lines()
+        .map(|l| {
+            if l.starts_with("{\"type\":\"signing_key\"") {
+                l.replace(
+                    "\"created_ms\":1704067200000",
+                    "\"created_ms\":1704110400000",
+                )
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    let dir = tmp.path().join("b");
+    Db::import(&dir, &options, (lines.join("\n") + "\n").as_bytes()).unwrap();
+    let rotated = {
+        let b = Db::open_with(&dir, options.clone()).unwrap();
+        b.root().token_keys().rotate().unwrap()
+    };
+    let b = common::when_unlocked(|| Db::open_with(&dir, options.clone())).unwrap();
+    let jwt = common::sign_in(&b, "a").account().create_jwt().unwrap();
+    let claims = permdb::TokenClaims::decode_unverified(&jwt.jwt).unwrap();
+    assert_eq!(
+        claims.key_id, rotated,
+        "the rotated key signs after a restart"
+    );
 }

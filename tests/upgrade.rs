@@ -155,6 +155,19 @@ fn an_upgrade_cut_short_resumes() {
         other => panic!("expected UpgradeRequired, got {other:?}"),
     }
     assert!(!store.exists(), "opening made a store in the data's place");
+    // Something that made a store in the data's place meanwhile is refused by name.
+    std::fs::create_dir_all(&store).unwrap();
+    drop(Db::open_with(&store, common::options()).err());
+    std::fs::remove_dir_all(&store).unwrap();
+    let placeholder = tmp.path().join("placeholder");
+    drop(Db::open_with(&placeholder, common::options()).unwrap());
+    std::fs::rename(&placeholder, &store).unwrap();
+    let refused = Db::open_with(&store, options.clone().upgrade(true)).unwrap_err();
+    assert!(
+        refused.to_string().contains("an upgrade was cut short"),
+        "{refused}"
+    );
+    std::fs::remove_dir_all(&store).unwrap();
     drop(Db::open_with(&store, options.clone().upgrade(true)).unwrap());
     assert_eq!(raw::records(&store).len(), upgraded.len());
     std::fs::rename(&store, &fresh).unwrap();

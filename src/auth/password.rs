@@ -76,14 +76,10 @@ pub(crate) fn needs_rehash(phc: &str, cost: PasswordHashing) -> bool {
             != (cost.memory_kib, cost.iterations, cost.parallelism)
 }
 
-/// Most memory (KiB) a stored hash may ask a verification for: 1 GiB, 50 times the
-/// default cost. A hash comes from outside through an import; its parameters are what a
-/// sign-in attempt, by anyone, makes the process spend.
-const MAX_HASH_MEMORY_KIB: u32 = 1 << 20;
-/// Most passes a stored hash may ask for.
-const MAX_HASH_ITERATIONS: u32 = 16;
-/// Most lanes a stored hash may ask for.
-const MAX_HASH_PARALLELISM: u32 = 16;
+// A hash may come from outside through an import; its parameters are what a sign-in
+// attempt, by anyone, makes the process spend. `Options::validate` keeps a store's own
+// cost within the same caps.
+use crate::options::{MAX_HASH_ITERATIONS, MAX_HASH_MEMORY_KIB, MAX_HASH_PARALLELISM};
 
 /// Checks a stored PHC string: Argon2 (id, i or d, any version `verify` reads, as older
 /// accounts may hold), parameters within the caps above, with a salt and an output. An
@@ -247,5 +243,33 @@ mod tests {
         let scrypt = good.replacen("argon2id", "scrypt", 1);
         assert!(check_stored_hash(&scrypt).is_err());
         assert!(check_stored_hash("plain text").is_err());
+    }
+
+    /// A store's own cost stays within the caps, or its hashes would never verify.
+    #[test]
+    fn a_cost_past_the_caps_is_refused_at_open() {
+        for cost in [
+            PasswordHashing {
+                memory_kib: (1 << 20) + 1,
+                iterations: 1,
+                parallelism: 1,
+            },
+            PasswordHashing {
+                memory_kib: 256,
+                iterations: 17,
+                parallelism: 1,
+            },
+            PasswordHashing {
+                memory_kib: 256,
+                iterations: 1,
+                parallelism: 17,
+            },
+        ] {
+            let opened = crate::Db::temporary_with(crate::Options::new().password_hashing(cost));
+            assert!(
+                matches!(opened, Err(Error::InvalidArgument(ref m)) if m.contains("password_hashing")),
+                "{cost:?}"
+            );
+        }
     }
 }

@@ -54,6 +54,8 @@ pub struct PublicKeys {
 struct Ring {
     /// The newest key signs; every key verifies until retired.
     signing: Option<(u64, SigningKey)>,
+    /// When the newest key installed was made (ms).
+    newest_ms: i64,
     verifying: BTreeMap<u64, VerifyingKey>,
 }
 
@@ -104,6 +106,7 @@ impl KeyRing {
             store_id,
             ring: RwLock::new(Ring {
                 signing: None,
+                newest_ms: i64::MIN,
                 verifying: BTreeMap::new(),
             }),
         };
@@ -122,11 +125,21 @@ impl KeyRing {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         ring.verifying.insert(r.key_id, key.verifying_key());
         ring.signing = Some((r.key_id, key));
+        ring.newest_ms = ring.newest_ms.max(r.created_ms);
+    }
+
+    fn newest_ms(&self) -> i64 {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .newest_ms
     }
 
     /// Writes a new signing key into `batch`; [`KeyRing::activate`] it once the batch is applied.
     pub(crate) fn rotate(&self, batch: &mut WriteBatch, now_ms: i64) -> Result<NewKey> {
-        let r = new_record(now_ms);
+        // The newest key signs after a restart: a new key is never older than one in the
+        // ring (one imported with a later date, or a clock that stepped back).
+        let r = new_record(now_ms.max(self.newest_ms().saturating_add(1)));
         batch.put(Tree::Auth, key_key(r.key_id), codec::encode(&r)?);
         Ok(NewKey(r))
     }
@@ -277,6 +290,7 @@ mod tests {
             store_id: [0; 16],
             ring: RwLock::new(Ring {
                 signing: None,
+                newest_ms: i64::MIN,
                 verifying: BTreeMap::new(),
             }),
         };

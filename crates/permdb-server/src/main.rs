@@ -255,9 +255,15 @@ fn export(data: &std::path::Path, out: Option<&std::path::Path>) -> Result<(), F
             let file = open
                 .open(path)
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            let report = db.export_with_progress(&file, dump_progress("export"))?;
-            file.sync_all()?;
-            report
+            let written = db
+                .export_with_progress(&file, dump_progress("export"))
+                .map_err(Failure::from)
+                .and_then(|report| file.sync_all().map(|()| report).map_err(Failure::from));
+            if written.is_err() {
+                // A dump cut short must not pass for a whole one (nor block a rerun).
+                let _ = std::fs::remove_file(path);
+            }
+            written?
         }
         None => db.export_with_progress(std::io::stdout().lock(), dump_progress("export"))?,
     };
