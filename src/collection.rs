@@ -12,8 +12,8 @@ use crate::catalog::{CollectionRecord, Counters, resolve_collection};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{
-    DocRecord, Document, DocumentList, check_field_count, check_object, load_record, make_record,
-    put_record, seq_of,
+    DecodedDocument, DocRecord, Document, DocumentList, check_field_count, check_object,
+    load_record, make_record, put_record, seq_of,
 };
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
@@ -115,8 +115,8 @@ impl Collection {
             .is_ok_and(|rules| may_read(principal, rules, record.grants()));
         let mut document = self.to_document(record, seq)?;
         if !readable {
-            document.permissions.clear();
-            document.data.clear();
+            document.permissions = Vec::new().into();
+            document.data = Arc::default();
         }
         Ok(document)
     }
@@ -124,18 +124,30 @@ impl Collection {
     /// The document `id`. `NotFound` also when the client may not read it.
     pub fn get(&self, id: &str) -> Result<Document> {
         let principal = self.client.require_documents(false)?;
-        let store = &self.client.db.inner.store;
-        let coll = self.resolve(store, &principal)?;
+        let db = &self.client.db.inner;
+        let coll = self.resolve(&db.store, &principal)?;
         let mut seq = 0;
-        let record = check_document(
+        let decoded = check_document(
             &principal,
             coll.rules()?,
             Action::Read,
             id,
-            || lookup(store, &coll, id, &mut seq),
-            DocRecord::grants,
+            || lookup_with(&db.store, &coll, id, &mut seq, |s| self.cached(&coll, s)),
+            |d: &Arc<DecodedDocument>| d.grants(),
         )?;
-        self.to_document(record, seq)
+        Ok(decoded.to_document(seq, &self.schema_id, &self.id))
+    }
+
+    /// Document `seq` of `coll` through the document cache (committed state only).
+    fn cached(&self, coll: &CollectionRecord, seq: u32) -> Result<Option<Arc<DecodedDocument>>> {
+        let db = &self.client.db.inner;
+        db.documents
+            .load(&db.store, coll.cid, seq, self.limits().max_depth, || {
+                format!(
+                    "document {seq} of collection {}/{}",
+                    self.schema_id, self.id
+                )
+            })
     }
 
     /// The document whose `$sequence` is `sequence`, under the rules of
@@ -153,25 +165,24 @@ impl Collection {
     /// document; with the root client or a key this is the benchmarks' fetch floor.
     pub fn get_by_sequences(&self, sequences: &[u64]) -> Result<Vec<Document>> {
         let principal = self.client.require_documents(false)?;
-        let store = &self.client.db.inner.store;
-        let coll = self.resolve(store, &principal)?;
+        let coll = self.resolve(&self.client.db.inner.store, &principal)?;
         sequences
             .iter()
             .map(|&sequence| {
                 let name = format!("$sequence {sequence}");
                 let seq = u32::try_from(sequence).ok();
-                let record = check_document(
+                let decoded = check_document(
                     &principal,
                     coll.rules()?,
                     Action::Read,
                     &name,
                     || match seq {
-                        Some(seq) => load_record(store, coll.cid, seq),
+                        Some(seq) => self.cached(&coll, seq),
                         None => Ok(None),
                     },
-                    DocRecord::grants,
+                    |d: &Arc<DecodedDocument>| d.grants(),
                 )?;
-                self.to_document(record, seq.unwrap_or_default())
+                Ok(decoded.to_document(seq.unwrap_or_default(), &self.schema_id, &self.id))
             })
             .collect()
     }
@@ -817,6 +828,17 @@ fn lookup(
     id: &str,
     seq: &mut u32,
 ) -> Result<Option<DocRecord>> {
+    lookup_with(store, coll, id, seq, |s| load_record(store, coll.cid, s))
+}
+
+/// As [`lookup`], reading the document at a sequence with `load`.
+fn lookup_with<D>(
+    store: &Store,
+    coll: &CollectionRecord,
+    id: &str,
+    seq: &mut u32,
+    load: impl Fn(u32) -> Result<Option<D>>,
+) -> Result<Option<D>> {
     /// Looks at the id entry before a document deleted and created again at every
     /// look is answered as absent.
     const ATTEMPTS: usize = 8;
@@ -832,7 +854,7 @@ fn lookup(
             ));
         }
         *seq = s;
-        if let Some(record) = load_record(store, coll.cid, s)? {
+        if let Some(record) = load(s)? {
             return Ok(Some(record));
         }
         missing = Some(s);

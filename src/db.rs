@@ -13,7 +13,7 @@ use crate::engine::{CommitObserver, Lsns, Prepared};
 use crate::error::Result;
 use crate::integrity::{self, IntegrityProgress, IntegrityReport};
 use crate::live::Hub;
-use crate::options::{Durability, Limits, Options};
+use crate::options::{Durability, Limits, Options, StorageEngine};
 use crate::store::Tree;
 use crate::store::WriteBatch;
 use crate::token::keyring::KeyRing;
@@ -42,11 +42,36 @@ pub struct DbStats {
     pub trees: Vec<TreeStats>,
     /// Bytes of role bitmaps held in memory (their serialized size).
     pub cached_bitmap_bytes: u64,
+    /// What the document cache holds (as [`Db::cache_stats`] reports it).
+    pub cached_documents: CacheStats,
     /// The last log sequence number given to a document change.
     pub last_lsn: u64,
     /// How many times commits visited a live subscription since open (a work counter:
     /// a change visits only the subscriptions that may see it, before or after).
     pub watch_visits: u64,
+}
+
+/// What [`Db::compact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// The engine the store is kept by.
+    pub engine: StorageEngine,
+    /// Bytes of the engine's file before and after; `None` when the engine compacts as it
+    /// goes and offers no call for it (sled): nothing was done.
+    pub bytes: Option<(u64, u64)>,
+}
+
+/// What the in-memory caches hold (see [`Db::cache_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Bytes of role and value bitmaps held (their serialized size).
+    pub bitmap_bytes: u64,
+    /// Decoded documents held (`Options::document_cache_bytes`).
+    pub documents: u64,
+    /// Their memory, estimated: the structs, strings and JSON values they hold.
+    pub document_bytes: u64,
 }
 
 /// Sizes of one tree.
@@ -172,6 +197,24 @@ impl Db {
         crate::dump::import(path.as_ref(), options, &mut input, &mut progress)
     }
 
+    /// Compacts the store in directory `path`, as `permdb compact` does: on redb, packs
+    /// its pages and gives the free space at the end of the file back to the file system
+    /// (a store written by many small commits, or after deletes, can shrink to about a
+    /// third); each step is a crash-safe commit, so an interruption loses nothing. sled
+    /// rewrites its segments in the background and has no such call: nothing is done. The
+    /// store must not be open; [`Db::import`] and [`Db::upgrade`] compact what they write.
+    pub fn compact(path: impl AsRef<Path>) -> Result<CompactReport> {
+        let path = path.as_ref();
+        crate::upgrade::check_named(path)?;
+        let engine = crate::store::engine_of(path)?.ok_or_else(|| {
+            crate::Error::InvalidArgument(format!("{} holds no permdb store", path.display()))
+        })?;
+        Ok(CompactReport {
+            engine,
+            bytes: crate::store::compact(path)?,
+        })
+    }
+
     /// Upgrades the store in directory `path` from the previous on-disk format to this
     /// build's, as `permdb upgrade` does: every record is checked and copied into a new
     /// store beside it, which then takes its place; the old store is kept as
@@ -227,6 +270,16 @@ impl Db {
         Ok(db)
     }
 
+    /// What the in-memory caches hold now. Cheap: reads no storage.
+    #[must_use]
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            bitmap_bytes: self.inner.bitmaps.bytes() as u64,
+            documents: self.inner.documents.len() as u64,
+            document_bytes: self.inner.documents.bytes() as u64,
+        }
+    }
+
     /// Sizes of the store: per tree, its keys, key bytes, value bytes and checksum bytes
     /// (what is stored, not the engine's file size), and the bytes of bitmaps cached in
     /// memory. Reads every key: for tools and benchmarks, not for hot paths.
@@ -270,6 +323,7 @@ impl Db {
         Ok(DbStats {
             trees,
             cached_bitmap_bytes: self.inner.bitmaps.bytes() as u64,
+            cached_documents: self.cache_stats(),
             last_lsn: self.inner.last_lsn(),
             watch_visits: self.inner.hub.visits(),
         })

@@ -461,6 +461,9 @@ pub(crate) fn import(
         )?;
         let report = Loader::new(&engine).run(input, progress)?;
         engine.store.flush()?;
+        drop(engine);
+        // Many commits leave redb's file with free pages: given back before it is in place.
+        crate::store::compact(&building)?;
         Ok(report)
     })();
     match loaded {

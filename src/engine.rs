@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crate::document::DocumentCache;
 use crate::error::{Error, Result};
 use crate::index::BitmapCache;
 use crate::options::StorageEngine;
@@ -63,6 +64,8 @@ pub(crate) struct Engine {
     pub(crate) options: Options,
     /// Role and word bitmaps in memory; see `index::cache`.
     pub(crate) bitmaps: BitmapCache,
+    /// Decoded documents in memory; see `document::cache`.
+    pub(crate) documents: DocumentCache,
     /// INVARIANT (single-writer): every write takes this lock for its whole
     /// read-check-write, so checks and index containers read inside a write are current.
     writer: Mutex<()>,
@@ -83,43 +86,37 @@ pub(crate) struct Engine {
 
 /// The odd stretch of `Engine::applying` (INVARIANT commit-parity) around applying
 /// `batch`: made odd when made; when dropped, a panic in between included, the cached
-/// bitmaps the batch touched are dropped, then the counter is even again.
+/// bitmaps and documents the batch touched are dropped, then the counter is even again.
 struct Applying<'a> {
-    counter: &'a AtomicU64,
-    bitmaps: &'a BitmapCache,
+    engine: &'a Engine,
     batch: &'a WriteBatch,
 }
 
 impl<'a> Applying<'a> {
-    fn start(
-        counter: &'a AtomicU64,
-        bitmaps: &'a BitmapCache,
-        batch: &'a WriteBatch,
-    ) -> Applying<'a> {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Applying {
-            counter,
-            bitmaps,
-            batch,
-        }
+    fn start(engine: &'a Engine, batch: &'a WriteBatch) -> Applying<'a> {
+        engine.applying.fetch_add(1, Ordering::SeqCst);
+        Applying { engine, batch }
     }
 }
 
 impl Drop for Applying<'_> {
     fn drop(&mut self) {
-        self.bitmaps.invalidate(self.batch);
-        self.counter.fetch_add(1, Ordering::SeqCst);
+        self.engine.bitmaps.invalidate(self.batch);
+        self.engine.documents.invalidate(self.batch);
+        self.engine.applying.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 /// How many times [`Engine::consistent`] reads before it takes the writer lock.
 const OPTIMISTIC_READS: usize = 4;
 
-/// What a query reads: the store, the cached bitmaps and the limits, never a write.
+/// What a query reads: the committed store, the cached bitmaps and documents and the
+/// limits, never a write (nor a view of pending writes: the caches hold committed state).
 #[derive(Clone, Copy)]
 pub(crate) struct ReadView<'a> {
     pub(crate) store: &'a Store,
     pub(crate) bitmaps: &'a BitmapCache,
+    pub(crate) documents: &'a DocumentCache,
     pub(crate) limits: Limits,
 }
 
@@ -153,6 +150,7 @@ impl Engine {
         let last_lsn = load_last_lsn(&store)?;
         Ok(Engine {
             store,
+            documents: DocumentCache::new(options.document_cache_bytes),
             options,
             bitmaps: BitmapCache::default(),
             writer: Mutex::new(()),
@@ -232,6 +230,7 @@ impl Engine {
         ReadView {
             store: &self.store,
             bitmaps: &self.bitmaps,
+            documents: &self.documents,
             limits: self.options.limits,
         }
     }
@@ -305,10 +304,10 @@ impl Engine {
                 lsns.last().to_be_bytes().to_vec(),
             );
         }
-        let applying = Applying::start(&self.applying, &self.bitmaps, &batch);
+        let applying = Applying::start(self, &batch);
         let applied = self.store.apply(&batch);
-        // Whatever happened to the batch (a panic included), cached bitmaps it touched
-        // may be stale now: the guard drops them, then ends the odd stretch.
+        // Whatever happened to the batch (a panic included), cached bitmaps and documents
+        // it touched may be stale now: the guard drops them, then ends the odd stretch.
         drop(applying);
         if (self.principal_rule)(&batch) {
             self.auth_epoch.fetch_add(1, Ordering::AcqRel);

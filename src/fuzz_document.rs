@@ -104,7 +104,7 @@ impl DocumentTarget {
         // Re-encoding what decoded must succeed and give back the same record and document.
         let mut nodes = Vec::new();
         if let Err(e) =
-            crate::value::flatten(&Value::Object(doc.data.clone()), MAX_DEPTH, &mut nodes)
+            crate::value::flatten(&Value::Object((*doc.data).clone()), MAX_DEPTH, &mut nodes)
         {
             panic!("decoded attributes do not flatten again: {e}");
         }

@@ -91,7 +91,7 @@ pub use catalog::{CollectionInfo, CollectionSpec, SchemaInfo};
 pub use changes::Changes;
 pub use client::{AccountStamp, Actor, Client, Collections, Schema, Schemas};
 pub use collection::{Collection, MAX_FIELD_NAME_LEN};
-pub use db::{Db, DbStats, TreeStats};
+pub use db::{CacheStats, CompactReport, Db, DbStats, TreeStats};
 pub use document::{Document, DocumentList};
 pub use dump::{DUMP_VERSION, DumpProgress, DumpReport};
 pub use error::{Denial, Error, ResourceKind, Result};

@@ -123,6 +123,7 @@ pub const MAX_TOKEN_LEEWAY: time::Duration = time::Duration::minutes(5);
 pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) cache_bytes: u64,
+    pub(crate) document_cache_bytes: usize,
     pub(crate) limits: Limits,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) project: String,
@@ -144,6 +145,7 @@ impl Default for Options {
         Options {
             durability: Durability::Immediate,
             cache_bytes: 256 << 20,
+            document_cache_bytes: 64 << 20,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             project: "default".into(),
@@ -194,10 +196,20 @@ impl Options {
         self
     }
 
-    /// sled's page cache size in bytes. Default 256 MiB.
+    /// The storage engine's page cache size in bytes (sled's or redb's). Default 256 MiB.
     #[must_use]
     pub fn cache_bytes(mut self, bytes: u64) -> Options {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// The most memory, in bytes (estimated), of decoded documents kept for reads:
+    /// a page or fetch of documents read before skips the store and the decoding. Every
+    /// write drops the documents it changed; the least recently read go first when it is
+    /// full. 0 keeps none. Default 64 MiB.
+    #[must_use]
+    pub fn document_cache_bytes(mut self, bytes: usize) -> Options {
+        self.document_cache_bytes = bytes;
         self
     }
 

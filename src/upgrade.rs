@@ -210,6 +210,9 @@ pub(crate) fn upgrade(
         );
         target.apply(&last)?;
         target.flush()?;
+        drop(target);
+        // Many commits leave redb's file with free pages: given back before it is in place.
+        crate::store::compact(&fresh)?;
         Ok(counts)
     });
     let (records, recoded) = match copied {

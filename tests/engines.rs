@@ -98,3 +98,51 @@ fn redb_periodic_durability_closes_cleanly_and_reopens_at_once() {
     let db = Db::open_with(&dir, options()).unwrap();
     assert_eq!(count(&db), 200);
 }
+
+/// `Db::compact` shrinks a redb store written by many commits and then thinned out by
+/// deletes, keeps every document, refuses a store that is open, and does nothing to a
+/// sled store (which compacts as it goes).
+#[test]
+fn compact_shrinks_a_redb_store_and_keeps_every_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("redb");
+    let db = open(&dir, StorageEngine::Redb).unwrap();
+    write_notes(&db, 0, 3000);
+    let c = db.root().schema("s").collection("c");
+    for i in (0..3000).filter(|i| i % 3 != 0) {
+        c.delete(&format!("n{i}")).unwrap();
+    }
+    match Db::compact(&dir) {
+        Err(Error::Storage { message, .. }) => {
+            assert!(message.contains("open elsewhere"), "{message}")
+        }
+        other => panic!("compacting an open store: {other:?}"),
+    }
+    drop((c, db));
+    let report = common::when_unlocked(|| Db::compact(&dir)).unwrap();
+    assert_eq!(report.engine, StorageEngine::Redb);
+    let (before, after) = report.bytes.unwrap();
+    let on_disk = std::fs::metadata(dir.join("permdb.redb")).unwrap().len();
+    assert_eq!(after, on_disk);
+    eprintln!("compact: {before} -> {after}");
+    assert!(after * 2 < before, "{before} -> {after}");
+    let db = open(&dir, StorageEngine::Redb).unwrap();
+    assert_eq!(count(&db), 1000);
+    let c = db.root().schema("s").collection("c");
+    assert_eq!(c.get("n2997").unwrap().data()["i"], 2997);
+    assert!(c.get("n2998").is_err());
+    assert_eq!(db.verify().unwrap().problems, 0);
+    // Writes go on after a compaction.
+    write_notes(&db, 3000, 3010);
+    assert_eq!(count(&db), 1010);
+    drop(db);
+
+    let sled = tmp.path().join("sled");
+    write_notes(&open(&sled, StorageEngine::Sled).unwrap(), 0, 10);
+    let report = common::when_unlocked(|| Db::compact(&sled)).unwrap();
+    assert_eq!((report.engine, report.bytes), (StorageEngine::Sled, None));
+    assert!(matches!(
+        Db::compact(tmp.path().join("nothing")),
+        Err(Error::InvalidArgument(_))
+    ));
+}

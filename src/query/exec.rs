@@ -13,7 +13,7 @@ use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
-use crate::document::{DocRecord, Document, load_record, seq_of};
+use crate::document::{DecodedDocument, Document, seq_of};
 use crate::engine::ReadView;
 use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
@@ -102,27 +102,13 @@ impl Run<'_> {
         }
     }
 
-    /// Decodes document `seq` if it is still there and, for a role source, still grants read.
-    fn load(&self, source: &Source<'_>, seq: u32) -> Result<Option<Document>> {
-        let Some(record) = load_record(self.view.store, self.coll.cid, seq)? else {
-            return Ok(None); // deleted since the bitmap was read
-        };
-        self.counters.document_decoded();
-        if let Visible::Roles(_, roles) | Visible::Lazy(_, roles) = &source.visible {
-            // Fail closed: a document whose own permissions no longer grant read is skipped.
-            if !grants_to(record.grants(), Action::Read, roles) {
-                return Ok(None);
-            }
-        }
-        self.to_document(record, seq).map(Some)
-    }
-
-    fn to_document(&self, record: DocRecord, seq: u32) -> Result<Document> {
+    /// Document `seq` (decoded, or from the document cache), if it is still there.
+    fn decoded(&self, seq: u32) -> Result<Option<Arc<DecodedDocument>>> {
         let coll = self.coll;
-        record.into_document(
+        self.view.documents.load(
+            self.view.store,
+            coll.cid,
             seq,
-            &coll.schema_id,
-            &coll.id,
             self.view.limits.max_depth,
             || {
                 format!(
@@ -131,6 +117,25 @@ impl Run<'_> {
                 )
             },
         )
+    }
+
+    /// Document `seq` if it is still there and, for a role source, still grants read.
+    fn load(&self, source: &Source<'_>, seq: u32) -> Result<Option<Document>> {
+        let Some(decoded) = self.decoded(seq)? else {
+            return Ok(None); // deleted since the bitmap was read
+        };
+        self.counters.document_decoded();
+        if let Visible::Roles(_, roles) | Visible::Lazy(_, roles) = &source.visible {
+            // Fail closed: a document whose own permissions no longer grant read is skipped.
+            if !grants_to(decoded.grants(), Action::Read, roles) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(decoded.to_document(
+            seq,
+            &self.coll.schema_id,
+            &self.coll.id,
+        )))
     }
 
     fn passes(&self, doc: &Document) -> bool {
@@ -145,8 +150,8 @@ impl Run<'_> {
             Visible::All => Ok(seq),
             Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
             Visible::Roles(..) => Err(not_found()),
-            Visible::Lazy(_, roles) => match load_record(self.view.store, self.coll.cid, seq)? {
-                Some(r) if grants_to(r.grants(), Action::Read, roles) => Ok(seq),
+            Visible::Lazy(_, roles) => match self.decoded(seq)? {
+                Some(d) if grants_to(d.grants(), Action::Read, roles) => Ok(seq),
                 _ => Err(not_found()),
             },
         }
@@ -407,7 +412,13 @@ fn step(seq: u32, dir: Direction) -> Option<u32> {
 
 /// Keeps only the selected attributes (system fields always stay).
 fn project(doc: &mut Document, select: &[String]) {
-    doc.data.retain(|k, _| select.iter().any(|s| s == k));
+    let kept = doc
+        .data
+        .iter()
+        .filter(|(k, _)| select.iter().any(|s| s == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    doc.data = Arc::new(kept);
 }
 
 /// The refusal of a client that may read no document of `coll` (as `find` answers it).

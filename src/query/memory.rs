@@ -59,8 +59,8 @@ pub fn page(
             database_id: String::new(),
             created_at: time(&model, "$createdAt"),
             updated_at: time(&model, "$updatedAt"),
-            permissions: Vec::new(),
-            data: model,
+            permissions: Vec::new().into(),
+            data: std::sync::Arc::new(model),
         })
         .collect();
     docs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -117,5 +117,10 @@ pub fn page(
             before
         }
     };
-    Ok((page.into_iter().map(|d| d.data).collect(), total))
+    Ok((
+        page.into_iter()
+            .map(|d| std::sync::Arc::unwrap_or_clone(d.data))
+            .collect(),
+        total,
+    ))
 }

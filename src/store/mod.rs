@@ -39,6 +39,20 @@ pub(crate) fn engine_of(dir: &std::path::Path) -> Result<Option<crate::options::
     }
 }
 
+/// Compacts the closed store in `dir`: its engine's files before and after, or `None` for
+/// an engine that compacts as it goes (sled, whose segments are rewritten in the
+/// background and which offers no call for it). The store must not be open.
+pub(crate) fn compact(dir: &std::path::Path) -> Result<Option<(u64, u64)>> {
+    match engine_of(dir)? {
+        Some(crate::options::StorageEngine::Redb) => redb_backend::compact(dir).map(Some),
+        Some(_) => Ok(None),
+        None => Err(crate::error::Error::InvalidArgument(format!(
+            "{} holds no permdb store",
+            dir.display()
+        ))),
+    }
+}
+
 /// The format version stored in `store` (format 1 stored it without a checksum).
 pub(crate) fn stored_version(store: &Store) -> Result<Option<u32>> {
     let raw = match store.get(Tree::Meta, keys::VERSION) {

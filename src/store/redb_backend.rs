@@ -128,6 +128,24 @@ impl RedbBackend {
     }
 }
 
+/// Compacts the closed store in directory `dir` as far as redb can (moving pages to the
+/// front, packing half-empty ones, truncating the free end), one crash-safe commit at a
+/// time; returns the file's size before and after. A store open elsewhere is refused.
+pub(crate) fn compact(dir: &Path) -> Result<(u64, u64)> {
+    let file = dir.join(FILE);
+    let size = || {
+        std::fs::metadata(&file)
+            .map(|m| m.len())
+            .map_err(|e| Error::storage(format!("cannot look at {}", file.display()), e))
+    };
+    let before = size()?;
+    let mut db = open_when_released(&Database::builder(), &file)?;
+    // A round returns `true` while it moved something; each is committed on its own.
+    while db.compact(redb::CompactionMode::Maximum).map_err(storage)? {}
+    drop(db);
+    Ok((before, size()?))
+}
+
 /// Opens or creates the file, waiting up to [`LOCK_WAIT`] while a handle closing in this
 /// process still holds it. A store open elsewhere is refused, [`LOCK_WAIT`] later.
 fn open_when_released(builder: &redb::Builder, file: &Path) -> Result<Database> {

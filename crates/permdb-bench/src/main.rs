@@ -428,6 +428,9 @@ fn permdb_rows(
         "perm_index_disk_bytes_per_doc": per_doc(perm.key_bytes + perm.value_bytes + perm.checksum_bytes),
         "perm_index_value_bytes_per_doc": per_doc(perm.value_bytes),
         "cached_bitmap_bytes_per_doc": per_doc(stats.cached_bitmap_bytes),
+        // The document cache after every row above (its bound: `document_cache_bytes`).
+        "cached_documents": stats.cached_documents.documents,
+        "cached_document_bytes": stats.cached_documents.document_bytes,
     });
     println!("permission index: {index_sizes}");
     report.extra.push(index_sizes);
@@ -442,6 +445,56 @@ fn permdb_rows(
     std::hint::black_box(permdb_docs(&first).find(&[Query::limit(25)]).unwrap());
     let cold_ms = t.elapsed().as_secs_f64() * 1e3;
     drop((first, db));
+    // The same first pages and fetches with the document cache off: every document read
+    // from the store and decoded (warm in the engine's page cache), as before the cache.
+    {
+        let db =
+            Db::open_with(&permdb_dir, peers::permdb_options().document_cache_bytes(0)).unwrap();
+        let key = db
+            .root()
+            .keys()
+            .create("bench", &[permdb::Scope::DocumentsRead])
+            .unwrap();
+        let key_docs = permdb_docs(&db.client().set_key(&key.secret).unwrap());
+        let users: Vec<permdb::Client> = sampled
+            .iter()
+            .map(|u| db.root().impersonate(&format!("u{u}")).unwrap())
+            .collect();
+        let op = "first page, document cache off";
+        report.put(
+            n,
+            p,
+            op,
+            &sys("permdb user"),
+            measure(&asks, budget, |i, a| {
+                std::hint::black_box(
+                    permdb_docs(&users[i])
+                        .find(&permdb_queries(a, None))
+                        .unwrap(),
+                );
+            }),
+        );
+        report.put(
+            n,
+            p,
+            op,
+            &sys("permdb key"),
+            measure(&asks, budget, |_, a| {
+                std::hint::black_box(key_docs.find(&permdb_queries(a, None)).unwrap());
+            }),
+        );
+        report.put(
+            n,
+            p,
+            op,
+            &sys("fetch floor"),
+            measure(&asks, budget, |i, _| {
+                let seqs: Vec<u64> = pages[i].iter().map(|(_, seq)| *seq).collect();
+                std::hint::black_box(key_docs.get_by_sequences(&seqs).unwrap());
+            }),
+        );
+        assert_eq!(db.cache_stats().documents, 0, "the cache is off");
+    }
     // Resident memory of a fresh process that opens the store and queries as the users.
     let probe = std::process::Command::new(std::env::current_exe().unwrap())
         .args([

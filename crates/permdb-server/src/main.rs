@@ -98,6 +98,14 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Compact a store that is not open: on redb, pack its pages and give the free space
+    /// at the end of its file back (each step a crash-safe commit). sled compacts as it
+    /// goes: nothing to do. Prints the file's size before and after.
+    Compact {
+        /// The store's directory (it must hold a store, not open elsewhere).
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Write a store as a dump (JSON lines, docs/DUMP.md) to stdout or --out: schemas,
     /// collections, documents with permissions, users with password hashes, teams,
     /// memberships, API keys (digests) and token signing keys. The dump holds secrets.
@@ -311,6 +319,24 @@ fn import(
     Ok(())
 }
 
+/// `compact` of the store in `data`.
+fn compact(data: &std::path::Path) -> Result<(), Failure> {
+    eprintln!("compact: {} ...", data.display());
+    let report = Db::compact(data)?;
+    match report.bytes {
+        Some((before, after)) => println!(
+            "compacted {}: {before} bytes before, {after} after ({:.0}%)",
+            data.display(),
+            after as f64 * 100.0 / before.max(1) as f64
+        ),
+        None => println!(
+            "{} is a sled store: sled compacts as it goes, nothing to do",
+            data.display()
+        ),
+    }
+    Ok(())
+}
+
 /// `upgrade` of the store in `data`.
 fn upgrade(data: &std::path::Path) -> Result<(), Failure> {
     let report = Db::upgrade_with_progress(data, &Options::default(), |p| {
@@ -381,6 +407,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Verify { data, json } => integrity(&data, json, false),
         Command::Repair { data, json } => integrity(&data, json, true),
         Command::Upgrade { data } => upgrade(&data),
+        Command::Compact { data } => compact(&data),
         Command::Export { data, out } => export(&data, out.as_deref()),
         Command::Import {
             data,

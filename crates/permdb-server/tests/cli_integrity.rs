@@ -117,6 +117,15 @@ fn upgrade_takes_a_format3_store_to_the_current_format() {
         assert!(ok && out.contains("0 problem(s)"), "{out}{err}");
         let (ok, out, _) = permdb(&["upgrade", "--data", data]);
         assert!(ok && out.contains("already in format 4"), "{out}");
+        let (ok, out, err) = permdb(&["compact", "--data", data]);
+        let said = if backend == "redb" {
+            "bytes before"
+        } else {
+            "compacts as it goes"
+        };
+        assert!(ok && out.contains(said), "{out}{err}");
+        let (ok, out, err) = permdb(&["verify", "--data", data]);
+        assert!(ok && out.contains("0 problem(s)"), "{out}{err}");
         let (ok, _, err) = permdb(&[
             "upgrade",
             "--data",

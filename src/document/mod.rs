@@ -1,7 +1,10 @@
 //! `Document`: what callers get back, with Appwrite's JSON shape; and `DocRecord`,
 //! what is stored for it (the sequence, collection and schema live in the key).
 
+mod cache;
+
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -16,7 +19,10 @@ use crate::store::{Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 use crate::value::{self, Node};
 
-/// A stored document, as a client sees it.
+pub(crate) use cache::{DecodedDocument, DocumentCache};
+
+/// A stored document, as a client sees it. Cloning is cheap: the permissions and the
+/// attributes are shared (with the document cache too) until one of them is changed.
 #[derive(Clone, PartialEq)]
 pub struct Document {
     pub(crate) id: String,
@@ -25,8 +31,8 @@ pub struct Document {
     pub(crate) database_id: String,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) updated_at: OffsetDateTime,
-    pub(crate) permissions: Vec<Permission>,
-    pub(crate) data: Map<String, Value>,
+    pub(crate) permissions: Arc<[Permission]>,
+    pub(crate) data: Arc<Map<String, Value>>,
 }
 
 impl fmt::Debug for Document {
@@ -60,8 +66,8 @@ impl Document {
             database_id: schema.to_owned(),
             created_at: at,
             updated_at: at,
-            permissions,
-            data,
+            permissions: permissions.into(),
+            data: Arc::new(data),
         }
     }
 
@@ -133,8 +139,8 @@ impl Serialize for Document {
         map.serialize_entry("$databaseId", &self.database_id)?;
         map.serialize_entry("$createdAt", &timefmt::format(self.created_at))?;
         map.serialize_entry("$updatedAt", &timefmt::format(self.updated_at))?;
-        map.serialize_entry("$permissions", &self.permissions)?;
-        for (k, v) in &self.data {
+        map.serialize_entry("$permissions", &*self.permissions)?;
+        for (k, v) in self.data.iter() {
             map.serialize_entry(k, v)?;
         }
         map.end()
@@ -176,8 +182,8 @@ impl<'de> Deserialize<'de> for Document {
             database_id,
             created_at,
             updated_at,
-            permissions,
-            data: map,
+            permissions: permissions.into(),
+            data: Arc::new(map),
         })
     }
 }
@@ -384,28 +390,13 @@ impl DocRecord {
         max_depth: usize,
         where_: impl Fn() -> String,
     ) -> Result<Document> {
-        let permissions = self
-            .permissions
-            .iter()
-            .map(|p| p.to_permission().map_err(|e| Error::corrupt(where_(), e)))
-            .collect::<Result<Vec<_>>>()?;
-        let data =
-            match value::rebuild(self.nodes, max_depth).map_err(|e| Error::corrupt(where_(), e))? {
-                Value::Object(map) => map,
-                _ => return Err(Error::corrupt(where_(), "attributes are not an object")),
-            };
-        Ok(Document {
-            id: self.id,
-            sequence: u64::from(sequence),
-            collection_id: collection_id.to_owned(),
-            database_id: database_id.to_owned(),
-            created_at: timefmt::from_millis(self.created_ms)
-                .map_err(|e| Error::corrupt(where_(), e))?,
-            updated_at: timefmt::from_millis(self.updated_ms)
-                .map_err(|e| Error::corrupt(where_(), e))?,
-            permissions,
-            data,
-        })
+        Ok(
+            DecodedDocument::of_record(self, max_depth, where_)?.to_document(
+                sequence,
+                database_id,
+                collection_id,
+            ),
+        )
     }
 }
 

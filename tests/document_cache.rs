@@ -1,0 +1,196 @@
+//! The document cache (`Options::document_cache_bytes`) never answers with a document
+//! as it was before a write that returned: not its old data, not its old permissions, not
+//! after its delete; on every read path (get, get by sequence, find, count, cursors), one
+//! thread or many.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use permdb::{Client, Collection, Db, Error, Permission, Query, Role};
+use serde_json::json;
+
+fn birthdays(client: &Client) -> Collection {
+    client.schema("db").collection("birthdays")
+}
+
+/// What user `client` reads of `doc1` on each read path: `Some(name)` when every path
+/// finds it, `None` when none does; a disagreement between paths fails the test.
+fn seen(client: &Client, sequence: u64) -> Option<String> {
+    let coll = birthdays(client);
+    let by_id = match coll.get("doc1") {
+        Ok(doc) => Some(doc.data()["name"].as_str().unwrap().to_owned()),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => panic!("get: {e}"),
+    };
+    let by_sequence = match coll.get_by_sequence(sequence) {
+        Ok(doc) => Some(doc.data()["name"].as_str().unwrap().to_owned()),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => panic!("get_by_sequence: {e}"),
+    };
+    let found = coll.find(&[Query::equal("$id", ["doc1"])]).unwrap();
+    let in_find = found
+        .documents
+        .iter()
+        .map(|d| d.data()["name"].as_str().unwrap().to_owned())
+        .next();
+    assert_eq!(found.total, u64::from(in_find.is_some()));
+    let all = coll.find(&[]).unwrap();
+    let in_page = all
+        .documents
+        .iter()
+        .find(|d| d.id() == "doc1")
+        .map(|d| d.data()["name"].as_str().unwrap().to_owned());
+    let counted = coll.count(&[Query::equal("$id", ["doc1"])]).unwrap();
+    assert_eq!(counted, u64::from(in_find.is_some()));
+    assert_eq!(
+        (&by_sequence, &in_find, &in_page),
+        (&by_id, &by_id, &by_id),
+        "read paths disagree"
+    );
+    by_id
+}
+
+#[test]
+fn a_write_is_seen_on_every_read_path_after_the_document_was_cached() {
+    let (options, _) = common::test_options();
+    let db = Db::temporary_with(options).unwrap();
+    common::seed(&db);
+    let (a, b) = (common::sign_in(&db, "a"), common::sign_in(&db, "b"));
+    let root = birthdays(&db.root());
+    let sequence = root.get("doc1").unwrap().sequence();
+    // Read (and so cached) through every path, by the user and by root.
+    assert_eq!(seen(&a, sequence).as_deref(), Some("Kevin"));
+    assert_eq!(seen(&b, sequence), None);
+    assert!(db.cache_stats().documents > 0, "{:?}", db.cache_stats());
+
+    // New data: every path answers it.
+    root.update("doc1", json!({"name": "Kev"}), None).unwrap();
+    assert_eq!(seen(&a, sequence).as_deref(), Some("Kev"));
+
+    // Read moved from user-a to user-b: user-a's cached reads must not leak it.
+    root.update(
+        "doc1",
+        json!({}),
+        Some(vec![Permission::read(Role::user("user-b"))]),
+    )
+    .unwrap();
+    assert_eq!(seen(&a, sequence), None);
+    assert_eq!(seen(&b, sequence).as_deref(), Some("Kev"));
+
+    // A cursor at a document the client may no longer read is refused.
+    let page = birthdays(&b).find(&[]).unwrap();
+    assert_eq!(page.documents.len(), 2);
+    assert!(matches!(
+        birthdays(&a).find(&[Query::cursor_after("doc1")]),
+        Err(Error::NotFound { .. })
+    ));
+
+    // Deleted: gone from every path, for everyone.
+    root.delete("doc1").unwrap();
+    assert_eq!(seen(&b, sequence), None);
+    assert_eq!(seen(&db.root(), sequence), None);
+}
+
+#[test]
+fn a_store_without_a_document_cache_answers_the_same() {
+    let (options, _) = common::test_options();
+    let db = Db::temporary_with(options.document_cache_bytes(0)).unwrap();
+    common::seed(&db);
+    let a = common::sign_in(&db, "a");
+    let root = birthdays(&db.root());
+    let sequence = root.get("doc1").unwrap().sequence();
+    assert_eq!(seen(&a, sequence).as_deref(), Some("Kevin"));
+    root.update(
+        "doc1",
+        json!({}),
+        Some(vec![Permission::read(Role::user("user-b"))]),
+    )
+    .unwrap();
+    assert_eq!(seen(&a, sequence), None);
+    let stats = db.cache_stats();
+    assert_eq!((stats.documents, stats.document_bytes), (0, 0));
+}
+
+/// A writer opens `doc1` to user-a and closes it again, round after round, and says
+/// which round it has closed once the closing write returned; readers as user-a, getting
+/// and finding all the while, never read a round already closed when their read began.
+#[test]
+fn no_reader_gets_a_document_its_permission_was_taken_from_after_the_write_returned() {
+    let (options, _) = common::test_options();
+    let db = Db::temporary_with(options).unwrap();
+    common::seed(&db);
+    let a = common::sign_in(&db, "a");
+    let root = birthdays(&db.root());
+    let sequence = root.get("doc1").unwrap().sequence();
+    // Round 0, closed: the seed's version (open to user-a) is gone before readers start.
+    root.update(
+        "doc1",
+        json!({"round": 0, "open": false}),
+        Some(vec![Permission::read(Role::user("user-b"))]),
+    )
+    .unwrap();
+    let closed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let (coll, closed, stop) = (birthdays(&a), Arc::clone(&closed), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut open_reads = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    let before = closed.load(Ordering::Acquire);
+                    let got = if r == 0 {
+                        coll.get_by_sequence(sequence).ok()
+                    } else {
+                        coll.find(&[]).unwrap().documents.into_iter().next()
+                    };
+                    if let Some(doc) = got {
+                        let round = doc.data()["round"].as_u64().unwrap();
+                        assert!(
+                            round > before,
+                            "reader {r} got round {round}, closed before its read began ({before})"
+                        );
+                        assert_eq!(doc.data()["open"], json!(true), "reader {r}");
+                        open_reads += 1;
+                    }
+                }
+                open_reads
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut round = 0u64;
+    while started.elapsed() < Duration::from_millis(1500) {
+        round += 1;
+        root.update(
+            "doc1",
+            json!({"round": round, "open": true}),
+            Some(vec![Permission::read(Role::user("user-a"))]),
+        )
+        .unwrap();
+        // Let the readers read (and cache) the open round.
+        thread::sleep(Duration::from_micros(200));
+        root.update(
+            "doc1",
+            json!({"round": round, "open": false}),
+            Some(vec![Permission::read(Role::user("user-b"))]),
+        )
+        .unwrap();
+        closed.store(round, Ordering::Release);
+    }
+    stop.store(true, Ordering::Release);
+    let reads: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    eprintln!("{round} rounds, open reads per reader {reads:?}");
+    assert!(reads.iter().all(|&n| n > 0), "{reads:?} in {round} rounds");
+}
