@@ -12,8 +12,8 @@ use crate::catalog::{CollectionRecord, Counters, resolve_collection};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{
-    DecodedDocument, DocRecord, Document, DocumentList, check_field_count, check_object,
-    load_record, make_record, put_record, seq_of,
+    DocRecord, Document, DocumentList, Keep, Loaded, check_field_count, check_object, load_record,
+    make_record, put_record, seq_of,
 };
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
@@ -127,27 +127,53 @@ impl Collection {
         let db = &self.client.db.inner;
         let coll = self.resolve(&db.store, &principal)?;
         let mut seq = 0;
-        let decoded = check_document(
+        let found = check_document(
             &principal,
             coll.rules()?,
             Action::Read,
             id,
-            || lookup_with(&db.store, &coll, id, &mut seq, |s| self.cached(&coll, s)),
-            |d: &Arc<DecodedDocument>| d.grants(),
+            || {
+                lookup_with(&db.store, &coll, id, &mut seq, |s| {
+                    self.cached(&principal, &coll, s)
+                })
+            },
+            Loaded::grants,
         )?;
+        let decoded = found
+            .readable()
+            .ok_or_else(|| Error::not_found(ResourceKind::Document, id))?;
         Ok(decoded.to_document(seq, &self.schema_id, &self.id))
     }
 
-    /// Document `seq` of `coll` through the document cache (committed state only).
-    fn cached(&self, coll: &CollectionRecord, seq: u32) -> Result<Option<Arc<DecodedDocument>>> {
+    /// Document `seq` of `coll` through the document cache (committed state only), if it
+    /// exists: decoded only when `principal` may read it (else [`Loaded::Hidden`], which
+    /// `check_document` denies), so a document hidden from the client is never decoded
+    /// for it, and a damaged one answers `NotFound` like any other it may not read.
+    fn cached(
+        &self,
+        principal: &Principal,
+        coll: &CollectionRecord,
+        seq: u32,
+    ) -> Result<Option<Loaded>> {
         let db = &self.client.db.inner;
-        db.documents
-            .load(&db.store, coll.cid, seq, self.limits().max_depth, || {
+        let rules = coll.rules()?;
+        let loaded = db.documents.load(
+            &db.store,
+            (coll.cid, seq),
+            self.limits().max_depth,
+            || {
                 format!(
                     "document {seq} of collection {}/{}",
                     self.schema_id, self.id
                 )
-            })
+            },
+            |grants| may_read(principal, rules, grants),
+            Keep::Yes,
+        )?;
+        Ok(match loaded {
+            Loaded::Missing => None,
+            found => Some(found),
+        })
     }
 
     /// The document whose `$sequence` is `sequence`, under the rules of
@@ -171,17 +197,20 @@ impl Collection {
             .map(|&sequence| {
                 let name = format!("$sequence {sequence}");
                 let seq = u32::try_from(sequence).ok();
-                let decoded = check_document(
+                let found = check_document(
                     &principal,
                     coll.rules()?,
                     Action::Read,
                     &name,
                     || match seq {
-                        Some(seq) => self.cached(&coll, seq),
+                        Some(seq) => self.cached(&principal, &coll, seq),
                         None => Ok(None),
                     },
-                    |d: &Arc<DecodedDocument>| d.grants(),
+                    Loaded::grants,
                 )?;
+                let decoded = found
+                    .readable()
+                    .ok_or_else(|| Error::not_found(ResourceKind::Document, &name))?;
                 Ok(decoded.to_document(seq.unwrap_or_default(), &self.schema_id, &self.id))
             })
             .collect()

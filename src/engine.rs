@@ -78,9 +78,9 @@ pub(crate) struct Engine {
     last_lsn: AtomicU64,
     observer: OnceLock<Arc<dyn CommitObserver>>,
     /// INVARIANT (commit-parity): odd while a batch is being applied and the cached
-    /// bitmaps it touched dropped, even otherwise; moved only by `commit`, under the
+    /// documents and bitmaps it touched dropped, even otherwise; moved only by `commit`, under the
     /// writer lock. A read that saw the same even value before and after it read one state
-    /// of the store and of the cache (`consistent`).
+    /// of the store and of the caches (`consistent`).
     applying: AtomicU64,
 }
 
@@ -101,8 +101,9 @@ impl<'a> Applying<'a> {
 
 impl Drop for Applying<'_> {
     fn drop(&mut self) {
-        self.engine.bitmaps.invalidate(self.batch);
+        // Documents first: what a read may return past the permission bitmaps.
         self.engine.documents.invalidate(self.batch);
+        self.engine.bitmaps.invalidate(self.batch);
         self.engine.applying.fetch_add(1, Ordering::SeqCst);
     }
 }

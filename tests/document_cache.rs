@@ -194,3 +194,109 @@ fn no_reader_gets_a_document_its_permission_was_taken_from_after_the_write_retur
     eprintln!("{round} rounds, open reads per reader {reads:?}");
     assert!(reads.iter().all(|&n| n > 0), "{reads:?} in {round} rounds");
 }
+
+/// Every other write that changes a cached document: a user's deletion (which revokes
+/// their grants; a new account with the same id must not read it), an attribute's
+/// deletion (which rewrites the documents), a transaction, a collection's deletion.
+#[test]
+fn other_writes_to_cached_documents_are_seen_too() {
+    let (options, _) = common::test_options();
+    let db = Db::temporary_with(options).unwrap();
+    common::seed(&db);
+    let root = db.root();
+    root.schema("db")
+        .collections()
+        .create_attribute("birthdays", permdb::AttributeSpec::string("note", 64))
+        .unwrap();
+    let root_docs = birthdays(&root);
+    root_docs
+        .update("doc1", json!({"note": "cached"}), None)
+        .unwrap();
+    let a = common::sign_in(&db, "a");
+    let sequence = root_docs.get("doc1").unwrap().sequence();
+    assert_eq!(seen(&a, sequence).as_deref(), Some("Kevin"));
+    assert_eq!(root_docs.get("doc1").unwrap().data()["note"], "cached");
+
+    // The attribute goes: so does its value in the cached document.
+    root.schema("db")
+        .collections()
+        .delete_attribute("birthdays", "note")
+        .unwrap();
+    assert!(root_docs.get("doc1").unwrap().get("note").is_none());
+    assert!(birthdays(&a).get("doc1").unwrap().get("note").is_none());
+
+    // A transaction's write.
+    let mut tx = root.transaction();
+    tx.collection("db", "birthdays")
+        .update("doc1", json!({"name": "Kevin T."}), None)
+        .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(seen(&a, sequence).as_deref(), Some("Kevin T."));
+
+    // user-a is deleted and an account of the same id made again: it reads nothing.
+    root.users().delete("user-a").unwrap();
+    db.client()
+        .account()
+        .create("user-a", "a2@example.com", "password-a2", None)
+        .unwrap();
+    let session = db
+        .client()
+        .account()
+        .create_email_password_session("a2@example.com", "password-a2")
+        .unwrap();
+    let new_a = db.client().set_session(&session.secret).unwrap();
+    assert_eq!(seen(&new_a, sequence), None);
+    assert_eq!(root_docs.get("doc1").unwrap().permissions(), &[]);
+
+    // The collection goes: its cached documents with it.
+    root.schema("db").collections().delete("birthdays").unwrap();
+    assert!(matches!(root_docs.get("doc1"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        root_docs.get_by_sequence(sequence),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// A document that no longer decodes (here: opened with a smaller `max_depth` than it
+/// was written with) answers `NotFound` to a client that may not read it, as a missing
+/// one does, and `Corrupt` only to one that may: its grants are checked before the rest
+/// of it is decoded, on every read path.
+#[test]
+fn a_document_that_fails_to_decode_is_not_told_to_a_client_that_may_not_read_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let (options, _) = common::test_options();
+    {
+        let db = Db::open_with(&dir, options.clone()).unwrap();
+        common::seed(&db);
+        birthdays(&db.root())
+            .update("doc1", json!({"deep": {"deeper": [1]}}), None)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let shallow = permdb::Limits {
+        max_depth: 2,
+        ..permdb::Limits::default()
+    };
+    let db =
+        common::when_unlocked(|| Db::open_with(&dir, options.clone().limits(shallow))).unwrap();
+    let (a, b) = (common::sign_in(&db, "a"), common::sign_in(&db, "b"));
+    let sequence = birthdays(&db.root()).get("doc2").unwrap().sequence() - 1;
+    let (hidden, readable) = (birthdays(&b), birthdays(&a));
+    assert!(matches!(hidden.get("doc1"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        hidden.get_by_sequence(sequence),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        hidden.find(&[Query::cursor_after("doc1")]),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(hidden.find(&[]).unwrap().documents.len(), 1);
+    assert!(matches!(readable.get("doc1"), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        readable.get_by_sequence(sequence),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(readable.find(&[]), Err(Error::Corrupt { .. })));
+}

@@ -37,8 +37,6 @@ pub(crate) struct DecodedDocument {
     grants: Vec<Grant>,
     permissions: Arc<[Permission]>,
     data: Arc<Map<String, Value>>,
-    /// An estimate of the memory it holds (see `estimated_bytes`).
-    bytes: usize,
 }
 
 impl DecodedDocument {
@@ -60,7 +58,7 @@ impl DecodedDocument {
             Value::Object(map) => map,
             _ => return Err(Error::corrupt(where_(), "attributes are not an object")),
         };
-        let mut decoded = DecodedDocument {
+        Ok(DecodedDocument {
             created_at: timefmt::from_millis(record.created_ms)
                 .map_err(|e| Error::corrupt(where_(), e))?,
             updated_at: timefmt::from_millis(record.updated_ms)
@@ -69,10 +67,7 @@ impl DecodedDocument {
             grants: record.permissions,
             permissions,
             data: Arc::new(data),
-            bytes: 0,
-        };
-        decoded.bytes = estimated_bytes(&decoded);
-        Ok(decoded)
+        })
     }
 
     /// The document's stored grants, for `perm::decide`.
@@ -101,37 +96,67 @@ impl DecodedDocument {
     }
 }
 
-/// Roughly the bytes `doc` holds: its struct, strings and grants, and its attributes as
-/// `serde_json` lays them out (a value slot each, string and key buffers, map nodes).
+/// What one heap allocation of `n` bytes costs, rounded as glibc's malloc does: a header
+/// of 8 bytes, 16-byte steps, 32 bytes at least.
+fn allocation(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+/// Bytes of one node of `serde_json::Map` (a `BTreeMap<String, Value>`): 11 keys and
+/// values and the node's header; an internal node adds 12 child pointers.
+const MAP_LEAF: usize = 11 * (24 + 32) + 16;
+const MAP_INTERNAL: usize = MAP_LEAF + 12 * 8;
+
+/// The heap `map`'s B-tree and everything in it hold, allocations rounded.
+fn map_bytes(map: &Map<String, Value>) -> usize {
+    let leaves = map.len().div_ceil(11);
+    let internal = if leaves > 1 { leaves.div_ceil(6) } else { 0 };
+    leaves * allocation(MAP_LEAF)
+        + internal * allocation(MAP_INTERNAL)
+        + map
+            .iter()
+            .map(|(k, v)| allocation(k.capacity()) + value_heap(v))
+            .sum::<usize>()
+}
+
+/// The heap a JSON value holds beyond its own slot.
+fn value_heap(v: &Value) -> usize {
+    match v {
+        Value::String(s) => allocation(s.capacity()),
+        Value::Array(items) => {
+            allocation(items.capacity() * std::mem::size_of::<Value>())
+                + items.iter().map(value_heap).sum::<usize>()
+        }
+        Value::Object(map) => map_bytes(map),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+/// About the memory a cached `doc` holds: its `Arc` and struct, id, grants, permissions
+/// (each role's strings), attributes, and its cache entry. Checked against a counting
+/// allocator by `tests/document_cache_memory.rs`.
 fn estimated_bytes(doc: &DecodedDocument) -> usize {
-    fn value_bytes(v: &Value) -> usize {
-        std::mem::size_of::<Value>()
-            + match v {
-                Value::String(s) => s.capacity(),
-                Value::Array(items) => items.iter().map(value_bytes).sum(),
-                Value::Object(map) => map_bytes(map),
-                Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-            }
-    }
-    fn map_bytes(map: &Map<String, Value>) -> usize {
-        // A B-tree (or index map) entry: the key's `String` and buffer, the value, and
-        // about a pointer of node overhead per entry.
-        map.iter()
-            .map(|(k, v)| std::mem::size_of::<String>() + k.capacity() + 8 + value_bytes(v))
-            .sum()
-    }
-    std::mem::size_of::<DecodedDocument>()
-        + doc.id.capacity()
-        + doc.grants.capacity() * std::mem::size_of::<Grant>()
-        + doc.permissions.len() * std::mem::size_of::<Permission>()
-        // Each permission's role holds about the strings of its grant's role key.
-        + 2 * doc.grants.iter().map(|g| g.role().len()).sum::<usize>()
+    /// The LRU's node and hash slot, and the entry's key and size.
+    const ENTRY: usize = 96;
+    let roles: usize = doc.grants.iter().map(|g| allocation(g.role().len())).sum();
+    ENTRY
+        + allocation(16 + std::mem::size_of::<DecodedDocument>())
+        + allocation(doc.id.capacity())
+        + allocation(doc.grants.capacity() * std::mem::size_of::<Grant>())
+        + allocation(16 + doc.permissions.len() * std::mem::size_of::<Permission>())
+        // Each grant's role key, and its permission's role's id (about as long).
+        + 2 * roles
+        + allocation(16 + std::mem::size_of::<Map<String, Value>>())
         + map_bytes(&doc.data)
 }
 
-/// One lock's part of the cache.
+/// One lock's part of the cache: each document with its estimated bytes.
 struct Shard {
-    entries: LruCache<(u32, u32), Arc<DecodedDocument>>,
+    entries: LruCache<(u32, u32), (Arc<DecodedDocument>, usize)>,
     bytes: usize,
     /// Moved by every write that drops keys of this shard (INVARIANT
     /// document-cache-not-stale).
@@ -153,6 +178,44 @@ impl std::fmt::Debug for DocumentCache {
             .field("max_bytes", &(self.shard_bytes * SHARDS))
             .finish()
     }
+}
+
+/// What [`DocumentCache::load`] found at a sequence.
+#[derive(Debug)]
+pub(crate) enum Loaded {
+    /// No document.
+    Missing,
+    /// A document the caller may not read: not decoded, not kept.
+    Hidden,
+    /// A document the caller may read.
+    Readable(Arc<DecodedDocument>),
+}
+
+impl Loaded {
+    /// The document, when the caller may read it.
+    pub(crate) fn readable(self) -> Option<Arc<DecodedDocument>> {
+        match self {
+            Loaded::Readable(doc) => Some(doc),
+            Loaded::Missing | Loaded::Hidden => None,
+        }
+    }
+
+    /// The grants of a readable document; none for a hidden one (so a check denies it).
+    pub(crate) fn grants(&self) -> &[Grant] {
+        match self {
+            Loaded::Readable(doc) => doc.grants(),
+            Loaded::Missing | Loaded::Hidden => &[],
+        }
+    }
+}
+
+/// Whether a document read through the cache may stay in it afterwards: a page's
+/// documents do; those a scan only matches against a filter (a sort, a count) do not,
+/// so that one scan does not push every page out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    Yes,
+    No,
 }
 
 impl DocumentCache {
@@ -183,66 +246,94 @@ impl DocumentCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Document `seq` of collection `cid`, decoded (nested at most `max_depth`), from
-    /// memory or read from the committed `store`; `None` when it does not exist. A bad
-    /// record is corruption of the document `where_` names, and is not cached.
+    /// Document `seq` of collection `cid`, if it exists and `readable` says its grants
+    /// let the caller read it: from memory, or read from the committed `store` and
+    /// decoded (nested at most `max_depth`), then kept as `keep` says. The grants are checked before anything else of the record is decoded, so a
+    /// document the caller may not read is neither decoded nor kept, and a bad one is
+    /// not told from a missing one. A bad record is corruption of the document `where_`
+    /// names, and is never kept.
     pub(crate) fn load(
         &self,
         store: &Store,
-        cid: u32,
-        seq: u32,
+        (cid, seq): (u32, u32),
         max_depth: usize,
         where_: impl Fn() -> String,
-    ) -> Result<Option<Arc<DecodedDocument>>> {
+        readable: impl Fn(&[Grant]) -> bool,
+        keep: Keep,
+    ) -> Result<Loaded> {
         let key = (cid, seq);
-        let seen = match self.probe(key) {
-            Ok(hit) => return Ok(Some(hit)),
-            Err(seen) => seen,
+        let seen = if self.shard_bytes == 0 {
+            None
+        } else {
+            match self.probe(key) {
+                Ok(hit) if readable(hit.grants()) => return Ok(Loaded::Readable(hit)),
+                Ok(_) => return Ok(Loaded::Hidden),
+                Err(seen) => Some(seen),
+            }
         };
         let Some(record) = load_record(store, cid, seq)? else {
-            return Ok(None);
+            return Ok(Loaded::Missing);
         };
+        if !readable(record.grants()) {
+            return Ok(Loaded::Hidden);
+        }
         let decoded = Arc::new(DecodedDocument::of_record(record, max_depth, where_)?);
-        self.keep(key, seen, &decoded);
-        Ok(Some(decoded))
+        if let (Some(seen), Keep::Yes) = (seen, keep) {
+            self.keep(key, seen, &decoded);
+        }
+        Ok(Loaded::Readable(decoded))
     }
 
     /// The document held at `key`, or the generation of its shard to read it under.
     fn probe(&self, key: (u32, u32)) -> std::result::Result<Arc<DecodedDocument>, u64> {
         let mut shard = self.shard(key);
         match shard.entries.get(&key) {
-            Some(hit) => Ok(Arc::clone(hit)),
+            Some((hit, _)) => Ok(Arc::clone(hit)),
             None => Err(shard.generation),
         }
     }
 
     /// Holds `decoded`, read from the store at `key` after [`DocumentCache::probe`] saw
     /// generation `seen`, unless a write dropped keys of its shard since; then drops the
-    /// least recently read documents of the shard past its bound.
+    /// least recently read documents of the shard past its bound (freed after the lock is
+    /// released, so that a writer's `invalidate` never waits for that).
     fn keep(&self, key: (u32, u32), seen: u64, decoded: &Arc<DecodedDocument>) {
-        if decoded.bytes > self.shard_bytes {
+        let bytes = estimated_bytes(decoded);
+        if bytes > self.shard_bytes {
             return;
         }
+        let mut out = Vec::new();
         let mut shard = self.shard(key);
         // INVARIANT (document-cache-not-stale): what was read before a write that
         // dropped keys of this shard is not kept.
         if shard.generation != seen {
             return;
         }
-        if let Some(old) = shard.entries.put(key, Arc::clone(decoded)) {
-            shard.bytes -= old.bytes;
+        if let Some((old, old_bytes)) = shard.entries.put(key, (Arc::clone(decoded), bytes)) {
+            shard.bytes -= old_bytes;
+            out.push(old);
         }
-        shard.bytes += decoded.bytes;
+        shard.bytes += bytes;
         while shard.bytes > self.shard_bytes {
             match shard.entries.pop_lru() {
-                Some((_, out)) => shard.bytes -= out.bytes,
+                Some((_, (old, old_bytes))) => {
+                    shard.bytes -= old_bytes;
+                    out.push(old);
+                }
                 None => break,
             }
         }
+        drop(shard);
+        drop(out);
     }
 
-    /// Drops every document a just-applied (or failed) batch wrote.
+    /// Drops every document a just-applied (or failed) batch wrote (their memory is
+    /// freed after each shard's lock is released).
     pub(crate) fn invalidate(&self, batch: &WriteBatch) {
+        if self.shard_bytes == 0 {
+            return;
+        }
+        let mut out = Vec::new();
         for (tree, key, _) in batch.ops() {
             if tree != Tree::Docs || key.len() != 8 {
                 continue;
@@ -253,11 +344,13 @@ impl DocumentCache {
                 continue;
             };
             let mut shard = self.shard((cid, seq));
-            if let Some(old) = shard.entries.pop(&(cid, seq)) {
-                shard.bytes -= old.bytes;
+            if let Some((old, old_bytes)) = shard.entries.pop(&(cid, seq)) {
+                shard.bytes -= old_bytes;
+                out.push(old);
             }
             shard.generation += 1;
         }
+        drop(out);
     }
 
     /// The estimated bytes of the documents held.
@@ -315,7 +408,10 @@ mod tests {
     }
 
     fn read(store: &Store, cache: &DocumentCache, seq: u32) -> Option<Arc<DecodedDocument>> {
-        cache.load(store, 1, seq, 16, String::new).unwrap()
+        cache
+            .load(store, (1, seq), 16, String::new, |_| true, Keep::Yes)
+            .unwrap()
+            .readable()
     }
 
     fn n(doc: &DecodedDocument) -> i64 {
@@ -386,6 +482,38 @@ mod tests {
             "{}",
             cache.len()
         );
+    }
+
+    #[test]
+    fn a_document_the_caller_may_not_read_is_neither_decoded_nor_kept() {
+        let (store, cache) = (store(), DocumentCache::new(1 << 20));
+        // Nested deeper than a reader's `max_depth` of 0 allows: it fails to decode.
+        commit(&store, &cache, &write(5, 1, "a"));
+        let load = |readable: bool, keep: Keep| {
+            cache.load(
+                &store,
+                (1, 5),
+                0,
+                String::new,
+                |g| readable && g[0].role() == "user:a",
+                keep,
+            )
+        };
+        assert!(matches!(load(false, Keep::Yes), Ok(Loaded::Hidden)));
+        assert!(matches!(load(true, Keep::Yes), Err(Error::Corrupt { .. })));
+        assert_eq!(cache.len(), 0);
+        // Read with the store's depth, but not kept: a scan's documents stay out.
+        let scan = cache
+            .load(&store, (1, 5), 16, String::new, |_| true, Keep::No)
+            .unwrap();
+        assert!(matches!(scan, Loaded::Readable(_)));
+        assert_eq!(cache.len(), 0);
+        // Held, then asked by a caller its grants do not let read.
+        assert!(read(&store, &cache, 5).is_some());
+        let denied = cache
+            .load(&store, (1, 5), 16, String::new, |_| false, Keep::Yes)
+            .unwrap();
+        assert!(matches!(denied, Loaded::Hidden));
     }
 
     #[test]

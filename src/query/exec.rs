@@ -13,7 +13,7 @@ use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
-use crate::document::{DecodedDocument, Document, seq_of};
+use crate::document::{DecodedDocument, Document, Keep, Loaded, seq_of};
 use crate::engine::ReadView;
 use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
@@ -102,35 +102,44 @@ impl Run<'_> {
         }
     }
 
-    /// Document `seq` (decoded, or from the document cache), if it is still there.
-    fn decoded(&self, seq: u32) -> Result<Option<Arc<DecodedDocument>>> {
+    /// Document `seq` (decoded, or from the document cache), if it is still there and,
+    /// for a role source, still grants read: its own permissions are checked again, so a
+    /// document a stale bitmap still lists is skipped (fail closed), undecoded.
+    fn decoded(
+        &self,
+        source: &Source<'_>,
+        seq: u32,
+        keep: Keep,
+    ) -> Result<Option<Arc<DecodedDocument>>> {
         let coll = self.coll;
-        self.view.documents.load(
-            self.view.store,
-            coll.cid,
-            seq,
-            self.view.limits.max_depth,
-            || {
-                format!(
-                    "document {seq} of collection {}/{}",
-                    coll.schema_id, coll.id
-                )
-            },
-        )
+        let roles = match &source.visible {
+            Visible::Roles(_, roles) | Visible::Lazy(_, roles) => Some(*roles),
+            Visible::All => None,
+        };
+        self.view
+            .documents
+            .load(
+                self.view.store,
+                (coll.cid, seq),
+                self.view.limits.max_depth,
+                || {
+                    format!(
+                        "document {seq} of collection {}/{}",
+                        coll.schema_id, coll.id
+                    )
+                },
+                |grants| roles.is_none_or(|roles| grants_to(grants, Action::Read, roles)),
+                keep,
+            )
+            .map(Loaded::readable)
     }
 
-    /// Document `seq` if it is still there and, for a role source, still grants read.
-    fn load(&self, source: &Source<'_>, seq: u32) -> Result<Option<Document>> {
-        let Some(decoded) = self.decoded(seq)? else {
-            return Ok(None); // deleted since the bitmap was read
+    /// Document `seq` as [`Run::decoded`] finds it, in its public form.
+    fn load(&self, source: &Source<'_>, seq: u32, keep: Keep) -> Result<Option<Document>> {
+        let Some(decoded) = self.decoded(source, seq, keep)? else {
+            return Ok(None); // deleted since the bitmap was read, or no longer readable
         };
         self.counters.document_decoded();
-        if let Visible::Roles(_, roles) | Visible::Lazy(_, roles) = &source.visible {
-            // Fail closed: a document whose own permissions no longer grant read is skipped.
-            if !grants_to(decoded.grants(), Action::Read, roles) {
-                return Ok(None);
-            }
-        }
         Ok(Some(decoded.to_document(
             seq,
             &self.coll.schema_id,
@@ -150,14 +159,13 @@ impl Run<'_> {
             Visible::All => Ok(seq),
             Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
             Visible::Roles(..) => Err(not_found()),
-            Visible::Lazy(_, roles) => match self.decoded(seq)? {
-                Some(d) if grants_to(d.grants(), Action::Read, roles) => Ok(seq),
+            Visible::Lazy(..) => match self.decoded(source, seq, Keep::Yes)? {
+                Some(_) => Ok(seq),
                 _ => Err(not_found()),
             },
         }
     }
 
-    /// `$sequence` order: stream candidates from the cursor, stop when the page is full.
     /// `$sequence` order: stream candidates from the cursor, stop when the page is full.
     /// Without a cursor, a filter that needs decoding is counted in the same pass (up to
     /// `TOTAL_CAP`), so each candidate is decoded once; that total is returned too.
@@ -199,12 +207,14 @@ impl Run<'_> {
                 matched += 1;
                 if skipped < plan.offset {
                     skipped += 1;
-                } else if !full && let Some(doc) = self.load(source, seq)? {
+                } else if !full && let Some(doc) = self.load(source, seq, Keep::Yes)? {
                     page.push(doc);
                 }
                 continue;
             }
-            let Some(doc) = self.load(source, seq)? else {
+            // What the page reads is kept; what only the total counts past it is not.
+            let keep = if full { Keep::No } else { Keep::Yes };
+            let Some(doc) = self.load(source, seq, keep)? else {
                 continue;
             };
             if !self.passes(&doc) {
@@ -240,7 +250,7 @@ impl Run<'_> {
             Some(c) => {
                 let seq = self.cursor_seq(source, &c.id)?;
                 let doc = self
-                    .load(source, seq)?
+                    .load(source, seq, Keep::Yes)?
                     .ok_or_else(|| Error::not_found(ResourceKind::Document, &c.id))?;
                 (
                     if c.before { flip(order) } else { order },
@@ -259,7 +269,7 @@ impl Run<'_> {
                 continue;
             }
             self.counters.candidate();
-            let Some(doc) = self.load(source, seq)? else {
+            let Some(doc) = self.load(source, seq, Keep::Yes)? else {
                 continue;
             };
             if !self.passes(&doc) {
@@ -300,7 +310,7 @@ impl Run<'_> {
             Some(c) => {
                 let seq = self.cursor_seq(source, &c.id)?;
                 let doc = self
-                    .load(source, seq)?
+                    .load(source, seq, Keep::Yes)?
                     .ok_or_else(|| Error::not_found(ResourceKind::Document, &c.id))?;
                 Some(((self.sort_key(&doc), doc.sequence()), c.before))
             }
@@ -310,7 +320,7 @@ impl Run<'_> {
         for seq in self.candidates(source, Direction::Forward, None) {
             let seq = seq?;
             self.counters.candidate();
-            if let Some(doc) = self.load(source, seq)?
+            if let Some(doc) = self.load(source, seq, Keep::No)?
                 && self.passes(&doc)
             {
                 all.push(((self.sort_key(&doc), doc.sequence()), doc));
@@ -366,7 +376,7 @@ impl Run<'_> {
             }
             let seq = seq?;
             self.counters.candidate();
-            if let Some(doc) = self.load(source, seq)?
+            if let Some(doc) = self.load(source, seq, Keep::No)?
                 && self.passes(&doc)
             {
                 total += 1;
