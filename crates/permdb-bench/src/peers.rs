@@ -42,14 +42,15 @@ pub fn permdb_options() -> Options {
 }
 
 /// Builds (or, when `dir` holds a complete store, reopens) the permdb store of a data set.
-/// Returns the store and the seconds spent inserting (batched) when it was built.
+/// Returns the store, the seconds spent inserting (batched) when it was built, and the
+/// engine file's bytes before and after the compaction that follows a build (redb).
 pub fn permdb_build(
     dir: &Path,
     profile: Profile,
     n: u32,
     users: u32,
     engine: permdb::StorageEngine,
-) -> (Permdb, Option<f64>) {
+) -> (Permdb, Option<f64>, Option<(u64, u64)>) {
     let done = dir.join("complete");
     // A cached store of an older format does not open: it is rebuilt.
     let cached = done
@@ -118,14 +119,26 @@ pub fn permdb_build(
         }
         db.flush().unwrap();
         insert_secs = Some(start.elapsed().as_secs_f64());
-        std::fs::write(&done, b"").unwrap();
     }
+    // As an owner would after a bulk load: `permdb compact` (redb gives back the pages
+    // its many commits left free; sled compacts as it goes).
+    let (db, compacted) = if fresh {
+        drop(root);
+        drop(db);
+        let report = Db::compact(dir).expect("compact");
+        std::fs::write(&done, b"").unwrap();
+        let db = Db::open_with(dir, permdb_options()).expect("reopen permdb");
+        (db, report.bytes)
+    } else {
+        (db, None)
+    };
+    let root = db.root();
     let key = root
         .keys()
         .create("bench", &[Scope::DocumentsRead])
         .unwrap();
     let key = db.client().set_key(&key.secret).unwrap();
-    (Permdb { db, key }, insert_secs)
+    (Permdb { db, key }, insert_secs, compacted)
 }
 
 pub fn permdb_docs(client: &Client) -> Collection {
