@@ -12,7 +12,7 @@ use crate::catalog::{CollectionRecord, Counters, resolve_collection};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{
-    DocRecord, Document, DocumentList, Keep, Loaded, check_field_count, check_object, load_record,
+    DocRecord, Document, DocumentList, Loaded, check_field_count, check_object, load_record,
     make_record, put_record, seq_of,
 };
 use crate::error::{Error, ResourceKind, Result};
@@ -148,7 +148,7 @@ impl Collection {
     /// Document `seq` of `coll` through the document cache (committed state only), if it
     /// exists: decoded only when `principal` may read it (else [`Loaded::Hidden`], which
     /// `check_document` denies), so a document hidden from the client is never decoded
-    /// for it, and a damaged one answers `NotFound` like any other it may not read.
+    /// for it (and one whose attributes no longer rebuild answers it `NotFound`).
     fn cached(
         &self,
         principal: &Principal,
@@ -157,7 +157,7 @@ impl Collection {
     ) -> Result<Option<Loaded>> {
         let db = &self.client.db.inner;
         let rules = coll.rules()?;
-        let loaded = db.documents.load(
+        let loaded = db.documents.load_and_keep(
             &db.store,
             (coll.cid, seq),
             self.limits().max_depth,
@@ -168,7 +168,6 @@ impl Collection {
                 )
             },
             |grants| may_read(principal, rules, grants),
-            Keep::Yes,
         )?;
         Ok(match loaded {
             Loaded::Missing => None,

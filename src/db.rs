@@ -200,18 +200,22 @@ impl Db {
     /// Compacts the store in directory `path`, as `permdb compact` does: on redb, packs
     /// its pages and gives the free space at the end of the file back to the file system
     /// (a store written by many small commits, or after deletes, can shrink to about a
-    /// third); each step is a crash-safe commit, so an interruption loses nothing. sled
-    /// rewrites its segments in the background and has no such call: nothing is done. The
-    /// store must not be open; [`Db::import`] and [`Db::upgrade`] compact what they write.
+    /// third). Each step is a two-phase commit, so an interruption loses nothing, though
+    /// the next open then checks the whole file (redb's repair), which takes a while on a
+    /// large store. sled rewrites its segments in the background and has no such call:
+    /// nothing is done. The store must not be open (redb's is refused when it is), nor in
+    /// the middle of an upgrade; [`Db::import`] and [`Db::upgrade`] compact what they write.
     pub fn compact(path: impl AsRef<Path>) -> Result<CompactReport> {
         let path = path.as_ref();
         crate::upgrade::check_named(path)?;
-        let engine = crate::store::engine_of(path)?.ok_or_else(|| {
-            crate::Error::InvalidArgument(format!("{} holds no permdb store", path.display()))
-        })?;
-        Ok(CompactReport {
-            engine,
-            bytes: crate::store::compact(path)?,
+        crate::upgrade::while_not_upgrading(path, || {
+            let engine = crate::store::engine_of(path)?.ok_or_else(|| {
+                crate::Error::InvalidArgument(format!("{} holds no permdb store", path.display()))
+            })?;
+            Ok(CompactReport {
+                engine,
+                bytes: crate::store::compact(path)?,
+            })
         })
     }
 

@@ -71,6 +71,32 @@ pub(crate) fn cut_short(dir: &Path) -> bool {
     beside(dir, ".upgrading").is_dir() && beside(dir, &format!(".format{FROM}")).is_dir()
 }
 
+/// Runs `f` on the store in `dir` (a maintenance step that opens it alone, as `compact`
+/// does) while no upgrade of it runs: refused when one was cut short (the store in `dir`
+/// is not the one to work on), and under the upgrade lock when an upgrade made one, so
+/// that no upgrade moves the store aside meanwhile.
+pub(crate) fn while_not_upgrading<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if cut_short(dir) {
+        return Err(Error::UpgradeRequired {
+            found: FROM,
+            expected: keys::FORMAT_VERSION,
+        });
+    }
+    let lock_path = beside(dir, ".upgrade-lock");
+    let lock = match std::fs::OpenOptions::new().write(true).open(&lock_path) {
+        Ok(file) => Some(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(format!("cannot open {}", lock_path.display()))(e)),
+    };
+    if let Some(file) = &lock {
+        file.lock()
+            .map_err(io(format!("cannot lock {}", lock_path.display())))?;
+    }
+    let out = f();
+    drop(lock);
+    out
+}
+
 /// Makes the durable record of renames in `dir`'s parent.
 pub(crate) fn sync_parent(dir: &Path) -> Result<()> {
     let parent = match dir.parent() {

@@ -283,3 +283,65 @@ fn page_totals_are_exact_below_the_cap_and_capped_above() {
     let ids: Vec<&str> = list.documents.iter().map(|d| d.id()).collect();
     assert_eq!(ids[..4], ["d0", "d2", "d3", "d4"]);
 }
+
+/// A user's page narrowed by an index intersects each of the user's role bitmaps with
+/// the index's answer, never building the union of the roles (`any` can be most of a
+/// collection): the page, the total and the cursors answer as the union would. A cursor
+/// need not match the filter, only be readable.
+#[test]
+fn a_page_narrowed_by_an_index_answers_as_the_union_of_roles_would() {
+    let db = common::temporary().unwrap();
+    let coll = common::create_collection(
+        &db,
+        "s",
+        CollectionSpec::new("c", "C").document_security(true),
+    );
+    let collections = db.root().schema("s").collections();
+    collections
+        .create_attribute("c", permdb::AttributeSpec::string("category", 10))
+        .unwrap();
+    collections
+        .create_index("c", permdb::IndexSpec::key("by_category", ["category"]))
+        .unwrap();
+    // u1 reads through three roles: its own, `users` and `any`.
+    let readers = [
+        Role::user("u1"),
+        Role::users(),
+        Role::any(),
+        Role::user("u2"),
+    ];
+    coll.create_many((0..400u32).map(|i| {
+        let reader = readers[(i % 4) as usize].clone();
+        let category = if i % 3 == 0 { "x" } else { "y" };
+        (
+            format!("d{i}"),
+            json!({"category": category}),
+            Some(vec![Permission::read(reader)]),
+        )
+    }))
+    .unwrap();
+    let u1 = as_u1(&db);
+    let x = || Query::equal("category", ["x"]);
+    // Readable by u1: i % 4 != 3; in x: i % 3 == 0.
+    let expected: Vec<String> = (0..400u32)
+        .filter(|i| i % 4 != 3 && i % 3 == 0)
+        .map(|i| format!("d{i}"))
+        .collect();
+    let (list, e) = u1.find_explained(&[x(), Query::limit(500)]).unwrap();
+    let ids: Vec<&str> = list.documents.iter().map(permdb::Document::id).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(list.total, expected.len() as u64);
+    assert_eq!(e.indexes_used, ["by_category"]);
+    assert_eq!(u1.count(&[x()]).unwrap(), expected.len() as u64);
+    // After d100 (readable: 100 % 4 == 0; not in x: 100 % 3 == 1).
+    let after = u1
+        .find(&[x(), Query::cursor_after("d100"), Query::limit(3)])
+        .unwrap();
+    let ids: Vec<&str> = after.documents.iter().map(permdb::Document::id).collect();
+    assert_eq!(ids, ["d102", "d105", "d108"]);
+    // d103 is u2's: a cursor there is refused as missing.
+    assert!(matches!(
+        u1.find(&[x(), Query::cursor_after("d103")]),
+        Err(permdb::Error::NotFound { .. })
+    ));
+}

@@ -300,3 +300,42 @@ fn a_document_that_fails_to_decode_is_not_told_to_a_client_that_may_not_read_it(
     ));
     assert!(matches!(readable.find(&[]), Err(Error::Corrupt { .. })));
 }
+
+/// Only what a page returns (and a cursor's document, when read) fills the cache: a filter's
+/// misses, an offset's skipped documents, a sort's and a count's reads do not push the
+/// pages out.
+#[test]
+fn only_what_a_page_returns_is_kept() {
+    let db = common::temporary().unwrap();
+    let c = common::create_collection(&db, "s", permdb::CollectionSpec::new("c", "C"));
+    c.create_many((0..500).map(|i| (format!("d{i:03}"), json!({"n": i}), None)))
+        .unwrap();
+    // The writes read nothing into the cache.
+    assert_eq!(db.cache_stats().documents, 0);
+    let kept = || db.cache_stats().documents;
+    // A filter no index answers: 500 documents decoded, one returned.
+    let found = c.find(&[Query::greater_than("n", 498)]).unwrap();
+    assert_eq!((found.documents.len(), found.total), (1, 1));
+    assert_eq!(kept(), 1);
+    // An offset: the skipped documents are not kept.
+    let page = c.find(&[Query::offset(400), Query::limit(3)]).unwrap();
+    assert_eq!(page.documents.len(), 3);
+    assert_eq!(kept(), 4);
+    // A sort and a count read every document and keep none.
+    c.find(&[Query::order_desc("n"), Query::limit(5)]).unwrap();
+    assert_eq!(c.count(&[Query::less_than("n", 250)]).unwrap(), 250);
+    assert_eq!(kept(), 4);
+    // The page after a cursor is kept (in `$sequence` order the cursor's document is
+    // not read: its sequence is enough).
+    c.find(&[Query::cursor_after("d100"), Query::limit(2)])
+        .unwrap();
+    assert_eq!(kept(), 6);
+    // In another order it is read, and kept.
+    c.find(&[
+        Query::order_desc("n"),
+        Query::cursor_after("d300"),
+        Query::limit(1),
+    ])
+    .unwrap();
+    assert_eq!(kept(), 7);
+}

@@ -119,6 +119,16 @@ fn compact_shrinks_a_redb_store_and_keeps_every_document() {
         other => panic!("compacting an open store: {other:?}"),
     }
     drop((c, db));
+    // An upgrade cut short beside it: the store in `dir` is not the one to compact.
+    let beside = |suffix: &str| tmp.path().join(format!("redb{suffix}"));
+    std::fs::create_dir(beside(".upgrading")).unwrap();
+    std::fs::create_dir(beside(".format3")).unwrap();
+    assert!(matches!(
+        common::when_unlocked(|| Db::compact(&dir)),
+        Err(Error::UpgradeRequired { .. })
+    ));
+    std::fs::remove_dir(beside(".upgrading")).unwrap();
+    std::fs::remove_dir(beside(".format3")).unwrap();
     let report = common::when_unlocked(|| Db::compact(&dir)).unwrap();
     assert_eq!(report.engine, StorageEngine::Redb);
     let (before, after) = report.bytes.unwrap();

@@ -209,13 +209,12 @@ impl Loaded {
     }
 }
 
-/// Whether a document read through the cache may stay in it afterwards: a page's
-/// documents do; those a scan only matches against a filter (a sort, a count) do not,
-/// so that one scan does not push every page out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Keep {
-    Yes,
-    No,
+/// A document read from the store on a miss, under its shard's generation `seen`: what
+/// [`DocumentCache::keep`] needs to keep it. Only [`DocumentCache::load`] makes one.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    key: (u32, u32),
+    seen: u64,
 }
 
 impl DocumentCache {
@@ -248,10 +247,14 @@ impl DocumentCache {
 
     /// Document `seq` of collection `cid`, if it exists and `readable` says its grants
     /// let the caller read it: from memory, or read from the committed `store` and
-    /// decoded (nested at most `max_depth`), then kept as `keep` says. The grants are checked before anything else of the record is decoded, so a
-    /// document the caller may not read is neither decoded nor kept, and a bad one is
-    /// not told from a missing one. A bad record is corruption of the document `where_`
-    /// names, and is never kept.
+    /// decoded (nested at most `max_depth`). A document read from the store comes with
+    /// the [`Ticket`] that [`DocumentCache::keep`] takes to keep it: a page keeps what it
+    /// returns, not what it only looked at (a filter's misses, a sort's, a count's). The
+    /// grants are checked before the rest of the record is decoded, so a document the
+    /// caller may not read is neither decoded nor kept. A record that fails its checksum
+    /// or the codec is corruption, told before its grants can be; one whose attributes
+    /// fail to rebuild is corruption of the document `where_` names, told only to a
+    /// caller that may read it.
     pub(crate) fn load(
         &self,
         store: &Store,
@@ -259,29 +262,28 @@ impl DocumentCache {
         max_depth: usize,
         where_: impl Fn() -> String,
         readable: impl Fn(&[Grant]) -> bool,
-        keep: Keep,
-    ) -> Result<Loaded> {
+    ) -> Result<(Loaded, Option<Ticket>)> {
         let key = (cid, seq);
         let seen = if self.shard_bytes == 0 {
             None
         } else {
             match self.probe(key) {
-                Ok(hit) if readable(hit.grants()) => return Ok(Loaded::Readable(hit)),
-                Ok(_) => return Ok(Loaded::Hidden),
+                Ok(hit) if readable(hit.grants()) => return Ok((Loaded::Readable(hit), None)),
+                Ok(_) => return Ok((Loaded::Hidden, None)),
                 Err(seen) => Some(seen),
             }
         };
         let Some(record) = load_record(store, cid, seq)? else {
-            return Ok(Loaded::Missing);
+            return Ok((Loaded::Missing, None));
         };
         if !readable(record.grants()) {
-            return Ok(Loaded::Hidden);
+            return Ok((Loaded::Hidden, None));
         }
         let decoded = Arc::new(DecodedDocument::of_record(record, max_depth, where_)?);
-        if let (Some(seen), Keep::Yes) = (seen, keep) {
-            self.keep(key, seen, &decoded);
-        }
-        Ok(Loaded::Readable(decoded))
+        Ok((
+            Loaded::Readable(decoded),
+            seen.map(|seen| Ticket { key, seen }),
+        ))
     }
 
     /// The document held at `key`, or the generation of its shard to read it under.
@@ -293,11 +295,12 @@ impl DocumentCache {
         }
     }
 
-    /// Holds `decoded`, read from the store at `key` after [`DocumentCache::probe`] saw
-    /// generation `seen`, unless a write dropped keys of its shard since; then drops the
-    /// least recently read documents of the shard past its bound (freed after the lock is
-    /// released, so that a writer's `invalidate` never waits for that).
-    fn keep(&self, key: (u32, u32), seen: u64, decoded: &Arc<DecodedDocument>) {
+    /// Holds `decoded`, read from the store under `ticket`, unless a write dropped keys of
+    /// its shard since; then drops the least recently read documents of the shard past its
+    /// bound (freed after the lock is released, so that a writer's `invalidate` never
+    /// waits for that).
+    pub(crate) fn keep(&self, ticket: Ticket, decoded: &Arc<DecodedDocument>) {
+        let Ticket { key, seen } = ticket;
         let bytes = estimated_bytes(decoded);
         if bytes > self.shard_bytes {
             return;
@@ -325,6 +328,22 @@ impl DocumentCache {
         }
         drop(shard);
         drop(out);
+    }
+
+    /// [`DocumentCache::load`], keeping what it read from the store at once.
+    pub(crate) fn load_and_keep(
+        &self,
+        store: &Store,
+        key: (u32, u32),
+        max_depth: usize,
+        where_: impl Fn() -> String,
+        readable: impl Fn(&[Grant]) -> bool,
+    ) -> Result<Loaded> {
+        let (loaded, ticket) = self.load(store, key, max_depth, where_, readable)?;
+        if let (Loaded::Readable(doc), Some(ticket)) = (&loaded, ticket) {
+            self.keep(ticket, doc);
+        }
+        Ok(loaded)
     }
 
     /// Drops every document a just-applied (or failed) batch wrote (their memory is
@@ -409,7 +428,7 @@ mod tests {
 
     fn read(store: &Store, cache: &DocumentCache, seq: u32) -> Option<Arc<DecodedDocument>> {
         cache
-            .load(store, (1, seq), 16, String::new, |_| true, Keep::Yes)
+            .load_and_keep(store, (1, seq), 16, String::new, |_| true)
             .unwrap()
             .readable()
     }
@@ -444,19 +463,15 @@ mod tests {
         let (store, cache) = (store(), DocumentCache::new(1 << 20));
         commit(&store, &cache, &write(3, 1, "a"));
         // A reader misses and reads the record ...
-        let seen = cache.probe((1, 3)).unwrap_err();
-        let old = Arc::new(
-            DecodedDocument::of_record(
-                load_record(&store, 1, 3).unwrap().unwrap(),
-                16,
-                String::new,
-            )
-            .unwrap(),
-        );
+        let (loaded, ticket) = cache
+            .load(&store, (1, 3), 16, String::new, |_| true)
+            .unwrap();
+        let (old, ticket) = (loaded.readable().unwrap(), ticket.unwrap());
+        assert_eq!(n(&old), 1);
         // ... a write revokes the reader's grant and is applied ...
         commit(&store, &cache, &write(3, 2, "b"));
         // ... and only then the reader offers what it read.
-        cache.keep((1, 3), seen, &old);
+        cache.keep(ticket, &old);
         let now = read(&store, &cache, 3).unwrap();
         assert_eq!((n(&now), now.grants()[0].role()), (2, "user:b"));
     }
@@ -489,31 +504,27 @@ mod tests {
         let (store, cache) = (store(), DocumentCache::new(1 << 20));
         // Nested deeper than a reader's `max_depth` of 0 allows: it fails to decode.
         commit(&store, &cache, &write(5, 1, "a"));
-        let load = |readable: bool, keep: Keep| {
-            cache.load(
-                &store,
-                (1, 5),
-                0,
-                String::new,
-                |g| readable && g[0].role() == "user:a",
-                keep,
-            )
+        let load = |readable: bool| {
+            cache.load_and_keep(&store, (1, 5), 0, String::new, |g| {
+                readable && g[0].role() == "user:a"
+            })
         };
-        assert!(matches!(load(false, Keep::Yes), Ok(Loaded::Hidden)));
-        assert!(matches!(load(true, Keep::Yes), Err(Error::Corrupt { .. })));
+        assert!(matches!(load(false), Ok(Loaded::Hidden)));
+        assert!(matches!(load(true), Err(Error::Corrupt { .. })));
         assert_eq!(cache.len(), 0);
-        // Read with the store's depth, but not kept: a scan's documents stay out.
-        let scan = cache
-            .load(&store, (1, 5), 16, String::new, |_| true, Keep::No)
+        // Read with the store's depth, but its ticket not taken: it is not kept.
+        let (scan, ticket) = cache
+            .load(&store, (1, 5), 16, String::new, |_| true)
             .unwrap();
-        assert!(matches!(scan, Loaded::Readable(_)));
+        assert!(matches!(scan, Loaded::Readable(_)) && ticket.is_some());
         assert_eq!(cache.len(), 0);
         // Held, then asked by a caller its grants do not let read.
         assert!(read(&store, &cache, 5).is_some());
-        let denied = cache
-            .load(&store, (1, 5), 16, String::new, |_| false, Keep::Yes)
+        assert_eq!(cache.len(), 1);
+        let (denied, ticket) = cache
+            .load(&store, (1, 5), 16, String::new, |_| false)
             .unwrap();
-        assert!(matches!(denied, Loaded::Hidden));
+        assert!(matches!(denied, Loaded::Hidden) && ticket.is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::store::{Store, Tree, WriteBatch, codec, keys};
 use crate::timefmt;
 use crate::value::{self, Node};
 
-pub(crate) use cache::{DecodedDocument, DocumentCache, Keep, Loaded};
+pub(crate) use cache::{DecodedDocument, DocumentCache, Loaded, Ticket};
 
 /// A stored document, as a client sees it. Cloning is cheap: the permissions and the
 /// attributes are shared (with the document cache too) until one of them is changed.

@@ -13,7 +13,7 @@ use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
-use crate::document::{DecodedDocument, Document, Keep, Loaded, seq_of};
+use crate::document::{DecodedDocument, Document, Loaded, Ticket, seq_of};
 use crate::engine::ReadView;
 use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
@@ -47,6 +47,10 @@ enum Visible<'r> {
     /// lazily in order, so many roles cost what the page reaches; totals and counts take
     /// the size of their union, memoised with the role set. Only without index narrowing.
     Lazy(Arc<RoleBitmaps>, &'r RoleSet),
+    /// The roles' read bitmaps, each intersected with what indexes narrowed the filter to
+    /// (`Source::narrowed` holds the union of those intersections): never their own
+    /// union, which a role such as `any` makes large where the index's answer is small.
+    Narrowed(Arc<RoleBitmaps>, &'r RoleSet),
 }
 
 /// Candidate documents: the visible ones, narrowed by indexes when the filter allows.
@@ -59,6 +63,13 @@ struct Source<'r> {
 }
 
 type SeqIter<'a> = Box<dyn Iterator<Item = Result<u32>> + 'a>;
+
+/// A document read for a query, and, when it came from the store, what keeps it in the
+/// document cache if the page takes it ([`Run::take`]).
+struct Read {
+    doc: Document,
+    unkept: Option<(Ticket, Arc<DecodedDocument>)>,
+}
 
 struct Run<'a> {
     view: ReadView<'a>,
@@ -88,7 +99,7 @@ impl Run<'_> {
                 &self.counters,
             )),
             Visible::Roles(bitmap, _) => iter_bitmap(bitmap, dir, start),
-            Visible::Lazy(set, _) => Box::new(
+            Visible::Lazy(set, _) | Visible::Narrowed(set, _) => Box::new(
                 MergedStream::new(set.bitmaps().iter().map(AsRef::as_ref), dir, start).map(Ok),
             ),
         }
@@ -98,53 +109,56 @@ impl Run<'_> {
     fn is_candidate(&self, source: &Source<'_>, seq: u32) -> bool {
         match (&source.narrowed, &source.visible) {
             (Some(b), _) | (None, Visible::Roles(b, _)) => b.contains(seq),
-            (None, Visible::All | Visible::Lazy(..)) => true,
+            (None, Visible::All | Visible::Lazy(..) | Visible::Narrowed(..)) => true,
         }
     }
 
     /// Document `seq` (decoded, or from the document cache), if it is still there and,
     /// for a role source, still grants read: its own permissions are checked again, so a
     /// document a stale bitmap still lists is skipped (fail closed), undecoded.
-    fn decoded(
-        &self,
-        source: &Source<'_>,
-        seq: u32,
-        keep: Keep,
-    ) -> Result<Option<Arc<DecodedDocument>>> {
+    fn decoded(&self, source: &Source<'_>, seq: u32) -> Result<(Loaded, Option<Ticket>)> {
         let coll = self.coll;
         let roles = match &source.visible {
-            Visible::Roles(_, roles) | Visible::Lazy(_, roles) => Some(*roles),
+            Visible::Roles(_, roles) | Visible::Lazy(_, roles) | Visible::Narrowed(_, roles) => {
+                Some(*roles)
+            }
             Visible::All => None,
         };
-        self.view
-            .documents
-            .load(
-                self.view.store,
-                (coll.cid, seq),
-                self.view.limits.max_depth,
-                || {
-                    format!(
-                        "document {seq} of collection {}/{}",
-                        coll.schema_id, coll.id
-                    )
-                },
-                |grants| roles.is_none_or(|roles| grants_to(grants, Action::Read, roles)),
-                keep,
-            )
-            .map(Loaded::readable)
+        self.view.documents.load(
+            self.view.store,
+            (coll.cid, seq),
+            self.view.limits.max_depth,
+            || {
+                format!(
+                    "document {seq} of collection {}/{}",
+                    coll.schema_id, coll.id
+                )
+            },
+            |grants| roles.is_none_or(|roles| grants_to(grants, Action::Read, roles)),
+        )
     }
 
-    /// Document `seq` as [`Run::decoded`] finds it, in its public form.
-    fn load(&self, source: &Source<'_>, seq: u32, keep: Keep) -> Result<Option<Document>> {
-        let Some(decoded) = self.decoded(source, seq, keep)? else {
+    /// Document `seq` as [`Run::decoded`] finds it, in its public form; kept in the
+    /// document cache only once [`Run::take`] puts it on the page.
+    fn load(&self, source: &Source<'_>, seq: u32) -> Result<Option<Read>> {
+        let (Loaded::Readable(decoded), ticket) = self.decoded(source, seq)? else {
             return Ok(None); // deleted since the bitmap was read, or no longer readable
         };
         self.counters.document_decoded();
-        Ok(Some(decoded.to_document(
-            seq,
-            &self.coll.schema_id,
-            &self.coll.id,
-        )))
+        let doc = decoded.to_document(seq, &self.coll.schema_id, &self.coll.id);
+        Ok(Some(Read {
+            doc,
+            unkept: ticket.map(|ticket| (ticket, decoded)),
+        }))
+    }
+
+    /// The document of `read`, for the page: kept in the document cache when it was read
+    /// from the store (a filter's misses, a sort's and a count's are not).
+    fn take(&self, read: Read) -> Document {
+        if let Some((ticket, decoded)) = read.unkept {
+            self.view.documents.keep(ticket, &decoded);
+        }
+        read.doc
     }
 
     fn passes(&self, doc: &Document) -> bool {
@@ -159,8 +173,11 @@ impl Run<'_> {
             Visible::All => Ok(seq),
             Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
             Visible::Roles(..) => Err(not_found()),
-            Visible::Lazy(..) => match self.decoded(source, seq, Keep::Yes)? {
-                Some(_) => Ok(seq),
+            // A cursor need not match the filter: it is visible when a role's bitmap has it.
+            Visible::Narrowed(set, _) if set.bitmaps().iter().any(|b| b.contains(seq)) => Ok(seq),
+            Visible::Narrowed(..) => Err(not_found()),
+            Visible::Lazy(..) => match self.decoded(source, seq)?.0 {
+                Loaded::Readable(_) => Ok(seq),
                 _ => Err(not_found()),
             },
         }
@@ -207,17 +224,15 @@ impl Run<'_> {
                 matched += 1;
                 if skipped < plan.offset {
                     skipped += 1;
-                } else if !full && let Some(doc) = self.load(source, seq, Keep::Yes)? {
-                    page.push(doc);
+                } else if !full && let Some(read) = self.load(source, seq)? {
+                    page.push(self.take(read));
                 }
                 continue;
             }
-            // What the page reads is kept; what only the total counts past it is not.
-            let keep = if full { Keep::No } else { Keep::Yes };
-            let Some(doc) = self.load(source, seq, keep)? else {
+            let Some(read) = self.load(source, seq)? else {
                 continue;
             };
-            if !self.passes(&doc) {
+            if !self.passes(&read.doc) {
                 continue;
             }
             matched += 1;
@@ -226,7 +241,7 @@ impl Run<'_> {
                 continue;
             }
             if !full {
-                page.push(doc);
+                page.push(self.take(read));
             }
         }
         if plan.cursor.as_ref().is_some_and(|c| c.before) {
@@ -250,7 +265,8 @@ impl Run<'_> {
             Some(c) => {
                 let seq = self.cursor_seq(source, &c.id)?;
                 let doc = self
-                    .load(source, seq, Keep::Yes)?
+                    .load(source, seq)?
+                    .map(|read| self.take(read))
                     .ok_or_else(|| Error::not_found(ResourceKind::Document, &c.id))?;
                 (
                     if c.before { flip(order) } else { order },
@@ -269,17 +285,17 @@ impl Run<'_> {
                 continue;
             }
             self.counters.candidate();
-            let Some(doc) = self.load(source, seq, Keep::Yes)? else {
+            let Some(read) = self.load(source, seq)? else {
                 continue;
             };
-            if !self.passes(&doc) {
+            if !self.passes(&read.doc) {
                 continue;
             }
             if skipped < plan.offset {
                 skipped += 1;
                 continue;
             }
-            page.push(doc);
+            page.push(self.take(read));
             if page.len() as u64 >= plan.limit {
                 break;
             }
@@ -310,7 +326,8 @@ impl Run<'_> {
             Some(c) => {
                 let seq = self.cursor_seq(source, &c.id)?;
                 let doc = self
-                    .load(source, seq, Keep::Yes)?
+                    .load(source, seq)?
+                    .map(|read| self.take(read))
                     .ok_or_else(|| Error::not_found(ResourceKind::Document, &c.id))?;
                 Some(((self.sort_key(&doc), doc.sequence()), c.before))
             }
@@ -320,7 +337,7 @@ impl Run<'_> {
         for seq in self.candidates(source, Direction::Forward, None) {
             let seq = seq?;
             self.counters.candidate();
-            if let Some(doc) = self.load(source, seq, Keep::No)?
+            if let Some(Read { doc, .. }) = self.load(source, seq)?
                 && self.passes(&doc)
             {
                 all.push(((self.sort_key(&doc), doc.sequence()), doc));
@@ -362,7 +379,7 @@ impl Run<'_> {
             let n = match &source.visible {
                 Visible::All => CollectionCounters::load(self.view.store, self.coll.cid)?.live,
                 Visible::Roles(bitmap, _) => bitmap.len(),
-                Visible::Lazy(set, _) => union_len(set, cap),
+                Visible::Lazy(set, _) | Visible::Narrowed(set, _) => union_len(set, cap),
             };
             return Ok(n.min(cap));
         }
@@ -376,8 +393,8 @@ impl Run<'_> {
             }
             let seq = seq?;
             self.counters.candidate();
-            if let Some(doc) = self.load(source, seq, Keep::No)?
-                && self.passes(&doc)
+            if let Some(read) = self.load(source, seq)?
+                && self.passes(&read.doc)
             {
                 total += 1;
             }
@@ -487,6 +504,8 @@ pub(crate) fn find(
             )?;
             if lazy_ok {
                 Visible::Lazy(bitmaps, roles)
+            } else if hit.is_some() {
+                Visible::Narrowed(bitmaps, roles)
             } else {
                 let union = bitmaps.bitmaps().iter().map(AsRef::as_ref).union();
                 Visible::Roles(union, roles)
@@ -501,6 +520,11 @@ pub(crate) fn find(
         (None, _) => (None, false),
         (Some((b, exact)), Visible::All | Visible::Lazy(..)) => (Some(b), exact),
         (Some((b, exact)), Visible::Roles(r, _)) => (Some(b & r), exact),
+        // (r1 ∪ r2 ∪ ...) ∩ b as (r1 ∩ b) ∪ (r2 ∩ b) ∪ ...: each part no larger than b.
+        (Some((b, exact)), Visible::Narrowed(set, _)) => (
+            Some(set.bitmaps().iter().map(|r| r.as_ref() & &b).union()),
+            exact,
+        ),
     };
     let source = Source {
         visible,
@@ -549,7 +573,7 @@ pub(crate) fn find(
     let explain = Explain {
         plan: match &source.visible {
             Visible::All => Plan::AllDocuments,
-            Visible::Roles(_, roles) => Plan::RoleUnion {
+            Visible::Roles(_, roles) | Visible::Narrowed(_, roles) => Plan::RoleUnion {
                 roles: roles.keys().count(),
             },
             Visible::Lazy(_, roles) => Plan::RoleMerge {

@@ -365,7 +365,8 @@ pub struct Explain {
     pub indexes_used: Vec<String>,
     /// How the page was ordered.
     pub order: OrderPlan,
-    /// Documents read from the store and decoded.
+    /// Documents read and decoded, or found decoded in the document cache (the count
+    /// does not tell which, so that it says the same whoever read them before).
     pub documents_decoded: u64,
     /// Stored bitmaps opened (the live set, one per role, one per fulltext word).
     pub bitmaps_read: u64,

@@ -140,8 +140,8 @@ pub(crate) fn compact(dir: &Path) -> Result<(u64, u64)> {
     };
     let before = size()?;
     let mut db = open_when_released(&Database::builder(), &file)?;
-    // A round returns `true` while it moved something; each is committed on its own.
-    while db.compact(redb::CompactionMode::Maximum).map_err(storage)? {}
+    // One call packs and moves pages until nothing moves; each pass its own commit.
+    db.compact(redb::CompactionMode::Maximum).map_err(storage)?;
     drop(db);
     Ok((before, size()?))
 }
