@@ -109,7 +109,10 @@ impl Run<'_> {
     fn is_candidate(&self, source: &Source<'_>, seq: u32) -> bool {
         match (&source.narrowed, &source.visible) {
             (Some(b), _) | (None, Visible::Roles(b, _)) => b.contains(seq),
-            (None, Visible::All | Visible::Lazy(..) | Visible::Narrowed(..)) => true,
+            (None, Visible::All | Visible::Lazy(..)) => true,
+            // Never without `narrowed` (made only for an index hit); if it were, membership
+            // in a role's bitmap is the answer, not "everything".
+            (None, Visible::Narrowed(set, _)) => set.bitmaps().iter().any(|b| b.contains(seq)),
         }
     }
 
@@ -489,8 +492,9 @@ pub(crate) fn find(
         Some(f) => indexed::narrow(view, coll, f, &narrowing, &mut used)?,
         None => None,
     };
-    // Counts and `$sequence` pages never need the union itself; other orders and index
-    // intersections test membership in it.
+    // Counts and `$sequence` pages never need the union itself, nor do index hits (each
+    // role meets the index's answer: `Visible::Narrowed`); other orders test membership
+    // in it.
     let lazy_ok = hit.is_none() && (want == Want::Count || run.plan.sequence_order().is_some());
     let visible = match (read, principal.roles()) {
         (Access::All, _) | (Access::ByDocument, None) => Visible::All,
