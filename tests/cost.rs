@@ -284,12 +284,12 @@ fn page_totals_are_exact_below_the_cap_and_capped_above() {
     assert_eq!(ids[..4], ["d0", "d2", "d3", "d4"]);
 }
 
-/// A user's page narrowed by an index intersects each of the user's role bitmaps with
-/// the index's answer, never building the union of the roles (`any` can be most of a
-/// collection): the page, the total and the cursors answer as the union would. A cursor
-/// need not match the filter, only be readable.
+/// A user's page narrowed by an index (the roles' union met with the index's answer):
+/// pages, totals, counts and cursors in `$sequence` and sorted orders, exact and not,
+/// against the documents worked out by hand. A cursor need not match the filter, only be
+/// readable.
 #[test]
-fn a_page_narrowed_by_an_index_answers_as_the_union_of_roles_would() {
+fn a_users_page_narrowed_by_an_index_answers_pages_totals_and_cursors() {
     let db = common::temporary().unwrap();
     let coll = common::create_collection(
         &db,

@@ -382,9 +382,8 @@ pub struct Explain {
 pub enum Plan {
     /// Every live document: root, an API key, or a collection that grants read to the client.
     AllDocuments,
-    /// The union of the read bitmaps of the client's roles (document security): built
-    /// for orders other than `$sequence`; with a filter an index answers, each role's
-    /// bitmap is met with the index's answer instead, and only those parts are unioned.
+    /// The union of the read bitmaps of the client's roles (document security),
+    /// materialised: for counts, index intersections and orders other than `$sequence`.
     RoleUnion {
         /// How many roles were unioned.
         roles: usize,
