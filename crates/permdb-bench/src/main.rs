@@ -121,44 +121,30 @@ fn measure_prepared<T>(
     samples[samples.len() / 2]
 }
 
-/// Bytes the files under `path` take on disk (allocated blocks: a file that grew by
-/// `set_len` and is not written through yet takes less than its length).
-fn dir_bytes(path: &Path) -> u64 {
+/// The files under `path`: the bytes they take on disk (allocated blocks: a file grown
+/// by `set_len` and not written through takes less than its length), and their lengths.
+fn dir_sizes(path: &Path) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt as _;
+    let of = |m: std::fs::Metadata| (m.blocks() * 512, m.len());
     match std::fs::read_dir(path) {
         Ok(entries) => entries
             .flatten()
             .map(|e| {
                 let p = e.path();
                 if p.is_dir() {
-                    dir_bytes(&p)
+                    dir_sizes(&p)
                 } else {
-                    e.metadata().map(|m| m.blocks() * 512).unwrap_or(0)
+                    e.metadata().map(of).unwrap_or((0, 0))
                 }
             })
-            .sum(),
-        Err(_) => std::fs::metadata(path)
-            .map(|m| m.blocks() * 512)
-            .unwrap_or(0),
+            .fold((0, 0), |(a, l), (b, m)| (a + b, l + m)),
+        Err(_) => std::fs::metadata(path).map(of).unwrap_or((0, 0)),
     }
 }
 
-/// The sum of the lengths of the files under `path`.
-fn dir_len(path: &Path) -> u64 {
-    match std::fs::read_dir(path) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| {
-                let p = e.path();
-                if p.is_dir() {
-                    dir_len(&p)
-                } else {
-                    e.metadata().map(|m| m.len()).unwrap_or(0)
-                }
-            })
-            .sum(),
-        Err(_) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-    }
+/// Bytes the files under `path` take on disk.
+fn dir_bytes(path: &Path) -> u64 {
+    dir_sizes(path).0
 }
 
 /// VmRSS of this process, in bytes.
@@ -542,8 +528,7 @@ fn permdb_rows(
     let rss = json!({"docs": n, "profile": p, "system": sys("permdb"), "rss_growth_bytes_per_doc": rss1.saturating_sub(rss0) as f64 / f64::from(n), "rss_after_bytes": rss1});
     println!("resident memory: {rss}");
     report.extra.push(rss);
-    let disk_bytes = dir_bytes(&permdb_dir);
-    let file_len = dir_len(&permdb_dir);
+    let (disk_bytes, file_len) = dir_sizes(&permdb_dir);
     report.extra.push(json!({"docs": n, "profile": p, "system": sys("permdb"), "open_ms": open_ms, "first_query_after_open_ms": cold_ms, "disk_bytes": disk_bytes, "disk_bytes_per_doc": disk_bytes as f64 / f64::from(n), "file_length_bytes": file_len}));
     println!(
         "{}: open {open_ms:.1} ms, first query after open {cold_ms:.1} ms, disk {disk_bytes} bytes allocated ({file_len} bytes of file length)",
