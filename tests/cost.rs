@@ -400,6 +400,168 @@ fn a_users_page_narrowed_by_an_index_answers_pages_totals_and_cursors() {
     assert_eq!(u1.count(&[x(), odd()]).unwrap(), expected.len() as u64);
 }
 
+/// A user's page and count narrowed by one indexed value follow every write: to the
+/// value's documents, to the user's own role, to its team memberships, and to neither.
+/// (The union of the user's roles, and its size within the value, are memoised between
+/// writes; a page deep enough to pass the lazy intersection's probe budget is asked too.)
+#[test]
+fn a_users_narrowed_page_and_count_follow_writes_to_the_value_and_the_roles() {
+    let db = common::temporary().unwrap();
+    let coll = common::create_collection(
+        &db,
+        "s",
+        CollectionSpec::new("c", "C").document_security(true),
+    );
+    let collections = db.root().schema("s").collections();
+    collections
+        .create_attribute("c", permdb::AttributeSpec::string("category", 10))
+        .unwrap();
+    collections
+        .create_index("c", permdb::IndexSpec::key("by_category", ["category"]))
+        .unwrap();
+    db.client()
+        .account()
+        .create("u1", "u1@example.com", "password-1", None)
+        .unwrap();
+    db.root().teams().create("t1", "Team").unwrap();
+    // (category, reader) of d0..d12000: u1 reads i % 4 != 3 (through its own role,
+    // `users` and `any`); x holds i % 3 == 0.
+    let readers = ["user:u1", "users", "any", "user:u2"];
+    let mut model: Vec<(&str, String)> = (0..12_000usize)
+        .map(|i| {
+            (
+                if i % 3 == 0 { "x" } else { "y" },
+                readers[i % 4].to_string(),
+            )
+        })
+        .collect();
+    let perms = |reader: &str| Some(vec![Permission::read(reader.parse::<Role>().unwrap())]);
+    for chunk in (0..model.len()).collect::<Vec<_>>().chunks(4_000) {
+        coll.create_many(chunk.iter().map(|&i| {
+            (
+                format!("d{i}"),
+                json!({"category": model[i].0}),
+                perms(&model[i].1),
+            )
+        }))
+        .unwrap();
+    }
+    let check = |model: &[(&str, String)], roles: &[&str], step: &str| {
+        let want: Vec<String> = (0..model.len())
+            .filter(|&i| model[i].0 == "x" && roles.contains(&model[i].1.as_str()))
+            .map(|i| format!("d{i}"))
+            .collect();
+        let u1 = as_u1(&db);
+        let x = || Query::equal("category", ["x"]);
+        assert_eq!(u1.count(&[x()]).unwrap(), want.len() as u64, "count {step}");
+        for (offset, limit) in [(0, 25), (2_500, 40)] {
+            let list = u1
+                .find(&[x(), Query::offset(offset), Query::limit(limit)])
+                .unwrap();
+            let ids: Vec<&str> = list.documents.iter().map(permdb::Document::id).collect();
+            let expected: Vec<&str> = want
+                .iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .map(String::as_str)
+                .collect();
+            assert_eq!(ids, expected, "page at {offset} {step}");
+            assert_eq!(list.total, want.len() as u64, "total {step}");
+        }
+        let list = u1
+            .find(&[x(), Query::order_desc("$sequence"), Query::limit(3)])
+            .unwrap();
+        let ids: Vec<&str> = list.documents.iter().map(permdb::Document::id).collect();
+        let last: Vec<&str> = want.iter().rev().take(3).map(String::as_str).collect();
+        assert_eq!(ids, last, "last page {step}");
+        // From a cursor both ways, deep enough to pass the probe budget after it.
+        let at = want.len() / 4;
+        let after = u1
+            .find(&[
+                x(),
+                Query::cursor_after(&want[at]),
+                Query::offset(2_000),
+                Query::limit(5),
+            ])
+            .unwrap();
+        let ids: Vec<&str> = after.documents.iter().map(permdb::Document::id).collect();
+        let expected: Vec<&str> = want[at + 1..]
+            .iter()
+            .skip(2_000)
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        assert_eq!(ids, expected, "after a cursor {step}");
+        let before = u1
+            .find(&[
+                x(),
+                Query::cursor_before(&want[at + 2_100]),
+                Query::offset(2_000),
+                Query::limit(5),
+            ])
+            .unwrap();
+        let ids: Vec<&str> = before.documents.iter().map(permdb::Document::id).collect();
+        let mut expected: Vec<&str> = want[..at + 2_100]
+            .iter()
+            .rev()
+            .skip(2_000)
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        expected.reverse();
+        assert_eq!(ids, expected, "before a cursor {step}");
+        // Another order (every candidate decoded and sorted, membership probed).
+        let list = u1
+            .find(&[x(), Query::order_desc("$id"), Query::limit(4)])
+            .unwrap();
+        let ids: Vec<&str> = list.documents.iter().map(permdb::Document::id).collect();
+        let mut by_id: Vec<&str> = want.iter().map(String::as_str).collect();
+        by_id.sort_unstable_by(|a, b| b.cmp(a));
+        by_id.truncate(4);
+        assert_eq!(ids, by_id, "by id {step}");
+        assert_eq!(list.total, want.len() as u64, "sorted total {step}");
+        // Two values (an answer built for the query, not the cache's own).
+        let both = u1.count(&[Query::equal("category", ["x", "z"])]).unwrap();
+        assert_eq!(both, want.len() as u64, "two values {step}");
+    };
+    let mut roles = vec!["user:u1", "users", "any"];
+    check(&model, &roles, "at first");
+    // Twice with no write: the memoised answers.
+    check(&model, &roles, "asked again");
+    // A write to u1's own role: d3 (u2's, in x) granted to u1.
+    coll.update("d3", json!({}), perms("user:u1")).unwrap();
+    model[3].1 = "user:u1".into();
+    check(&model, &roles, "after d3 was granted to u1");
+    // A write to the value only: d0 (u1's, in x) moves to y.
+    coll.update("d0", json!({"category": "y"}), None).unwrap();
+    model[0].0 = "y";
+    check(&model, &roles, "after d0 left x");
+    // A write to the value and to roles u1 does not hold: d7 (u2's, in y) moves to x,
+    // for u9. u1's set stays memoised; the value's bitmap is a new one.
+    coll.update("d7", json!({"category": "x"}), perms("user:u9"))
+        .unwrap();
+    model[7] = ("x", "user:u9".into());
+    check(&model, &roles, "after d7 joined x for u9");
+    // A revocation only: d9 (read by `users`, in x) is now u2's alone.
+    coll.update("d9", json!({}), perms("user:u2")).unwrap();
+    model[9].1 = "user:u2".into();
+    check(&model, &roles, "after d9 was taken from u1");
+    // A new membership: u1 now also reads what team t1 reads.
+    coll.update("d15", json!({}), perms("team:t1")).unwrap();
+    model[15].1 = "team:t1".into();
+    check(&model, &roles, "after d15 was granted to t1");
+    db.root()
+        .teams()
+        .create_membership("t1", "u1", &[])
+        .unwrap();
+    roles.push("team:t1");
+    check(&model, &roles, "after u1 joined t1");
+    // A delete in x.
+    coll.delete("d6").unwrap();
+    model[6].0 = "gone";
+    check(&model, &roles, "after d6 was deleted");
+}
+
 /// How many roles u1 holds (its own, `users`, `any`, and their forms).
 fn u1_roles(db: &Db) -> usize {
     db.root().impersonate("u1").unwrap().roles().len()

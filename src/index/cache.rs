@@ -11,13 +11,13 @@
 //! are re-checked (`query::exec`).
 //!
 //! The same rule keeps the per-role-set memo current: a memo entry lists the
-//! non-empty bitmaps of one role set in one collection, and is dropped with every
-//! write to one of the set's role bitmaps there (or, for a batch touching many
-//! roles, to any of the collection's).
+//! non-empty bitmaps of one role set in one collection (and, once asked, their union),
+//! and is dropped with every write to one of the set's role bitmaps there (or, for a
+//! batch touching many roles, to any of the collection's).
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use roaring::{MultiOps, RoaringBitmap};
 
@@ -33,16 +33,26 @@ const MAX_CACHED_BYTES: usize = 64 << 20;
 /// Most role-set memo entries kept; past it the memo starts over.
 const MAX_MEMOISED_SETS: usize = 4096;
 
+/// Most bytes of role-set unions kept with their memo entries (part of
+/// `MAX_CACHED_BYTES`); past it every kept union goes and they start over.
+const MAX_UNION_BYTES: usize = 16 << 20;
+
 /// Most touched role bitmaps for which a write drops only the memo entries of the sets
 /// holding them; a bigger batch drops its collections' entries.
 const PRECISE_INVALIDATION_ROLES: usize = 64;
 
+/// Most sizes [`RoleBitmaps::met_len`] keeps for one role set; past it they start over.
+const MAX_MET_LENS: usize = 32;
+
 /// The non-empty bitmaps of one role set's roles, in one collection and kind, and the
-/// size of their union once asked. Immutable but for that memo, which follows from them.
+/// size of their union once asked. Immutable but for those memos, which follow from them.
 #[derive(Debug)]
 pub(crate) struct RoleBitmaps {
     bitmaps: Vec<Arc<RoaringBitmap>>,
     union_len: OnceLock<u64>,
+    /// Sizes of the union's intersection with other bitmaps, by those bitmaps'
+    /// identity ([`RoleBitmaps::met_len`]).
+    met_lens: Mutex<Vec<(Weak<RoaringBitmap>, u64)>>,
 }
 
 impl RoleBitmaps {
@@ -50,7 +60,45 @@ impl RoleBitmaps {
         RoleBitmaps {
             bitmaps,
             union_len: OnceLock::new(),
+            met_lens: Mutex::new(Vec::new()),
         }
+    }
+
+    /// How many documents are in both `union` (which must be the union of these
+    /// bitmaps: `BitmapCache::role_union`) and `other`, memoised by `other`'s identity,
+    /// so that the total of a page filtered by one cached index value costs one lookup
+    /// until a write replaces either side.
+    ///
+    /// Never stale: `other` is never mutated (no bitmap behind an `Arc` is), and a held
+    /// `Weak` keeps its allocation, so while the memo holds its size no other bitmap can
+    /// have its address. A write to the value gives a new `Arc`, a write to one of the
+    /// roles a new `RoleBitmaps`: either misses.
+    pub(crate) fn met_len(&self, union: &RoaringBitmap, other: &Arc<RoaringBitmap>) -> u64 {
+        let mine = |memo: &[(Weak<RoaringBitmap>, u64)]| {
+            memo.iter()
+                .find(|(seen, _)| std::ptr::eq(seen.as_ptr(), Arc::as_ptr(other)))
+                .map(|(_, len)| *len)
+        };
+        if let Some(len) = mine(&self.met_lens()) {
+            return len;
+        }
+        let len = union.intersection_len(other);
+        let mut memo = self.met_lens();
+        if mine(&memo).is_none() {
+            // Entries whose bitmap is gone cannot hit again: they go first.
+            memo.retain(|(seen, _)| seen.strong_count() > 0);
+            if memo.len() >= MAX_MET_LENS {
+                memo.clear();
+            }
+            memo.push((Arc::downgrade(other), len));
+        }
+        len
+    }
+
+    fn met_lens(&self) -> std::sync::MutexGuard<'_, Vec<(Weak<RoaringBitmap>, u64)>> {
+        self.met_lens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The bitmaps, none empty.
@@ -72,7 +120,10 @@ type SetKey = (u64, u32, IndexKind);
 #[derive(Debug, Default)]
 struct Inner {
     generation: u64,
+    /// Bytes held: bitmaps of both spaces and the unions of `sets` (serialized sizes).
     bytes: usize,
+    /// The part of `bytes` held by the unions of `sets`.
+    union_bytes: usize,
     /// Bitmap prefix (`bitmap_prefix`) -> a bitmap of the permission index tree.
     roles: HashMap<Vec<u8>, Arc<RoaringBitmap>>,
     /// Equality key (`attr::equality_key`) -> the documents with that value.
@@ -91,6 +142,9 @@ struct SetEntry {
     /// touch this set, which spares most entries a lookup in `keys`.
     role_bits: u64,
     bitmaps: Arc<RoleBitmaps>,
+    /// The union of `bitmaps`, once a query that needs it whole asked for it
+    /// ([`BitmapCache::role_union`]); it goes with the entry.
+    union: Option<Arc<RoaringBitmap>>,
 }
 
 /// One of 64 bits for a role key (a fixed hash; collisions only cost a lookup).
@@ -128,11 +182,33 @@ impl Inner {
         }
     }
 
+    /// Drops the memo entries `drop` selects, and the bytes of their unions.
+    fn drop_sets(&mut self, mut drop: impl FnMut(&SetKey, &SetEntry) -> bool) {
+        let mut freed = 0;
+        self.sets.retain(|key, entry| {
+            let gone = drop(key, entry);
+            if gone {
+                freed += entry.union.as_ref().map_or(0, |u| u.serialized_size());
+            }
+            !gone
+        });
+        self.union_bytes = self.union_bytes.saturating_sub(freed);
+        self.bytes = self.bytes.saturating_sub(freed);
+    }
+
+    /// Drops every kept union, leaving the memo entries.
+    fn drop_unions(&mut self) {
+        self.sets.values_mut().for_each(|entry| entry.union = None);
+        self.bytes = self.bytes.saturating_sub(self.union_bytes);
+        self.union_bytes = 0;
+    }
+
     fn clear(&mut self) {
         self.roles.clear();
         self.values.clear();
         self.sets.clear();
         self.bytes = 0;
+        self.union_bytes = 0;
     }
 }
 
@@ -251,16 +327,78 @@ impl BitmapCache {
         // Same rule as `get`: only what was read with no write in between is kept.
         if inner.generation == seen {
             if inner.sets.len() >= MAX_MEMOISED_SETS {
-                inner.sets.clear();
+                inner.drop_sets(|_, _| true);
             }
             let entry = SetEntry {
                 keys: Arc::clone(mine),
                 role_bits,
                 bitmaps: Arc::clone(&found),
+                union: None,
             };
-            inner.sets.insert(key, entry);
+            // Another reader may have memoised the set meanwhile: its union goes with it.
+            if let Some(old) = inner.sets.insert(key, entry)
+                && let Some(union) = old.union
+            {
+                let size = union.serialized_size();
+                inner.union_bytes = inner.union_bytes.saturating_sub(size);
+                inner.bytes = inner.bytes.saturating_sub(size);
+            }
         }
         Ok(found)
+    }
+
+    /// The union of `set`, which [`BitmapCache::role_bitmaps`] returned for `roles` in
+    /// `(cid, kind)`: kept with the set's memo entry (while unions fit in
+    /// `MAX_UNION_BYTES`), so a query that needs the union whole (to meet an index's
+    /// answer, or for another order than `$sequence`) builds it once per write to the
+    /// set's roles, not once per query.
+    ///
+    /// Never stale: the union is kept only with the very entry `set` came from (its
+    /// bitmaps are immutable), and goes when that entry does (`invalidate`).
+    pub(crate) fn role_union(
+        &self,
+        roles: &RoleSet,
+        cid: u32,
+        kind: IndexKind,
+        set: &Arc<RoleBitmaps>,
+    ) -> Arc<RoaringBitmap> {
+        let key = (roles.fingerprint(), cid, kind);
+        // Whether `set` is the memo's entry with no union yet: then the union is kept.
+        let mine = |inner: &Inner| {
+            inner
+                .sets
+                .get(&key)
+                .is_some_and(|e| Arc::ptr_eq(&e.bitmaps, set) && e.union.is_none())
+        };
+        let keep = {
+            let inner = self.read();
+            if let Some(entry) = inner.sets.get(&key)
+                && Arc::ptr_eq(&entry.bitmaps, set)
+                && let Some(union) = &entry.union
+            {
+                return Arc::clone(union);
+            }
+            mine(&inner)
+        };
+        let union = Arc::new(set.bitmaps().iter().map(AsRef::as_ref).union());
+        let size = union.serialized_size();
+        if !keep || size > MAX_UNION_BYTES {
+            return union;
+        }
+        let mut inner = self.write();
+        if mine(&inner) {
+            if inner.union_bytes + size > MAX_UNION_BYTES {
+                inner.drop_unions();
+            }
+            if inner.bytes + size > MAX_CACHED_BYTES {
+                inner.clear(); // the entry goes too: nothing is kept this time
+            } else if let Some(entry) = inner.sets.get_mut(&key) {
+                entry.union = Some(Arc::clone(&union));
+                inner.union_bytes += size;
+                inner.bytes += size;
+            }
+        }
+        union
     }
 
     /// Bytes of bitmaps held (their serialized size).
@@ -307,9 +445,9 @@ impl BitmapCache {
             collections.extend(roles.iter().map(|(cid, _, _, _)| *cid));
             roles.clear();
         }
-        inner.sets.retain(|(_, cid, kind), entry| {
-            !collections.contains(cid)
-                && !roles.iter().any(|(c, k, role, bit)| {
+        inner.drop_sets(|(_, cid, kind), entry| {
+            collections.contains(cid)
+                || roles.iter().any(|(c, k, role, bit)| {
                     c == cid
                         && *k == *kind as u8
                         && entry.role_bits & bit != 0
@@ -395,5 +533,90 @@ mod tests {
         let forged = b.clone().with_fingerprint(a.fingerprint());
         assert_eq!(seen(&forged), [2, 3, 4]);
         assert_eq!(seen(&a), [1, 3]);
+    }
+
+    #[test]
+    fn a_kept_union_goes_with_its_set_and_its_bytes_are_counted() {
+        let store = Store::new(Arc::new(SledBackend::open(None, 1 << 20, None).unwrap()));
+        let cache = BitmapCache::default();
+        let counters = Counters::default();
+        let a = user("a");
+        grant(&store, &cache, "user:a", 1);
+        grant(&store, &cache, "any", 70_000);
+        let set = cache
+            .role_bitmaps(&store, 7, IndexKind::Read, &a, &counters)
+            .unwrap();
+        let before = cache.bytes();
+        let union = cache.role_union(&a, 7, IndexKind::Read, &set);
+        assert_eq!(union.iter().collect::<Vec<_>>(), [1, 70_000]);
+        let size = union.serialized_size();
+        assert_eq!(cache.bytes(), before + size);
+        assert_eq!(cache.read().union_bytes, size);
+        // Kept: the same union again.
+        let again = cache.role_union(&a, 7, IndexKind::Read, &set);
+        assert!(Arc::ptr_eq(&union, &again));
+        // A write to one of the set's roles drops the entry and its union's bytes.
+        grant(&store, &cache, "any", 5);
+        assert_eq!(cache.read().union_bytes, 0);
+        let fresh = cache
+            .role_bitmaps(&store, 7, IndexKind::Read, &a, &counters)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&set, &fresh));
+        let now = cache.role_union(&a, 7, IndexKind::Read, &fresh);
+        assert_eq!(now.iter().collect::<Vec<_>>(), [1, 5, 70_000]);
+        // The old set (a query that began before the write) still gets its own union,
+        // built for it and not kept in the place of the current one.
+        let old = cache.role_union(&a, 7, IndexKind::Read, &set);
+        assert_eq!(old.iter().collect::<Vec<_>>(), [1, 70_000]);
+        let current = cache.role_union(&a, 7, IndexKind::Read, &fresh);
+        assert!(Arc::ptr_eq(&now, &current));
+        assert_eq!(cache.read().union_bytes, now.serialized_size());
+        // An entry replaced under the same key (here a set with a colliding
+        // fingerprint) takes its union's bytes with it.
+        let forged = user("b").with_fingerprint(a.fingerprint());
+        cache
+            .role_bitmaps(&store, 7, IndexKind::Read, &forged, &counters)
+            .unwrap();
+        let inner = cache.read();
+        assert_eq!(inner.union_bytes, 0);
+        let bitmaps = inner.roles.values().chain(inner.values.values());
+        assert_eq!(inner.bytes, bitmaps.map(|b| b.serialized_size()).sum::<usize>());
+        drop(inner);
+        let fresh = cache
+            .role_bitmaps(&store, 7, IndexKind::Read, &a, &counters)
+            .unwrap();
+        cache.role_union(&a, 7, IndexKind::Read, &fresh);
+        // Unions past their budget start over; the memo entries stay.
+        cache.write().union_bytes = MAX_UNION_BYTES;
+        let b = user("b");
+        let b_set = cache
+            .role_bitmaps(&store, 7, IndexKind::Read, &b, &counters)
+            .unwrap();
+        cache.role_union(&b, 7, IndexKind::Read, &b_set);
+        let inner = cache.read();
+        assert_eq!(inner.sets.len(), 2);
+        let kept: Vec<bool> = inner.sets.values().map(|e| e.union.is_some()).collect();
+        assert_eq!(kept.iter().filter(|k| **k).count(), 1);
+    }
+
+    #[test]
+    fn an_intersection_size_is_memoised_by_the_bitmaps_identity_only() {
+        let bits = |v: &[u32]| v.iter().copied().collect::<RoaringBitmap>();
+        let set = RoleBitmaps::new(vec![Arc::new(bits(&[1, 2, 3]))]);
+        let union = bits(&[1, 2, 3]);
+        let other = Arc::new(bits(&[2, 3, 4]));
+        assert_eq!(set.met_len(&union, &other), 2);
+        // Memoised: the same bitmap is not counted again (an empty union proves it).
+        assert_eq!(set.met_len(&RoaringBitmap::new(), &other), 2);
+        // Equal contents under another identity are counted.
+        let twin = Arc::new(bits(&[2, 3, 4]));
+        assert_eq!(set.met_len(&RoaringBitmap::new(), &twin), 0);
+        // Once a bitmap is dropped, new bitmaps (the allocator would reuse its address
+        // were it not held) never take its size.
+        drop(other);
+        for i in 0..100u32 {
+            let next = Arc::new(bits(&[i + 10]));
+            assert_eq!(set.met_len(&union, &next), 0);
+        }
     }
 }

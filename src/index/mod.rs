@@ -24,7 +24,7 @@ use crate::store::{Direction, Store, Tree, WriteBatch, keys};
 
 pub(crate) use cache::{BitmapCache, RoleBitmaps};
 pub(crate) use contribution::Contribution;
-pub(crate) use stream::{BitmapStream, Counters, MergedStream};
+pub(crate) use stream::{BitmapStream, Counters, MeetStream, MergedStream};
 
 /// Which bitmap of a collection. The byte is part of the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,5 +1,6 @@
-//! Lazy iteration: over one stored bitmap, fetching containers one at a time, and over
-//! the union of in-memory bitmaps, merging them; either direction, from a start sequence.
+//! Lazy iteration: over one stored bitmap, fetching containers one at a time, over the
+//! union of in-memory bitmaps, merging them, and over the intersection of two in-memory
+//! bitmaps, probing; either direction, from a start sequence.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
@@ -224,6 +225,112 @@ impl Iterator for MergedStream<'_> {
     }
 }
 
+/// Probes a [`MeetStream`] makes before it builds the whole intersection instead: a page
+/// that fills within them costs its probes; one that does not costs at most this many
+/// more than building it up front.
+const PROBE_BUDGET: u32 = 2048;
+
+/// The intersection of two in-memory bitmaps, in `direction` order, without building it
+/// first: walks the smaller one and keeps what the larger one holds, so a page costs the
+/// sequences it passes. Past [`PROBE_BUDGET`] probes (the two rarely meet), it builds the
+/// intersection of the whole bitmaps (container by container) and goes on from there.
+pub(crate) struct MeetStream<'a> {
+    larger: &'a RoaringBitmap,
+    smaller: &'a RoaringBitmap,
+    direction: Direction,
+    state: Meet<'a>,
+}
+
+enum Meet<'a> {
+    Probing {
+        walk: roaring::bitmap::Iter<'a>,
+        probes: u32,
+        /// The last sequence probed: the built intersection resumes past it.
+        last: Option<u32>,
+    },
+    Built(roaring::bitmap::IntoIter),
+    Done,
+}
+
+impl<'a> MeetStream<'a> {
+    /// The sequences in both `a` and `b`, from `start` (inclusive) on, in `direction`.
+    pub(crate) fn new(
+        a: &'a RoaringBitmap,
+        b: &'a RoaringBitmap,
+        direction: Direction,
+        start: Option<u32>,
+    ) -> MeetStream<'a> {
+        let (smaller, larger) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+        let mut walk = smaller.iter();
+        match (start, direction) {
+            (None, _) => {}
+            (Some(s), Direction::Forward) => walk.advance_to(s),
+            (Some(s), Direction::Reverse) => walk.advance_back_to(s),
+        }
+        MeetStream {
+            larger,
+            smaller,
+            direction,
+            state: Meet::Probing {
+                walk,
+                probes: 0,
+                last: start.and_then(|s| match direction {
+                    // Resuming "past" the sequence before `start` is resuming at `start`.
+                    Direction::Forward => s.checked_sub(1),
+                    Direction::Reverse => s.checked_add(1),
+                }),
+            },
+        }
+    }
+
+    /// The whole intersection, from just past `last` on.
+    fn built(&self, last: Option<u32>) -> Meet<'a> {
+        let mut rest = (self.smaller & self.larger).into_iter();
+        match (last, self.direction) {
+            (None, _) => {}
+            (Some(l), Direction::Forward) => match l.checked_add(1) {
+                Some(next) => rest.advance_to(next),
+                None => return Meet::Done,
+            },
+            (Some(l), Direction::Reverse) => match l.checked_sub(1) {
+                Some(next) => rest.advance_back_to(next),
+                None => return Meet::Done,
+            },
+        }
+        Meet::Built(rest)
+    }
+}
+
+impl Iterator for MeetStream<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        loop {
+            match &mut self.state {
+                Meet::Done => return None,
+                Meet::Built(rest) => {
+                    return match self.direction {
+                        Direction::Forward => rest.next(),
+                        Direction::Reverse => rest.next_back(),
+                    };
+                }
+                Meet::Probing { probes, last, .. } if *probes >= PROBE_BUDGET => {
+                    let last = *last;
+                    self.state = self.built(last);
+                }
+                Meet::Probing { walk, probes, last } => {
+                    let seq = advance(walk, self.direction)?;
+                    *probes += 1;
+                    *last = Some(seq);
+                    if self.larger.contains(seq) {
+                        return Some(seq);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +377,67 @@ mod tests {
             );
         }
         assert!(merged(&[], Direction::Forward, None).is_empty());
+    }
+
+    /// The intersection from `start` in `direction`, as the plain bitmap operation gives it.
+    fn expected(
+        a: &RoaringBitmap,
+        b: &RoaringBitmap,
+        dir: Direction,
+        start: Option<u32>,
+    ) -> Vec<u32> {
+        let both = a & b;
+        let mut out: Vec<u32> = both
+            .iter()
+            .filter(|s| match (start, dir) {
+                (None, _) => true,
+                (Some(st), Direction::Forward) => *s >= st,
+                (Some(st), Direction::Reverse) => *s <= st,
+            })
+            .collect();
+        if dir == Direction::Reverse {
+            out.reverse();
+        }
+        out
+    }
+
+    #[test]
+    fn meet_is_the_intersection_in_order_from_start_before_and_after_the_budget() {
+        // Sparse meeting (past the budget, so the built half runs), dense meeting (the
+        // page fills while probing), edges at 0 and u32::MAX, and an empty side.
+        let evens: RoaringBitmap = (0..20_000u32).map(|i| i * 2).collect();
+        let sevens: RoaringBitmap = (0..6_000u32).map(|i| i * 7).collect();
+        let rare: RoaringBitmap = (0..10_000u32)
+            .map(|i| i * 2 + 1)
+            .chain([9_000, 30_000, 39_998])
+            .collect();
+        let edges: RoaringBitmap = [0, 1, 70_000, u32::MAX - 1, u32::MAX].into_iter().collect();
+        let all_edges: RoaringBitmap = [0, 70_000, u32::MAX].into_iter().collect();
+        let empty = RoaringBitmap::new();
+        let pairs = [
+            (&evens, &sevens),
+            (&evens, &rare),
+            (&rare, &evens),
+            (&edges, &all_edges),
+            (&evens, &empty),
+        ];
+        for (a, b) in pairs {
+            for dir in [Direction::Forward, Direction::Reverse] {
+                for start in [
+                    None,
+                    Some(0),
+                    Some(1),
+                    Some(9_000),
+                    Some(30_001),
+                    Some(70_000),
+                    Some(u32::MAX),
+                ] {
+                    let got: Vec<u32> = MeetStream::new(a, b, dir, start).collect();
+                    assert_eq!(got, expected(a, b, dir, start), "{dir:?} from {start:?}");
+                }
+            }
+        }
+        // The rare meeting really crossed the budget (so the built half was tested).
+        assert!(rare.len() > u64::from(PROBE_BUDGET) && (&evens & &rare).len() < 10);
     }
 }

@@ -18,7 +18,7 @@ use crate::engine::ReadView;
 use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
 use crate::index::attr::IndexRecord;
-use crate::index::{BitmapStream, Counters, IndexKind, MergedStream, RoleBitmaps};
+use crate::index::{BitmapStream, Counters, IndexKind, MeetStream, MergedStream, RoleBitmaps};
 use crate::perm::decide::{Access, access, grants_to};
 use crate::perm::{Action, Principal, RoleSet};
 use crate::store::Direction;
@@ -42,7 +42,13 @@ pub(crate) enum Want {
 /// What the client may read: every live document, or the union of its roles' read bitmaps.
 enum Visible<'r> {
     All,
-    Roles(RoaringBitmap, &'r RoleSet),
+    /// The union of the roles' read bitmaps, memoised with the role set
+    /// (`BitmapCache::role_union`), and the bitmaps it is the union of.
+    Roles {
+        union: Arc<RoaringBitmap>,
+        set: Arc<RoleBitmaps>,
+        roles: &'r RoleSet,
+    },
     /// The roles' read bitmaps, never unioned here: pages by `$sequence` merge them
     /// lazily in order, so many roles cost what the page reaches; totals and counts take
     /// the size of their union, memoised with the role set. Only without index narrowing.
@@ -52,10 +58,13 @@ enum Visible<'r> {
 /// Candidate documents: the visible ones, narrowed by indexes when the filter allows.
 struct Source<'r> {
     visible: Visible<'r>,
-    /// Visible documents the indexed part of the filter selects (already within `visible`).
-    narrowed: Option<RoaringBitmap>,
+    /// Documents the indexed part of the filter selects, over the whole collection: a
+    /// candidate is in both this and `visible` (met lazily, `MeetStream`).
+    narrowed: Option<Arc<RoaringBitmap>>,
     /// Whether `narrowed` is exactly the documents matching the whole filter.
     exact: bool,
+    /// Whether `narrowed` is the bitmap cache's own (`indexed::Hit::shared`).
+    shared: bool,
 }
 
 type SeqIter<'a> = Box<dyn Iterator<Item = Result<u32>> + 'a>;
@@ -82,7 +91,17 @@ impl Run<'_> {
         start: Option<u32>,
     ) -> SeqIter<'s> {
         if let Some(bitmap) = &source.narrowed {
-            return iter_bitmap(bitmap, dir, start);
+            return match &source.visible {
+                Visible::Roles { union: visible, .. } => {
+                    Box::new(MeetStream::new(bitmap, visible, dir, start).map(Ok))
+                }
+                Visible::All => iter_bitmap(bitmap, dir, start),
+                // Never built (`find` narrows only a whole union), but met all the same.
+                Visible::Lazy(set, _) => Box::new(
+                    iter_bitmap(bitmap, dir, start)
+                        .filter(|seq| seq.as_ref().map_or(true, |s| in_any(set, *s))),
+                ),
+            };
         }
         match &source.visible {
             Visible::All => Box::new(BitmapStream::open(
@@ -94,7 +113,7 @@ impl Run<'_> {
                 start,
                 &self.counters,
             )),
-            Visible::Roles(bitmap, _) => iter_bitmap(bitmap, dir, start),
+            Visible::Roles { union, .. } => iter_bitmap(union, dir, start),
             Visible::Lazy(set, _) => Box::new(
                 MergedStream::new(set.bitmaps().iter().map(AsRef::as_ref), dir, start).map(Ok),
             ),
@@ -104,7 +123,10 @@ impl Run<'_> {
     /// Whether `seq` is a candidate (for walks over an index).
     fn is_candidate(&self, source: &Source<'_>, seq: u32) -> bool {
         match (&source.narrowed, &source.visible) {
-            (Some(b), _) | (None, Visible::Roles(b, _)) => b.contains(seq),
+            (Some(b), Visible::Roles { union, .. }) => b.contains(seq) && union.contains(seq),
+            (Some(b), Visible::All) => b.contains(seq),
+            (Some(b), Visible::Lazy(set, _)) => b.contains(seq) && in_any(set, seq),
+            (None, Visible::Roles { union, .. }) => union.contains(seq),
             (None, Visible::All | Visible::Lazy(..)) => true,
         }
     }
@@ -115,7 +137,7 @@ impl Run<'_> {
     fn decoded(&self, source: &Source<'_>, seq: u32) -> Result<(Loaded, Option<Ticket>)> {
         let coll = self.coll;
         let roles = match &source.visible {
-            Visible::Roles(_, roles) | Visible::Lazy(_, roles) => Some(*roles),
+            Visible::Roles { roles, .. } | Visible::Lazy(_, roles) => Some(*roles),
             Visible::All => None,
         };
         self.view.documents.load(
@@ -165,8 +187,8 @@ impl Run<'_> {
         let seq = seq_of(self.view.store, self.coll.cid, id)?.ok_or_else(not_found)?;
         match &source.visible {
             Visible::All => Ok(seq),
-            Visible::Roles(bitmap, _) if bitmap.contains(seq) => Ok(seq),
-            Visible::Roles(..) => Err(not_found()),
+            Visible::Roles { union, .. } if union.contains(seq) => Ok(seq),
+            Visible::Roles { .. } => Err(not_found()),
             Visible::Lazy(..) => match self.decoded(source, seq)?.0 {
                 Loaded::Readable(_) => Ok(seq),
                 _ => Err(not_found()),
@@ -369,13 +391,24 @@ impl Run<'_> {
         if self.plan.filter.is_none() {
             let n = match &source.visible {
                 Visible::All => CollectionCounters::load(self.view.store, self.coll.cid)?.live,
-                Visible::Roles(bitmap, _) => bitmap.len(),
+                Visible::Roles { union, .. } => union.len(),
                 Visible::Lazy(set, _) => union_len(set, cap),
             };
             return Ok(n.min(cap));
         }
         if let (true, Some(b)) = (source.exact, &source.narrowed) {
-            return Ok(b.len().min(cap));
+            let n = match &source.visible {
+                Visible::Roles { union, set, .. } if source.shared => set.met_len(union, b),
+                Visible::Roles { union, .. } => b.intersection_len(union),
+                Visible::All => b.len(),
+                Visible::Lazy(set, _) => set
+                    .bitmaps()
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .union()
+                    .intersection_len(b),
+            };
+            return Ok(n.min(cap));
         }
         let mut total = 0u64;
         for seq in self.candidates(source, Direction::Forward, None) {
@@ -402,6 +435,11 @@ fn union_len(set: &RoleBitmaps, cap: u64) -> u64 {
         return cap;
     }
     set.union_len().min(cap)
+}
+
+/// Whether one of `set`'s bitmaps holds `seq`.
+fn in_any(set: &RoleBitmaps, seq: u32) -> bool {
+    set.bitmaps().iter().any(|b| b.contains(seq))
 }
 
 fn iter_bitmap(bitmap: &RoaringBitmap, dir: Direction, start: Option<u32>) -> SeqIter<'_> {
@@ -481,9 +519,10 @@ pub(crate) fn find(
         None => None,
     };
     // Counts and `$sequence` pages never need the union itself; other orders and index
-    // intersections test membership in it. (Meeting each role's bitmap with the index's
-    // answer instead of building the union was measured 3x slower on P3 at 1M: 166
-    // against 54 µs a page, in `ArrayStore` intersections.)
+    // intersections test membership in it (kept with the role set: `role_union`).
+    // (Meeting each role's bitmap with the index's answer instead of one union was
+    // measured 3x slower on P3 at 1M: 166 against 54 µs a page, in `ArrayStore`
+    // intersections.)
     let lazy_ok = hit.is_none() && (want == Want::Count || run.plan.sequence_order().is_some());
     let visible = match (read, principal.roles()) {
         (Access::All, _) | (Access::ByDocument, None) => Visible::All,
@@ -498,8 +537,14 @@ pub(crate) fn find(
             if lazy_ok {
                 Visible::Lazy(bitmaps, roles)
             } else {
-                let union = bitmaps.bitmaps().iter().map(AsRef::as_ref).union();
-                Visible::Roles(union, roles)
+                let union = view
+                    .bitmaps
+                    .role_union(roles, coll.cid, IndexKind::Read, &bitmaps);
+                Visible::Roles {
+                    union,
+                    set: bitmaps,
+                    roles,
+                }
             }
         }
         (Access::Denied, _) => return Err(no_read(coll)),
@@ -507,15 +552,19 @@ pub(crate) fn find(
     if let Visible::All = visible {
         run.counters.add(&narrowing);
     }
-    let (narrowed, exact) = match (hit, &visible) {
-        (None, _) => (None, false),
-        (Some((b, exact)), Visible::All | Visible::Lazy(..)) => (Some(b), exact),
-        (Some((b, exact)), Visible::Roles(r, _)) => (Some(b & r), exact),
-    };
-    let source = Source {
-        visible,
-        narrowed,
-        exact,
+    let source = match hit {
+        Some(hit) => Source {
+            visible,
+            narrowed: Some(hit.bitmap),
+            exact: hit.exact,
+            shared: hit.shared,
+        },
+        None => Source {
+            visible,
+            narrowed: None,
+            exact: false,
+            shared: false,
+        },
     };
     let walk = match run.plan.orders.as_slice() {
         [(attribute, dir)] if attribute != "$sequence" => {
@@ -559,7 +608,7 @@ pub(crate) fn find(
     let explain = Explain {
         plan: match &source.visible {
             Visible::All => Plan::AllDocuments,
-            Visible::Roles(_, roles) => Plan::RoleUnion {
+            Visible::Roles { roles, .. } => Plan::RoleUnion {
                 roles: roles.keys().count(),
             },
             Visible::Lazy(_, roles) => Plan::RoleMerge {

@@ -2,6 +2,8 @@
 //! index can serve an order. Equality, ranges, `between` and `startsWith` on the first
 //! attribute of a key or unique index, and `search` on a fulltext index.
 
+use std::sync::Arc;
+
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
@@ -14,20 +16,42 @@ use crate::index::Counters;
 use crate::index::attr::{Bound, IndexRecord, IndexType, encode_value};
 use crate::store::keys::prefix_end;
 
-/// The bitmap of documents an index selects for `filter`, and whether it is exact
-/// (`false`: a superset, every candidate must still be checked). `None`: no index helps.
-/// Names the indexes used in `used`.
+/// What the indexes answer for a filter.
+pub(crate) struct Hit {
+    /// The documents selected.
+    pub(crate) bitmap: Arc<RoaringBitmap>,
+    /// Whether `bitmap` is exactly the documents matching the filter (`false`: a
+    /// superset, every candidate must still be checked).
+    pub(crate) exact: bool,
+    /// Whether `bitmap` is the bitmap cache's own (one value's documents), not built
+    /// for this query: its identity then stands for its contents, which never change
+    /// (a write to the value replaces it), so sizes computed from it can be memoised.
+    pub(crate) shared: bool,
+}
+
+impl Hit {
+    fn built(bitmap: RoaringBitmap, exact: bool) -> Hit {
+        Hit {
+            bitmap: Arc::new(bitmap),
+            exact,
+            shared: false,
+        }
+    }
+}
+
+/// The documents an index selects for `filter`; `None`: no index helps. Names the
+/// indexes used in `used`.
 pub(crate) fn narrow(
     view: ReadView<'_>,
     coll: &CollectionRecord,
     filter: &Filter,
     counters: &Counters,
     used: &mut Vec<String>,
-) -> Result<Option<(RoaringBitmap, bool)>> {
+) -> Result<Option<Hit>> {
     match filter {
         Filter::Cond(c) => condition(view, coll, c, counters, used),
         Filter::And(parts) => {
-            let mut found: Vec<(RoaringBitmap, bool)> = Vec::new();
+            let mut found: Vec<Hit> = Vec::new();
             let mut all_exact = true;
             for p in parts {
                 match narrow(view, coll, p, counters, used)? {
@@ -36,30 +60,33 @@ pub(crate) fn narrow(
                 }
             }
             // Intersect smallest first.
-            found.sort_by_key(|(b, _)| b.len());
+            found.sort_by_key(|hit| hit.bitmap.len());
             let mut iter = found.into_iter();
-            let Some((mut acc, mut exact)) = iter.next() else {
+            let Some(mut acc) = iter.next() else {
                 return Ok(None);
             };
-            for (b, e) in iter {
-                acc &= b;
-                exact &= e;
+            for hit in iter {
+                acc = Hit::built(
+                    acc.bitmap.as_ref() & hit.bitmap.as_ref(),
+                    acc.exact && hit.exact,
+                );
             }
-            Ok(Some((acc, exact && all_exact)))
+            acc.exact &= all_exact;
+            Ok(Some(acc))
         }
         Filter::Or(parts) => {
             let mut acc = RoaringBitmap::new();
             let mut exact = true;
             for p in parts {
                 match narrow(view, coll, p, counters, used)? {
-                    Some((b, e)) => {
-                        acc |= b;
-                        exact &= e;
+                    Some(hit) => {
+                        acc |= hit.bitmap.as_ref();
+                        exact &= hit.exact;
                     }
                     None => return Ok(None),
                 }
             }
-            Ok(Some((acc, exact)))
+            Ok(Some(Hit::built(acc, exact)))
         }
     }
 }
@@ -129,7 +156,7 @@ fn condition(
     c: &Cond,
     counters: &Counters,
     used: &mut Vec<String>,
-) -> Result<Option<(RoaringBitmap, bool)>> {
+) -> Result<Option<Hit>> {
     if c.method == Method::Search {
         let Some(index) = coll
             .indexes
@@ -140,10 +167,8 @@ fn condition(
         };
         let text = c.values.first().and_then(Value::as_str).unwrap_or_default();
         used.push(index.key.clone());
-        return Ok(Some((
-            index.search(view.bitmaps, view.store, coll.cid, text, counters)?,
-            false,
-        )));
+        let found = index.search(view.bitmaps, view.store, coll.cid, text, counters)?;
+        return Ok(Some(Hit::built(found, false)));
     }
     let (Some(index), Some(bounds)) = (key_index(coll, &c.attribute), bounds(c)) else {
         return Ok(None);
@@ -151,19 +176,28 @@ fn condition(
     if matches!(c.method, Method::StartsWith) && !c.values.first().is_some_and(Value::is_string) {
         return Ok(None);
     }
-    let mut out = RoaringBitmap::new();
-    if c.method == Method::Equal {
-        // Whole values: each one's bitmap, cached between writes to the index.
+    let hit = if let (Method::Equal, [v]) = (c.method, c.values.as_slice()) {
+        // One whole value: its bitmap as cached between writes to the index, not a copy.
+        Hit {
+            bitmap: index.equal(view.bitmaps, view.store, coll.cid, &enc(v))?,
+            exact: true,
+            shared: true,
+        }
+    } else if c.method == Method::Equal {
+        let mut out = RoaringBitmap::new();
         for v in &c.values {
             out |= index
                 .equal(view.bitmaps, view.store, coll.cid, &enc(v))?
                 .as_ref();
         }
+        Hit::built(out, true)
     } else {
+        let mut out = RoaringBitmap::new();
         for b in &bounds {
             out |= index.bitmap(view.store, coll.cid, b)?;
         }
-    }
+        Hit::built(out, true)
+    };
     used.push(index.key.clone());
-    Ok(Some((out, true)))
+    Ok(Some(hit))
 }
