@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Affected, affected_principals};
 use crate::catalog::CollectionRecord;
-use crate::document::{DocHead, DocRecord, Document, load_head, load_record};
+use crate::document::{DocHead, DocRecord, Document, describe, load_head, load_record};
 use crate::engine::{Engine, Lsns};
 use crate::error::{Error, Result};
 use crate::index::{Counters, IndexKind};
@@ -782,11 +782,6 @@ pub(crate) fn to_document(
         &coll.schema_id,
         &coll.id,
         engine.options.limits.max_depth,
-        || {
-            format!(
-                "document {seq} of collection {}/{}",
-                coll.schema_id, coll.id
-            )
-        },
+        || describe(seq, &coll.schema_id, &coll.id),
     )
 }

@@ -12,8 +12,8 @@ use crate::catalog::{CollectionRecord, Counters, resolve_collection};
 use crate::changes::Changes;
 use crate::client::{Client, Schema};
 use crate::document::{
-    DocRecord, Document, DocumentList, Loaded, check_field_count, check_object, load_record,
-    make_record, put_record, seq_of,
+    DocRecord, Document, DocumentList, Loaded, check_field_count, check_object, describe,
+    load_record, make_record, put_record, seq_of,
 };
 use crate::error::{Error, ResourceKind, Result};
 use crate::id::{new_id, quote};
@@ -92,12 +92,7 @@ impl Collection {
             &self.schema_id,
             &self.id,
             self.limits().max_depth,
-            || {
-                format!(
-                    "document {seq} of collection {}/{}",
-                    self.schema_id, self.id
-                )
-            },
+            || describe(seq, &self.schema_id, &self.id),
         )
     }
 
@@ -139,9 +134,15 @@ impl Collection {
             },
             Loaded::grants,
         )?;
+        self.public(found, seq, id)
+    }
+
+    /// The public form of what `check_document` let through under `name`: `NotFound`
+    /// unless the client may read it.
+    fn public(&self, found: Loaded, seq: u32, name: &str) -> Result<Document> {
         let decoded = found
             .readable()
-            .ok_or_else(|| Error::not_found(ResourceKind::Document, id))?;
+            .ok_or_else(|| Error::not_found(ResourceKind::Document, name))?;
         Ok(decoded.to_document(seq, &self.schema_id, &self.id))
     }
 
@@ -161,12 +162,7 @@ impl Collection {
             &db.store,
             (coll.cid, seq),
             self.limits().max_depth,
-            || {
-                format!(
-                    "document {seq} of collection {}/{}",
-                    self.schema_id, self.id
-                )
-            },
+            || describe(seq, &self.schema_id, &self.id),
             |grants| may_read(principal, rules, grants),
         )?;
         Ok(match loaded {
@@ -207,10 +203,7 @@ impl Collection {
                     },
                     Loaded::grants,
                 )?;
-                let decoded = found
-                    .readable()
-                    .ok_or_else(|| Error::not_found(ResourceKind::Document, &name))?;
-                Ok(decoded.to_document(seq.unwrap_or_default(), &self.schema_id, &self.id))
+                self.public(found, seq.unwrap_or_default(), &name)
             })
             .collect()
     }

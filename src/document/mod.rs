@@ -245,6 +245,11 @@ pub const MAX_FIELD_NAME_LEN: usize = 255;
 /// Checks a document's attributes as every write does: names of 1 to
 /// [`MAX_FIELD_NAME_LEN`] bytes not starting with `$` (system fields), at most
 /// `limits.max_fields` of them, nested at most `limits.max_depth` levels.
+/// How errors name document `seq` of a collection (a corrupt record, say).
+pub(crate) fn describe(seq: u32, schema_id: &str, collection_id: &str) -> String {
+    format!("document {seq} of collection {schema_id}/{collection_id}")
+}
+
 pub(crate) fn check_object(map: &Map<String, Value>, limits: Limits) -> Result<()> {
     for key in map.keys() {
         if key.is_empty() || key.len() > MAX_FIELD_NAME_LEN {

@@ -580,7 +580,10 @@ mod tests {
         let inner = cache.read();
         assert_eq!(inner.union_bytes, 0);
         let bitmaps = inner.roles.values().chain(inner.values.values());
-        assert_eq!(inner.bytes, bitmaps.map(|b| b.serialized_size()).sum::<usize>());
+        assert_eq!(
+            inner.bytes,
+            bitmaps.map(|b| b.serialized_size()).sum::<usize>()
+        );
         drop(inner);
         let fresh = cache
             .role_bitmaps(&store, 7, IndexKind::Read, &a, &counters)

@@ -13,7 +13,7 @@ use super::indexed;
 use super::plan::{QueryPlan, plan};
 use super::{Explain, OrderPlan, Plan, Query, TOTAL_CAP};
 use crate::catalog::{CollectionRecord, Counters as CollectionCounters};
-use crate::document::{DecodedDocument, Document, Loaded, Ticket, seq_of};
+use crate::document::{DecodedDocument, Document, Loaded, Ticket, describe, seq_of};
 use crate::engine::ReadView;
 use crate::error::{Denial, Error, ResourceKind, Result};
 use crate::id::quote;
@@ -144,12 +144,7 @@ impl Run<'_> {
             self.view.store,
             (coll.cid, seq),
             self.view.limits.max_depth,
-            || {
-                format!(
-                    "document {seq} of collection {}/{}",
-                    coll.schema_id, coll.id
-                )
-            },
+            || describe(seq, &coll.schema_id, &coll.id),
             |grants| roles.is_none_or(|roles| grants_to(grants, Action::Read, roles)),
         )
     }
