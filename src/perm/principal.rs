@@ -102,6 +102,11 @@ impl RoleSet {
         self.keys.contains(role)
     }
 
+    /// How many roles the set holds.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The role strings, sorted: the keys of the permission index.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().map(String::as_str)

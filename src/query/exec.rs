@@ -603,12 +603,8 @@ pub(crate) fn find(
     let explain = Explain {
         plan: match &source.visible {
             Visible::All => Plan::AllDocuments,
-            Visible::Roles { roles, .. } => Plan::RoleUnion {
-                roles: roles.keys().count(),
-            },
-            Visible::Lazy(_, roles) => Plan::RoleMerge {
-                roles: roles.keys().count(),
-            },
+            Visible::Roles { roles, .. } => Plan::RoleUnion { roles: roles.len() },
+            Visible::Lazy(_, roles) => Plan::RoleMerge { roles: roles.len() },
         },
         indexes_used: used,
         order,
