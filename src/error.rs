@@ -169,7 +169,8 @@ pub enum Error {
     /// [`std::error::Error::source`] gives the underlying error.
     #[error("storage error: {message}")]
     Storage {
-        /// What failed, for people, ending with the underlying error's message.
+        /// What failed, for people, ending with the underlying error's message (or, where
+        /// that message is raw, such as a lock held by another process, what it means).
         message: String,
         /// The underlying error.
         #[source]

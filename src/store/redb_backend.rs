@@ -156,10 +156,14 @@ fn open_when_released(builder: &redb::Builder, file: &Path) -> Result<Database> 
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(e @ redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(Error::storage(
-                    format!("the store in {} is open elsewhere", file.display()),
-                    e,
-                ));
+                return Err(Error::Storage {
+                    message: format!(
+                        "the store in {} is open elsewhere: another process (or another \
+                         handle in this one) holds its lock",
+                        file.parent().unwrap_or(file).display()
+                    ),
+                    source: Some(Box::new(e)),
+                });
             }
             other => return other.map_err(storage),
         }

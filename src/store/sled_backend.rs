@@ -34,7 +34,7 @@ impl SledBackend {
             Some(p) => config.path(p),
             None => config.temporary(true),
         };
-        let db = open_when_unlocked(&config)?;
+        let db = open_when_unlocked(&config, path)?;
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()).map_err(storage))
@@ -56,17 +56,29 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Opens `config`, waiting up to [`LOCK_WAIT`] while its directory is locked: sled
 /// releases the lock from a background thread some time after the last handle of a
 /// store drops, so a store closed and opened again at once could otherwise be refused.
-/// A store held open elsewhere is still refused, [`LOCK_WAIT`] later.
-fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db> {
+/// A store held open elsewhere is still refused, [`LOCK_WAIT`] later, saying so (sled's
+/// own message is the OS error's debug form).
+fn open_when_unlocked(config: &sled::Config, path: Option<&Path>) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match config.open() {
             Err(sled::Error::Io(e))
                 if e.kind() == std::io::ErrorKind::Other
-                    && e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
+                    && e.to_string().contains("could not acquire lock") =>
             {
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                if std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                let place =
+                    path.map_or("a temporary directory".into(), |p| p.display().to_string());
+                return Err(Error::Storage {
+                    message: format!(
+                        "the store in {place} is open elsewhere: another process (or another \
+                         handle in this one) holds its lock"
+                    ),
+                    source: Some(Box::new(sled::Error::Io(e))),
+                });
             }
             other => return other.map_err(storage),
         }

@@ -8,11 +8,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use permdb::{Db, Options, PublicKeys, Scope, StorageEngine, TokenClaims, TokenVerifier};
 
+/// Exit codes, shown under `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 failure, with a message on stderr (`permdb: ...`), \
+including `verify` finding problems; 2 a usage error (an unknown flag or a missing value). \
+Output meant for scripts goes to stdout (`--json` where a script would parse it); progress \
+and messages go to stderr.";
+
 #[derive(Parser)]
 #[command(
     name = "permdb",
     version,
-    about = "An embedded permission engine: tools and server"
+    about = "An embedded permission engine: tools and server",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,9 +30,13 @@ struct Cli {
 enum Command {
     /// Serve a store over HTTP with Appwrite's REST paths under /v1.
     Serve {
-        /// The store's directory (created when missing).
+        /// The store's directory; it must hold a store unless --create is given.
         #[arg(long)]
         data: PathBuf,
+        /// Make a new store in --data when it holds none (without it, a path that holds
+        /// no store is refused, so a typo never serves an empty store).
+        #[arg(long)]
+        create: bool,
         /// Address to listen on; port 0 picks a free one (printed on start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
@@ -51,6 +62,17 @@ enum Command {
         /// opens with the engine it was made with.
         #[arg(long, default_value = "sled", value_parser = parse_backend)]
         backend: StorageEngine,
+        /// The largest request body accepted, in bytes (1 KiB to 1 GiB); larger ones are
+        /// answered 413.
+        #[arg(long, default_value_t = 4 << 20, value_name = "BYTES",
+              value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
+        body_limit: u64,
+        /// How long a request may run before it is answered 408, in milliseconds (at
+        /// least 100). The work of a request answered 408 still finishes: a write may
+        /// commit after its client was told it timed out.
+        #[arg(long, default_value_t = 30_000, value_name = "MS",
+              value_parser = clap::value_parser!(u64).range(100..))]
+        timeout_ms: u64,
     },
     /// Run the seed scenario (sign-up, sign-in, token, key, logout, expiry) on a new store.
     Demo {
@@ -143,6 +165,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
+    /// Print the store's public token keys as JSON, for `token inspect --public-key` or a
+    /// `TokenVerifier` elsewhere (no secret: the signing keys stay in the store). It opens
+    /// the store, so stop `serve` first.
+    Keys {
+        /// The store's directory (it must hold a store).
+        #[arg(long)]
+        data: PathBuf,
+        /// The project id the server issues tokens for (`serve --project`). The keys are
+        /// the whole store's; this names the project a verifier checks, so a wrong one
+        /// gives keys that verify no token.
+        #[arg(long, default_value = "default")]
+        project: String,
+    },
     /// Print a token's claims without trusting them; with --public-key, verify it too.
     Inspect {
         /// The token text (`pdb1.…`).
@@ -158,9 +193,12 @@ enum TokenCommand {
 enum KeysCommand {
     /// Create an API key in a store and print its secret (shown once).
     Create {
-        /// The store's directory.
+        /// The store's directory; it must hold a store unless --create is given.
         #[arg(long)]
         data: PathBuf,
+        /// Make a new store in --data when it holds none.
+        #[arg(long)]
+        create: bool,
         /// A name for the key.
         #[arg(long)]
         name: String,
@@ -173,7 +211,48 @@ enum KeysCommand {
         /// The storage engine of a store created here: sled or redb.
         #[arg(long, default_value = "sled", value_parser = parse_backend)]
         backend: StorageEngine,
+        /// Print the key as JSON (`id`, `name`, `secret`, `scopes`) instead of the secret
+        /// alone.
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// Opens the store in `data` with `options`: an existing one, or a new one when `create`
+/// is set. A path that holds no store is refused without it, so a typo never makes (and
+/// then serves, or holds a key for) an empty store.
+///
+/// `--create` makes a store only in a missing or empty directory, never among other
+/// files (`--create --data ~` must not spread a store over a home directory).
+fn open_store(data: &std::path::Path, options: Options, create: bool) -> Result<Db, Failure> {
+    if Db::engine_of(data)?.is_none() {
+        let mut upgrading = data.components().as_path().as_os_str().to_owned();
+        upgrading.push(".upgrading");
+        if std::path::Path::new(&upgrading).is_dir() {
+            return Err(format!(
+                "no store in {0}: an upgrade of it was cut short; `permdb upgrade --data {0}` \
+                 finishes it",
+                data.display()
+            )
+            .into());
+        }
+        if !create {
+            return Err(format!(
+                "no store in {} (pass --create to make a new one there)",
+                data.display()
+            )
+            .into());
+        }
+        if std::fs::read_dir(data).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(format!(
+                "{} holds other files and no store: --create makes a store only in a new or \
+                 empty directory",
+                data.display()
+            )
+            .into());
+        }
+    }
+    Ok(Db::open_with(data, options)?)
 }
 
 /// `sled` or `redb`.
@@ -201,11 +280,7 @@ type Failure = Box<dyn std::error::Error>;
 /// `verify` or `repair` (`fix`) of the store in `data`, which must exist: a typo must not
 /// check (or create) an empty store.
 fn integrity(data: &std::path::Path, json: bool, fix: bool) -> Result<(), Failure> {
-    let holds_store = std::fs::read_dir(data).is_ok_and(|mut d| d.next().is_some());
-    if !holds_store {
-        return Err(format!("no store in {}", data.display()).into());
-    }
-    let db = Db::open(data)?;
+    let db = open_store(data, Options::default(), false)?;
     let what = if fix { "repair" } else { "verify" };
     let progress = |p: permdb::IntegrityProgress| {
         eprintln!("{what}: step {}/{}: {}", p.done + 1, p.total, p.step);
@@ -366,6 +441,7 @@ fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve {
             data,
+            create,
             addr,
             project,
             secure_cookies,
@@ -373,20 +449,24 @@ fn run(command: Command) -> Result<(), Failure> {
             cors_origins,
             cookie_same_site,
             backend,
+            body_limit,
+            timeout_ms,
         } => {
             let mut server = permdb_server::ServerOptions::default()
                 .secure_cookies(secure_cookies)
                 .same_site(cookie_same_site.parse()?)
-                .assigned_ids(assigned_ids);
+                .assigned_ids(assigned_ids)
+                .body_limit(usize::try_from(body_limit)?)
+                .timeout(std::time::Duration::from_millis(timeout_ms));
             for origin in &cors_origins {
                 server = server.cors_origin(origin)?;
             }
-            serve(
-                data,
-                addr,
+            let db = open_store(
+                &data,
                 Options::new().project(project).backend(backend),
-                server,
-            )
+                create,
+            )?;
+            serve(db, addr, server)
         }
         Command::Demo { data } => match data {
             Some(dir) => {
@@ -404,6 +484,14 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Token {
             command: TokenCommand::Inspect { token, public_key },
         } => inspect(&token, public_key),
+        Command::Token {
+            command: TokenCommand::Keys { data, project },
+        } => {
+            let db = open_store(&data, Options::new().project(project), false)?;
+            let keys = db.root().token_keys().public()?;
+            println!("{}", serde_json::to_string_pretty(&keys)?);
+            Ok(())
+        }
         Command::Verify { data, json } => integrity(&data, json, false),
         Command::Repair { data, json } => integrity(&data, json, true),
         Command::Upgrade { data } => upgrade(&data),
@@ -418,19 +506,34 @@ fn run(command: Command) -> Result<(), Failure> {
             command:
                 KeysCommand::Create {
                     data,
+                    create,
                     name,
                     scopes,
                     project,
                     backend,
+                    json,
                 },
         } => {
             let scopes = parse_scopes(&scopes)?;
-            let db = Db::open_with(&data, Options::new().project(project).backend(backend))?;
+            let db = open_store(
+                &data,
+                Options::new().project(project).backend(backend),
+                create,
+            )?;
             let key = db.root().keys().create(&name, &scopes)?;
-            println!("{}", key.secret);
+            let names: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+            if json {
+                let out = serde_json::json!({
+                    "id": key.id, "name": name, "secret": key.secret, "scopes": names,
+                });
+                println!("{out}");
+            } else {
+                println!("{}", key.secret);
+            }
             eprintln!(
-                "key {} created with scopes {scopes:?}; the secret above is shown once",
-                key.id
+                "key {} created with scopes {}; the secret is shown once",
+                key.id,
+                names.join(",")
             );
             Ok(())
         }
@@ -460,7 +563,14 @@ fn parse_scopes(text: &str) -> Result<Vec<Scope>, Failure> {
                 .iter()
                 .copied()
                 .find(|scope| scope.to_string() == s.trim())
-                .ok_or_else(|| format!("unknown scope {s:?}").into())
+                .ok_or_else(|| {
+                    let valid: Vec<String> = Scope::ALL.iter().map(ToString::to_string).collect();
+                    format!(
+                        "unknown scope {s:?}; the scopes are {}, or all",
+                        valid.join(", ")
+                    )
+                    .into()
+                })
         })
         .collect()
 }
@@ -490,12 +600,13 @@ fn inspect(token: &str, public_key: Option<PathBuf>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn serve(
-    data: PathBuf,
-    addr: SocketAddr,
-    options: Options,
-    server: permdb_server::ServerOptions,
-) -> Result<(), Failure> {
+/// How long requests in flight may run on after a stop signal before the server stops
+/// anyway (a second signal stops it at once). Under `docker stop`'s 10 s default.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// Serves `db` on `addr` until SIGINT or SIGTERM, then stops taking connections and
+/// lets the requests in flight finish (at most [`GRACE`]) before the store closes.
+fn serve(db: Db, addr: SocketAddr, server: permdb_server::ServerOptions) -> Result<(), Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -504,16 +615,62 @@ fn serve(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let db = Db::open_with(&data, options)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        let stop = stop_signal("permdb: stopping: finishing the requests in flight")?;
         println!("listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, permdb_server::router_with(db, server))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+        let told = std::sync::Arc::clone(&stopping);
+        let serving = axum::serve(listener, permdb_server::router_with(db, server))
+            .with_graceful_shutdown(async move {
+                stop.await;
+                told.notify_one();
+            });
+        tokio::select! {
+            served = serving => served?,
+            () = async {
+                stopping.notified().await;
+                match stop_signal("permdb: a second signal: stopping now") {
+                    Ok(again) => tokio::select! {
+                        () = tokio::time::sleep(GRACE) => eprintln!(
+                            "permdb: requests still running after {} s: stopping anyway",
+                            GRACE.as_secs()
+                        ),
+                        () = again => {}
+                    },
+                    Err(_) => tokio::time::sleep(GRACE).await,
+                }
+            } => {}
+        }
+        eprintln!("permdb: stopped");
         Ok::<(), Failure>(())
+    })
+}
+
+/// A future that resolves at the next SIGINT (Ctrl-C) or SIGTERM (what `kill`, systemd
+/// and container runtimes send), saying `message`. The handlers are installed here, before the future is
+/// first polled, so a signal that comes right after "listening on" is printed is not
+/// lost to the default action (being killed).
+#[cfg(unix)]
+fn stop_signal(message: &'static str) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        eprintln!("{message}");
+    })
+}
+
+/// A future that resolves at the next Ctrl-C, saying `message`.
+#[cfg(not(unix))]
+fn stop_signal(message: &'static str) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("{message}");
     })
 }

@@ -32,6 +32,7 @@ fn verify_and_repair_report_with_progress_and_exit_codes() {
         let (ok, _, err) = permdb(&[
             "keys",
             "create",
+            "--create",
             "--data",
             data,
             "--name",
