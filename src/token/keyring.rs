@@ -13,11 +13,29 @@ use crate::error::{Error, Result};
 use crate::store::keys::AuthTag;
 use crate::store::{Direction, Store, Tree, WriteBatch, codec, keys};
 
+/// A token signing key as stored.
+///
+/// INVARIANT (signing-secret-wiped): `secret` is overwritten with zeros when the record
+/// drops (`Drop` below), so a decoded key does not linger in freed memory. The
+/// `SigningKey` made from it wipes its own copy (ed25519-dalek's `zeroize` feature).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SigningKeyRecord {
     pub(crate) key_id: u64,
     pub(crate) secret: [u8; 32],
     pub(crate) created_ms: i64,
+}
+
+impl SigningKeyRecord {
+    /// Overwrites the secret with zeros.
+    fn wipe(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+impl Drop for SigningKeyRecord {
+    fn drop(&mut self) {
+        self.wipe();
+    }
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -277,6 +295,16 @@ pub(crate) fn verify_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signing_secret_is_wiped_when_its_record_drops() {
+        // Without the `Drop` impl the record (plain integers and bytes) would need no drop.
+        assert!(std::mem::needs_drop::<SigningKeyRecord>());
+        let mut record = new_record(0);
+        assert_ne!(record.secret, [0; 32]);
+        record.wipe();
+        assert_eq!(record.secret, [0; 32]);
+    }
 
     #[test]
     fn debug_redacts_the_secret_keys() {

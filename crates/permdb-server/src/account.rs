@@ -96,12 +96,11 @@ async fn create_session(
             .account()
             .create_email_password_session(&b.email, &b.password)?;
         // The web SDK keeps the session in this cookie, out of reach of script (HttpOnly).
-        let cookie = format!(
-            "{}={}; Max-Age={}; {}",
+        let cookie = session_cookie(
             cookie_name(db.project()),
-            session.secret,
-            (session.expire - db.now()).whole_seconds().max(0),
-            cookie_attributes(&options)
+            session.secret.clone(),
+            session.expire - db.now(),
+            &options,
         );
         // As Appwrite: the body carries the secret only for a request made with an API key
         // (an app's server, signing its user in for server-side rendering). A browser's
@@ -201,19 +200,30 @@ async fn delete_sessions(
     .await
 }
 
-/// The session cookie's attributes: out of reach of script (`HttpOnly`), with the
-/// configured `SameSite`; `Secure` when configured, and always with `SameSite=None`.
-fn cookie_attributes(options: &ServerOptions) -> String {
+/// The `Set-Cookie` value of session cookie `name=value` for `max_age` (none left:
+/// `Max-Age=0`, drop it), built by the `cookie` crate: out of reach of script
+/// (`HttpOnly`), path `/`, the configured `SameSite`; `Secure` when configured, and always
+/// with `SameSite=None` (browsers refuse such a cookie otherwise).
+fn session_cookie(
+    name: String,
+    value: String,
+    max_age: time::Duration,
+    options: &ServerOptions,
+) -> String {
     let same_site = match options.same_site {
-        SameSite::Strict => "Strict",
-        SameSite::Lax => "Lax",
-        SameSite::None => "None",
+        SameSite::Strict => cookie::SameSite::Strict,
+        SameSite::Lax => cookie::SameSite::Lax,
+        SameSite::None => cookie::SameSite::None,
     };
     let secure = options.secure_cookies || options.same_site == SameSite::None;
-    format!(
-        "Path=/; HttpOnly; SameSite={same_site}{}",
-        if secure { "; Secure" } else { "" }
-    )
+    cookie::Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(same_site)
+        .secure(secure)
+        .max_age(max_age.max(time::Duration::ZERO))
+        .build()
+        .to_string()
 }
 
 /// Tells the browser to drop the session cookies (the current name and `_legacy`): the
@@ -221,7 +231,7 @@ fn cookie_attributes(options: &ServerOptions) -> String {
 fn clear_session_cookie(response: &mut Response, db: &Db, options: &ServerOptions) {
     let name = cookie_name(db.project());
     for cookie in [name.clone(), format!("{name}_legacy")] {
-        let value = format!("{cookie}=; Max-Age=0; {}", cookie_attributes(options));
+        let value = session_cookie(cookie, String::new(), time::Duration::ZERO, options);
         if let Ok(v) = HeaderValue::from_str(&value) {
             response.headers_mut().append(SET_COOKIE, v);
         }

@@ -387,6 +387,26 @@ async fn the_session_cookie_takes_the_configured_same_site() {
     assert!(lax.contains(&"SameSite=Lax".to_owned()), "{lax:?}");
     assert!(lax.contains(&"HttpOnly".to_owned()), "{lax:?}");
     assert!(!lax.contains(&"Secure".to_owned()), "{lax:?}");
+    assert!(lax.contains(&"Path=/".to_owned()), "{lax:?}");
+    // The session's lifetime (a year by default), in whole seconds.
+    let age = lax
+        .iter()
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .and_then(|s| s.parse::<i64>().ok());
+    assert!(age.is_some_and(|s| s > 86_400), "{lax:?}");
+    // `--secure-cookies` marks it Secure with any SameSite.
+    let (options, clock) = common::test_options();
+    let s = start_with(
+        options,
+        clock,
+        ServerOptions::default().secure_cookies(true),
+    )
+    .await;
+    let secure = attributes(&sign_in_cookie(&s).await);
+    assert!(
+        secure.contains(&"Secure".to_owned()) && secure.contains(&"SameSite=Lax".to_owned()),
+        "{secure:?}"
+    );
     for (same_site, wanted) in [
         (SameSite::Strict, "SameSite=Strict"),
         (SameSite::None, "SameSite=None"),
