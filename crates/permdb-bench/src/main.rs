@@ -33,6 +33,69 @@ use permdb::{Db, Durability, Query, StorageEngine};
 use report::Report;
 use serde_json::json;
 
+/// permdb's benchmark runner: first pages, counts, gets, inserts, opens, disk and memory,
+/// for the visibility profiles P1 to P4 at each size, on sled and redb, beside Appwrite's
+/// design on SQLite and a hand-written sled scan, on the same seeded data.
+#[derive(clap::Parser)]
+#[command(name = "bench", after_help = MODES)]
+struct Cli {
+    /// Collection sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    docs: Vec<u32>,
+    /// Profiles, comma-separated: P1 (each document readable by one user), P2 (P1, 10%
+    /// by anyone, one team each), P3 (P2 with an indexed filter matching 1%), P4 (P2,
+    /// users in 50 teams).
+    #[arg(long, value_delimiter = ',', default_value = "P1,P2,P3,P4", value_parser = parse_profile)]
+    profiles: Vec<Profile>,
+    /// permdb's storage engines, comma-separated: sled, redb.
+    #[arg(long, value_delimiter = ',', default_value = "sled,redb", value_parser = parse_backend)]
+    backends: Vec<StorageEngine>,
+    /// Peers, comma-separated: sqlite, sled, or none.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,sled",
+          value_parser = ["sqlite", "sled", "none"])]
+    peers: Vec<String>,
+    /// Users sampled per profile.
+    #[arg(long, default_value_t = 20)]
+    users: u32,
+    /// Where stores (under data/), results.json and the charts go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Profiling: ask first pages as USERS users for SECONDS a figure on the store in DIR
+    /// (filtered on CATEGORY when given), then the same right after writes.
+    #[arg(long, num_args = 3..=4, value_names = ["DIR", "USERS", "SECONDS", "CATEGORY"])]
+    page_loop: Option<Vec<String>>,
+    /// Draw DIR/page-P*.svg again from DIR/results.json, and stop.
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
+    /// Single writes and batches with no subscribers, ROUNDS fresh stores (default 3).
+    #[arg(long, num_args = 0..=1, value_name = "ROUNDS")]
+    writes: Option<Option<u32>>,
+    /// Write and delivery latency with N live subscriptions, for each N (comma-separated),
+    /// then optionally the number of writes (default 2,000).
+    #[arg(long, num_args = 1..=2, value_names = ["N,N,...", "WRITES"])]
+    live: Option<Vec<String>>,
+    /// Internal: the resident memory of a process that opens DIR and asks USERS pages.
+    #[arg(long, num_args = 2, value_names = ["DIR", "USERS"], hide = true)]
+    rss_probe: Option<Vec<String>>,
+}
+
+/// The other modes, under `--help`.
+const MODES: &str = "Stores are cached under <out>/data, so a rerun does not rebuild them. \
+Prints a markdown table per size and profile, writes <out>/results.json and <out>/page-<P>.svg. \
+Other modes: --page-loop (profiling), --charts, --writes, --live (each stops after its own work).";
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::parse(s).ok_or_else(|| format!("{s:?}: P1, P2, P3 or P4"))
+}
+
+fn parse_backend(s: &str) -> Result<StorageEngine, String> {
+    match s {
+        "sled" => Ok(StorageEngine::Sled),
+        "redb" => Ok(StorageEngine::Redb),
+        other => Err(format!("{other:?}: sled or redb")),
+    }
+}
+
 struct Args {
     docs: Vec<u32>,
     backends: Vec<StorageEngine>,
@@ -43,52 +106,18 @@ struct Args {
     out: PathBuf,
 }
 
-fn args() -> Args {
-    let mut a = Args {
-        docs: vec![10_000, 100_000],
-        backends: vec![StorageEngine::Sled, StorageEngine::Redb],
-        profiles: vec![Profile::P1, Profile::P2, Profile::P3, Profile::P4],
-        sqlite: true,
-        sled: true,
-        users: 20,
-        out: PathBuf::from("target/bench"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--docs" => {
-                a.docs = value
-                    .split(',')
-                    .map(|v| v.parse().expect("--docs takes numbers"))
-                    .collect()
-            }
-            "--profiles" => {
-                a.profiles = value
-                    .split(',')
-                    .map(|v| Profile::parse(v).expect("profiles are P1..P4"))
-                    .collect()
-            }
-            "--peers" => {
-                a.sqlite = value.split(',').any(|p| p == "sqlite");
-                a.sled = value.split(',').any(|p| p == "sled");
-            }
-            "--backends" => {
-                a.backends = value
-                    .split(',')
-                    .map(|v| match v {
-                        "sled" => StorageEngine::Sled,
-                        "redb" => StorageEngine::Redb,
-                        other => panic!("--backends takes sled,redb, not {other}"),
-                    })
-                    .collect();
-            }
-            "--users" => a.users = value.parse().expect("--users takes a number"),
-            "--out" => a.out = PathBuf::from(value),
-            other => panic!("unknown flag {other}"),
+impl From<Cli> for Args {
+    fn from(cli: Cli) -> Args {
+        Args {
+            docs: cli.docs,
+            backends: cli.backends,
+            profiles: cli.profiles,
+            sqlite: cli.peers.iter().any(|p| p == "sqlite"),
+            sled: cli.peers.iter().any(|p| p == "sled"),
+            users: cli.users,
+            out: cli.out,
         }
     }
-    a
 }
 
 /// Median of per-call times in µs, calling `f` round-robin over `asks` until `budget`
@@ -556,24 +585,49 @@ fn permdb_rows(
 /// Opens of each store timed for the `open` figure (its median).
 const OPENS: usize = 5;
 
+/// `--live`: write and delivery latency with each number of live subscribers.
+fn run_live(counts: &[u32], writes: u32) {
+    let dir = std::env::temp_dir().join("permdb-bench-live");
+    println!(
+        "| subscribers | single create median (µs) | p99 (µs) | batched insert (docs/s) | delivery median (µs) | delivery p99 (µs) | subscription visits |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &n in counts {
+        eprintln!("== {n} live subscribers");
+        let r = live::run(&dir, n, writes);
+        let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1}"));
+        println!(
+            "| {n} | {} | {} | {:.0} | {} | {} | {} |",
+            f("single_create_median_us"),
+            f("single_create_p99_us"),
+            r["batched_insert_docs_per_s"].as_f64().unwrap_or(0.0),
+            f("delivery_median_us"),
+            f("delivery_p99_us"),
+            r["subscription_visits"]
+        );
+        eprintln!("{r}");
+    }
+}
+
 fn main() {
-    let raw: Vec<String> = std::env::args().collect();
-    if raw.get(1).map(String::as_str) == Some("--rss-probe") {
-        rss_probe(&raw[2], raw[3].parse().unwrap());
+    let cli = <Cli as clap::Parser>::parse();
+    if let Some(probe) = &cli.rss_probe {
+        rss_probe(&probe[0], probe[1].parse().expect("--rss-probe DIR USERS"));
         return;
     }
-    if raw.get(1).map(String::as_str) == Some("--page-loop") {
+    if let Some(l) = &cli.page_loop {
         page_loop(
-            &raw[2],
-            raw[3].parse().unwrap(),
-            raw[4].parse().unwrap(),
-            raw.get(5).map(String::as_str),
+            &l[0],
+            l[1].parse()
+                .expect("--page-loop DIR USERS SECONDS: USERS is a number"),
+            l[2].parse()
+                .expect("--page-loop DIR USERS SECONDS: SECONDS is a number"),
+            l.get(3).map(String::as_str),
         );
         return;
     }
-    if raw.get(1).map(String::as_str) == Some("--charts") {
-        // `--charts DIR`: draw DIR/page-P*.svg again from DIR/results.json.
-        let dir = Path::new(&raw[2]);
+    if let Some(dir) = &cli.charts {
+        // Draw DIR/page-P*.svg again from DIR/results.json.
         let results: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
                 .unwrap();
@@ -583,37 +637,23 @@ fn main() {
         }
         return;
     }
-    if raw.get(1).map(String::as_str) == Some("--writes") {
-        writes::run(raw.get(2).map_or(3, |r| r.parse().unwrap()));
+    if let Some(rounds) = cli.writes {
+        writes::run(rounds.unwrap_or(3));
         return;
     }
-    if raw.get(1).map(String::as_str) == Some("--live") {
+    if let Some(live_args) = &cli.live {
         // `--live 0,100,10000 [writes]`: write and delivery latency with live subscribers.
-        let counts: Vec<u32> = raw[2].split(',').map(|v| v.parse().unwrap()).collect();
-        let writes = raw.get(3).map_or(2000, |w| w.parse().unwrap());
-        let dir = std::env::temp_dir().join("permdb-bench-live");
-        println!(
-            "| subscribers | single create median (µs) | p99 (µs) | batched insert (docs/s) | delivery median (µs) | delivery p99 (µs) | subscription visits |"
-        );
-        println!("|---|---|---|---|---|---|---|");
-        for n in counts {
-            eprintln!("== {n} live subscribers");
-            let r = live::run(&dir, n, writes);
-            let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1}"));
-            println!(
-                "| {n} | {} | {} | {:.0} | {} | {} | {} |",
-                f("single_create_median_us"),
-                f("single_create_p99_us"),
-                r["batched_insert_docs_per_s"].as_f64().unwrap_or(0.0),
-                f("delivery_median_us"),
-                f("delivery_p99_us"),
-                r["subscription_visits"]
-            );
-            eprintln!("{r}");
-        }
+        let counts: Vec<u32> = live_args[0]
+            .split(',')
+            .map(|v| v.parse().expect("--live takes numbers"))
+            .collect();
+        let writes = live_args.get(1).map_or(2000, |w| {
+            w.parse().expect("--live N,N WRITES: WRITES is a number")
+        });
+        run_live(&counts, writes);
         return;
     }
-    let args = args();
+    let args = Args::from(cli);
     let command = format!(
         "cargo run --release -p permdb-bench -- {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")

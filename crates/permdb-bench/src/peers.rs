@@ -44,6 +44,42 @@ pub fn permdb_options() -> Options {
         })
 }
 
+/// Reports a build's progress on stderr, a line per 5% (with the rate so far): a 1M
+/// store takes minutes, which must not look like a hang.
+pub struct Progress {
+    what: String,
+    total: u32,
+    start: std::time::Instant,
+    next: u32,
+}
+
+impl Progress {
+    pub fn new(what: String, total: u32) -> Progress {
+        Progress {
+            what,
+            total,
+            start: std::time::Instant::now(),
+            next: 1,
+        }
+    }
+
+    /// `done` documents are in.
+    pub fn at(&mut self, done: u32) {
+        let percent = u64::from(done) * 100 / u64::from(self.total.max(1));
+        if percent < u64::from(self.next) * 5 {
+            return;
+        }
+        self.next = u32::try_from(percent / 5 + 1).unwrap_or(u32::MAX);
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        eprintln!(
+            "  {}: {done} of {} ({percent}%), {:.0} docs/s",
+            self.what,
+            self.total,
+            f64::from(done) / secs
+        );
+    }
+}
+
 /// Builds (or, when `dir` holds a complete store, reopens) the permdb store of a data set.
 /// Returns the store, the seconds spent inserting (batched) when it was built, and the
 /// engine file's bytes before and after the compaction that follows a build (redb).
@@ -108,6 +144,7 @@ pub fn permdb_build(
         let coll = root.schema("db").collection("docs");
         let start = std::time::Instant::now();
         let ids: Vec<u32> = (0..n).collect();
+        let mut progress = Progress::new(format!("building permdb on {engine:?}"), n);
         for chunk in ids.chunks(10_000) {
             coll.create_many(chunk.iter().map(|&i| {
                 let d = doc(profile, i);
@@ -119,6 +156,7 @@ pub fn permdb_build(
                 (d.id.clone(), data_of(&d, i), Some(perms))
             }))
             .unwrap();
+            progress.at(chunk.last().map_or(0, |i| i + 1));
         }
         db.flush().unwrap();
         insert_secs = Some(start.elapsed().as_secs_f64());
@@ -228,6 +266,7 @@ pub fn sqlite_build(path: &Path, profile: Profile, n: u32) -> (Connection, Optio
     c.execute_batch(SCHEMA).unwrap();
     let start = std::time::Instant::now();
     let ids: Vec<u32> = (0..n).collect();
+    let mut progress = Progress::new("building sqlite".into(), n);
     for chunk in ids.chunks(10_000) {
         let tx = c.transaction().unwrap();
         {
@@ -256,6 +295,7 @@ pub fn sqlite_build(path: &Path, profile: Profile, n: u32) -> (Connection, Optio
             }
         }
         tx.commit().unwrap();
+        progress.at(chunk.last().map_or(0, |i| i + 1));
     }
     let secs = start.elapsed().as_secs_f64();
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
@@ -381,6 +421,7 @@ pub fn sled_build(dir: &Path, profile: Profile, n: u32) -> (sled::Db, Option<f64
     let db = sled::open(dir).unwrap();
     let start = std::time::Instant::now();
     let ids: Vec<u32> = (0..n).collect();
+    let mut progress = Progress::new("building the sled scan".into(), n);
     for chunk in ids.chunks(10_000) {
         let mut batch = sled::Batch::default();
         for &i in chunk {
@@ -389,6 +430,7 @@ pub fn sled_build(dir: &Path, profile: Profile, n: u32) -> (sled::Db, Option<f64
             batch.insert(d.id.as_bytes(), serde_json::to_vec(&value).unwrap());
         }
         db.apply_batch(batch).unwrap();
+        progress.at(chunk.last().map_or(0, |i| i + 1));
     }
     db.flush().unwrap();
     let secs = start.elapsed().as_secs_f64();

@@ -22,13 +22,19 @@ use serde_json::json;
 
 const USERS: u32 = 1_000;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// Throughput of `permdb serve`'s routes under wrk: a user listing 25 of the documents
+/// they may read, over HTTP on loopback.
+#[derive(clap::Parser)]
+struct Args {
+    /// Documents in the collection (the store is built once, under target/bench).
+    #[arg(long, default_value_t = 100_000)]
+    docs: u64,
+    /// How long wrk runs, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// wrk's connections.
+    #[arg(long, default_value_t = 16)]
+    connections: u64,
 }
 
 /// Builds the store, or reopens it when a complete one is cached.
@@ -66,6 +72,16 @@ fn store(docs: u64) -> Result<Db, Box<dyn std::error::Error>> {
             )
         });
         c.create_many(batch)?;
+        // A line per 5%, with the rate: a large store takes minutes to build.
+        let done = chunk.last().map_or(0, |i| i + 1);
+        let step = (docs / 20).max(1);
+        if done % step < 5_000 || done == docs {
+            eprintln!(
+                "building: {done} of {docs} ({}%), {:.0} docs/s",
+                done * 100 / docs.max(1),
+                done as f64 / start.elapsed().as_secs_f64().max(1e-9)
+            );
+        }
     }
     db.client()
         .account()
@@ -103,9 +119,11 @@ fn page(client: &Client) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let docs = arg("--docs", 100_000);
-    let seconds = arg("--seconds", 10);
-    let connections = arg("--connections", 16);
+    let Args {
+        docs,
+        seconds,
+        connections,
+    } = clap::Parser::parse();
     let db = store(docs)?;
     let session = db
         .client()
