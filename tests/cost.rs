@@ -284,12 +284,8 @@ fn page_totals_are_exact_below_the_cap_and_capped_above() {
     assert_eq!(ids[..4], ["d0", "d2", "d3", "d4"]);
 }
 
-/// A user's page narrowed by an index (the roles' union met with the index's answer):
-/// pages, totals, counts and cursors in `$sequence` and sorted orders, exact and not,
-/// against the documents worked out by hand. A cursor need not match the filter, only be
-/// readable.
-#[test]
-fn a_users_page_narrowed_by_an_index_answers_pages_totals_and_cursors() {
+/// An empty collection with document security and a key index on `category`.
+fn category_collection() -> (Db, Collection) {
     let db = common::temporary().unwrap();
     let coll = common::create_collection(
         &db,
@@ -303,6 +299,16 @@ fn a_users_page_narrowed_by_an_index_answers_pages_totals_and_cursors() {
     collections
         .create_index("c", permdb::IndexSpec::key("by_category", ["category"]))
         .unwrap();
+    (db, coll)
+}
+
+/// A user's page narrowed by an index (the roles' union met with the index's answer):
+/// pages, totals, counts and cursors in `$sequence` and sorted orders, exact and not,
+/// against the documents worked out by hand. A cursor need not match the filter, only be
+/// readable.
+#[test]
+fn a_users_page_narrowed_by_an_index_answers_pages_totals_and_cursors() {
+    let (db, coll) = category_collection();
     // u1 reads through three roles: its own, `users` and `any`.
     let readers = [
         Role::user("u1"),
@@ -406,19 +412,7 @@ fn a_users_page_narrowed_by_an_index_answers_pages_totals_and_cursors() {
 /// writes; a page deep enough to pass the lazy intersection's probe budget is asked too.)
 #[test]
 fn a_users_narrowed_page_and_count_follow_writes_to_the_value_and_the_roles() {
-    let db = common::temporary().unwrap();
-    let coll = common::create_collection(
-        &db,
-        "s",
-        CollectionSpec::new("c", "C").document_security(true),
-    );
-    let collections = db.root().schema("s").collections();
-    collections
-        .create_attribute("c", permdb::AttributeSpec::string("category", 10))
-        .unwrap();
-    collections
-        .create_index("c", permdb::IndexSpec::key("by_category", ["category"]))
-        .unwrap();
+    let (db, coll) = category_collection();
     db.client()
         .account()
         .create("u1", "u1@example.com", "password-1", None)
